@@ -1,0 +1,32 @@
+# The two commands of README.md live here:  make demo  and  make test.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+OUT ?= out
+
+.PHONY: demo test venv clean
+
+# A virtual environment with legsleeve and the plotting extra, installed editable from this checkout.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -e '.[plot]'
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) install -e '.[plot,test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+# A simulated sleeve doing its job on the default config.
+demo: $(VENV)/.installed
+	$(BIN)/legsleeve check-config
+	$(BIN)/legsleeve sensors --sim --samples 3
+
+# Everything the tests need, then the tests.
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -1,0 +1,57 @@
+"""Time, injected: a monotonic wall clock for the sleeve and a virtual clock for simulation and tests.
+
+Control code never reads the time itself; it is handed `now_s` by whoever owns a clock.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Seconds on a monotonic scale (the origin means nothing)."""
+
+    def sleep(self, seconds: float) -> None:
+        """Let `seconds` pass."""
+
+
+class MonotonicClock:
+    """Real time from `time.monotonic` (never `time.time`, which steps with NTP)."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+class VirtualClock:
+    """Simulated time that moves only when told to.
+
+    Listeners are called with the new time after every advance; the pneumatic model integrates itself there,
+    so whatever the pins say during an interval is what the air feels during that interval.
+    """
+
+    def __init__(self, start_s: float = 0.0):
+        self._now_s = float(start_s)
+        self._listeners: list[Callable[[float], None]] = []
+
+    def now(self) -> float:
+        return self._now_s
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self.advance(seconds)
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError(f"time cannot run backwards ({seconds} s)")
+        self._now_s += seconds
+        for listener in self._listeners:
+            listener(self._now_s)
+
+    def on_advance(self, listener: Callable[[float], None]) -> None:
+        self._listeners.append(listener)

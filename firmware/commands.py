@@ -1,0 +1,46 @@
+"""What the control core asks of the actuators, as data whose default is the safe state.
+
+The safe state: pump off (duty 0), every inlet closed, every exhaust open (DESIGN §4). A zone with no action given
+is vented, so `Commands()` — and the constant `SAFE` — is the safe state for any number of zones.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class ZoneAction(enum.Enum):
+    """A zone's valve pair in pneumatic verbs. Which coil state that means is wiring, decided in drivers.py."""
+
+    VENT = "vent"  # inlet closed, exhaust open (the unpowered state)
+    HOLD = "hold"  # inlet closed, exhaust closed
+    FILL = "fill"  # inlet open, exhaust closed
+
+    @property
+    def inlet_open(self) -> bool:
+        return self is ZoneAction.FILL
+
+    @property
+    def exhaust_open(self) -> bool:
+        return self is ZoneAction.VENT
+
+
+VENT, HOLD, FILL = ZoneAction.VENT, ZoneAction.HOLD, ZoneAction.FILL
+
+
+@dataclass(frozen=True)
+class Commands:
+    """Pump duty (0-1) and one action per zone, distal to proximal; missing zones vent."""
+
+    pump_duty: float = 0.0
+    zones: tuple[ZoneAction, ...] = ()
+
+    def action(self, index: int) -> ZoneAction:
+        return self.zones[index] if index < len(self.zones) else VENT
+
+    def is_safe(self) -> bool:
+        return self.pump_duty == 0.0 and all(a is VENT for a in self.zones)
+
+
+SAFE = Commands()

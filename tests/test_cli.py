@@ -1,0 +1,81 @@
+"""The command line: exit codes, messages without tracebacks, nothing actuated on bad input."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from legsleeve.cli import main
+from tests.conftest import CONFIG_DIR, ROOT
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit) as ex:
+        main(["--help"])
+    assert ex.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("check-config", "vent", "sensors"):
+        assert command in out
+
+
+def test_bad_usage_exits_2(capsys):
+    with pytest.raises(SystemExit) as ex:
+        main(["vent", "--no-such-flag"])
+    assert ex.value.code == 2
+
+
+def test_check_config_accepts_the_shipped_config(capsys):
+    code, out, _ = run(capsys, "check-config", "--config", str(CONFIG_DIR))
+    assert code == 0 and "OK - 4 zones (ankle, calf, knee, thigh)" in out
+
+
+def test_check_config_rejects_with_file_line_key_and_exit_2(capsys, tmp_path):
+    text = (CONFIG_DIR / "hardware.yaml").read_text().replace("  max_mmhg: 90", "  max_mmhg: 400")
+    (tmp_path / "hardware.yaml").write_text(text)
+    code, out, err = run(capsys, "check-config", "--config", str(tmp_path))
+    assert code == 2
+    assert f"{tmp_path}/hardware.yaml:" in err and ": limits.max_mmhg: must be <= 150" in err
+    assert "Traceback" not in err and "nothing was actuated" in err
+
+
+def test_vent_on_the_simulated_rig(capsys):
+    code, out, _ = run(capsys, "vent", "--sim", "--config", str(CONFIG_DIR))
+    assert code == 0 and "vented" in out
+
+
+def test_hardware_start_failure_is_fatal_not_a_silent_simulation(capsys):
+    """On a PC there is no GPIO: without --sim this must fail, never fall back to the simulated rig."""
+    code, out, err = run(capsys, "vent", "--config", str(CONFIG_DIR))
+    assert code == 1
+    assert "no GPIO library could start" in err and "--sim" in err
+    assert "vented" not in out
+
+
+def test_sensors_prints_readings_per_zone(capsys):
+    code, out, _ = run(capsys, "sensors", "--sim", "--samples", "3", "--config", str(CONFIG_DIR))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("zero (vented, absolute hPa): ankle 10")
+    assert lines[1].split()[:6] == ["t_s", "ankle", "calf", "knee", "thigh", "manifold"]
+    rows = [line.split() for line in lines[2:]]
+    assert len(rows) == 3
+    assert all(abs(float(v)) < 0.5 for row in rows for v in row[1:])  # vented sleeve: gauge ~0
+
+
+def test_console_script_is_installed():
+    exe = shutil.which("legsleeve", path=str(ROOT / ".venv" / "bin")) or shutil.which("legsleeve")
+    if exe is None:
+        exe_cmd = [sys.executable, "-m", "legsleeve"]
+    else:
+        exe_cmd = [exe]
+    proc = subprocess.run([*exe_cmd, "check-config", "--config", str(CONFIG_DIR)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

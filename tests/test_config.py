@@ -1,0 +1,151 @@
+"""Hardware config validation: the shipped file loads; each malformed variant names file, line and key."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from legsleeve.config import ABS_MAX_MMHG, load_hardware
+from legsleeve.errors import ConfigError
+from tests.conftest import CONFIG_DIR
+
+SHIPPED = (CONFIG_DIR / "hardware.yaml").read_text()
+
+
+def test_shipped_config_describes_the_reference_build(cfg):
+    assert cfg.zone_names == ("ankle", "calf", "knee", "thigh")
+    assert [z.index for z in cfg.zones] == [0, 1, 2, 3]
+    assert all(not z.inlet.normally_open and z.exhaust.normally_open for z in cfg.zones)
+    assert cfg.pump.pin.gpio == 18 and cfg.pump.min_duty == 0.7
+    assert cfg.i2c.mux_address == 0x70 and cfg.i2c.sensor_address == 0x18
+    assert cfg.manifold_channel == 4
+    assert cfg.limits.max_mmhg <= ABS_MAX_MMHG
+    assert cfg.warnings == ()
+    assert cfg.simulation.zones["thigh"].compliance_l_per_mmhg > cfg.simulation.zones["ankle"].compliance_l_per_mmhg
+
+
+def _load_variant(tmp_path, text):
+    (tmp_path / "hardware.yaml").write_text(text)
+    return load_hardware(tmp_path)
+
+
+def _line_of(text: str, needle: str) -> int:
+    for n, line in enumerate(text.splitlines(), 1):
+        if needle in line:
+            return n
+    raise AssertionError(f"{needle!r} not in variant")
+
+
+# (id, old text, new text, key path expected, message fragment, line marker: text on the expected line)
+CASES = [
+    ("unknown key", "  min_duty: 0.7", "  min_duty: 0.7\n  max_presure_mmhg: 3", "pump.max_presure_mmhg",
+     "unknown key", "max_presure_mmhg"),
+    ("typo suggests", "  trip_margin_mmhg: 10", "  trip_margn_mmhg: 10", "limits.trip_margn_mmhg",
+     "did you mean 'trip_margin_mmhg'", "trip_margn_mmhg"),
+    ("wrong type", "  min_duty: 0.7 ", "  min_duty: fast ", "pump.min_duty", "must be a number", "min_duty"),
+    ("bool is not a number", "tick_hz: 50", "tick_hz: true", "tick_hz", "must be a number", "tick_hz"),
+    ("missing key", "  max_mmhg: 90\n", "", "limits.max_mmhg", "missing (required)", "limits:"),
+    ("missing key in a list item", "    sensor_channel: 2\n", "", "zones[2].sensor_channel", "missing (required)",
+     "- name: knee"),
+    ("missing section", "pump:\n", "pumpe:\n", "pump", "missing (required)", None),
+    ("nan", "  max_mmhg: 90", "  max_mmhg: .nan", "limits.max_mmhg", "finite", "max_mmhg"),
+    ("inf", "  ambient_hpa: 1013.25", "  ambient_hpa: .inf", "simulation.ambient_hpa", "finite", "ambient_hpa"),
+    ("above hard ceiling", "  max_mmhg: 90", "  max_mmhg: 200", "limits.max_mmhg", "must be <= 150", "max_mmhg"),
+    ("debounce ceiling", "  overpressure_debounce_s: 0.1", "  overpressure_debounce_s: 0.5",
+     "limits.overpressure_debounce_s", "must be <= 0.1", "overpressure_debounce_s"),
+    ("negative", "  fill_timeout_s: 40", "  fill_timeout_s: -3", "limits.fill_timeout_s", "must be > 0",
+     "fill_timeout_s"),
+    ("duplicate pin", "{pin: GPIO23,", "{pin: GPIO17,", "zones[1].exhaust.pin", "already used by zones[0].inlet.pin",
+     "{pin: GPIO17, form: normally-open"),
+    ("duplicate pin by another name", "{pin: GPIO23,", "{pin: BOARD11,", "zones[1].exhaust.pin",
+     "GPIO17 is already used", "{pin: BOARD11"),
+    ("invalid pin", "  pin: GPIO18 ", "  pin: GPIO40 ", "pump.pin", "not a GPIO on the 40-pin header",
+     "GPIO40"),
+    ("power pin", "  pin: GPIO18 ", "  pin: BOARD1 ", "pump.pin", "3V3, not a GPIO", "pin: BOARD1 "),
+    ("i2c pin", "  pin: GPIO18 ", "  pin: GPIO2 ", "pump.pin", "carries the I2C bus", "GPIO2"),
+    ("valve form that fails unsafe", "{pin: GPIO27, form: normally-open,", "{pin: GPIO27, form: normally-closed,",
+     "zones[0].exhaust.form", "must be normally-open", "GPIO27"),
+    ("unknown valve form", "{pin: GPIO17, form: normally-closed,", "{pin: GPIO17, form: sometimes,",
+     "zones[0].inlet.form", "must be one of", "sometimes"),
+    ("duplicate zone", "  - name: calf", "  - name: ankle", "zones[1].name", "already defined", None),
+    ("duplicate channel", "    sensor_channel: 1", "    sensor_channel: 0", "zones[1].sensor_channel",
+     "channel 0 is already used", None),
+    ("manifold channel clash", "  channel: 4", "  channel: 3", "manifold_sensor.channel", "already used by zone",
+     "  channel: 3"),
+    ("channel out of range", "    sensor_channel: 3", "    sensor_channel: 9", "zones[3].sensor_channel",
+     "must be <= 7", "sensor_channel: 9"),
+    ("mux address", "  mux_address: 0x70", "  mux_address: 0x20", "i2c.mux_address", "must be >= 112",
+     "mux_address"),
+    ("deadline ceiling", "  deadline_s: 0.02", "  deadline_s: 2", "i2c.deadline_s", "must be <= 0.05", "deadline_s"),
+    ("sim zone unknown", "    thigh:\n      compliance", "    thig:\n      compliance", "simulation.zones.thig",
+     "no zone named 'thig'", "thig:"),
+    ("zones not a list", "zones:\n  - name: ankle", "zones: ankle\nx:\n  - name: ankle", "zones", "must be a list",
+     "zones: ankle"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_config_names_file_line_and_key(tmp_path, case):
+    _id, old, new, key, fragment, marker = case
+    assert old in SHIPPED, f"fixture out of date: {old!r}"
+    text = SHIPPED.replace(old, new, 1)
+    with pytest.raises(ConfigError) as err:
+        _load_variant(tmp_path, text)
+    matching = [p for p in err.value.problems if f": {key}: " in p and fragment in p]
+    assert matching, f"no problem for {key} with {fragment!r}; got:\n" + "\n".join(err.value.problems)
+    assert matching[0].startswith(f"{tmp_path / 'hardware.yaml'}:")
+    if marker is not None:
+        assert f":{_line_of(text, marker)}: {key}:" in matching[0]
+
+
+def test_all_problems_are_reported_at_once(tmp_path):
+    text = SHIPPED.replace("  max_mmhg: 90", "  max_mmhg: 500").replace("  min_duty: 0.7", "  min_duty: 2")
+    with pytest.raises(ConfigError) as err:
+        _load_variant(tmp_path, text)
+    keys = " ".join(err.value.problems)
+    assert "limits.max_mmhg" in keys and "pump.min_duty" in keys
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("", ":1: file is empty"),
+        ("# only a comment\n", ":1: file is empty"),
+        ("- a\n- b\n", "top level must be a mapping"),
+        ("just words\n", "top level must be a mapping"),
+        ("pump: {pin: 18\n", "YAML syntax"),
+        ("tick_hz: 50\ntick_hz: 60\n", ":2: YAML syntax: duplicate key 'tick_hz' (first on line 1)"),
+        ("a: [1, 2\nb: 3\n", "YAML syntax"),
+    ],
+)
+def test_unusable_files(tmp_path, text, fragment):
+    with pytest.raises(ConfigError) as err:
+        _load_variant(tmp_path, text)
+    assert fragment in str(err.value)
+    assert str(tmp_path / "hardware.yaml") in str(err.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_hardware(tmp_path)
+
+
+def test_boot_pulled_up_gpio_warns_for_actuators_only(tmp_path):
+    text = SHIPPED.replace("  buzzer: {pin: GPIO13}", "  buzzer: {pin: GPIO7}")
+    cfg = _load_variant(tmp_path, text)
+    assert any("controls.buzzer.pin: GPIO7 is pulled up at boot" in w for w in cfg.warnings)
+    # inputs on GPIO 5/6 (the shipped button and E-stop) are fine: no warning
+    assert not any("controls.button" in w or "controls.estop" in w for w in cfg.warnings)
+
+
+def test_pin_names_resolve_to_bcm(tmp_path):
+    text = SHIPPED.replace("  pin: GPIO18 ", "  pin: BOARD12 ").replace("{pin: GPIO17,", "{pin: 17,")
+    cfg = _load_variant(tmp_path, text)
+    assert cfg.pump.pin.gpio == 18 and cfg.pump.pin.name == "BOARD12"
+    assert cfg.zones[0].inlet.pin.gpio == 17 and cfg.zones[0].inlet.pin.name == "GPIO17"
+
+
+def test_numbers_are_floats_and_finite(cfg):
+    for value in (cfg.limits.max_mmhg, cfg.tick_hz, cfg.simulation.ambient_hpa):
+        assert isinstance(value, float) and math.isfinite(value)
