@@ -19,6 +19,8 @@ from legsleeve import __version__
 from legsleeve.config import HardwareConfig, default_config_dir, load_hardware
 from legsleeve.errors import ConfigError, HardwareError, SensorFault
 
+DEFAULT_PROFILE = "gentle"
+
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_TRIP = 0, 1, 2, 3
 
 log = logging.getLogger("legsleeve")
@@ -50,8 +52,12 @@ def _add_sim(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed of the simulated rig (sensor noise, offsets)")
 
 
+def _config_dir(args) -> Path:
+    return args.config or default_config_dir()
+
+
 def _config(args) -> HardwareConfig:
-    cfg = load_hardware(args.config or default_config_dir())
+    cfg = load_hardware(_config_dir(args))
     for warning in cfg.warnings:
         log.warning("%s", warning)
     return cfg
@@ -74,10 +80,136 @@ def open_rig(cfg: HardwareConfig, args, *, faults=(), with_sensors: bool = True)
 
 
 def cmd_check_config(args) -> int:
+    from legsleeve.profiles import load_all
+
     cfg = _config(args)
     print(f"{cfg.path}: OK - {len(cfg.zones)} zones ({', '.join(cfg.zone_names)}), "
           f"max {cfg.limits.max_mmhg:g} mmHg, tick {cfg.tick_hz:g} Hz"
           + (f", {len(cfg.warnings)} warning(s)" if cfg.warnings else ""))
+    profiles, problems = load_all(_config_dir(args), cfg)
+    for p in profiles:
+        print(f"{p.path}: OK - {len(p.steps)} steps a cycle")
+    if problems:
+        raise ConfigError(problems)
+    return EXIT_OK
+
+
+def _profile(args, cfg: HardwareConfig):
+    from legsleeve.profiles import load_profile
+
+    return load_profile(_config_dir(args), args.profile, cfg)
+
+
+def _status(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _session(args, *, sim: bool) -> int:
+    """`run` and `simulate`: everything that can be refused is refused before the rig opens (SAFE-2)."""
+    from legsleeve.session import report, run_session
+
+    cfg = _config(args)
+    profile = _profile(args, cfg)
+    faults = []
+    if sim:
+        from legsleeve.sim.faults import parse_fault
+
+        try:
+            faults = [parse_fault(f, cfg.zone_names, has_manifold_sensor=cfg.manifold_channel is not None)
+                      for f in args.fault]
+        except ValueError as exc:
+            raise ConfigError([f"--fault: {exc}"]) from None
+        if args.plot:
+            from legsleeve.plot import require_matplotlib
+
+            try:
+                require_matplotlib()
+            except ImportError as exc:
+                raise ConfigError([f"--plot: {exc}"]) from None
+    log_path = args.log or _default_log(profile.name, sim=sim, seed=getattr(args, "seed", 0))
+    args.sim = sim
+    with open_rig(cfg, args, faults=faults) as rig:
+        result = run_session(rig, profile, cycles=args.cycles, minutes=args.minutes, log_path=log_path,
+                             status=_status, realtime=getattr(args, "realtime", False))
+    report(result, profile)
+    if sim and args.plot:
+        from legsleeve.plot import plot_log
+
+        print(f"plot: {plot_log(log_path, args.plot, title=f'legsleeve simulate: {profile.name}')}")
+    return EXIT_TRIP if result.outcome.trip is not None else EXIT_OK
+
+
+def _default_log(profile: str, *, sim: bool, seed: int) -> Path:
+    import os
+    import time as _time
+
+    if sim:
+        return Path("out") / f"sim-{profile}-seed{seed}.csv"
+    base = Path(os.environ.get("STATE_DIRECTORY", "sessions")) / "sessions"
+    return base / f"{_time.strftime('%Y%m%d-%H%M%S')}-{profile}.csv"  # wall time names the file, nothing else
+
+
+def cmd_run(args) -> int:
+    return _session(args, sim=False)
+
+
+def cmd_simulate(args) -> int:
+    return _session(args, sim=True)
+
+
+def cmd_profiles(args) -> int:
+    from legsleeve.profiles import load_all
+
+    cfg = _config(args)
+    profiles, problems = load_all(_config_dir(args), cfg)
+    for p in profiles:
+        length = f"{p.session_minutes:g} min" if p.session_minutes else f"{p.session_cycles} cycles"
+        marker = " (default)" if p.name == DEFAULT_PROFILE else ""
+        print(f"{p.name:<10} {length:>8}  {p.description}{marker}")
+    if problems:
+        raise ConfigError(problems)
+    return EXIT_OK
+
+
+def cmd_profile_show(args) -> int:
+    """The planned timeline of one cycle: run it on the simulated rig built from the user's own config."""
+    import tempfile
+
+    from legsleeve import backends
+    from legsleeve.session import run_session
+
+    cfg = _config(args)
+    profile = _profile(args, cfg)
+    if args.plot:
+        from legsleeve.plot import require_matplotlib
+
+        try:
+            require_matplotlib()
+        except ImportError as exc:
+            raise ConfigError([f"--plot: {exc}"]) from None
+    print(f"{profile.name}: {profile.description}")
+    print("targets: " + ", ".join(f"{n} {t:g} mmHg" for n, t in zip(profile.zone_names, profile.targets_mmhg)))
+    if profile.ramp_cycles:
+        print(f"ramp: the first {profile.ramp_cycles} cycle(s) start at {profile.ramp_start:.0%} of these")
+    with tempfile.TemporaryDirectory() as tmp:
+        log_path = Path(tmp) / "plan.csv"
+        rig = backends.open_sim(cfg, seed=0)
+        try:
+            result = run_session(rig, profile, cycles=1, log_path=log_path)
+        finally:
+            rig.close()
+        print("\nplanned cycle on the simulated rig (your hardware.yaml's simulation section):")
+        print(f"{'start s':>8}  step")
+        for t_s, state in result.steps:
+            print(f"{t_s:8.1f}  {state}")
+        print(f"one cycle: {result.outcome.duration_s:.0f} s (ends vented)")
+        if result.outcome.trip is not None:
+            print(f"the planned cycle TRIPPED on the simulated rig: {result.outcome.trip}", file=sys.stderr)
+            return EXIT_TRIP
+        if args.plot:
+            from legsleeve.plot import plot_log
+
+            print(f"plot: {plot_log(log_path, args.plot, title=f'planned cycle: {profile.name}')}")
     return EXIT_OK
 
 
@@ -139,7 +271,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=10, help="how many readings to print (default 10)")
     p.add_argument("--interval-s", type=float, default=0.2, help="seconds between readings (default 0.2)")
     p.set_defaults(func=cmd_sensors)
+
+    for name, func, helptext in (
+        ("run", cmd_run, "run a therapy session on the sleeve"),
+        ("simulate", cmd_simulate, "run a session on the simulated rig, faster than real time"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        _add_config(p)
+        p.add_argument("--profile", default=DEFAULT_PROFILE, help=f"profile name (default {DEFAULT_PROFILE})")
+        length = p.add_mutually_exclusive_group()
+        length.add_argument("--minutes", type=_positive_float, help="session length in minutes (the cycle under "
+                            "way finishes)")
+        length.add_argument("--cycles", type=_positive_int, help="session length in cycles")
+        p.add_argument("--log", type=Path, help="session log CSV (default: out/ in simulation; "
+                       "$STATE_DIRECTORY/sessions/ or ./sessions/ on the sleeve)")
+        if name == "simulate":
+            p.add_argument("--fault", action="append", default=[], metavar="SPEC",
+                           help="inject a fault, NAME[:ZONE]@SECONDS (e.g. leak:calf@60); repeatable")
+            p.add_argument("--seed", type=int, default=0, help="random seed (sensor noise and offsets)")
+            p.add_argument("--plot", type=Path, metavar="PATH.png", help="plot the session (needs the plot extra)")
+            p.add_argument("--realtime", action="store_true", help="run at the pace of real time")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("profiles", help="list the pressure profiles with their descriptions")
+    _add_config(p)
+    p.set_defaults(func=cmd_profiles)
+
+    p = sub.add_parser("profile", help="look at one profile")
+    psub = p.add_subparsers(dest="profile_command", metavar="ACTION", required=True)
+    show = psub.add_parser("show", help="the planned pressure timeline of one cycle, before anything runs")
+    show.add_argument("profile", metavar="NAME")
+    _add_config(show)
+    show.add_argument("--plot", type=Path, metavar="PATH.png", help="plot the planned cycle")
+    show.set_defaults(func=cmd_profile_show)
     return parser
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,125 @@
+"""The loop: read sensors -> supervisor + controller -> apply -> log -> prove liveness, at a fixed tick.
+
+Time comes from the rig's clock (monotonic on the sleeve, virtual in simulation). Every way out - the end of the
+session, a trip, a signal, an exception - drives the safe state before anything else happens (SAFE-1). After a
+trip the loop keeps reading and logging, in the safe state, until the sleeve is vented (or the vent check raises
+"cannot vent"), so the log shows the sleeve emptying.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+from legsleeve.commands import SAFE
+from legsleeve.config import VENTED_MMHG
+from legsleeve.controller import Controller, Phase
+from legsleeve.rig import Rig
+from legsleeve.sensors import Readings
+from legsleeve.sessionlog import SessionLog
+from legsleeve.summary import SessionStats
+from legsleeve.supervisor import Supervisor, Trip
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    trip: Trip | None
+    cannot_vent: Trip | None
+    ticks: int
+    late_ticks: int
+    start_s: float
+    end_s: float
+    vented: bool
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+class Runner:
+    def __init__(self, rig: Rig, controller: Controller, supervisor: Supervisor, *, tick_s: float,
+                 session_log: SessionLog | None = None, stats: SessionStats | None = None,
+                 on_tick: Callable[[Runner, Readings], None] | None = None,
+                 liveness: Callable[[], None] | None = None,
+                 pace: Callable[[float], None] | None = None):
+        self.rig = rig
+        self.controller = controller
+        self.supervisor = supervisor
+        self.tick_s = tick_s
+        self.session_log = session_log
+        self.stats = stats
+        self.on_tick = on_tick
+        self.liveness = liveness
+        self.pace = pace
+        self.ticks = 0
+        self.late_ticks = 0
+
+    def run(self) -> Outcome:
+        clock = self.rig.clock
+        start = clock.now()
+        try:
+            vented = self._loop(start)
+        except BaseException:
+            self.rig.drive_safe()  # first: whatever broke, the sleeve vents before anyone hears of it
+            raise
+        finally:
+            self.rig.drive_safe()
+            if self.stats is not None:
+                self.stats.finish()
+        sup = self.supervisor
+        return Outcome(sup.tripped, sup.cannot_vent, self.ticks, self.late_ticks, start, clock.now(), vented)
+
+    def _loop(self, start_s: float) -> bool:
+        clock = self.rig.clock
+        sup, ctl = self.supervisor, self.controller
+        next_s = start_s
+        ending_since: float | None = None  # time the session or a trip ended; we then wait for the vent
+        vent_limit_s = self.rig.config.limits.vent_timeout_s
+        while True:
+            readings = self.rig.read()
+            now = readings.t_s
+            wish = ctl.step(now, readings) if sup.tripped is None else SAFE
+            cmd = sup.review(now, readings, wish)
+            self.rig.apply(cmd)
+            self.ticks += 1
+            if self.stats is not None and sup.tripped is None:
+                self.stats.update(readings)
+            if self.session_log is not None:
+                self._log_row(now, readings, cmd)
+            if self.on_tick is not None:
+                self.on_tick(self, readings)
+            if sup.tripped is None and self.liveness is not None:
+                self.liveness()  # SAFE-11: only a tick that ended well proves we are alive
+
+            if sup.tripped is not None or ctl.done:
+                if ending_since is None:
+                    ending_since = now
+                if all(r.ok and r.mmhg < VENTED_MMHG for r in readings.zones):
+                    return True
+                if sup.cannot_vent is not None or now - ending_since > vent_limit_s + 1.0:
+                    return False
+
+            next_s += self.tick_s
+            delay = next_s - clock.now()
+            if delay < 0:
+                self.late_ticks += 1
+                next_s = clock.now()  # do not try to catch up: a burst of ticks helps nobody
+            else:
+                clock.sleep(delay)
+            if self.pace is not None:
+                self.pace(clock.now() - start_s)
+
+    def _log_row(self, now: float, readings: Readings, cmd) -> None:
+        sup, ctl = self.supervisor, self.controller
+        if sup.tripped is not None:
+            state = "tripped"
+            fault = str(sup.cannot_vent or sup.tripped)
+        else:
+            state = ctl.state
+            fault = ""
+        targets = [z.target_mmhg if z.phase is not Phase.VENTED and sup.tripped is None else None
+                   for z in ctl.zones]
+        self.session_log.row(now, state, cmd, readings, targets, ctl.cycle, fault)

@@ -1,0 +1,104 @@
+"""One therapy session on an open rig: zero the sensors, wire controller, supervisor, log and stats to the runner,
+run, and report. The same code serves `run` (the sleeve), `simulate` and `profile show` (the simulated rig)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from legsleeve.controller import Controller
+from legsleeve.profiles import Profile
+from legsleeve.rig import Rig
+from legsleeve.runner import Outcome, Runner
+from legsleeve.sensors import Readings
+from legsleeve.sessionlog import SessionLog
+from legsleeve.summary import SessionStats
+from legsleeve.supervisor import Supervisor
+
+
+@dataclass
+class SessionResult:
+    outcome: Outcome
+    stats: SessionStats
+    controller: Controller
+    log_path: Path | None
+    steps: list[tuple[float, str]]  # (t_s from start, state) at each change
+
+    @property
+    def exit_code(self) -> int:
+        return 3 if self.outcome.trip is not None else 0
+
+
+def run_session(rig: Rig, profile: Profile, *, cycles: int | None = None, minutes: float | None = None,
+                log_path: Path | None = None, status: Callable[[str], None] | None = None,
+                realtime: bool = False, liveness: Callable[[], None] | None = None) -> SessionResult:
+    cfg = rig.config
+    rig.zero_sensors()  # SensorFault here is SAFE-9 at start: nothing has been inflated
+    controller = Controller(profile, min_duty=cfg.pump.min_duty, cycles=cycles, minutes=minutes)
+    supervisor = Supervisor(cfg, [profile.peak_target_mmhg(i) for i in range(len(cfg.zones))])
+    stats = SessionStats(controller)
+    session_log = SessionLog(log_path, cfg.zone_names, cfg.manifold_channel is not None) if log_path else None
+    steps: list[tuple[float, str]] = []
+    start = rig.clock.now()
+    total = _session_words(controller)
+
+    def on_tick(runner: Runner, readings: Readings) -> None:
+        state = "tripped" if runner.supervisor.tripped else controller.state
+        if not steps or steps[-1][1] != state:
+            steps.append((readings.t_s - start, state))
+            if status is not None and (state.startswith("fill") or state in ("done", "tripped")):
+                status(f"cycle {min(controller.cycle + 1, controller.max_cycles or 10**9)}{total} "
+                       f"{_mmss(readings.t_s - start)}  {state}")
+
+    pace = None
+    if realtime:
+        wall0 = time.monotonic()
+
+        def pace(elapsed_s: float) -> None:
+            ahead = elapsed_s - (time.monotonic() - wall0)
+            if ahead > 0:
+                time.sleep(ahead)
+
+    runner = Runner(rig, controller, supervisor, tick_s=1.0 / cfg.tick_hz, session_log=session_log, stats=stats,
+                    on_tick=on_tick, liveness=liveness, pace=pace)
+    try:
+        outcome = runner.run()
+    finally:
+        if session_log is not None:
+            session_log.close()
+    return SessionResult(outcome, stats, controller, log_path, steps)
+
+
+def _session_words(controller: Controller) -> str:
+    if controller.max_cycles is not None:
+        return f"/{controller.max_cycles}"
+    return f" of {controller.max_s / 60:g} min" if controller.max_s else ""
+
+
+def _mmss(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
+
+
+def report(result: SessionResult, profile: Profile, out=sys.stdout) -> None:
+    o = result.outcome
+    trip = o.trip
+    faults = {}
+    if trip is not None and trip.zone:
+        faults[trip.zone] = trip.rule
+    if o.cannot_vent is not None and o.cannot_vent.zone:
+        faults[o.cannot_vent.zone] = "SAFE-8 cannot vent"
+    verdict = "no trip" if trip is None else f"TRIPPED {trip}"
+    print(f"\nsession: {profile.name}, {result.controller.cycle} cycle(s) in {_mmss(o.duration_s)}, "
+          f"{o.ticks} ticks ({o.late_ticks} late); {verdict}", file=out)
+    print(result.stats.table(faults), file=out)
+    if trip is not None:
+        print(f"hint: {trip.hint}", file=out)
+    if o.cannot_vent is not None:
+        print(f"ALARM: {o.cannot_vent.reason} - {o.cannot_vent.hint}", file=out)
+    elif o.vented:
+        print("ended vented: every zone below 5 mmHg, pump off, exhausts open", file=out)
+    if result.log_path is not None:
+        print(f"log: {result.log_path}", file=out)
