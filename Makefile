@@ -19,10 +19,10 @@ $(VENV)/.installed-test: $(VENV)/.installed
 
 venv: $(VENV)/.installed
 
-# A simulated sleeve doing its job on the default config.
+# A simulated sleeve doing its job: three cycles of the default profile, with its log and plot in out/.
 demo: $(VENV)/.installed
 	$(BIN)/legsleeve check-config
-	$(BIN)/legsleeve sensors --sim --samples 3
+	$(BIN)/legsleeve simulate --cycles 3 --log $(OUT)/demo.csv --plot $(OUT)/demo.png
 
 # Everything the tests need, then the tests.
 test: $(VENV)/.installed-test

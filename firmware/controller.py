@@ -151,7 +151,7 @@ class Controller:
     def _step_complete(self, now_s: float, pressures: list[float]) -> bool:
         step = self.current_step
         if step.kind == "fill":
-            return all(self.zones[i].phase is not Phase.FILLING for i in step.zones)
+            return all(self.zones[i].phase is Phase.HOLDING for i in step.zones)  # at target, not bleeding to it
         if step.kind in ("hold", "rest"):
             return now_s - self._step_start_s >= step.duration_s
         if step.kind == "vent":
@@ -187,10 +187,15 @@ class Controller:
             for i in step.zones:
                 z = self.zones[i]
                 z.target_mmhg = self.profile.step_target(step, i, self.cycle)
-                if z.phase is Phase.VENTED:
-                    z.fill_started_s = now_s
-                    z.topping_up = False
-                z.phase = Phase.FILLING
+                z.topping_up = False
+                if z.last_mmhg > z.target_mmhg + self.tuning.bleed_mmhg:
+                    z.phase, z.fill_started_s = Phase.BLEEDING, None  # already above a lower target
+                elif z.phase is not Phase.VENTED and z.last_mmhg >= z.target_mmhg:
+                    z.phase = Phase.HOLDING  # already there
+                else:
+                    if z.phase is Phase.VENTED:
+                        z.fill_started_s = now_s
+                    z.phase = Phase.FILLING
         elif step.kind in ("vent", "rest"):
             for i in step.zones:
                 self.zones[i].phase = Phase.VENTED

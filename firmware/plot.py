@@ -54,7 +54,8 @@ def plot_log(log_path: Path, png_path: Path, *, title: str = "") -> Path:
         ax.grid(alpha=0.3)
         if trip_t is not None:
             ax.axvline(trip_t, color="red", lw=1.5)
-    axes[0].legend(loc="upper right", fontsize=7, ncol=4)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, ["zone mmHg", *labels[1:]], loc="upper right", fontsize=8, ncol=4, frameon=False)
     duty = [_f(r["pump_duty"]) for r in rows]
     axes[-1].fill_between(t, duty, step="post", color="tab:orange", alpha=0.6)
     axes[-1].set_ylim(0, 1.05)
@@ -64,10 +65,10 @@ def plot_log(log_path: Path, png_path: Path, *, title: str = "") -> Path:
     if trip_t is not None:
         axes[-1].axvline(trip_t, color="red", lw=1.5)
         fault = next(r["fault"] for r in rows if r["fault"])
-        axes[0].set_title(f"{title}  TRIP at {trip_t:.1f} s: {fault}", color="red", fontsize=9)
+        fig.suptitle(f"{title}  TRIP at {trip_t:.1f} s: {fault}", color="red", fontsize=9, x=0.01, ha="left")
     elif title:
-        axes[0].set_title(title, fontsize=10)
-    fig.tight_layout()
+        fig.suptitle(title, fontsize=10, x=0.01, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     png_path = Path(png_path)
     png_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png_path, dpi=90)

@@ -323,13 +323,15 @@ def _ordered(reader: _StepReader, sec: Section) -> list[int]:
 
 
 def _p_sequential(reader: _StepReader, sec: Section, src: str, line: int) -> list[Step]:
-    """Fill zones one after another distal to proximal, each held until all are full; hold; vent all."""
+    """Fill zones one after another distal to proximal, each held until all are full; hold; vent all (with
+    `wait: true`, until they are below 5 mmHg, so the next stroke starts from an empty sleeve)."""
     zones = _ordered(reader, sec)
     hold_s = reader.seconds(sec, "hold_s", reader.timing["hold_s"])
+    wait = sec.boolean("wait", False)
     scale, target = reader.level(sec)
     steps = [Step("fill", (z,), scale=scale, target_mmhg=target, source=src, line=line) for z in zones]
     return steps + [Step("hold", duration_s=hold_s, source=src, line=line),
-                    Step("vent", tuple(sorted(zones)), source=src, line=line)]
+                    Step("vent", tuple(sorted(zones)), wait=bool(wait), source=src, line=line)]
 
 
 def _p_wave(reader: _StepReader, sec: Section, src: str, line: int) -> list[Step]:

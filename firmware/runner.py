@@ -33,6 +33,7 @@ class Outcome:
     start_s: float
     end_s: float
     vented: bool
+    unconfirmed: list[str]
 
     @property
     def duration_s(self) -> float:
@@ -56,6 +57,7 @@ class Runner:
         self.pace = pace
         self.ticks = 0
         self.late_ticks = 0
+        self.unconfirmed: list[str] = []  # zones whose vent could not be confirmed (no reading) at the end
 
     def run(self) -> Outcome:
         clock = self.rig.clock
@@ -70,7 +72,8 @@ class Runner:
             if self.stats is not None:
                 self.stats.finish()
         sup = self.supervisor
-        return Outcome(sup.tripped, sup.cannot_vent, self.ticks, self.late_ticks, start, clock.now(), vented)
+        return Outcome(sup.tripped, sup.cannot_vent, self.ticks, self.late_ticks, start, clock.now(), vented,
+                       self.unconfirmed)
 
     def _loop(self, start_s: float) -> bool:
         clock = self.rig.clock
@@ -97,10 +100,15 @@ class Runner:
             if sup.tripped is not None or ctl.done:
                 if ending_since is None:
                     ending_since = now
+                self.unconfirmed = [name for name, r in zip(self.rig.config.zone_names, readings.zones)
+                                    if not r.ok]
                 if all(r.ok and r.mmhg < VENTED_MMHG for r in readings.zones):
                     return True
                 if sup.cannot_vent is not None or now - ending_since > vent_limit_s + 1.0:
                     return False
+                if self.unconfirmed and all(r.mmhg < VENTED_MMHG for r in readings.zones if r.ok) \
+                        and now - ending_since > vent_limit_s:
+                    return False  # the rest is vented; a zone without a sensor cannot be confirmed
 
             next_s += self.tick_s
             delay = next_s - clock.now()

@@ -82,7 +82,8 @@ def _mmss(seconds: float) -> str:
     return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
 
 
-def report(result: SessionResult, profile: Profile, out=sys.stdout) -> None:
+def report(result: SessionResult, profile: Profile, out=None) -> None:
+    out = out or sys.stdout
     o = result.outcome
     trip = o.trip
     faults = {}
@@ -100,5 +101,8 @@ def report(result: SessionResult, profile: Profile, out=sys.stdout) -> None:
         print(f"ALARM: {o.cannot_vent.reason} - {o.cannot_vent.hint}", file=out)
     elif o.vented:
         print("ended vented: every zone below 5 mmHg, pump off, exhausts open", file=out)
+    elif o.unconfirmed:
+        print(f"ended with pump off and exhausts open; vent not confirmed for {', '.join(o.unconfirmed)} "
+              "(no reading): check by hand that it has emptied", file=out)
     if result.log_path is not None:
         print(f"log: {result.log_path}", file=out)

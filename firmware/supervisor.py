@@ -162,13 +162,14 @@ class VentCheck:
             since = self._since[i]
             if since is None:
                 continue
-            if r.ok and r.mmhg < VENTED_MMHG:
+            if not r.ok:
+                continue  # no pressure, no verdict: the sensor rule (SAFE-9) speaks for a dead sensor
+            if r.mmhg < VENTED_MMHG:
                 self._since[i] = None  # vented: nothing more to watch
             elif now_s - since > self.timeout_s:
-                value = f"{r.mmhg:.1f} mmHg" if r.ok else "no reading"
-                return Trip(self.rule, self.names[i], r.mmhg if r.ok else None, now_s,
-                            f"cannot vent {self.names[i]}: still {value} {self.timeout_s:g} s after opening its "
-                            f"exhaust",
+                return Trip(self.rule, self.names[i], r.mmhg, now_s,
+                            f"cannot vent {self.names[i]}: still {r.mmhg:.1f} mmHg {self.timeout_s:g} s after "
+                            "opening its exhaust",
                             f"the exhaust valve of {self.names[i]} may be stuck closed or its outlet blocked: "
                             "release the sleeve by hand")
         return None
