@@ -20,8 +20,10 @@ def open_sim(config: HardwareConfig, *, seed: int = 0, faults: Iterable = (), wi
     from legsleeve.sim.world import SimWorld
 
     world = SimWorld(config, seed=seed, faults=faults)
-    return build_rig(config, clock=world.clock, pin_factory=world.pin_factory, i2c_bus=world.bus, world=world,
-                     with_sensors=with_sensors)
+    rig = build_rig(config, clock=world.clock, pin_factory=world.pin_factory, i2c_bus=world.bus, world=world,
+                    with_sensors=with_sensors)
+    world.connect_panel()
+    return rig
 
 
 def _pi_pin_factory():

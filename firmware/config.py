@@ -22,6 +22,11 @@ MAX_STALE_S = 0.5  # SAFE-9: a pressure older than this is not a pressure
 MIN_TICK_HZ, MAX_TICK_HZ = 10, 200
 VENTED_MMHG = 5.0  # SAFE-8: "vented" means below this (DESIGN §4)
 MAX_ZONES = 8  # one TCA9548A has eight channels
+REVERSE_GRADIENT_MMHG = 10.0  # SAFE-10: a reversal of up to 10 mmHg is reported harmless (DESIGN §3)
+MAX_REVERSE_GRADIENT_S = 1.0  # SAFE-10: beyond it for more than 1 s trips
+MAX_SESSION_MIN = 120.0  # SAFE-10: no session, however configured, runs longer
+MAX_ABOVE_VENOUS_S = 300.0  # SAFE-10: no zone stays squeezed above venous pressure for longer
+MAX_SILENCE_S = 120.0  # an alarm silenced by a person sounds again after at most this
 
 # Plausible ambient pressure for the zero taken at start: sea-level storms (~950 hPa) down to ~3,000 m
 # altitude (~700 hPa) and up to the highest recorded sea-level pressure (~1,084 hPa), with some margin.
@@ -111,6 +116,27 @@ class Limits:
     sensor_stale_s: float = 0.2
     sensor_stuck_s: float = 1.0
     max_zero_spread_mmhg: float = 25.0
+    occlusion_rate_mmhg_s: float = 60.0
+    leak_rate_mmhg_s: float = 1.0
+    leak_window_s: float = 2.0
+    max_topups_per_hold: int = 3
+    vent_check_s: float = 3.0
+    reverse_gradient_mmhg: float = REVERSE_GRADIENT_MMHG
+    reverse_gradient_s: float = MAX_REVERSE_GRADIENT_S
+    venous_safe_mmhg: float = 20.0
+    max_above_venous_s: float = 120.0
+    session_max_min: float = 60.0
+    pump_off_rise_mmhg: float = 10.0
+    alarm_silence_s: float = MAX_SILENCE_S
+
+
+@dataclass(frozen=True)
+class SelfTestSpec:
+    """The start-up check of each zone's valves and hoses (see firmware/selftest.py)."""
+
+    valves: bool = True
+    fill_mmhg: float = 8.0
+    crosstalk_mmhg: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -151,6 +177,7 @@ class HardwareConfig:
     controls: ControlsSpec
     limits: Limits
     simulation: SimSpec
+    selftest: SelfTestSpec = SelfTestSpec()
     warnings: tuple[str, ...] = ()
 
     @property
@@ -253,10 +280,11 @@ def _read_hardware(doc: YMap, path: Path, problems: Problems) -> HardwareConfig 
             _check_channel_free(sec, "channel", manifold_channel, zones)
     controls = _read_controls(top.section("controls", optional=True), pins)
     limits = _read_limits(top.section("limits"))
+    selftest = _read_selftest(top.section("selftest", optional=True))
     sim = _read_simulation(top.section("simulation"), zones)
     top.finish()
 
-    if problems.errors or None in (tick_hz, pump, i2c, limits, sim) or not zones:
+    if problems.errors or None in (tick_hz, pump, i2c, limits, sim, selftest) or not zones:
         return None
     return HardwareConfig(
         path=path,
@@ -268,6 +296,7 @@ def _read_hardware(doc: YMap, path: Path, problems: Problems) -> HardwareConfig 
         controls=controls,
         limits=limits,
         simulation=sim,
+        selftest=selftest,
         warnings=tuple(problems.warnings),
     )
 
@@ -396,11 +425,42 @@ def _read_limits(sec: Section | None) -> Limits | None:
         sensor_stuck_s=sec.number("sensor_stuck_s", d.sensor_stuck_s, minimum=0.2, maximum=5.0, unit="s"),
         max_zero_spread_mmhg=sec.number("max_zero_spread_mmhg", d.max_zero_spread_mmhg, above=0.0, maximum=40.0,
                                         unit="mmHg"),
+        occlusion_rate_mmhg_s=sec.number("occlusion_rate_mmhg_s", d.occlusion_rate_mmhg_s, minimum=10.0,
+                                         maximum=500.0, unit="mmHg/s"),
+        leak_rate_mmhg_s=sec.number("leak_rate_mmhg_s", d.leak_rate_mmhg_s, above=0.0, maximum=10.0, unit="mmHg/s"),
+        leak_window_s=sec.number("leak_window_s", d.leak_window_s, minimum=0.5, maximum=10.0, unit="s"),
+        max_topups_per_hold=sec.integer("max_topups_per_hold", d.max_topups_per_hold, minimum=1, maximum=20),
+        vent_check_s=sec.number("vent_check_s", d.vent_check_s, minimum=0.5, maximum=MAX_VENT_TIMEOUT_S, unit="s"),
+        reverse_gradient_mmhg=sec.number("reverse_gradient_mmhg", d.reverse_gradient_mmhg, minimum=0.0,
+                                         maximum=REVERSE_GRADIENT_MMHG, unit="mmHg"),
+        reverse_gradient_s=sec.number("reverse_gradient_s", d.reverse_gradient_s, above=0.0,
+                                      maximum=MAX_REVERSE_GRADIENT_S, unit="s"),
+        venous_safe_mmhg=sec.number("venous_safe_mmhg", d.venous_safe_mmhg, minimum=5.0, maximum=60.0, unit="mmHg"),
+        max_above_venous_s=sec.number("max_above_venous_s", d.max_above_venous_s, above=0.0,
+                                      maximum=MAX_ABOVE_VENOUS_S, unit="s"),
+        session_max_min=sec.number("session_max_min", d.session_max_min, above=0.0, maximum=MAX_SESSION_MIN,
+                                   unit="min"),
+        pump_off_rise_mmhg=sec.number("pump_off_rise_mmhg", d.pump_off_rise_mmhg, minimum=2.0, maximum=50.0,
+                                      unit="mmHg"),
+        alarm_silence_s=sec.number("alarm_silence_s", d.alarm_silence_s, above=0.0, maximum=MAX_SILENCE_S, unit="s"),
     )
     sec.finish()
     if None in values.values():
         return None
     return Limits(**values)
+
+
+def _read_selftest(sec: Section | None) -> SelfTestSpec | None:
+    d = SelfTestSpec()
+    if sec is None:
+        return d
+    valves = sec.boolean("valves", d.valves)
+    fill = sec.number("fill_mmhg", d.fill_mmhg, minimum=4.0, maximum=20.0, unit="mmHg")
+    crosstalk = sec.number("crosstalk_mmhg", d.crosstalk_mmhg, minimum=1.0, maximum=10.0, unit="mmHg")
+    sec.finish()
+    if None in (valves, fill, crosstalk):
+        return None
+    return SelfTestSpec(valves, fill, crosstalk)
 
 
 def _read_simulation(sec: Section | None, zones: list[ZoneSpec]) -> SimSpec | None:

@@ -20,13 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from legsleeve.config import HardwareConfig
+from legsleeve.config import MAX_SESSION_MIN, REVERSE_GRADIENT_MMHG, HardwareConfig
 from legsleeve.errors import ConfigError
 from legsleeve.yamlconf import REQUIRED, Problems, Section, YList, YMap, load_document
 
-REVERSE_GRADIENT_MMHG = 10.0  # a reversal of up to 10 mmHg is reported harmless (DESIGN §3)
 MAX_STEP_S = 3600.0
-MAX_SESSION_MIN = 120.0
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,12 @@ class Rig:
     commanded: Commands = field(default=SAFE)
 
     def read(self) -> Readings:
+        """Every sensor in one sweep, and the panel's inputs."""
         assert self.sensors is not None
-        return self.sensors.read()
+        r = self.sensors.read()
+        panel = self.panel
+        stop = panel.button is not None and panel.button.is_pressed
+        return Readings(r.t_s, r.zones, r.manifold, panel.estop_pressed, stop)
 
     def apply(self, cmd: Commands) -> None:
         """Drive the outputs to `cmd`, safer changes first."""

@@ -50,11 +50,14 @@ class Reading:
 
 @dataclass(frozen=True)
 class Readings:
-    """Every sensor once: zones distal to proximal, then the optional manifold sensor."""
+    """Every input once: the zone sensors distal to proximal, the optional manifold sensor, and the panel's
+    E-stop and stop button (False where the build has none)."""
 
     t_s: float
     zones: tuple[Reading, ...]
     manifold: Reading | None = None
+    estop_pressed: bool = False
+    stop_pressed: bool = False
 
 
 class PressureSensor:

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
-from legsleeve.commands import FILL, SAFE, VENT, Commands, ZoneAction
+from legsleeve.commands import FILL, HOLD, SAFE, VENT, Commands, ZoneAction
 from legsleeve.config import ABS_MAX_MMHG, VENTED_MMHG, HardwareConfig
 from legsleeve.sensors import Reading, Readings
 
@@ -36,6 +36,7 @@ class Trip:
     reason: str
     hint: str
     priority: str = HIGH
+    cannot_vent: bool = False  # the zone stays under pressure whatever the outputs do: the worst news there is
 
     def __str__(self) -> str:
         where = f" {self.zone}" if self.zone else ""
@@ -44,6 +45,7 @@ class Trip:
 
 class Monitor(Protocol):
     rule: str
+    raw: bool  # True: sees every reading as it came; False: sees the median of each sensor's last three
 
     def check(self, now_s: float, readings: Readings, applied: Commands) -> Trip | None: ...
 
@@ -56,6 +58,7 @@ def _all_readings(readings: Readings) -> list[Reading]:
 
 
 class OverPressure:
+    raw = True
     """SAFE-4: a zone above its trip level - min(configured max, its highest target + margin) - for longer than the
     debounce trips. A faulted reading neither starts nor clears the count (the sensor rule judges it)."""
 
@@ -93,6 +96,7 @@ class OverPressure:
 
 
 class FillProgress:
+    raw = False
     """SAFE-5: while a zone is being filled it must gain at least `min_rate` over every `window`, and no fill may
     last longer than `timeout` (a pulled-off hose, a dead pump, a big leak)."""
 
@@ -140,6 +144,7 @@ class FillProgress:
 
 
 class VentCheck:
+    raw = False
     """SAFE-8: once a zone is told to vent it must fall below 5 mmHg within the vent timeout, else it cannot vent
     (a stuck exhaust) - the highest-priority alarm."""
 
@@ -171,7 +176,7 @@ class VentCheck:
                             f"cannot vent {self.names[i]}: still {r.mmhg:.1f} mmHg {self.timeout_s:g} s after "
                             "opening its exhaust",
                             f"the exhaust valve of {self.names[i]} may be stuck closed or its outlet blocked: "
-                            "release the sleeve by hand")
+                            "release the sleeve by hand", cannot_vent=True)
         return None
 
     def venting(self) -> list[str]:
@@ -182,6 +187,7 @@ class VentCheck:
 
 
 class SensorHealth:
+    raw = True
     """SAFE-9: a sensor with no good reading for longer than `stale_s` (read deadline missed, I2C error, status
     bits, out of range, NaN), one stuck on the same value for `stuck_s`, or one that keeps spiking, trips."""
 
@@ -237,7 +243,326 @@ class SensorHealth:
         return None
 
 
+# -- SAFE-6 ------------------------------------------------------------------------------------------------------
+
+
+class Occlusion:
+    """SAFE-6: a zone whose pressure moves far faster than a bladder fills or empties is not connected to its
+    bladder: the hose is kinked or blocked between the sensor tee and the bladder (the sensor then sees only the
+    hose), or pulled off it. Filling, that is a rise; venting, a fall - and then the bladder beyond the kink may
+    still hold its pressure, so it is raised as "cannot vent"."""
+
+    raw = False
+    rule = "SAFE-6"
+    SPAN_S = 0.1
+    MIN_CHANGE_MMHG = 5.0  # a real change, not noise or the manifold's few millilitres arriving
+
+    def __init__(self, names: Sequence[str], max_rate_mmhg_s: float):
+        self.names = list(names)
+        self.max_rate = max_rate_mmhg_s
+        self._history: list[list[tuple[float, float]]] = [[] for _ in self.names]
+        self._action: list[ZoneAction] = [VENT] * len(self.names)
+
+    def check(self, now_s, readings, applied):
+        for i, r in enumerate(readings.zones):
+            history = self._history[i]
+            action = applied.action(i)
+            if action is not self._action[i]:
+                self._action[i] = action
+                last = history[-1] if history else None
+                history.clear()
+                if last is not None:
+                    history.append(last)  # the pressure this action starts from
+            if not r.ok:
+                continue
+            history.append((r.t_s, r.mmhg))
+            while len(history) > 2 and r.t_s - history[1][0] >= self.SPAN_S:
+                history.pop(0)
+            if action is HOLD:
+                continue
+            t0, p0 = history[0]
+            change = r.mmhg - p0
+            if r.t_s <= t0 or abs(change) < self.MIN_CHANGE_MMHG:
+                continue
+            rate = change / (r.t_s - t0)
+            name = self.names[i]
+            if action is FILL and rate > self.max_rate:
+                return Trip(self.rule, name, r.mmhg, now_s,
+                            f"rose {rate:.0f} mmHg/s while filling, far faster than a bladder fills "
+                            f"({self.max_rate:g} mmHg/s at most): the sensor sees only the hose",
+                            f"the hose of {name} is kinked, blocked or pulled off between the valve block and the "
+                            "bladder: straighten or refit it")
+            if action is VENT and -rate > self.max_rate:
+                return Trip(self.rule, name, r.mmhg, now_s,
+                            f"fell {-rate:.0f} mmHg/s while venting, far faster than a bladder empties: the bladder "
+                            "may still hold its pressure beyond a kinked or blocked hose",
+                            f"release {name} by hand now, then straighten or refit its hose", cannot_vent=True)
+        return None
+
+
+# -- SAFE-7 ------------------------------------------------------------------------------------------------------
+
+
+class HoldLeak:
+    raw = False
+    """SAFE-7: a held zone (both valves closed) must not lose pressure faster than `max_rate` over `window`, nor
+    need more than `max_topups` top-ups in one inflation."""
+
+    rule = "SAFE-7"
+
+    def __init__(self, names: Sequence[str], *, max_rate_mmhg_s: float, window_s: float, max_topups: int):
+        self.names = list(names)
+        self.max_rate = max_rate_mmhg_s
+        self.window_s = window_s
+        self.max_topups = max_topups
+        n = len(self.names)
+        self._window: list[tuple[float, float] | None] = [None] * n
+        self._previous = [VENT] * n
+        self._topups = [0] * n
+
+    def check(self, now_s, readings, applied):
+        for i, r in enumerate(readings.zones):
+            action = applied.action(i)
+            previous, self._previous[i] = self._previous[i], action
+            if action is VENT:
+                self._topups[i] = 0
+            elif action is FILL and previous is HOLD:
+                self._topups[i] += 1
+                if self._topups[i] > self.max_topups:
+                    return Trip(self.rule, self.names[i], r.mmhg if r.ok else None, now_s,
+                                f"needed {self._topups[i]} top-ups in one hold (at most {self.max_topups})",
+                                "a leaking bladder, seam or fitting: check the zone and its hose connections",
+                                priority=MEDIUM)
+            if action is not HOLD or not r.ok:
+                self._window[i] = None
+                continue
+            if self._window[i] is None:
+                self._window[i] = (now_s, r.mmhg)
+                continue
+            t0, p0 = self._window[i]
+            if now_s - t0 >= self.window_s:
+                rate = (p0 - r.mmhg) / (now_s - t0)
+                if rate > self.max_rate:
+                    return Trip(self.rule, self.names[i], r.mmhg, now_s,
+                                f"loses {rate:.1f} mmHg/s while held (at most {self.max_rate:g})",
+                                "a leaking bladder, seam or fitting: check the zone and its hose connections",
+                                priority=MEDIUM)
+                self._window[i] = (now_s, r.mmhg)
+        return None
+
+
+# -- SAFE-8, continued: valves that do not do what they are told ---------------------------------------------------
+
+
+class ValveCheck:
+    raw = False
+    """SAFE-8 (stuck valves): a zone told to vent must have lost a fifth of its pressure within `check_s` (the
+    vent timeout catches the slow ones); and no zone may gain pressure with its inlet closed - venting or holding -
+    which means air comes through an inlet that is stuck open or leaks."""
+
+    rule = "SAFE-8"
+    RISE_MMHG = 4.0  # noise is ~0.1 mmHg: a rise of this much is air coming in
+
+    def __init__(self, names: Sequence[str], check_s: float):
+        self.names = list(names)
+        self.check_s = check_s
+        n = len(self.names)
+        self._previous = [VENT] * n
+        self._start: list[tuple[float, float] | None] = [None] * n  # (t, p) when the inlet closed
+        self._low = [math.inf] * n
+        self._fall_checked = [False] * n
+
+    def check(self, now_s, readings, applied):
+        for i, r in enumerate(readings.zones):
+            action = applied.action(i)
+            previous, self._previous[i] = self._previous[i], action
+            if action is FILL or not r.ok:
+                self._start[i] = None
+                continue
+            if self._start[i] is None or action is not previous:
+                self._start[i] = (now_s, r.mmhg)
+                self._low[i] = r.mmhg
+                self._fall_checked[i] = False
+                continue
+            t0, p0 = self._start[i]
+            self._low[i] = min(self._low[i], r.mmhg)
+            name = self.names[i]
+            if r.mmhg > self._low[i] + self.RISE_MMHG and r.mmhg > VENTED_MMHG:
+                doing = "venting" if action is VENT else "held with both valves closed"
+                return Trip(self.rule, name, r.mmhg, now_s,
+                            f"gains pressure while {doing} (+{r.mmhg - self._low[i]:.1f} mmHg): its inlet is stuck "
+                            "open or leaks",
+                            f"the inlet valve of {name} does not close: check its wiring and replace the valve")
+            if (action is VENT and not self._fall_checked[i] and now_s - t0 >= self.check_s
+                    and p0 > 2 * VENTED_MMHG):
+                self._fall_checked[i] = True
+                if r.mmhg > VENTED_MMHG and r.mmhg > 0.8 * p0:
+                    return Trip(self.rule, name, r.mmhg, now_s,
+                                f"cannot vent {name}: {r.mmhg:.1f} mmHg {now_s - t0:.1f} s after opening its exhaust "
+                                f"(from {p0:.1f})",
+                                f"the exhaust valve of {name} may be stuck closed or its outlet blocked: release the "
+                                "sleeve by hand", cannot_vent=True)
+        return None
+
+
+# -- SAFE-10 -----------------------------------------------------------------------------------------------------
+
+
+class ReverseGradient:
+    raw = False
+    """SAFE-10: of two inflated zones, the proximal one must not read more than `margin` above the distal one for
+    longer than `max_s` (DESIGN §3: a proximal cuff above a lower distal one traps blood). A vented distal zone is
+    distal release, not a reversal."""
+
+    rule = "SAFE-10"
+
+    def __init__(self, names: Sequence[str], margin_mmhg: float, max_s: float):
+        self.names = list(names)
+        self.margin = margin_mmhg
+        self.max_s = max_s
+        self._since: dict[tuple[int, int], float] = {}
+
+    def check(self, now_s, readings, applied):
+        zones = readings.zones
+        inflated = [i for i, r in enumerate(zones) if applied.action(i) is not VENT and r.ok]
+        seen = set()
+        for a in inflated:
+            for b in inflated:
+                if b <= a or zones[b].mmhg <= zones[a].mmhg + self.margin:
+                    continue
+                seen.add((a, b))
+                since = self._since.setdefault((a, b), now_s)
+                if now_s - since > self.max_s:
+                    return Trip(self.rule, self.names[b], zones[b].mmhg, now_s,
+                                f"reverse gradient: {self.names[b]} {zones[b].mmhg:.1f} mmHg above "
+                                f"{self.names[a]} {zones[a].mmhg:.1f} mmHg for {now_s - since:.1f} s",
+                                f"a proximal zone above a distal one traps blood: check {self.names[a]} for a leak")
+        for pair in list(self._since):
+            if pair not in seen:
+                del self._since[pair]
+        return None
+
+
+class TimeUnderPressure:
+    raw = False
+    """SAFE-10: no zone above the venous-safe level for longer than `max_s` at a stretch, and no session longer
+    than `session_max_s`."""
+
+    rule = "SAFE-10"
+
+    def __init__(self, names: Sequence[str], *, venous_mmhg: float, max_s: float, session_max_s: float):
+        self.names = list(names)
+        self.venous = venous_mmhg
+        self.max_s = max_s
+        self.session_max_s = session_max_s
+        self._above: list[float | None] = [None] * len(self.names)
+        self._start: float | None = None
+
+    def check(self, now_s, readings, applied):
+        if self._start is None:
+            self._start = now_s
+        if now_s - self._start > self.session_max_s:
+            return Trip(self.rule, None, None, now_s,
+                        f"session limit: running for {(now_s - self._start) / 60:.1f} min "
+                        f"(at most {self.session_max_s / 60:g})",
+                        "sessions are limited by limits.session_max_min in hardware.yaml", priority=LOW)
+        for i, r in enumerate(readings.zones):
+            if not r.ok:
+                continue
+            if r.mmhg <= self.venous:
+                self._above[i] = None
+                continue
+            since = self._above[i]
+            if since is None:
+                since = self._above[i] = now_s
+            if now_s - since > self.max_s:
+                return Trip(self.rule, self.names[i], r.mmhg, now_s,
+                            f"above {self.venous:g} mmHg for {now_s - since:.0f} s without a break "
+                            f"(at most {self.max_s:g})",
+                            "blood needs time to refill the leg between squeezes: shorten holds or add rests")
+        return None
+
+
+# -- SAFE-4, the pump side -----------------------------------------------------------------------------------------
+
+
+class PumpCheck:
+    raw = False
+    """SAFE-4 at the manifold sensor: with the pump off and every inlet closed the manifold cannot gain air, so a
+    rise of `rise_mmhg` means the pump runs anyway (a shorted MOSFET) - and only the E-stop can stop it."""
+
+    rule = "SAFE-4"
+    SETTLE_S = 0.5  # a pump coasts for a moment after it is switched off
+
+    def __init__(self, rise_mmhg: float):
+        self.rise = rise_mmhg
+        self._off_since: float | None = None
+        self._low = math.inf
+
+    def check(self, now_s, readings, applied):
+        m = readings.manifold
+        if m is None:
+            return None
+        if applied.pump_duty > 0 or any(applied.action(i) is FILL for i in range(len(readings.zones))):
+            self._off_since, self._low = None, math.inf
+            return None
+        if self._off_since is None:
+            self._off_since = now_s
+        if not m.ok or now_s - self._off_since < self.SETTLE_S:
+            return None
+        self._low = min(self._low, m.mmhg)
+        if m.mmhg > self._low + self.rise:
+            return Trip(self.rule, "manifold", m.mmhg, now_s,
+                        f"pump runs while commanded off: manifold up {m.mmhg - self._low:.1f} mmHg to "
+                        f"{m.mmhg:.1f} with every inlet closed",
+                        "the pump's MOSFET may be shorted: press the E-stop or unplug the 12 V supply; the closed "
+                        "inlets and the relief valve hold it off the sleeve")
+        return None
+
+
+# -- SAFE-12 -----------------------------------------------------------------------------------------------------
+
+
+class EStop:
+    raw = True
+    """SAFE-12: the E-stop (which also cuts the 12 V actuator supply in hardware) means the safe state now."""
+
+    rule = "SAFE-12"
+
+    def check(self, now_s, readings, applied):
+        if readings.estop_pressed:
+            return Trip(self.rule, None, None, now_s, "E-stop pressed",
+                        "release the E-stop when the sleeve is safe; a new session starts from idle")
+        return None
+
+
 # -- the supervisor ------------------------------------------------------------------------------------------------
+
+
+class _Median3:
+    """Each sensor's median of its last three good readings: one spike (SAFE-9's business) must not look like a
+    rise, an occlusion or the start of a slow fill to the rules that measure rates and windows. A step change
+    passes one tick later; a faulted reading stays faulted."""
+
+    def __init__(self, n: int):
+        self._last: list[list[float]] = [[] for _ in range(n)]
+
+    def update(self, readings: Readings) -> Readings:
+        out = []
+        for last, r in zip(self._last, _all_readings(readings)):
+            if not r.ok:
+                out.append(r)
+                continue
+            last.append(r.mmhg)
+            if len(last) > 3:
+                del last[0]
+            value = sorted(last)[len(last) // 2] if len(last) == 3 else r.mmhg
+            out.append(r if value == r.mmhg else Reading(value, r.t_s))
+        n = len(readings.zones)
+        manifold = out[n] if readings.manifold is not None else None
+        return Readings(readings.t_s, tuple(out[:n]), manifold, readings.estop_pressed, readings.stop_pressed)
+
+
 
 
 class Supervisor:
@@ -252,32 +577,44 @@ class Supervisor:
                                  for t in peak_targets_mmhg]
         self.over_pressure = OverPressure(names, self.trip_levels_mmhg, lim.overpressure_debounce_s)
         self.vent_check = VentCheck(names, lim.vent_timeout_s)
+        # Order matters only when two rules see the same tick: the most specific diagnosis speaks first.
         self.monitors: list[Monitor] = [
+            EStop(),
             SensorHealth(sensor_names, stale_s=lim.sensor_stale_s, stuck_s=lim.sensor_stuck_s),
+            Occlusion(names, lim.occlusion_rate_mmhg_s),
             self.over_pressure,
+            PumpCheck(lim.pump_off_rise_mmhg),
+            ValveCheck(names, lim.vent_check_s),
+            HoldLeak(names, max_rate_mmhg_s=lim.leak_rate_mmhg_s, window_s=lim.leak_window_s,
+                     max_topups=lim.max_topups_per_hold),
             FillProgress(names, min_rate_mmhg_s=lim.min_fill_rate_mmhg_s, window_s=lim.fill_rate_window_s,
                          timeout_s=lim.fill_timeout_s),
             self.vent_check,
+            ReverseGradient(names, lim.reverse_gradient_mmhg, lim.reverse_gradient_s),
+            TimeUnderPressure(names, venous_mmhg=lim.venous_safe_mmhg, max_s=lim.max_above_venous_s,
+                              session_max_s=lim.session_max_min * 60.0),
             *extra_monitors,
         ]
         self.n_zones = len(names)
+        self._median = _Median3(len(sensor_names))
         self.tripped: Trip | None = None
         self.cannot_vent: Trip | None = None  # raised after a trip, while the sleeve is meant to be emptying
         self.applied: Commands = SAFE
 
     def review(self, now_s: float, readings: Readings, wish: Commands) -> Commands:
         """Check every rule against these readings and what was applied since; return `wish` made no less safe."""
+        smooth = self._median.update(readings)
         if self.tripped is not None:
             # Latched: safe state, but keep watching the vent (a stuck exhaust is the worst news there is).
             if self.cannot_vent is None:
-                trip = self.vent_check.check(now_s, readings, self.applied)
+                trip = self.vent_check.check(now_s, smooth, self.applied)
                 if trip is not None:
                     self.cannot_vent = trip
                     log.critical("%s - %s", trip, trip.hint)
             self.applied = SAFE
             return SAFE
         for monitor in self.monitors:
-            trip = monitor.check(now_s, readings, self.applied)
+            trip = monitor.check(now_s, readings if monitor.raw else smooth, self.applied)
             if trip is not None:
                 self.trip(trip)
                 return SAFE
@@ -306,7 +643,7 @@ class Supervisor:
         if self.tripped is None:
             self.tripped = trip
             self.applied = SAFE
-            if trip.rule == VentCheck.rule:
+            if trip.cannot_vent:
                 self.cannot_vent = trip
             log.critical("TRIP %s - %s", trip, trip.hint)
 

@@ -30,7 +30,7 @@ def test_parse(text, expected):
         ("leak@60", "leak needs a zone"),
         ("leak:shin@60", "no zone 'shin'"),
         ("leak:manifold@60", "no zone 'manifold'"),
-        ("pump-dead:calf@3", "concerns the pump"),
+        ("pump-dead:calf@3", "concerns the whole sleeve"),
         ("explode:calf@3", "unknown fault 'explode'"),
         ("leak:calf", "expected NAME[:ZONE]@SECONDS"),
         ("leak:calf@-1", "finite number of seconds >= 0"),

@@ -102,9 +102,11 @@ class SimTCA9548A:
         self.address = address
         self.mask = 0
         self.channels: dict[int, dict[int, object]] = {n: {} for n in range(8)}
+        self._routes: dict[tuple[int, int], list] = {}
 
     def attach(self, channel: int, address: int, chip) -> None:
         self.channels[channel][address] = chip
+        self._routes.clear()
 
     def acks(self) -> bool:
         return True
@@ -117,5 +119,10 @@ class SimTCA9548A:
         return bytes([self.mask] * n)
 
     def downstream(self, address: int) -> list:
-        return [chips[address] for ch, chips in self.channels.items()
-                if self.mask & (1 << ch) and address in chips]
+        """The chips at `address` on the channels the control byte connects."""
+        key = (self.mask, address)
+        found = self._routes.get(key)
+        if found is None:
+            found = self._routes[key] = [chips[address] for ch, chips in self.channels.items()
+                                         if self.mask & (1 << ch) and address in chips]
+        return found

@@ -26,7 +26,12 @@ PUMP_FAULTS = {
     "pump-dead": "the pump moves no air",
     "pump-stuck-on": "the pump runs at full duty whatever its pin says (a shorted MOSFET)",
 }
+PANEL_EVENTS = {
+    "estop": "someone presses the E-stop (its normally-closed contact opens)",
+    "stop-button": "someone presses the start/stop button for 0.2 s",
+}
 FAULT_NAMES = tuple(ZONE_FAULTS) + tuple(SENSOR_FAULTS) + tuple(PUMP_FAULTS)
+EVENT_NAMES = FAULT_NAMES + tuple(PANEL_EVENTS)
 MANIFOLD = "manifold"
 
 _PATTERN = re.compile(r"^(?P<name>[a-z-]+)(?::(?P<zone>[A-Za-z0-9_-]+))?@(?P<at>[0-9.eE+-]+)$")
@@ -48,17 +53,17 @@ def parse_fault(text: str, zone_names: Sequence[str], *, has_manifold_sensor: bo
     if not m:
         raise ValueError(f"fault {text!r}: expected NAME[:ZONE]@SECONDS, e.g. leak:calf@60")
     name, zone, at = m["name"], m["zone"], m["at"]
-    if name not in FAULT_NAMES:
-        raise ValueError(f"fault {text!r}: unknown fault {name!r}; known: {', '.join(FAULT_NAMES)}")
+    if name not in EVENT_NAMES:
+        raise ValueError(f"fault {text!r}: unknown fault {name!r}; known: {', '.join(EVENT_NAMES)}")
     try:
         at_s = float(at)
     except ValueError:
         raise ValueError(f"fault {text!r}: {at!r} is not a time in seconds") from None
     if not math.isfinite(at_s) or at_s < 0:
         raise ValueError(f"fault {text!r}: time must be a finite number of seconds >= 0")
-    if name in PUMP_FAULTS:
+    if name in PUMP_FAULTS or name in PANEL_EVENTS:
         if zone is not None:
-            raise ValueError(f"fault {text!r}: {name} concerns the pump, not a zone; write {name}@{at}")
+            raise ValueError(f"fault {text!r}: {name} concerns the whole sleeve, not a zone; write {name}@{at}")
         return FaultSpec(name, None, at_s)
     allowed = list(zone_names) + ([MANIFOLD] if has_manifold_sensor and name in SENSOR_FAULTS else [])
     if zone is None:

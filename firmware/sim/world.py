@@ -18,9 +18,11 @@ from legsleeve.config import HardwareConfig, ValveSpec
 from legsleeve.drivers import coil_energised_at, valve_open_when
 from legsleeve.sim.bus import SimI2C
 from legsleeve.sim.chips import SimMPRLS, SimTCA9548A
-from legsleeve.sim.faults import MANIFOLD, PUMP_FAULTS, SENSOR_FAULTS, FaultSpec
+from legsleeve.sim.faults import MANIFOLD, PANEL_EVENTS, PUMP_FAULTS, SENSOR_FAULTS, FaultSpec
 from legsleeve.sim.physics import Pneumatics
 from legsleeve.units import mmhg_to_hpa
+
+SAMPLE_HOLD_S = 0.001
 
 _SENSOR_ATTR = {
     "sensor-dead": "dead",
@@ -74,13 +76,14 @@ class SimWorld:
                 self.bus.attach(config.i2c.sensor_address, chip)
 
         self._pending = sorted(faults, key=lambda f: f.at_s)
+        self._releases: list[tuple[float, object]] = []
         self.fired: list[tuple[float, FaultSpec]] = []
         self.clock.on_advance(self._on_time)
 
     # -- the pins as the air sees them -----------------------------------------------------------------------
     def _version(self) -> int:
         # MockPin appends to `states` on every change of level or duty: a cheap way to see that one moved.
-        return sum(len(pin.states) for pin in self._actuator_pins)
+        return sum(map(len, [pin.states for pin in self._actuator_pins]))
 
     def _read_pins(self) -> None:
         zones = self.config.zones
@@ -121,6 +124,8 @@ class SimWorld:
         # Pins only change between clock advances. If one moved, it moved at the previous advance: bring the air
         # up to then on the old inputs, and take the new ones from there.
         self._catch_up_pins()
+        while self._releases and self._releases[0][0] <= t_s:
+            self._releases.pop(0)[1].drive_high()
         while self._pending and self._pending[0].at_s <= t_s:
             fault = self._pending.pop(0)
             self.physics.advance_to(max(fault.at_s, self.physics.now_s))
@@ -128,17 +133,44 @@ class SimWorld:
         self._last_s = t_s
 
     def settle(self) -> None:
-        """Bring the air up to the clock's time (the model is lazy; see physics.py)."""
+        """Bring the air up to the clock's time (the model is lazy; see physics.py).
+
+        A look within SAMPLE_HOLD_S of the last integration sees that state: the chips of one sweep sample a few
+        tenths of a millisecond apart, and air moves well under 0.01 mmHg in that time. Pin changes are always
+        integrated to the exact time they happened (`_catch_up_pins`).
+        """
         self._catch_up_pins()
-        self.physics.advance_to(self.clock.now())
+        now = self.clock.now()
+        if now - self.physics.now_s >= SAMPLE_HOLD_S:
+            self.physics.advance_to(now)
 
     def _catch_up_pins(self) -> None:
         if self._version() != self._pins_version:
             self.physics.advance_to(self._last_s)
             self._read_pins()
 
+    def connect_panel(self) -> None:
+        """Wire the panel as built: the E-stop's normally-closed contact holds its pin low (the firmware's pull-up
+        would read a missing or open contact as "stop"); the button rests released."""
+        estop = self.config.controls.estop
+        if estop is not None:
+            self.pin_factory.pin(estop.pin.name).drive_low()
+
+    def _press_button(self, seconds: float) -> None:
+        button = self.config.controls.button
+        if button is None:
+            return
+        pin = self.pin_factory.pin(button.pin.name)
+        pin.drive_low()
+        self._releases.append((self.clock.now() + seconds, pin))
+
     def inject_now(self, fault: FaultSpec) -> None:
-        if fault.name in PUMP_FAULTS:
+        if fault.name == "estop":
+            if self.config.controls.estop is not None:
+                self.pin_factory.pin(self.config.controls.estop.pin.name).drive_high()
+        elif fault.name == "stop-button":
+            self._press_button(0.2)
+        elif fault.name in PUMP_FAULTS:
             self.physics.set_pump_fault(fault.name)
         elif fault.name in SENSOR_FAULTS:
             setattr(self.chips[fault.zone], _SENSOR_ATTR[fault.name], True)
