@@ -18,6 +18,7 @@ from typing import Iterator, Sequence
 from legsleeve import __version__
 from legsleeve.config import HardwareConfig, default_config_dir, load_hardware
 from legsleeve.errors import ConfigError, HardwareError, SensorFault
+from legsleeve.selftest import SelfTestFailed
 
 DEFAULT_PROFILE = "gentle"
 
@@ -336,6 +337,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except SensorFault as exc:
         print(f"SAFETY: {exc} (SAFE-9); the sleeve was vented", file=sys.stderr)
+        return EXIT_TRIP
+    except SelfTestFailed as exc:
+        print(f"SAFETY: {exc}; nothing else was run, the sleeve was vented", file=sys.stderr)
         return EXIT_TRIP
     except HardwareError as exc:
         print(f"hardware: {exc}", file=sys.stderr)

@@ -19,7 +19,7 @@ from legsleeve.rig import Rig
 from legsleeve.sensors import Readings
 from legsleeve.sessionlog import SessionLog
 from legsleeve.summary import SessionStats
-from legsleeve.supervisor import Supervisor, Trip
+from legsleeve.supervisor import HIGH, LOW, Supervisor, Trip
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ class Outcome:
     end_s: float
     vented: bool
     unconfirmed: list[str]
+    stopped: bool = False  # by the stop button
 
     @property
     def duration_s(self) -> float:
@@ -45,6 +46,7 @@ class Runner:
                  session_log: SessionLog | None = None, stats: SessionStats | None = None,
                  on_tick: Callable[[Runner, Readings], None] | None = None,
                  liveness: Callable[[], None] | None = None,
+                 annunciator=None,
                  pace: Callable[[float], None] | None = None):
         self.rig = rig
         self.controller = controller
@@ -54,7 +56,11 @@ class Runner:
         self.stats = stats
         self.on_tick = on_tick
         self.liveness = liveness
+        self.annunciator = annunciator
         self.pace = pace
+        self.stopped = False
+        self._button_was_down = False
+        self._last_readings: Readings | None = None
         self.ticks = 0
         self.late_ticks = 0
         self.unconfirmed: list[str] = []  # zones whose vent could not be confirmed (no reading) at the end
@@ -62,18 +68,23 @@ class Runner:
     def run(self) -> Outcome:
         clock = self.rig.clock
         start = clock.now()
+        if self.annunciator is not None:
+            self.annunciator.running = True
         try:
             vented = self._loop(start)
-        except BaseException:
+        except BaseException as exc:
             self.rig.drive_safe()  # first: whatever broke, the sleeve vents before anyone hears of it
+            self._log_last(f"stopped: {type(exc).__name__}: {exc}")
             raise
         finally:
             self.rig.drive_safe()
+            if self.annunciator is not None:
+                self.annunciator.running = False
             if self.stats is not None:
                 self.stats.finish()
         sup = self.supervisor
         return Outcome(sup.tripped, sup.cannot_vent, self.ticks, self.late_ticks, start, clock.now(), vented,
-                       self.unconfirmed)
+                       self.unconfirmed, self.stopped)
 
     def _loop(self, start_s: float) -> bool:
         clock = self.rig.clock
@@ -83,21 +94,28 @@ class Runner:
         vent_limit_s = self.rig.config.limits.vent_timeout_s
         while True:
             readings = self.rig.read()
+            self._last_readings = readings
             now = readings.t_s
-            wish = ctl.step(now, readings) if sup.tripped is None else SAFE
+            pressed = readings.stop_pressed and not self._button_was_down
+            self._button_was_down = readings.stop_pressed
+            if pressed:
+                self._on_button(now)
+            wish = ctl.step(now, readings) if sup.tripped is None and not self.stopped else SAFE
+            tripped_before = sup.tripped
             cmd = sup.review(now, readings, wish)
             self.rig.apply(cmd)
             self.ticks += 1
+            self._annunciate(now, tripped_before)
             if self.stats is not None and sup.tripped is None:
                 self.stats.update(readings)
             if self.session_log is not None:
                 self._log_row(now, readings, cmd)
             if self.on_tick is not None:
                 self.on_tick(self, readings)
-            if sup.tripped is None and self.liveness is not None:
-                self.liveness()  # SAFE-11: only a tick that ended well proves we are alive
+            if self.liveness is not None:
+                self.liveness()  # SAFE-11: a tick completed, outputs applied; a stalled loop never gets here
 
-            if sup.tripped is not None or ctl.done:
+            if sup.tripped is not None or ctl.done or self.stopped:
                 if ending_since is None:
                     ending_since = now
                 self.unconfirmed = [name for name, r in zip(self.rig.config.zone_names, readings.zones)
@@ -120,11 +138,45 @@ class Runner:
             if self.pace is not None:
                 self.pace(clock.now() - start_s)
 
+    def _on_button(self, now: float) -> None:
+        """SAFE-12: the stop button ends the session in the safe state at once; during an alarm it silences."""
+        if self.supervisor.tripped is not None or self.stopped:
+            if self.annunciator is not None:
+                self.annunciator.silence(now)
+            return
+        self.stopped = True
+        log.warning("stop button pressed: session stopped, venting (SAFE-12)")
+
+    def _annunciate(self, now: float, tripped_before: Trip | None) -> None:
+        ann = self.annunciator
+        if ann is None:
+            return
+        sup = self.supervisor
+        if sup.tripped is not None and tripped_before is None:
+            ann.raise_alarm(now, sup.tripped.priority, f"{sup.tripped} - {sup.tripped.hint}")
+        if sup.cannot_vent is not None and ann.message != f"{sup.cannot_vent} - {sup.cannot_vent.hint}":
+            ann.raise_alarm(now, HIGH, f"{sup.cannot_vent} - {sup.cannot_vent.hint}")
+        if ann.priority is None and sup.tripped is None and (self.controller.done or self.stopped):
+            ann.raise_alarm(now, LOW, "session stopped by the button" if self.stopped else "session complete")
+        ann.update(now)
+
+    def _log_last(self, state: str) -> None:
+        """After a signal or an exception: one more row, showing the outputs as they now are (safe)."""
+        if self.session_log is None or self._last_readings is None:
+            return
+        try:
+            self.session_log.row(self.rig.clock.now(), state, SAFE, self._last_readings,
+                                 [None] * len(self.controller.zones), self.controller.cycle, state)
+        except Exception:  # noqa: BLE001 - the log is a courtesy here; the safe state is already driven
+            log.exception("could not write the last log row")
+
     def _log_row(self, now: float, readings: Readings, cmd) -> None:
         sup, ctl = self.supervisor, self.controller
         if sup.tripped is not None:
             state = "tripped"
             fault = str(sup.cannot_vent or sup.tripped)
+        elif self.stopped:
+            state, fault = "stopped", ""
         else:
             state = ctl.state
             fault = ""

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from legsleeve.alarms import Annunciator
 from legsleeve.controller import Controller
 from legsleeve.profiles import Profile
 from legsleeve.rig import Rig
 from legsleeve.runner import Outcome, Runner
+from legsleeve.selftest import self_test
 from legsleeve.sensors import Readings
 from legsleeve.sessionlog import SessionLog
 from legsleeve.summary import SessionStats
@@ -35,14 +37,19 @@ class SessionResult:
 def run_session(rig: Rig, profile: Profile, *, cycles: int | None = None, minutes: float | None = None,
                 log_path: Path | None = None, status: Callable[[str], None] | None = None,
                 realtime: bool = False, liveness: Callable[[], None] | None = None) -> SessionResult:
+    """Self-test, then the session. SelfTestFailed or SensorFault before it means nothing was squeezed."""
     cfg = rig.config
-    rig.zero_sensors()  # SensorFault here is SAFE-9 at start: nothing has been inflated
+    if status is not None:
+        status("self-test: sensors, zero" + (", valves and hoses zone by zone" if cfg.selftest.valves else ""))
+    self_test(rig, liveness=liveness)
     controller = Controller(profile, min_duty=cfg.pump.min_duty, cycles=cycles, minutes=minutes)
     supervisor = Supervisor(cfg, [profile.peak_target_mmhg(i) for i in range(len(cfg.zones))])
     stats = SessionStats(controller)
     session_log = SessionLog(log_path, cfg.zone_names, cfg.manifold_channel is not None) if log_path else None
     steps: list[tuple[float, str]] = []
     start = rig.clock.now()
+    if status is not None:
+        status(f"self-test passed; session {profile.name} starts at t={start:.1f} s")
     total = _session_words(controller)
 
     def on_tick(runner: Runner, readings: Readings) -> None:
@@ -62,8 +69,9 @@ def run_session(rig: Rig, profile: Profile, *, cycles: int | None = None, minute
             if ahead > 0:
                 time.sleep(ahead)
 
+    annunciator = Annunciator(rig.panel, silence_s=cfg.limits.alarm_silence_s)
     runner = Runner(rig, controller, supervisor, tick_s=1.0 / cfg.tick_hz, session_log=session_log, stats=stats,
-                    on_tick=on_tick, liveness=liveness, pace=pace)
+                    on_tick=on_tick, liveness=liveness, annunciator=annunciator, pace=pace)
     try:
         outcome = runner.run()
     finally:
@@ -92,6 +100,8 @@ def report(result: SessionResult, profile: Profile, out=None) -> None:
     if o.cannot_vent is not None and o.cannot_vent.zone:
         faults[o.cannot_vent.zone] = "SAFE-8 cannot vent"
     verdict = "no trip" if trip is None else f"TRIPPED {trip}"
+    if o.stopped and trip is None:
+        verdict = "stopped by the stop button"
     print(f"\nsession: {profile.name}, {result.controller.cycle} cycle(s) in {_mmss(o.duration_s)}, "
           f"{o.ticks} ticks ({o.late_ticks} late); {verdict}", file=out)
     print(result.stats.table(faults), file=out)

@@ -121,7 +121,8 @@ class FillProgress:
             if now_s - self._since[i] > self.timeout_s:
                 return Trip(self.rule, self.names[i], r.mmhg if r.ok else None, now_s,
                             f"still filling after {self.timeout_s:g} s (at {r.mmhg:.1f} mmHg)",
-                            "check the pump runs, the hose is on the bladder, and the bladder does not leak")
+                            "check the pump runs, the hose is on the bladder, and the bladder does not leak",
+                            priority=MEDIUM)
             if not r.ok:
                 continue
             if self._window[i] is None:
@@ -135,7 +136,7 @@ class FillProgress:
                                 f"filling gained only {gained:.1f} mmHg in {now_s - t0:.1f} s (needs "
                                 f"{self.min_rate:g} mmHg/s)",
                                 "check the hose to this zone is on and not kinked, the bladder for leaks, and that "
-                                "the pump runs")
+                                "the pump runs", priority=MEDIUM)
                 self._window[i] = (now_s, r.mmhg)
         return None
 
@@ -215,7 +216,8 @@ class SensorHealth:
                 if now_s - self._last_good[i] > self.stale_s:
                     return Trip(self.rule, name, None, now_s,
                                 f"no good reading for {now_s - self._last_good[i]:.2f} s: {self._last_fault[i]}",
-                                "check the sensor's wiring (SDA/SCL, power), its multiplexer channel and its hose")
+                                "check the sensor's wiring (SDA/SCL, power), its multiplexer channel and its hose",
+                                priority=MEDIUM)
                 continue
             self._last_good[i] = now_s
             previous, before = self._history[i]
@@ -226,7 +228,8 @@ class SensorHealth:
                 elif now_s - self._same_since[i] >= self.stuck_s:
                     return Trip(self.rule, name, r.mmhg, now_s,
                                 f"reading stuck at {r.mmhg:.2f} mmHg for {now_s - self._same_since[i]:.1f} s",
-                                "a live MPRLS never repeats its count for long: replace or reseat the sensor")
+                                "a live MPRLS never repeats its count for long: replace or reseat the sensor",
+                                priority=MEDIUM)
             else:
                 self._same_since[i] = None
             # a spike: the previous sample jumped far from the one before and this one came straight back
@@ -291,7 +294,7 @@ class Occlusion:
                             f"rose {rate:.0f} mmHg/s while filling, far faster than a bladder fills "
                             f"({self.max_rate:g} mmHg/s at most): the sensor sees only the hose",
                             f"the hose of {name} is kinked, blocked or pulled off between the valve block and the "
-                            "bladder: straighten or refit it")
+                            "bladder: straighten or refit it", priority=MEDIUM)
             if action is VENT and -rate > self.max_rate:
                 return Trip(self.rule, name, r.mmhg, now_s,
                             f"fell {-rate:.0f} mmHg/s while venting, far faster than a bladder empties: the bladder "
@@ -479,7 +482,8 @@ class TimeUnderPressure:
                 return Trip(self.rule, self.names[i], r.mmhg, now_s,
                             f"above {self.venous:g} mmHg for {now_s - since:.0f} s without a break "
                             f"(at most {self.max_s:g})",
-                            "blood needs time to refill the leg between squeezes: shorten holds or add rests")
+                            "blood needs time to refill the leg between squeezes: shorten holds or add rests",
+                            priority=MEDIUM)
         return None
 
 
@@ -532,7 +536,8 @@ class EStop:
     def check(self, now_s, readings, applied):
         if readings.estop_pressed:
             return Trip(self.rule, None, None, now_s, "E-stop pressed",
-                        "release the E-stop when the sleeve is safe; a new session starts from idle")
+                        "release the E-stop when the sleeve is safe; a new session starts from idle",
+                        priority=MEDIUM)
         return None
 
 

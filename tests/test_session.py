@@ -106,13 +106,15 @@ def test_no_late_ticks_on_a_healthy_rig(sessions):
 
 # -- faults through `legsleeve simulate` ------------------------------------------------------------------------
 
+# The session starts at t ≈ 8.7 s, after the self-test; gradient then fills ankle, calf, knee, thigh by ~30 s,
+# holds to ~40 s, vents and rests to ~70 s.
 COVERED = [
-    ("pump-dead@30", "SAFE-5", "ankle"),
-    ("disconnected:knee@5", "SAFE-6", "knee"),  # the sensor tee sees the open hose jump: a hose diagnosis
-    ("leak:ankle@8", "SAFE-5", "ankle"),
-    ("sensor-dead:thigh@10", "SAFE-9", "thigh"),
-    ("sensor-stuck:knee@12", "SAFE-9", "knee"),
-    ("sensor-spike:calf@5", "SAFE-9", "calf"),
+    ("pump-dead@40", "SAFE-5", "ankle"),  # in the rest: found at the next fill
+    ("disconnected:knee@14", "SAFE-5 SAFE-6", "knee"),  # no gain, or the open hose's jump: hose diagnoses both
+    ("leak:ankle@17", "SAFE-5", "ankle"),
+    ("sensor-dead:thigh@19", "SAFE-9", "thigh"),
+    ("sensor-stuck:knee@21", "SAFE-9", "knee"),
+    ("sensor-spike:calf@14", "SAFE-9", "calf"),
 ]
 
 
@@ -123,31 +125,31 @@ def test_simulate_with_a_fault_trips_exits_3_and_vents(tmp_path, capsys, spec, r
                  "--fault", spec, "--log", str(log)])
     out = capsys.readouterr().out
     assert code == 3
-    assert f"TRIPPED {rule} {zone}" in out
+    assert any(f"TRIPPED {r} {zone}" in out for r in rule.split()), out
     rows = read_log(log)
     trip_i = next(i for i, r in enumerate(rows) if r["fault"])
-    assert rows[trip_i]["fault"].startswith(f"{rule} {zone}")
+    assert any(rows[trip_i]["fault"].startswith(f"{r} {zone}") for r in rule.split())
     t_trip = float(rows[trip_i]["t_s"])
     # from the trip on: pump at 0, every inlet closed and every exhaust open, on every row
     for r in rows[trip_i:]:
         assert float(r["pump_duty"]) == 0.0 and r["state"] == "tripped"
         assert all((r[f"{z}_inlet"], r[f"{z}_exhaust"]) == ("0", "1") for z in cfg.zone_names)
-    # and soon after it, every zone below 5 mmHg (those that still have a sensor)
-    vented = next(float(r["t_s"]) for r in rows[trip_i:]
-                  if all(_f(r[f"{z}_mmhg"]) < 5 or not r[f"{z}_mmhg"] for z in cfg.zone_names))
+    # and soon after it, every zone below 5 mmHg (a faulted sensor's own reading proves nothing either way)
+    trusted = [z for z in cfg.zone_names if not (spec.startswith("sensor-") and f":{z}@" in spec)]
+    vented = next(float(r["t_s"]) for r in rows[trip_i:] if all(_f(r[f"{z}_mmhg"]) < 5 for z in trusted))
     assert vented - t_trip < cfg.limits.vent_timeout_s
 
 
 def test_exhaust_stuck_closed_says_cannot_vent(tmp_path, capsys):
     code = main(["simulate", "--config", str(CONFIG_DIR), "--profile", "gradient", "--cycles", "1",
-                 "--fault", "exhaust-stuck-closed:ankle@2", "--log", str(tmp_path / "f.csv")])
+                 "--fault", "exhaust-stuck-closed:ankle@11", "--log", str(tmp_path / "f.csv")])
     out = capsys.readouterr().out
     assert code == 3 and "TRIPPED SAFE-8 ankle: cannot vent ankle" in out and "ALARM: cannot vent ankle" in out
 
 
 def test_dead_sensor_vent_is_reported_unconfirmed_not_as_cannot_vent(tmp_path, capsys):
     code = main(["simulate", "--config", str(CONFIG_DIR), "--profile", "gradient", "--cycles", "1",
-                 "--fault", "sensor-integrity:ankle@3", "--log", str(tmp_path / "f.csv")])
+                 "--fault", "sensor-integrity:ankle@12", "--log", str(tmp_path / "f.csv")])
     out = capsys.readouterr().out
     assert code == 3 and "cannot vent" not in out and "vent not confirmed for ankle" in out
 
@@ -196,7 +198,7 @@ def test_signal_or_exception_inside_a_tick_ends_safe(cfg, boom):
     def step(self, now_s, readings):
         cmd = real_step(self, now_s, readings)
         seen["pumping"] |= cmd.pump_duty > 0
-        if now_s > 8.0:  # mid-fill of the calf: pump on, valves energised
+        if now_s > 17.0:  # mid-fill of the calf (the session starts after the ~9 s self-test)
             raise boom
         return cmd
 
