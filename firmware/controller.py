@@ -112,14 +112,13 @@ class Controller:
         z.last_mmhg, z.last_t_s = p, t_s
         t = self.tuning
         if z.phase is Phase.FILLING:
-            if p > z.target_mmhg + t.bleed_mmhg:
-                z.phase, z.topping_up, z.fill_started_s = Phase.BLEEDING, False, None  # a lower target came
-            elif p + max(z.rate_mmhg_s, 0.0) * t.lead_s >= z.target_mmhg:
-                z.phase = Phase.HOLDING
+            if p + max(z.rate_mmhg_s, 0.0) * t.lead_s >= z.target_mmhg:
                 if not z.topping_up and z.fill_started_s is not None:
                     z.fill_times_s.append(now_s - z.fill_started_s)
                 z.topping_up = False
                 z.fill_started_s = None
+                # overshot beyond the band (a hose, not a bladder, filled?): let it down to the target
+                z.phase = Phase.BLEEDING if p > z.target_mmhg + t.bleed_mmhg else Phase.HOLDING
         elif z.phase is Phase.HOLDING:
             if p < z.target_mmhg - t.hysteresis_mmhg:
                 z.phase, z.topping_up = Phase.FILLING, True

@@ -4,8 +4,9 @@
    plausible ambient pressure; the sleeve vents and the zero is taken (`Rig.zero_sensors`, SAFE-9 checks inside).
 2. Right after the zero every zone reads within ±2 mmHg of it.
 3. With `selftest.valves`, each zone in turn is filled to a few mmHg and vented, under the full supervisor plus one
-   more rule: while a zone fills, no other zone may rise. That catches swapped hoses, swapped valve wires, swapped
-   sensor channels, a dead pump, a stuck inlet and a kinked hose before anything is squeezed hard.
+   more rule: while a zone fills, no other zone may rise; and no zone may get there faster than a bladder can.
+   That catches swapped hoses, swapped valve wires, swapped sensor channels, a dead pump, a stuck inlet and a
+   kinked hose before anything is squeezed hard.
 
 A failure raises SelfTestFailed saying what to check; nothing further runs.
 """
@@ -97,4 +98,12 @@ def self_test(rig: Rig, *, liveness=None) -> dict[str, float]:
         raise SelfTestFailed(f"self-test failed at {t.zone or 'the sleeve'}: {t.reason}. Check: {t.hint}", t)
     if not outcome.vented:
         raise SelfTestFailed("self-test: the sleeve did not vent after the valve check: check the exhaust valves")
+    # A bladder takes most of a second to reach a few mmHg; a hose on its own fills within a tick (SAFE-6).
+    fastest_s = target / cfg.limits.occlusion_rate_mmhg_s
+    for name, zone in zip(cfg.zone_names, controller.zones):
+        if zone.fill_times_s and min(zone.fill_times_s) < fastest_s:
+            raise SelfTestFailed(
+                f"self-test failed at {name}: reached {target:g} mmHg in {min(zone.fill_times_s):.2f} s, faster than "
+                f"any bladder fills (SAFE-6). Check: the hose of {name} is kinked, blocked or pulled off between the "
+                "valve block and the bladder")
     return baselines
