@@ -120,6 +120,7 @@ class Limits:
     leak_rate_mmhg_s: float = 1.0
     leak_window_s: float = 2.0
     max_topups_per_hold: int = 3
+    max_drop_mmhg: float = 8.0
     vent_check_s: float = 3.0
     reverse_gradient_mmhg: float = REVERSE_GRADIENT_MMHG
     reverse_gradient_s: float = MAX_REVERSE_GRADIENT_S
@@ -430,6 +431,7 @@ def _read_limits(sec: Section | None) -> Limits | None:
         leak_rate_mmhg_s=sec.number("leak_rate_mmhg_s", d.leak_rate_mmhg_s, above=0.0, maximum=10.0, unit="mmHg/s"),
         leak_window_s=sec.number("leak_window_s", d.leak_window_s, minimum=0.5, maximum=10.0, unit="s"),
         max_topups_per_hold=sec.integer("max_topups_per_hold", d.max_topups_per_hold, minimum=1, maximum=20),
+        max_drop_mmhg=sec.number("max_drop_mmhg", d.max_drop_mmhg, minimum=3.0, maximum=30.0, unit="mmHg"),
         vent_check_s=sec.number("vent_check_s", d.vent_check_s, minimum=0.5, maximum=MAX_VENT_TIMEOUT_S, unit="s"),
         reverse_gradient_mmhg=sec.number("reverse_gradient_mmhg", d.reverse_gradient_mmhg, minimum=0.0,
                                          maximum=REVERSE_GRADIENT_MMHG, unit="mmHg"),

@@ -116,17 +116,20 @@ class Runner:
                 self.liveness()  # SAFE-11: a tick completed, outputs applied; a stalled loop never gets here
 
             if sup.tripped is not None or ctl.done or self.stopped:
+                # The end: keep ticking in the safe state until every zone reads empty (with a 1 mmHg margin for the
+                # zero's uncertainty), or the vent time has passed. A zone that cannot vent, or whose sensor was
+                # declared bad, is not waited for: it is reported.
                 if ending_since is None:
                     ending_since = now
-                self.unconfirmed = [name for name, r in zip(self.rig.config.zone_names, readings.zones)
-                                    if not r.ok]
-                if all(r.ok and r.mmhg < VENTED_MMHG for r in readings.zones):
-                    return True
-                if sup.cannot_vent is not None or now - ending_since > vent_limit_s + 1.0:
+                names = self.rig.config.zone_names
+                skip = sup.untrusted() | ({sup.cannot_vent.zone} if sup.cannot_vent is not None else set())
+                self.unconfirmed = [n for n, r in zip(names, readings.zones) if n not in skip and not r.ok]
+                self.unconfirmed += sorted(skip - {sup.cannot_vent.zone if sup.cannot_vent else None})
+                watched = [r for n, r in zip(names, readings.zones) if n not in skip]
+                if all(r.ok and r.mmhg < VENTED_MMHG - 1.0 for r in watched):
+                    return not skip
+                if now - ending_since > vent_limit_s + 1.0:
                     return False
-                if self.unconfirmed and all(r.mmhg < VENTED_MMHG for r in readings.zones if r.ok) \
-                        and now - ending_since > vent_limit_s:
-                    return False  # the rest is vented; a zone without a sensor cannot be confirmed
 
             next_s += self.tick_s
             delay = next_s - clock.now()

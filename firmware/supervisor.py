@@ -309,8 +309,8 @@ class Occlusion:
                             "bladder: straighten or refit it", priority=MEDIUM)
             if kind is VENT and -rate > self.max_rate:
                 return Trip(self.rule, name, r.mmhg, now_s,
-                            f"fell {-rate:.0f} mmHg/s while venting, far faster than a bladder empties: the bladder "
-                            "may still hold its pressure beyond a kinked or blocked hose",
+                            f"cannot vent {name}: it fell {-rate:.0f} mmHg/s, far faster than a bladder empties - "
+                            "the bladder may still hold its pressure beyond a kinked or blocked hose",
                             f"release {name} by hand now, then straighten or refit its hose", cannot_vent=True)
         return None
 
@@ -319,21 +319,33 @@ class Occlusion:
 
 
 class HoldLeak:
+    """SAFE-7: a held zone (both valves closed) must not lose pressure faster than `max_rate` (judged over each
+    `window`, or over as little as MIN_SPAN_S of a short hold), must not fall more than `max_drop` below the highest
+    it reached since it was inflated (top-ups keep a sound zone within 2 mmHg), nor need more than `max_topups`
+    top-ups in one inflation."""
+
     raw = False
-    """SAFE-7: a held zone (both valves closed) must not lose pressure faster than `max_rate` over `window`, nor
-    need more than `max_topups` top-ups in one inflation."""
-
     rule = "SAFE-7"
+    MIN_SPAN_S = 0.5
 
-    def __init__(self, names: Sequence[str], *, max_rate_mmhg_s: float, window_s: float, max_topups: int):
+    def __init__(self, names: Sequence[str], *, max_rate_mmhg_s: float, window_s: float, max_topups: int,
+                 max_drop_mmhg: float):
         self.names = list(names)
         self.max_rate = max_rate_mmhg_s
         self.window_s = window_s
         self.max_topups = max_topups
+        self.max_drop = max_drop_mmhg
         n = len(self.names)
         self._window: list[tuple[float, float] | None] = [None] * n
         self._previous = [VENT] * n
         self._topups = [0] * n
+        self._peak = [-math.inf] * n
+        self._held_once = [False] * n
+
+    def _trip(self, i, r, now_s, reason):
+        return Trip(self.rule, self.names[i], r.mmhg if r.ok else None, now_s, reason,
+                    "a leaking bladder, seam or fitting, or a hose come off: check the zone and its hose connections",
+                    priority=MEDIUM)
 
     def check(self, now_s, readings, applied):
         for i, r in enumerate(readings.zones):
@@ -341,28 +353,37 @@ class HoldLeak:
             previous, self._previous[i] = self._previous[i], action
             if action is VENT:
                 self._topups[i] = 0
-            elif action is FILL and previous is HOLD:
+                self._peak[i] = -math.inf
+                self._held_once[i] = False
+                self._window[i] = None
+                continue
+            if action is FILL and previous is HOLD:
                 self._topups[i] += 1
                 if self._topups[i] > self.max_topups:
-                    return Trip(self.rule, self.names[i], r.mmhg if r.ok else None, now_s,
-                                f"needed {self._topups[i]} top-ups in one hold (at most {self.max_topups})",
-                                "a leaking bladder, seam or fitting: check the zone and its hose connections",
-                                priority=MEDIUM)
-            if action is not HOLD or not r.ok:
+                    return self._trip(i, r, now_s, f"needed {self._topups[i]} top-ups in one inflation "
+                                                   f"(at most {self.max_topups})")
+            if not r.ok:
+                self._window[i] = None
+                continue
+            if action is HOLD:
+                self._held_once[i] = True
+            self._peak[i] = max(self._peak[i], r.mmhg)
+            if self._held_once[i] and self._peak[i] - r.mmhg > self.max_drop:
+                return self._trip(i, r, now_s, f"lost {self._peak[i] - r.mmhg:.1f} mmHg since it was full "
+                                               f"(at most {self.max_drop:g})")
+            if action is not HOLD:
                 self._window[i] = None
                 continue
             if self._window[i] is None:
                 self._window[i] = (now_s, r.mmhg)
                 continue
             t0, p0 = self._window[i]
-            if now_s - t0 >= self.window_s:
+            if now_s - t0 >= self.MIN_SPAN_S:
                 rate = (p0 - r.mmhg) / (now_s - t0)
                 if rate > self.max_rate:
-                    return Trip(self.rule, self.names[i], r.mmhg, now_s,
-                                f"loses {rate:.1f} mmHg/s while held (at most {self.max_rate:g})",
-                                "a leaking bladder, seam or fitting: check the zone and its hose connections",
-                                priority=MEDIUM)
-                self._window[i] = (now_s, r.mmhg)
+                    return self._trip(i, r, now_s, f"loses {rate:.1f} mmHg/s while held (at most {self.max_rate:g})")
+                if now_s - t0 >= self.window_s:
+                    self._window[i] = (now_s, r.mmhg)
         return None
 
 
@@ -376,7 +397,7 @@ class ValveCheck:
     which means air comes through an inlet that is stuck open or leaks."""
 
     rule = "SAFE-8"
-    RISE_MMHG = 4.0  # noise is ~0.1 mmHg: a rise of this much is air coming in
+    RISE_MMHG = 2.5  # below the controller's 3 mmHg bleed band (which would hide it); the median's noise is ~0.06
 
     def __init__(self, names: Sequence[str], check_s: float):
         self.names = list(names)
@@ -503,12 +524,14 @@ class TimeUnderPressure:
 
 
 class PumpCheck:
-    raw = False
     """SAFE-4 at the manifold sensor: with the pump off and every inlet closed the manifold cannot gain air, so a
-    rise of `rise_mmhg` means the pump runs anyway (a shorted MOSFET) - and only the E-stop can stop it."""
+    rise of `rise_mmhg` above the lowest it read since the pump went off means the pump runs anyway (a shorted
+    MOSFET) - and only the E-stop can stop it. A pump coasts for a moment after switch-off: the verdict waits
+    SETTLE_S, but the measure starts at switch-off (a runaway pump reaches the relief valve within that moment)."""
 
+    raw = False
     rule = "SAFE-4"
-    SETTLE_S = 0.5  # a pump coasts for a moment after it is switched off
+    SETTLE_S = 0.5
 
     def __init__(self, rise_mmhg: float):
         self.rise = rise_mmhg
@@ -524,10 +547,10 @@ class PumpCheck:
             return None
         if self._off_since is None:
             self._off_since = now_s
-        if not m.ok or now_s - self._off_since < self.SETTLE_S:
+        if not m.ok:
             return None
         self._low = min(self._low, m.mmhg)
-        if m.mmhg > self._low + self.rise:
+        if now_s - self._off_since >= self.SETTLE_S and m.mmhg > self._low + self.rise:
             return Trip(self.rule, "manifold", m.mmhg, now_s,
                         f"pump runs while commanded off: manifold up {m.mmhg - self._low:.1f} mmHg to "
                         f"{m.mmhg:.1f} with every inlet closed",
@@ -603,7 +626,7 @@ class Supervisor:
             PumpCheck(lim.pump_off_rise_mmhg),
             ValveCheck(names, lim.vent_check_s),
             HoldLeak(names, max_rate_mmhg_s=lim.leak_rate_mmhg_s, window_s=lim.leak_window_s,
-                     max_topups=lim.max_topups_per_hold),
+                     max_topups=lim.max_topups_per_hold, max_drop_mmhg=lim.max_drop_mmhg),
             FillProgress(names, min_rate_mmhg_s=lim.min_fill_rate_mmhg_s, window_s=lim.fill_rate_window_s,
                          timeout_s=lim.fill_timeout_s),
             self.vent_check,
@@ -624,7 +647,7 @@ class Supervisor:
         if self.tripped is not None:
             # Latched: safe state, but keep watching the vent (a stuck exhaust is the worst news there is).
             if self.cannot_vent is None:
-                trip = self.vent_check.check(now_s, smooth, self.applied)
+                trip = self.vent_check.check(now_s, self._trusted(smooth), self.applied)
                 if trip is not None:
                     self.cannot_vent = trip
                     log.critical("%s - %s", trip, trip.hint)
@@ -638,6 +661,19 @@ class Supervisor:
         out = self._guard(readings, wish)
         self.applied = out
         return out
+
+    def untrusted(self) -> set[str]:
+        """Sensors a SAFE-9 trip declared bad: after it, their readings decide nothing."""
+        t = self.tripped
+        return {t.zone} if t is not None and t.rule == SensorHealth.rule and t.zone else set()
+
+    def _trusted(self, readings: Readings) -> Readings:
+        bad = self.untrusted()
+        if not bad:
+            return readings
+        zones = tuple(Reading(math.nan, r.t_s, "untrusted") if n in bad else r
+                      for n, r in zip(self.vent_check.names, readings.zones))
+        return Readings(readings.t_s, zones, readings.manifold, readings.estop_pressed, readings.stop_pressed)
 
     def _guard(self, readings: Readings, wish: Commands) -> Commands:
         """Never fill a zone that reads above its trip level or has no reading; no pump without a zone to fill."""

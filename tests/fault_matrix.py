@@ -1,0 +1,282 @@
+"""The fault matrix: every fault kind x every shipped profile x injection in fill, hold, vent and rest, each run end
+to end on the simulated rig (real drivers, self-test, supervisor, log), judged from the session log and the
+simulated world's true pressures.
+
+For each profile a healthy reference run (same seed) gives the times to inject at and the zone concerned. A fault
+is judged from its *exposure*: the first moment, at or after injection, when the reference run does what makes the
+fault visible (a leak needs the zone inflated, a dead pump needs the pump asked to run, a stuck exhaust needs a vent).
+
+`python -m tests.fault_matrix` runs it all and prints the summary per fault kind.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = ROOT / "config"
+PROFILES = ("gentle", "gradient", "pulse", "lymphatic", "wave", "massage")
+PHASES = ("fill", "hold", "vent", "rest")
+SEED = 11
+TICK = 0.02
+
+# fault -> (rules that may name it, whose zone the trip must name, detection bound after exposure in s, why)
+EXPECTED = {
+    "leak": ({"SAFE-5", "SAFE-7"}, "fault", 4.0, "a fill window (3 s) or the hold decay window (2 s)"),
+    "blocked": ({"SAFE-6"}, "fault", 0.3, "the next fill or vent of that zone, within a few ticks"),
+    "disconnected": ({"SAFE-5", "SAFE-6", "SAFE-7"}, "fault", 4.0, "as a leak, or at once as a hose jump"),
+    "inlet-stuck-open": ({"SAFE-8", "SAFE-4"}, "fault", 4.0, "air entering a closed zone once the pump runs"),
+    "exhaust-stuck-closed": ({"SAFE-8"}, "fault", 3.2, "the vent check (3 s)"),
+    "pump-dead": ({"SAFE-5"}, "any", 3.2, "the fill window (3 s)"),
+    "pump-stuck-on": ({"SAFE-4"}, "manifold", 1.5, "0.5 s settle, then the manifold's 10 mmHg rise"),
+    "sensor-dead": ({"SAFE-9"}, "fault", 0.3, "the stale limit (0.2 s)"),
+    "sensor-stuck": ({"SAFE-9"}, "fault", 1.1, "the stuck limit (1 s)"),
+    "sensor-busy": ({"SAFE-9"}, "fault", 0.35, "the stale limit (0.2 s), ticks stretched by the 20 ms deadline"),
+    "sensor-integrity": ({"SAFE-9"}, "fault", 0.3, "the stale limit (0.2 s)"),
+    "sensor-spike": ({"SAFE-9"}, "fault", 1.0, "three spikes (one conversion in four)"),
+    "estop": ({"SAFE-12"}, None, 0.05, "the next tick"),
+}
+ZONE_FAULTS = ("leak", "blocked", "disconnected", "inlet-stuck-open", "exhaust-stuck-closed", "sensor-dead",
+               "sensor-stuck", "sensor-busy", "sensor-integrity", "sensor-spike")
+
+
+def _f(cell: str) -> float:
+    return float(cell) if cell else math.nan
+
+
+@dataclass
+class Reference:
+    """A healthy run of one profile: its log rows, for choosing when and where to inject."""
+
+    profile: str
+    rows: list[dict]
+    zones: tuple[str, ...]
+
+    def t(self, i: int) -> float:
+        return float(self.rows[i]["t_s"])
+
+    def injections(self) -> dict[str, tuple[float, str]]:
+        """phase -> (time, zone) to inject at."""
+        rows, zones = self.rows, self.zones
+        out = {}
+        # fill: the middle of the second zone's first fill (the first zone may still be in the self-test's wake)
+        fills = [(i, r["state"]) for i, r in enumerate(rows)
+                 if r["state"].startswith("fill ") and (i == 0 or rows[i - 1]["state"] != r["state"])]
+        i0, state = fills[1] if len(fills) > 1 else fills[0]
+        i1 = next((k for k in range(i0, len(rows)) if rows[k]["state"] != state), len(rows) - 1)
+        out["fill"] = ((self.t(i0) + self.t(i1)) / 2, state.split()[1] if state.split()[1] in zones else zones[0])
+        # hold: the middle of the first hold with a zone held
+        for k, r in enumerate(rows):
+            held = [z for z in zones if r[f"{z}_inlet"] == "0" and r[f"{z}_exhaust"] == "0" and _f(r[f"{z}_mmhg"]) > 10]
+            if r["state"].startswith("hold") and held:
+                k1 = next((j for j in range(k, len(rows)) if rows[j]["state"] != r["state"]), len(rows) - 1)
+                out["hold"] = ((self.t(k) + self.t(k1)) / 2, held[0])
+                break
+        # vent: just after the first zone starts venting from > 10 mmHg
+        for k in range(1, len(rows)):
+            for z in zones:
+                if rows[k - 1][f"{z}_exhaust"] == "0" and rows[k][f"{z}_exhaust"] == "1" and _f(rows[k][f"{z}_mmhg"]) > 10:
+                    out["vent"] = (self.t(k) + 0.3, z)
+                    break
+            if "vent" in out:
+                break
+        # rest: the middle of the first rest
+        k = next(k for k, r in enumerate(rows) if r["state"].startswith("rest"))
+        k1 = next((j for j in range(k, len(rows)) if rows[j]["state"] != rows[k]["state"]), len(rows) - 1)
+        out["rest"] = ((self.t(k) + self.t(k1)) / 2, zones[1])
+        return out
+
+    def exposure(self, fault: str, zone: str, at_s: float) -> float:
+        """The first time at or after `at_s` when the reference run would show this fault."""
+        rows = [r for r in self.rows if float(r["t_s"]) >= at_s - 1e-9]
+        if fault.startswith("sensor-") or fault == "estop":
+            return at_s
+
+        def first(pred) -> float:
+            for prev, r in zip([None] + rows, rows):
+                if pred(prev, r):
+                    return float(r["t_s"])
+            return math.inf
+
+        inflated = lambda r: r[f"{zone}_exhaust"] == "0"  # noqa: E731 - filling or held
+        if fault in ("leak", "disconnected"):
+            return first(lambda p, r: inflated(r) and _f(r[f"{zone}_mmhg"]) > 5)
+        if fault == "blocked":  # the next fill of the zone, or its next vent from inflated
+            return first(lambda p, r: r[f"{zone}_inlet"] == "1"
+                         or (p is not None and inflated(p) and r[f"{zone}_exhaust"] == "1"))
+        if fault == "exhaust-stuck-closed":  # the next vent from above 10 mmHg
+            return first(lambda p, r: p is not None and inflated(p) and r[f"{zone}_exhaust"] == "1"
+                         and _f(r[f"{zone}_mmhg"]) > 10)
+        if fault == "inlet-stuck-open":  # the pump filling another zone while this one's inlet is closed
+            return first(lambda p, r: float(r["pump_duty"]) > 0 and r[f"{zone}_inlet"] == "0")
+        if fault == "pump-dead":
+            return first(lambda p, r: float(r["pump_duty"]) > 0)
+        if fault == "pump-stuck-on":
+            return first(lambda p, r: float(r["pump_duty"]) == 0)
+        raise ValueError(fault)
+
+
+def reference(profile: str, seed: int = SEED) -> Reference:
+    from legsleeve.backends import open_sim
+    from legsleeve.config import load_hardware
+    from legsleeve.profiles import load_profile
+    from legsleeve.session import run_session
+    from legsleeve.sessionlog import read_log
+
+    cfg = load_hardware(CONFIG_DIR)
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "ref.csv"
+        rig = open_sim(cfg, seed=seed)
+        try:
+            result = run_session(rig, load_profile(CONFIG_DIR, profile, cfg), cycles=2, log_path=log)
+        finally:
+            rig.close()
+        assert result.outcome.trip is None, result.outcome.trip
+        return Reference(profile, read_log(log), cfg.zone_names)
+
+
+@dataclass
+class Cell:
+    profile: str
+    phase: str
+    fault: str
+    zone: str | None
+    at_s: float
+    exposure_s: float
+    rule: str | None = None
+    trip_zone: str | None = None
+    trip_s: float | None = None
+    reason: str = ""
+    peak_mmhg: float = 0.0  # highest true pressure anywhere in the sleeve, bladders and hoses
+    vent_after_trip_s: float | None = None  # until every zone (true pressure) was below 5 mmHg
+    cannot_vent: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def latency_s(self) -> float:
+        return (self.trip_s - self.exposure_s) if self.trip_s is not None else math.inf
+
+    def spec(self) -> str:
+        return f"{self.fault}{':' + self.zone if self.zone else ''}@{self.at_s:.2f}"
+
+
+def run_cell(cell: Cell) -> Cell:
+    """Run one cell end to end and judge it; problems are recorded on the cell, not raised."""
+    from legsleeve.backends import open_sim
+    from legsleeve.config import VENTED_MMHG, load_hardware
+    from legsleeve.profiles import load_profile
+    from legsleeve.session import run_session
+    from legsleeve.sessionlog import read_log
+    from legsleeve.sim.faults import FaultSpec
+
+    cfg = load_hardware(CONFIG_DIR)
+    fault = FaultSpec(cell.fault, cell.zone, cell.at_s)
+    truth: list[tuple[float, list[float]]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "cell.csv"
+        rig = open_sim(cfg, seed=SEED, faults=[fault])
+        world = rig.world
+        physics = world.physics
+        real_read = rig.read
+
+        def read():
+            r = real_read()
+            world.settle()
+            pressures = [max(physics.zone_mmhg(i), physics.bladder_mmhg(i)) for i in range(len(cfg.zones))]
+            truth.append((r.t_s, pressures))
+            return r
+
+        rig.read = read
+        try:
+            result = run_session(rig, load_profile(CONFIG_DIR, cell.profile, cfg), cycles=2, log_path=log)
+        finally:
+            rig.close()
+        rows = read_log(log)
+    o = result.outcome
+    cell.peak_mmhg = max(max(p) for _, p in truth)
+    limit = cfg.limits.max_mmhg + 5.0
+    if cell.peak_mmhg > limit:
+        cell.problems.append(f"a zone reached {cell.peak_mmhg:.1f} mmHg (limit {limit:g})")
+    if o.trip is None:
+        cell.problems.append("no trip")
+        return cell
+    cell.rule, cell.trip_zone, cell.trip_s, cell.reason = o.trip.rule, o.trip.zone, o.trip.t_s, o.trip.reason
+    rules, whose, bound, _ = EXPECTED[cell.fault]
+    if cell.rule not in rules:
+        cell.problems.append(f"tripped {o.trip} - expected {' or '.join(sorted(rules))}")
+    want_zone = {"fault": cell.zone, "manifold": "manifold", None: None}.get(whose, "any")
+    if want_zone != "any" and cell.trip_zone != want_zone:
+        cell.problems.append(f"trip names zone {cell.trip_zone}, expected {want_zone}")
+    if cell.latency_s > bound:
+        cell.problems.append(f"detected {cell.latency_s:.2f} s after exposure (bound {bound} s)")
+    # from the trip on: pump at 0, every inlet closed, every exhaust open
+    after = [r for r in rows if r["fault"]]
+    for r in after:
+        if float(r["pump_duty"]) != 0.0 or any((r[f"{z}_inlet"], r[f"{z}_exhaust"]) != ("0", "1")
+                                                for z in cfg.zone_names):
+            cell.problems.append(f"outputs not safe at t={r['t_s']} after the trip")
+            break
+    # every zone below 5 mmHg within the vent timeout - unless the alarm says it cannot vent
+    stuck = o.cannot_vent.zone if o.cannot_vent is not None else None
+    cell.cannot_vent = stuck
+    for t, pressures in truth:
+        if t >= o.trip.t_s and all(p < VENTED_MMHG for z, p in zip(cfg.zone_names, pressures) if z != stuck):
+            cell.vent_after_trip_s = t - o.trip.t_s
+            break
+    if cell.vent_after_trip_s is None or cell.vent_after_trip_s > cfg.limits.vent_timeout_s:
+        cell.problems.append(f"not vented within {cfg.limits.vent_timeout_s:g} s of the trip")
+    trapped = [z for z, p in zip(cfg.zone_names, truth[-1][1]) if p >= VENTED_MMHG]
+    if trapped and (stuck is None or trapped != [stuck] or "cannot vent " + stuck not in o.cannot_vent.reason):
+        cell.problems.append(f"{trapped} still under pressure without a 'cannot vent' alarm naming it")
+    return cell
+
+
+def plan(references: dict[str, Reference]) -> list[Cell]:
+    cells = []
+    for profile, ref in references.items():
+        for phase, (at_s, zone) in ref.injections().items():
+            for fault in EXPECTED:
+                z = zone if fault in ZONE_FAULTS else None
+                cells.append(Cell(profile, phase, fault, z, round(at_s, 2), ref.exposure(fault, zone, at_s)))
+    return cells
+
+
+def run_matrix(workers: int | None = None) -> list[Cell]:
+    workers = workers or os.cpu_count() or 2
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        references = dict(zip(PROFILES, pool.map(reference, PROFILES)))
+        return list(pool.map(run_cell, plan(references), chunksize=4))
+
+
+def summary(cells: list[Cell]) -> str:
+    lines = [f"fault matrix: {len(cells)} cells = {len(EXPECTED)} fault kinds x {len(PROFILES)} profiles x "
+             f"{len(PHASES)} injection phases; {sum(not c.problems for c in cells)} pass",
+             "",
+             "| fault | cells | rules seen | worst detection after exposure | bound | worst peak mmHg | "
+             "worst vent after trip | cannot vent |",
+             "|---|---|---|---|---|---|---|---|"]
+    for fault, (_, _, bound, why) in EXPECTED.items():
+        mine = [c for c in cells if c.fault == fault]
+        rules = ", ".join(sorted({c.rule or "none" for c in mine}))
+        worst = max((c.latency_s for c in mine), default=math.nan)
+        peak = max((c.peak_mmhg for c in mine), default=math.nan)
+        vent = max((c.vent_after_trip_s or math.inf for c in mine), default=math.nan)
+        stuck = sum(1 for c in mine if c.cannot_vent)
+        lines.append(f"| {fault} | {len(mine)} | {rules} | {worst:.2f} s | {bound} s ({why}) | {peak:.1f} | "
+                     f"{vent:.1f} s | {stuck} |")
+    bad = [c for c in cells if c.problems]
+    if bad:
+        lines += ["", "failures:"] + [f"- {c.profile}/{c.phase} {c.spec()}: {'; '.join(c.problems)}" for c in bad]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    result = run_matrix()
+    print(summary(result))
