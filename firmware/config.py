@@ -119,7 +119,8 @@ class Limits:
     occlusion_rate_mmhg_s: float = 60.0
     leak_rate_mmhg_s: float = 1.0
     leak_window_s: float = 2.0
-    max_topups_per_hold: int = 3
+    max_topups: int = 3
+    topup_window_s: float = 10.0
     max_drop_mmhg: float = 8.0
     vent_check_s: float = 3.0
     reverse_gradient_mmhg: float = REVERSE_GRADIENT_MMHG
@@ -430,7 +431,8 @@ def _read_limits(sec: Section | None) -> Limits | None:
                                          maximum=500.0, unit="mmHg/s"),
         leak_rate_mmhg_s=sec.number("leak_rate_mmhg_s", d.leak_rate_mmhg_s, above=0.0, maximum=10.0, unit="mmHg/s"),
         leak_window_s=sec.number("leak_window_s", d.leak_window_s, minimum=0.5, maximum=10.0, unit="s"),
-        max_topups_per_hold=sec.integer("max_topups_per_hold", d.max_topups_per_hold, minimum=1, maximum=20),
+        max_topups=sec.integer("max_topups", d.max_topups, minimum=1, maximum=20),
+        topup_window_s=sec.number("topup_window_s", d.topup_window_s, minimum=2.0, maximum=120.0, unit="s"),
         max_drop_mmhg=sec.number("max_drop_mmhg", d.max_drop_mmhg, minimum=3.0, maximum=30.0, unit="mmHg"),
         vent_check_s=sec.number("vent_check_s", d.vent_check_s, minimum=0.5, maximum=MAX_VENT_TIMEOUT_S, unit="s"),
         reverse_gradient_mmhg=sec.number("reverse_gradient_mmhg", d.reverse_gradient_mmhg, minimum=0.0,

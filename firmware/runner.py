@@ -126,10 +126,11 @@ class Runner:
                 self.unconfirmed = [n for n, r in zip(names, readings.zones) if n not in skip and not r.ok]
                 self.unconfirmed += sorted(skip - {sup.cannot_vent.zone if sup.cannot_vent else None})
                 watched = [r for n, r in zip(names, readings.zones) if n not in skip]
-                if all(r.ok and r.mmhg < VENTED_MMHG - 1.0 for r in watched):
-                    return not skip
-                if now - ending_since > vent_limit_s + 1.0:
-                    return False
+                emptied = all(r.ok and r.mmhg < VENTED_MMHG - 1.0 for r in watched)
+                if emptied and not skip:
+                    return True
+                if now - ending_since > vent_limit_s + 1.0 or (emptied and now - ending_since > vent_limit_s):
+                    return False  # what could empty has; the rest is reported, after a full vent time open
 
             next_s += self.tick_s
             delay = next_s - clock.now()

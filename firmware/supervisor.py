@@ -135,8 +135,8 @@ class FillProgress:
                     return Trip(self.rule, self.names[i], r.mmhg, now_s,
                                 f"filling gained only {gained:.1f} mmHg in {now_s - t0:.1f} s (needs "
                                 f"{self.min_rate:g} mmHg/s)",
-                                "check the hose to this zone is on and not kinked, the bladder for leaks, and that "
-                                "the pump runs", priority=MEDIUM)
+                                "check the hose to this zone is on and not kinked, the bladder for leaks, that the "
+                                "pump runs, and that no other zone's inlet is stuck open", priority=MEDIUM)
                 self._window[i] = (now_s, r.mmhg)
         return None
 
@@ -203,7 +203,8 @@ class SensorHealth:
         self._last_fault: list[str] = [""] * n
         self._same_since: list[float | None] = [None] * n
         self._history: list[tuple[float, float]] = [(math.nan, math.nan)] * n  # (previous, one before)
-        self._spikes: list[list[float]] = [[] for _ in range(n)]
+        self._spikes: list[list[tuple[float, bool]]] = [[] for _ in range(n)]  # (time, with the valves?)
+        self._actions: list[list[ZoneAction]] = [[] for _ in range(n)]
 
     def check(self, now_s, readings, applied):
         for i, r in enumerate(_all_readings(readings)):
@@ -233,11 +234,25 @@ class SensorHealth:
             else:
                 self._same_since[i] = None
             # a spike: the previous sample jumped far from the one before and this one came straight back
+            actions = self._actions[i]
+            if i < len(readings.zones):
+                actions.append(applied.action(i))
+                del actions[:-3]
             if (math.isfinite(before) and abs(previous - before) > SPIKE_MMHG
                     and abs(r.mmhg - before) < SPIKE_MMHG / 2):
-                spikes = [t for t in self._spikes[i] if now_s - t < SPIKE_WINDOW_S] + [now_s]
+                # up as its inlet opened, down as its exhaust did: air in a hose, not a sensor's fault
+                hose = (len(actions) == 3 and actions[0] is not FILL and actions[1] is FILL
+                        and actions[2] is not FILL)  # a one-tick fill made it, not a fill long under way
+                spikes = [(t, h) for t, h in self._spikes[i] if now_s - t < SPIKE_WINDOW_S] + [(now_s, hose)]
                 self._spikes[i] = spikes
                 if len(spikes) >= SPIKES_TO_TRIP:
+                    if sum(h for _, h in spikes) * 2 > len(spikes):
+                        return Trip(Occlusion.rule, name, previous, now_s,
+                                    f"pressure jumps with each fill and falls with each vent ({len(spikes)} times in "
+                                    f"{SPIKE_WINDOW_S:g} s): the sensor sees only the hose",
+                                    f"the hose of {name} is kinked, blocked or pulled off between the valve block and "
+                                    "the bladder: straighten or refit it, and check the bladder is not still pressed",
+                                    priority=MEDIUM)
                     return Trip(self.rule, name, previous, now_s,
                                 f"{len(spikes)} readings jumped by more than {SPIKE_MMHG:g} mmHg and straight back "
                                 f"within {SPIKE_WINDOW_S:g} s",
@@ -319,71 +334,79 @@ class Occlusion:
 
 
 class HoldLeak:
-    """SAFE-7: a held zone (both valves closed) must not lose pressure faster than `max_rate` (judged over each
-    `window`, or over as little as MIN_SPAN_S of a short hold), must not fall more than `max_drop` below the highest
-    it reached since it was inflated (top-ups keep a sound zone within 2 mmHg), nor need more than `max_topups`
-    top-ups in one inflation."""
+    """SAFE-7: a held zone (both valves closed) must not lose pressure faster than `max_rate` - judged on the time it
+    has spent held since it was inflated, added up across the short holds between top-ups, once that reaches
+    MIN_SPAN_S and then over each `window` - nor fall more than `max_drop` below the highest it reached (top-ups
+    keep a sound zone within 2 mmHg), nor need more than `max_topups` top-ups in any `topup_window`."""
 
     raw = False
     rule = "SAFE-7"
     MIN_SPAN_S = 0.5
 
     def __init__(self, names: Sequence[str], *, max_rate_mmhg_s: float, window_s: float, max_topups: int,
-                 max_drop_mmhg: float):
+                 topup_window_s: float, max_drop_mmhg: float):
         self.names = list(names)
         self.max_rate = max_rate_mmhg_s
         self.window_s = window_s
         self.max_topups = max_topups
+        self.topup_window_s = topup_window_s
         self.max_drop = max_drop_mmhg
         n = len(self.names)
-        self._window: list[tuple[float, float] | None] = [None] * n
         self._previous = [VENT] * n
-        self._topups = [0] * n
+        self._last: list[tuple[float, float] | None] = [None] * n  # the previous held sample
+        self._drop = [0.0] * n  # pressure lost while held, summed
+        self._held_s = [0.0] * n  # time held, summed
+        self._topups: list[list[float]] = [[] for _ in range(n)]
         self._peak = [-math.inf] * n
         self._held_once = [False] * n
 
     def _trip(self, i, r, now_s, reason):
         return Trip(self.rule, self.names[i], r.mmhg if r.ok else None, now_s, reason,
-                    "a leaking bladder, seam or fitting, or a hose come off: check the zone and its hose connections",
+                    "a leaking bladder, seam or fitting, a hose kinked or come off, or an inlet valve that does not close (air "
+                    "going back to the manifold): check the zone, its hose connections and its inlet valve",
                     priority=MEDIUM)
 
     def check(self, now_s, readings, applied):
         for i, r in enumerate(readings.zones):
             action = applied.action(i)
             previous, self._previous[i] = self._previous[i], action
+            if action is FILL and previous is HOLD:
+                topups = [t for t in self._topups[i] if now_s - t < self.topup_window_s] + [now_s]
+                self._topups[i] = topups
+                if len(topups) > self.max_topups:
+                    return self._trip(i, r, now_s, f"needed {len(topups)} top-ups in {self.topup_window_s:g} s "
+                                                   f"(at most {self.max_topups})")
             if action is VENT:
-                self._topups[i] = 0
                 self._peak[i] = -math.inf
                 self._held_once[i] = False
-                self._window[i] = None
+                self._last[i] = None
+                self._drop[i] = self._held_s[i] = 0.0
                 continue
-            if action is FILL and previous is HOLD:
-                self._topups[i] += 1
-                if self._topups[i] > self.max_topups:
-                    return self._trip(i, r, now_s, f"needed {self._topups[i]} top-ups in one inflation "
-                                                   f"(at most {self.max_topups})")
             if not r.ok:
-                self._window[i] = None
+                self._last[i] = None
                 continue
+            self._peak[i] = max(self._peak[i], r.mmhg)
             if action is HOLD:
                 self._held_once[i] = True
-            self._peak[i] = max(self._peak[i], r.mmhg)
+            # once full, a zone's top-ups keep it within 2 mmHg: a fall past max_drop is air escaping, top-up or not
             if self._held_once[i] and self._peak[i] - r.mmhg > self.max_drop:
                 return self._trip(i, r, now_s, f"lost {self._peak[i] - r.mmhg:.1f} mmHg since it was full "
                                                f"(at most {self.max_drop:g})")
             if action is not HOLD:
-                self._window[i] = None
+                self._last[i] = None
                 continue
-            if self._window[i] is None:
-                self._window[i] = (now_s, r.mmhg)
+            last = self._last[i]
+            self._last[i] = (now_s, r.mmhg)
+            if last is None:
                 continue
-            t0, p0 = self._window[i]
-            if now_s - t0 >= self.MIN_SPAN_S:
-                rate = (p0 - r.mmhg) / (now_s - t0)
+            self._drop[i] += last[1] - r.mmhg
+            self._held_s[i] += now_s - last[0]
+            if self._held_s[i] >= self.MIN_SPAN_S:
+                rate = self._drop[i] / self._held_s[i]
                 if rate > self.max_rate:
                     return self._trip(i, r, now_s, f"loses {rate:.1f} mmHg/s while held (at most {self.max_rate:g})")
-                if now_s - t0 >= self.window_s:
-                    self._window[i] = (now_s, r.mmhg)
+                if self._held_s[i] >= self.window_s:
+                    self._drop[i] = self._held_s[i] = 0.0
         return None
 
 
@@ -398,6 +421,11 @@ class ValveCheck:
 
     rule = "SAFE-8"
     RISE_MMHG = 2.5  # below the controller's 3 mmHg bleed band (which would hide it); the median's noise is ~0.06
+    # Quick look: 0.4 s into a vent from above 15 mmHg, the slowest reference zone (thigh, ~2.9 s time constant) has
+    # lost 13 %; a stuck exhaust loses nothing. Pulses vent for as little as 0.5 s, so the 3 s check alone misses them.
+    QUICK_S, QUICK_FROM_MMHG, QUICK_MIN_FALL = 0.4, 15.0, 0.03
+    # A vent that levels off above 5 mmHg is being fed: at 5 mmHg a sound zone still falls ~1.7 mmHg/s.
+    STALL_S, STALL_MMHG = 1.0, 0.3
 
     def __init__(self, names: Sequence[str], check_s: float):
         self.names = list(names)
@@ -407,6 +435,10 @@ class ValveCheck:
         self._start: list[tuple[float, float] | None] = [None] * n  # (t, p) when the inlet closed
         self._low = [math.inf] * n
         self._fall_checked = [False] * n
+        self._moved = [False] * n
+        self._last = [math.nan] * n
+        self._level: list[tuple[float, float] | None] = [None] * n  # (since, at) while a vent holds level
+        self._level_seen: list[set[float]] = [set() for _ in range(n)]
 
     def check(self, now_s, readings, applied):
         for i, r in enumerate(readings.zones):
@@ -419,16 +451,47 @@ class ValveCheck:
                 self._start[i] = (now_s, r.mmhg)
                 self._low[i] = r.mmhg
                 self._fall_checked[i] = False
+                self._moved[i] = False
+                self._last[i] = r.mmhg
+                self._level[i] = None
                 continue
             t0, p0 = self._start[i]
             self._low[i] = min(self._low[i], r.mmhg)
             name = self.names[i]
+            if r.mmhg != self._last[i]:
+                self._moved[i] = True
+            self._last[i] = r.mmhg
+            if not self._moved[i]:
+                continue  # not one count of change: a frozen sensor, not a valve (SAFE-9 judges it)
+            if action is VENT and r.mmhg > VENTED_MMHG:
+                ts, ps = self._level[i] if self._level[i] is not None else (now_s, r.mmhg)
+                if abs(r.mmhg - ps) > self.STALL_MMHG:
+                    self._level[i] = (now_s, r.mmhg)
+                    self._level_seen[i] = {r.mmhg}
+                else:
+                    self._level_seen[i].add(r.mmhg)
+                    if self._level[i] is None:
+                        self._level[i] = (now_s, r.mmhg)
+                    elif now_s - ts >= self.STALL_S and len(self._level_seen[i]) > 2:  # alive, yet level
+                        return Trip(self.rule, name, r.mmhg, now_s,
+                                    f"cannot vent {name}: stays at {r.mmhg:.1f} mmHg with its exhaust open",
+                                    f"air keeps coming in: the inlet valve of {name} is stuck open or leaks (or its "
+                                    "exhaust is blocked): release the sleeve by hand", cannot_vent=True)
+            else:
+                self._level[i] = None
             if r.mmhg > self._low[i] + self.RISE_MMHG and r.mmhg > VENTED_MMHG:
                 doing = "venting" if action is VENT else "held with both valves closed"
                 return Trip(self.rule, name, r.mmhg, now_s,
                             f"gains pressure while {doing} (+{r.mmhg - self._low[i]:.1f} mmHg): its inlet is stuck "
                             "open or leaks",
                             f"the inlet valve of {name} does not close: check its wiring and replace the valve")
+            if action is VENT and p0 > self.QUICK_FROM_MMHG and self.QUICK_S <= now_s - t0 < self.QUICK_S + 0.03 \
+                    and p0 - r.mmhg < max(1.0, self.QUICK_MIN_FALL * p0):
+                return Trip(self.rule, name, r.mmhg, now_s,
+                            f"cannot vent {name}: {r.mmhg:.1f} mmHg {now_s - t0:.1f} s after opening its exhaust "
+                            f"(from {p0:.1f}, a vent loses 13 % by now)",
+                            f"the exhaust valve of {name} may be stuck closed or its outlet blocked: release the "
+                            "sleeve by hand", cannot_vent=True)
             if (action is VENT and not self._fall_checked[i] and now_s - t0 >= self.check_s
                     and p0 > 2 * VENTED_MMHG):
                 self._fall_checked[i] = True
@@ -626,7 +689,7 @@ class Supervisor:
             PumpCheck(lim.pump_off_rise_mmhg),
             ValveCheck(names, lim.vent_check_s),
             HoldLeak(names, max_rate_mmhg_s=lim.leak_rate_mmhg_s, window_s=lim.leak_window_s,
-                     max_topups=lim.max_topups_per_hold, max_drop_mmhg=lim.max_drop_mmhg),
+                     max_topups=lim.max_topups, topup_window_s=lim.topup_window_s, max_drop_mmhg=lim.max_drop_mmhg),
             FillProgress(names, min_rate_mmhg_s=lim.min_fill_rate_mmhg_s, window_s=lim.fill_rate_window_s,
                          timeout_s=lim.fill_timeout_s),
             self.vent_check,

@@ -217,9 +217,13 @@ def test_pump_check_manifold_rising_with_the_pump_off_trips(sup):
 
 # -- one spike is SAFE-9's, never another rule's ----------------------------------------------------------------
 
-@pytest.mark.parametrize("wish", [FILL_CALF, HOLD_CALF, SAFE])
-def test_a_single_spike_trips_nothing(sup, wish):
-    assert run(sup, 0, 2, wish, lambda t: {"calf": 20.0 + (60.0 if 1.0 <= t < 1.0 + TICK else 0.0)}) is None
+@pytest.mark.parametrize("wish, base", [
+    (FILL_CALF, lambda t: 10.0 + 8.0 * t),  # filling like a bladder
+    (HOLD_CALF, lambda t: 20.0),  # held
+    (SAFE, lambda t: 20.0 * math.exp(-t / 2.0)),  # venting like a bladder
+])
+def test_a_single_spike_trips_nothing(sup, wish, base):
+    assert run(sup, 0, 2, wish, lambda t: {"calf": base(t) + (60.0 if 1.0 <= t < 1.0 + TICK else 0.0)}) is None
 
 
 # -- property: never less safe ----------------------------------------------------------------------------------
