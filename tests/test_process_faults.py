@@ -1,0 +1,106 @@
+"""Process faults against a real `legsleeve` process: SIGTERM and SIGINT mid-session end with the outputs safe, a
+clear exit status and a last log row that shows it; a fresh start comes back from the beginning, idle until told.
+
+These run the simulated rig in real time (`--realtime`) so there is a session under way to interrupt; they wait
+for the process to announce its first fill on stderr, not on a clock."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from legsleeve.sessionlog import read_log
+from tests.conftest import CONFIG_DIR
+
+
+@pytest.fixture
+def quick_config(tmp_path):
+    """The shipped config with the valve self-test off, so a real-time session starts within about a second."""
+    cfg = tmp_path / "config"
+    shutil.copytree(CONFIG_DIR, cfg)
+    text = (cfg / "hardware.yaml").read_text().replace("  valves: true", "  valves: false")
+    (cfg / "hardware.yaml").write_text(text)
+    return cfg
+
+
+def _start(config, log, *extra):
+    return subprocess.Popen(
+        [sys.executable, "-m", "legsleeve", "simulate", "--realtime", "--config", str(config), "--profile",
+         "gradient", "--log", str(log), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def _wait_for_pump(proc) -> list[str]:
+    """Block on the process's own status lines until it announces its first fill (no sleeping, no polling)."""
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "fill ankle" in line:
+            return seen
+    raise AssertionError("session never started filling:\n" + "".join(seen))
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_mid_fill_ends_safe(quick_config, tmp_path, signum, code):
+    log = tmp_path / "s.csv"
+    proc = _start(quick_config, log)
+    early = _wait_for_pump(proc)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=20)
+    err = "".join(early) + err
+    assert proc.returncode == code, err
+    assert f"stopped by {signal.Signals(signum).name}; the sleeve was vented" in err
+    rows = read_log(log)
+    last = rows[-1]
+    assert last["state"].startswith(f"stopped: Interrupted: {signal.Signals(signum).name}")
+    assert float(last["pump_duty"]) == 0.0
+    for zone in ("ankle", "calf", "knee", "thigh"):
+        assert (last[f"{zone}_inlet"], last[f"{zone}_exhaust"]) == ("0", "1")
+    assert float(rows[-2]["pump_duty"]) > 0  # it really was pumping when the signal came
+
+
+def test_a_fresh_start_after_a_kill_begins_again_from_idle(quick_config, tmp_path):
+    """Nothing of a session survives its process: no state file, and the next run starts with its self-test."""
+    log = tmp_path / "s.csv"
+    proc = _start(quick_config, log)
+    _wait_for_pump(proc)
+    proc.kill()  # SIGKILL: no handler runs (on the sleeve, systemd's ExecStopPost vents)
+    proc.communicate(timeout=10)
+    before = set(tmp_path.rglob("*"))
+    log2 = tmp_path / "again.csv"
+    again = subprocess.run(
+        [sys.executable, "-m", "legsleeve", "simulate", "--config", str(quick_config), "--profile", "gradient",
+         "--cycles", "1", "--log", str(log2)], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "self-test" in again.stderr.splitlines()[0]
+    rows = read_log(log2)
+    assert rows[0]["cycle"] == "0" and rows[0]["state"] == "fill ankle"
+    assert set(tmp_path.rglob("*")) - before == {log2}  # the run left nothing but its log
+
+
+def test_exception_inside_a_tick_exits_1_with_outputs_safe(quick_config, tmp_path):
+    """An internal error mid-fill: exit 1, traceback in the log, outputs safe (the rig's pins are checked in
+    test_session; here, the process's own report and log)."""
+    log = tmp_path / "s.csv"
+    code = (
+        "import sys, legsleeve.controller as c\n"
+        "real = c.Controller.step\n"
+        "def step(self, now_s, r):\n"
+        "    if now_s > 6: raise ZeroDivisionError('a bug')\n"
+        "    return real(self, now_s, r)\n"
+        "c.Controller.step = step\n"
+        "from legsleeve.cli import main\n"
+        f"sys.exit(main(['simulate', '--config', {str(quick_config)!r}, '--profile', 'gradient', '--log', {str(log)!r}]))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "internal error" in proc.stderr and "ZeroDivisionError: a bug" in proc.stderr
+    last = read_log(log)[-1]
+    assert last["state"].startswith("stopped: ZeroDivisionError") and float(last["pump_duty"]) == 0.0
+    assert all(last[f"{z}_exhaust"] == "1" and last[f"{z}_inlet"] == "0" for z in ("ankle", "calf", "knee", "thigh"))
