@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 OUT ?= out
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv clean install uninstall
 
 # A virtual environment with legsleeve and the plotting extra, installed editable from this checkout.
 $(VENV)/.installed: pyproject.toml
@@ -30,3 +30,10 @@ test: $(VENV)/.installed-test
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache
+
+# On the Raspberry Pi, as root: the service, its user, config in /etc/legsleeve, the Pi's boot settings.
+install:
+	$(PYTHON) systemd/install.py install
+
+uninstall:
+	$(PYTHON) systemd/install.py uninstall

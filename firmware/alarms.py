@@ -43,6 +43,7 @@ PATTERNS = {
     LOW: Pattern(None, ((0.0, 0.3),), ((0.0, 5.0),), 1e9),
 }
 IDLE_LED = ((0.0, 0.1),), 2.0
+LOW_ALARM_S = 5.0
 
 
 class Annunciator:
@@ -77,6 +78,8 @@ class Annunciator:
         self.priority, self.message = None, ""
 
     def update(self, now_s: float) -> None:
+        if self.priority == LOW and now_s - self._since > LOW_ALARM_S:
+            self.acknowledge()  # a low alarm is news, not a latch: it plays once and makes way for the state LED
         if self.priority is not None:
             pattern = PATTERNS[self.priority]
             t = now_s - self._since

@@ -244,6 +244,110 @@ def cmd_sensors(args) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args) -> int:
+    """The systemd service: idle until the button or `legsleeve start`; never resumes a session."""
+    import os
+
+    from legsleeve.notify import Notifier
+    from legsleeve.service import ControlSocket, Service, control_socket_path
+
+    cfg = _config(args)
+    from legsleeve.profiles import load_all
+
+    _, problems = load_all(_config_dir(args), cfg)  # refuse bad profiles before anything is actuated
+    if problems:
+        raise ConfigError(problems)
+    notifier = Notifier()
+    log_dir = args.log_dir or Path(os.environ.get("STATE_DIRECTORY", "sessions")) / "sessions"
+    control = ControlSocket(args.socket or control_socket_path())
+    try:
+        with open_rig(cfg, args) as rig:
+            if args.sim:
+                from legsleeve.clock import RealTimePacer
+
+                RealTimePacer(rig.clock)
+            service = Service(rig, _config_dir(args), notifier=notifier, control=control, log_dir=log_dir)
+            service.load_profiles()
+            service.serve()
+    finally:
+        notifier.stopping()
+        control.close()
+    return EXIT_OK
+
+
+def cmd_control(args) -> int:
+    from legsleeve.service import control_socket_path, send_command
+
+    words = [args.command] + ([args.profile] if getattr(args, "profile", None) else [])
+    path = args.socket or control_socket_path()
+    try:
+        reply = send_command(" ".join(words), path)
+    except (FileNotFoundError, ConnectionRefusedError):
+        print(f"the service is not running (no control socket at {path}): systemctl status legsleeve",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+    except OSError as exc:
+        print(f"control socket {path}: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
+    print(reply)
+    return EXIT_INTERNAL if reply.startswith(("error", "refused")) else EXIT_OK
+
+
+def cmd_wiring(args) -> int:
+    from legsleeve import wiring
+
+    cfg = _config(args)
+    print(wiring.markdown(cfg) if args.markdown else wiring.text(cfg))
+    return EXIT_OK
+
+
+def cmd_test_valve(args) -> int:
+    """Bring-up: fill one zone gently under the full supervisor, hold, vent, and say what every zone did."""
+    from legsleeve.controller import Controller
+    from legsleeve.profiles import Profile, Step
+    from legsleeve.runner import Runner
+    from legsleeve.supervisor import Supervisor
+
+    cfg = _config(args)
+    if args.zone not in cfg.zone_names:
+        raise ConfigError([f"test-valve: no zone {args.zone!r} (zones: {', '.join(cfg.zone_names)})"])
+    if not 0 < args.mmhg <= cfg.limits.max_mmhg:
+        raise ConfigError([f"test-valve: --mmhg must be above 0 and at most limits.max_mmhg "
+                           f"({cfg.limits.max_mmhg:g}), got {args.mmhg:g}"])
+    i = cfg.zone_names.index(args.zone)
+    names = cfg.zone_names
+    with open_rig(cfg, args) as rig:
+        rig.zero_sensors()
+        plan = Profile(name="test-valve", description="", path=cfg.path, zone_names=names,
+                       targets_mmhg=(args.mmhg,) * len(names),
+                       steps=(Step("fill", (i,), target_mmhg=args.mmhg), Step("hold", duration_s=args.hold_s),
+                              Step("vent", (i,), wait=True)),
+                       session_minutes=None, session_cycles=1)
+        ctl = Controller(plan, min_duty=cfg.pump.min_duty)
+        sup = Supervisor(cfg, [args.mmhg] * len(names))
+        print("t_s    state      " + "".join(f"{n:>9}" for n in names) + "   (gauge mmHg)")
+        marks = {"next": 0.0, "peak": {n: 0.0 for n in names}}
+
+        def show(runner, readings) -> None:
+            for n, r in zip(names, readings.zones):
+                if r.ok:
+                    marks["peak"][n] = max(marks["peak"][n], r.mmhg)
+            if readings.t_s >= marks["next"]:
+                marks["next"] = readings.t_s + 0.5
+                cells = "".join(f"{r.mmhg:9.1f}" if r.ok else f"{'FAULT':>9}" for r in readings.zones)
+                print(f"{readings.t_s:6.1f} {ctl.state:<10} {cells}")
+
+        outcome = Runner(rig, ctl, sup, tick_s=1.0 / cfg.tick_hz, on_tick=show).run()
+    if outcome.trip is not None:
+        print(f"test-valve {args.zone}: TRIPPED {outcome.trip} - {outcome.trip.hint}")
+        return EXIT_TRIP
+    fill = ctl.zones[i].fill_times_s
+    others = max(marks["peak"][n] for n in names if n != args.zone) if len(names) > 1 else 0.0
+    print(f"test-valve {args.zone}: filled to {marks['peak'][args.zone]:.1f} mmHg in {fill[0]:.1f} s; every other "
+          f"zone stayed below {others:.1f} mmHg; vented. Compare the peak with a reference gauge on the zone's hose.")
+    return EXIT_OK
+
+
 # -- entry point -------------------------------------------------------------------------------------------------
 
 
@@ -293,6 +397,36 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--plot", type=Path, metavar="PATH.png", help="plot the session (needs the plot extra)")
             p.add_argument("--realtime", action="store_true", help="run at the pace of real time")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("serve", help="the service: idle until the button or `legsleeve start` (systemd runs this)")
+    _add_config(p)
+    _add_sim(p)
+    p.add_argument("--log-dir", type=Path, help="session logs (default $STATE_DIRECTORY/sessions)")
+    p.add_argument("--socket", help="control socket path (default $LEGSLEEVE_CONTROL or /run/legsleeve/control.sock)")
+    p.set_defaults(func=cmd_serve)
+
+    for name, helptext in (("start", "start a session on the running service"),
+                           ("stop", "stop the running session (it vents)"),
+                           ("status", "what the service is doing"),
+                           ("reset", "clear a latched alarm, once you have checked the sleeve")):
+        p = sub.add_parser(name, help=helptext)
+        if name == "start":
+            p.add_argument("profile", nargs="?", help="profile (default: the one selected on the service)")
+        p.add_argument("--socket", help="control socket path")
+        p.set_defaults(func=cmd_control, command=name)
+
+    p = sub.add_parser("wiring", help="print the GPIO -> device table of your hardware.yaml")
+    _add_config(p)
+    p.add_argument("--markdown", action="store_true", help="as a Markdown table")
+    p.set_defaults(func=cmd_wiring)
+
+    p = sub.add_parser("test-valve", help="bring-up: fill one zone gently, hold, vent, and report every zone")
+    p.add_argument("zone")
+    _add_config(p)
+    _add_sim(p)
+    p.add_argument("--mmhg", type=float, default=20.0, help="pressure to fill to (default 20)")
+    p.add_argument("--hold-s", type=float, default=3.0, help="seconds to hold (default 3)")
+    p.set_defaults(func=cmd_test_valve)
 
     p = sub.add_parser("profiles", help="list the pressure profiles with their descriptions")
     _add_config(p)

@@ -55,3 +55,19 @@ class VirtualClock:
 
     def on_advance(self, listener: Callable[[float], None]) -> None:
         self._listeners.append(listener)
+
+
+class RealTimePacer:
+    """A VirtualClock listener that holds simulated time back to the wall clock, for `--realtime` and
+    `serve --sim`: the simulated rig then behaves at the pace a person can watch."""
+
+    def __init__(self, clock: VirtualClock, slack_s: float = 0.005):
+        self._t0 = clock.now()
+        self._w0 = time.monotonic()
+        self._slack = slack_s
+        clock.on_advance(self)
+
+    def __call__(self, t_s: float) -> None:
+        ahead = (t_s - self._t0) - (time.monotonic() - self._w0)
+        if ahead > self._slack:
+            time.sleep(ahead)

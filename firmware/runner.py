@@ -47,7 +47,7 @@ class Runner:
                  on_tick: Callable[[Runner, Readings], None] | None = None,
                  liveness: Callable[[], None] | None = None,
                  annunciator=None,
-                 pace: Callable[[float], None] | None = None):
+                 poll: Callable[[Runner], None] | None = None):
         self.rig = rig
         self.controller = controller
         self.supervisor = supervisor
@@ -57,7 +57,7 @@ class Runner:
         self.on_tick = on_tick
         self.liveness = liveness
         self.annunciator = annunciator
-        self.pace = pace
+        self.poll = poll
         self.stopped = False
         self._button_was_down = False
         self._last_readings: Readings | None = None
@@ -100,6 +100,8 @@ class Runner:
             self._button_was_down = readings.stop_pressed
             if pressed:
                 self._on_button(now)
+            if self.poll is not None:
+                self.poll(self)
             wish = ctl.step(now, readings) if sup.tripped is None and not self.stopped else SAFE
             tripped_before = sup.tripped
             cmd = sup.review(now, readings, wish)
@@ -139,8 +141,12 @@ class Runner:
                 next_s = clock.now()  # do not try to catch up: a burst of ticks helps nobody
             else:
                 clock.sleep(delay)
-            if self.pace is not None:
-                self.pace(clock.now() - start_s)
+
+    def request_stop(self, now: float, why: str = "stop requested") -> None:
+        """End the session in the safe state at the next tick (the button, or the control socket)."""
+        if not self.stopped and self.supervisor.tripped is None:
+            self.stopped = True
+            log.warning("%s: session stopped, venting (SAFE-12)", why)
 
     def _on_button(self, now: float) -> None:
         """SAFE-12: the stop button ends the session in the safe state at once; during an alarm it silences."""
@@ -148,8 +154,7 @@ class Runner:
             if self.annunciator is not None:
                 self.annunciator.silence(now)
             return
-        self.stopped = True
-        log.warning("stop button pressed: session stopped, venting (SAFE-12)")
+        self.request_stop(now, "stop button pressed")
 
     def _annunciate(self, now: float, tripped_before: Trip | None) -> None:
         ann = self.annunciator

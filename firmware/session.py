@@ -4,12 +4,12 @@ run, and report. The same code serves `run` (the sleeve), `simulate` and `profil
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from legsleeve.alarms import Annunciator
+from legsleeve.clock import RealTimePacer, VirtualClock
 from legsleeve.controller import Controller
 from legsleeve.profiles import Profile
 from legsleeve.rig import Rig
@@ -36,7 +36,8 @@ class SessionResult:
 
 def run_session(rig: Rig, profile: Profile, *, cycles: int | None = None, minutes: float | None = None,
                 log_path: Path | None = None, status: Callable[[str], None] | None = None,
-                realtime: bool = False, liveness: Callable[[], None] | None = None) -> SessionResult:
+                realtime: bool = False, liveness: Callable[[], None] | None = None,
+                poll: Callable | None = None, annunciator: Annunciator | None = None) -> SessionResult:
     """Self-test, then the session. SelfTestFailed or SensorFault before it means nothing was squeezed."""
     cfg = rig.config
     if status is not None:
@@ -60,18 +61,12 @@ def run_session(rig: Rig, profile: Profile, *, cycles: int | None = None, minute
                 status(f"cycle {min(controller.cycle + 1, controller.max_cycles or 10**9)}{total} "
                        f"{_mmss(readings.t_s - start)}  {state}")
 
-    pace = None
-    if realtime:
-        wall0 = time.monotonic()
-
-        def pace(elapsed_s: float) -> None:
-            ahead = elapsed_s - (time.monotonic() - wall0)
-            if ahead > 0:
-                time.sleep(ahead)
-
-    annunciator = Annunciator(rig.panel, silence_s=cfg.limits.alarm_silence_s)
+    if realtime and isinstance(rig.clock, VirtualClock):
+        RealTimePacer(rig.clock)
+    if annunciator is None:
+        annunciator = Annunciator(rig.panel, silence_s=cfg.limits.alarm_silence_s)
     runner = Runner(rig, controller, supervisor, tick_s=1.0 / cfg.tick_hz, session_log=session_log, stats=stats,
-                    on_tick=on_tick, liveness=liveness, annunciator=annunciator, pace=pace)
+                    on_tick=on_tick, liveness=liveness, annunciator=annunciator, poll=poll)
     try:
         outcome = runner.run()
     finally:

@@ -190,7 +190,7 @@ def test_a_trip_sounds_on_the_simulated_buzzer(cfg):
 # -- the stop button (SAFE-12) ----------------------------------------------------------------------------------
 
 def test_stop_button_ends_the_session_safe(cfg, tmp_path):
-    rig = open_sim(cfg, seed=1, faults=[FaultSpec("stop-button", None, 20.0)])
+    rig = open_sim(cfg, seed=1, faults=[FaultSpec("button", None, 20.0)])
     try:
         result = run_session(rig, load_profile(CONFIG_DIR, "gradient", cfg), cycles=3, log_path=tmp_path / "s.csv")
     finally:

@@ -28,7 +28,8 @@ PUMP_FAULTS = {
 }
 PANEL_EVENTS = {
     "estop": "someone presses the E-stop (its normally-closed contact opens)",
-    "stop-button": "someone presses the start/stop button for 0.2 s",
+    "button": "someone presses the start/stop button for 0.2 s",
+    "button-hold": "someone holds the start/stop button for 2 s (a long press)",
 }
 FAULT_NAMES = tuple(ZONE_FAULTS) + tuple(SENSOR_FAULTS) + tuple(PUMP_FAULTS)
 EVENT_NAMES = FAULT_NAMES + tuple(PANEL_EVENTS)

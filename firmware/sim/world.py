@@ -168,8 +168,10 @@ class SimWorld:
         if fault.name == "estop":
             if self.config.controls.estop is not None:
                 self.pin_factory.pin(self.config.controls.estop.pin.name).drive_high()
-        elif fault.name == "stop-button":
+        elif fault.name == "button":
             self._press_button(0.2)
+        elif fault.name == "button-hold":
+            self._press_button(2.0)
         elif fault.name in PUMP_FAULTS:
             self.physics.set_pump_fault(fault.name)
         elif fault.name in SENSOR_FAULTS:

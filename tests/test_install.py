@@ -1,0 +1,116 @@
+"""The installer against a temporary root with --dry-run: the expected files, idempotent, a user's edits kept,
+and uninstall undoing it."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def installer_module():
+    spec = importlib.util.spec_from_file_location("legsleeve_install", ROOT / "systemd" / "install.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def inst():
+    return installer_module()
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _run(inst, root, action="install", **kw):
+    out = io.StringIO()
+    i = inst.Installer(root, dry_run=True, out=out)
+    code = i.install() if action == "install" else i.uninstall(kw.get("purge", False))
+    return code, i, out.getvalue()
+
+
+@pytest.fixture
+def pi_root(tmp_path):
+    """A fresh Raspberry Pi OS tree: a boot config with something of the user's in it, no legsleeve."""
+    (tmp_path / "boot/firmware").mkdir(parents=True)
+    (tmp_path / "boot/firmware/config.txt").write_text("# the user's own\ndtoverlay=vc4-kms-v3d\n")
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/group").write_text("gpio:x:997:\ni2c:x:998:\n")
+    return tmp_path
+
+
+def test_install_writes_the_expected_files(inst, pi_root):
+    code, i, out = _run(inst, pi_root)
+    assert code == 0
+    assert (pi_root / "etc/legsleeve/hardware.yaml").read_text() == (ROOT / "config/hardware.yaml").read_text()
+    assert (pi_root / "etc/legsleeve/profiles/gentle.yaml").exists()
+    assert (pi_root / "etc/systemd/system/legsleeve.service").read_text() == \
+        (ROOT / "systemd/legsleeve.service").read_text()
+    assert (pi_root / "etc/modules-load.d/legsleeve.conf").read_text().strip().endswith("i2c-dev")
+    assert (pi_root / "opt/legsleeve/firmware/runner.py").exists()
+    assert (pi_root / "opt/legsleeve/pyproject.toml").exists()
+    boot = (pi_root / "boot/firmware/config.txt").read_text()
+    assert boot.startswith("# the user's own\ndtoverlay=vc4-kms-v3d\n")  # theirs untouched
+    for line in inst.BOOT_LINES:
+        assert boot.count(line + "\n") == 1
+    # the commands it would run: a system user in gpio and i2c, the venv with the pi extra, the unit enabled
+    joined = "\n".join(i.commands)
+    assert "useradd --system" in joined and "--groups gpio,i2c" in joined and "legsleeve" in joined
+    assert "-m venv" in joined and "[pi]" in joined and "systemctl enable legsleeve.service" in joined
+    assert "reboot before the first session" in out and "legsleeve test-valve" in out
+
+
+def test_install_twice_changes_nothing(inst, pi_root):
+    _run(inst, pi_root)
+    first = _snapshot(pi_root)
+    code, i, out = _run(inst, pi_root)
+    assert code == 0 and i.changed == []
+    assert _snapshot(pi_root) == first
+    assert "0 file(s) changed" in out and "reboot" not in out
+
+
+def test_a_users_edited_config_is_kept(inst, pi_root):
+    _run(inst, pi_root)
+    mine = pi_root / "etc/legsleeve/hardware.yaml"
+    mine.write_text(mine.read_text().replace("max_mmhg: 90", "max_mmhg: 60"))
+    code, i, out = _run(inst, pi_root)
+    assert "max_mmhg: 60" in mine.read_text()  # theirs
+    dist = pi_root / "etc/legsleeve/hardware.yaml.dist"
+    assert dist.read_text() == (ROOT / "config/hardware.yaml").read_text()  # ours, beside it
+    assert "hardware.yaml is yours" in out
+    again = _run(inst, pi_root)[1]
+    assert again.changed == []  # and that too is stable
+
+
+def test_older_pi_os_boot_config_location(inst, tmp_path):
+    (tmp_path / "boot").mkdir()
+    (tmp_path / "boot/config.txt").write_text("")
+    _run(inst, tmp_path)
+    assert "dtparam=i2c_arm=on" in (tmp_path / "boot/config.txt").read_text()
+    assert not (tmp_path / "boot/firmware").exists()
+
+
+def test_uninstall_undoes_it_and_keeps_the_users_data(inst, pi_root):
+    before = (pi_root / "boot/firmware/config.txt").read_text()
+    _run(inst, pi_root)
+    code, i, out = _run(inst, pi_root, "uninstall")
+    assert code == 0
+    assert not (pi_root / "etc/systemd/system/legsleeve.service").exists()
+    assert not (pi_root / "opt/legsleeve").exists()
+    assert not (pi_root / "etc/modules-load.d/legsleeve.conf").exists()
+    assert (pi_root / "boot/firmware/config.txt").read_text() == before
+    assert (pi_root / "etc/legsleeve/hardware.yaml").exists()  # config kept without --purge
+    assert "systemctl disable --now legsleeve.service" in "\n".join(i.commands)
+    _run(inst, pi_root, "uninstall", purge=True)
+    assert not (pi_root / "etc/legsleeve").exists()
+
+
+def test_refuses_a_real_install_without_root(inst, monkeypatch):
+    monkeypatch.setattr(inst.os, "geteuid", lambda: 1000)
+    assert inst.main(["install"]) == 2

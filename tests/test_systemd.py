@@ -1,0 +1,97 @@
+"""The systemd unit, checked by systemd itself: `systemd-analyze verify` (any stderr is a failure: it exits 0 on a
+misspelt key) and `systemd-analyze security --offline=true` under a stated threshold."""
+
+from __future__ import annotations
+
+import configparser
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+UNIT = ROOT / "systemd" / "legsleeve.service"
+SECURITY_THRESHOLD = 2.0  # systemd calls below 2.0 "OK" or "SAFE"; the unit scores about 1.0
+UNITS_DIR = Path("/usr/lib/systemd/system")
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="systemd units are checked on Linux")
+
+
+def _analyze() -> str:
+    exe = shutil.which("systemd-analyze")
+    if exe is None:
+        pytest.fail("systemd-analyze is missing: apt install systemd (.ci/run does)")
+    return exe
+
+
+@pytest.fixture
+def unit_root(tmp_path):
+    """A tree like the installed sleeve's: the real unit, the real entry point where the unit runs it, and this
+    machine's own system units (verify follows the dependencies). Links would lead out of the tree, so: copies."""
+    entry = shutil.which("legsleeve") or str(Path(sys.executable).parent / "legsleeve")
+    bin_dir = tmp_path / "opt/legsleeve/venv/bin"
+    bin_dir.mkdir(parents=True)
+    shutil.copy2(entry, bin_dir / "legsleeve")
+    (tmp_path / "etc/systemd/system").mkdir(parents=True)
+    shutil.copy2(UNIT, tmp_path / "etc/systemd/system/legsleeve.service")
+    (tmp_path / "usr/lib/systemd").mkdir(parents=True)
+    shutil.copytree(UNITS_DIR, tmp_path / "usr/lib/systemd/system", symlinks=True)
+    return tmp_path
+
+
+def _verify(root: Path, name: str) -> subprocess.CompletedProcess:
+    return subprocess.run([_analyze(), "verify", f"--root={root}", name], capture_output=True, text=True)
+
+
+def test_unit_verifies_clean(unit_root):
+    proc = _verify(unit_root, "legsleeve.service")
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+def test_verify_would_catch_a_misspelt_key(unit_root):
+    """The check above can fail: the same unit with one key misspelt makes noise (though it still exits 0)."""
+    bad = UNIT.read_text().replace("WatchdogSec=", "WatchdogSecs=")
+    (unit_root / "etc/systemd/system/bad.service").write_text(bad)
+    proc = _verify(unit_root, "bad.service")
+    assert "Unknown key 'WatchdogSecs'" in proc.stderr
+
+
+def test_security_exposure_under_threshold():
+    proc = subprocess.run([_analyze(), "security", "--offline=true", str(UNIT)], capture_output=True, text=True)
+    m = re.search(r"Overall exposure level for legsleeve.service: (\d+\.\d+) (\w+)", proc.stdout + proc.stderr)
+    assert m, proc.stdout[-500:] + proc.stderr
+    assert float(m.group(1)) < SECURITY_THRESHOLD and m.group(2) in ("OK", "SAFE")
+
+
+def _unit() -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str
+    parser.read_string(UNIT.read_text())
+    return parser
+
+
+def test_unit_says_what_the_sleeve_needs():
+    svc = _unit()["Service"]
+    assert svc["Type"] == "notify"
+    assert svc["WatchdogSec"] == "2s"  # above the 1 s kernel I2C timeout
+    assert svc["Restart"] == "on-failure"
+    assert svc["ExecStopPost"].endswith("legsleeve vent --config /etc/legsleeve")  # vented after every stop
+    assert svc["User"] == "legsleeve" and svc["SupplementaryGroups"] == "gpio i2c"
+    assert svc["StateDirectory"] == "legsleeve"
+    for key in ("NoNewPrivileges", "ProtectHome", "PrivateTmp"):
+        assert svc[key] == "yes"
+    assert svc["ProtectSystem"] == "strict" and svc["DevicePolicy"] == "closed"
+    assert "PrivateDevices" not in svc  # it would hide the GPIO chip and the I2C bus
+
+
+def test_unit_runs_what_the_installer_installs():
+    from tests.test_install import installer_module
+
+    VENV = installer_module().VENV
+
+    svc = _unit()["Service"]
+    assert svc["ExecStart"].startswith(f"/{VENV}/bin/legsleeve serve")
