@@ -66,7 +66,8 @@ class Annunciator:
             return
         self.priority, self.message, self._since = priority, message, now_s
         self._silenced_until = -1.0
-        log.log(logging.CRITICAL if priority == HIGH else logging.WARNING, "ALARM (%s): %s", priority, message)
+        level = {HIGH: logging.CRITICAL, MEDIUM: logging.WARNING, LOW: logging.INFO}[priority]
+        log.log(level, "%s (%s): %s", "ALARM" if priority != LOW else "notice", priority, message)
 
     def silence(self, now_s: float) -> None:
         if self.priority is not None:
