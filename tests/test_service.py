@@ -101,7 +101,11 @@ def test_control_socket_start_status_stop(cfg, tmp_path):
         # from its own loop on the virtual clock, so the client simply waits for its answer
         def client():
             replies["start"] = send_command("start wave", sock.path)
-            replies["status"] = send_command("status", sock.path)
+            # the session begins at the service's next loop: ask until it says so (each answer is a round trip)
+            for _ in range(500):
+                replies["status"] = send_command("status", sock.path)
+                if replies["status"].startswith("running"):
+                    break
             replies["stop"] = send_command("stop", sock.path)
 
         t = threading.Thread(target=client)
