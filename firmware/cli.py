@@ -348,6 +348,18 @@ def cmd_test_valve(args) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args) -> int:
+    from legsleeve import bench
+
+    cfg = _config(args)
+    if args.hardware:
+        figures = bench.hardware(cfg)
+    else:
+        figures = bench.run_all(cfg, _config_dir(args), minutes=args.minutes)
+    print(bench.as_json(figures) if args.json else bench.table(figures))
+    return EXIT_OK
+
+
 # -- entry point -------------------------------------------------------------------------------------------------
 
 
@@ -427,6 +439,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mmhg", type=float, default=20.0, help="pressure to fill to (default 20)")
     p.add_argument("--hold-s", type=float, default=3.0, help="seconds to hold (default 3)")
     p.set_defaults(func=cmd_test_valve)
+
+    p = sub.add_parser("bench", help="measure the loop against its physical limits (simulated rig by default)")
+    _add_config(p)
+    p.add_argument("--hardware", action="store_true", help="on the Pi: the real sensors, outputs kept safe")
+    p.add_argument("--minutes", type=_positive_float, default=60.0,
+                   help="simulated minutes for the simulation-speed figure (default 60)")
+    p.add_argument("--json", action="store_true", help="machine-readable")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("profiles", help="list the pressure profiles with their descriptions")
     _add_config(p)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from time import perf_counter_ns
 from typing import Callable
 
 from legsleeve.commands import SAFE
@@ -47,7 +48,8 @@ class Runner:
                  on_tick: Callable[[Runner, Readings], None] | None = None,
                  liveness: Callable[[], None] | None = None,
                  annunciator=None,
-                 poll: Callable[[Runner], None] | None = None):
+                 poll: Callable[[Runner], None] | None = None,
+                 tick_costs_ns: list[int] | None = None):
         self.rig = rig
         self.controller = controller
         self.supervisor = supervisor
@@ -58,6 +60,7 @@ class Runner:
         self.liveness = liveness
         self.annunciator = annunciator
         self.poll = poll
+        self.tick_costs_ns = tick_costs_ns  # when given: the firmware's own work per tick, sensor waits excluded
         self.stopped = False
         self._button_was_down = False
         self._last_readings: Readings | None = None
@@ -92,8 +95,10 @@ class Runner:
         next_s = start_s
         ending_since: float | None = None  # time the session or a trip ended; we then wait for the vent
         vent_limit_s = self.rig.config.limits.vent_timeout_s
+        costs = self.tick_costs_ns
         while True:
             readings = self.rig.read()
+            started_ns = perf_counter_ns() if costs is not None else 0
             self._last_readings = readings
             now = readings.t_s
             pressed = readings.stop_pressed and not self._button_was_down
@@ -116,6 +121,8 @@ class Runner:
                 self.on_tick(self, readings)
             if self.liveness is not None:
                 self.liveness()  # SAFE-11: a tick completed, outputs applied; a stalled loop never gets here
+            if costs is not None:
+                costs.append(perf_counter_ns() - started_ns)
 
             if sup.tripped is not None or ctl.done or self.stopped:
                 # The end: keep ticking in the safe state until every zone reads empty (with a 1 mmHg margin for the

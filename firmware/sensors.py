@@ -120,6 +120,8 @@ class SensorArray:
         self._mux_address = mux_address
         self._address = address
         self._buf = bytearray(4)
+        self._selected: PressureSensor | None = None
+        self._select_bytes = {ch: bytes((1 << ch,)) for ch in range(8)}
 
     @property
     def all(self) -> list[PressureSensor]:
@@ -137,6 +139,7 @@ class SensorArray:
         started: list[PressureSensor] = []
         faults: dict[str, str] = {}
         first_start = None
+        self._selected = None  # anything may have used the bus since (a driver read, the zero)
         for sensor in sensors:
             try:
                 with self._bus.transaction(f"sensor {sensor.name}"):
@@ -147,10 +150,13 @@ class SensorArray:
                     first_start = clock.now()
                 started.append(sensor)
             except (OSError, RuntimeError, I2CDeadline) as exc:
+                self._selected = None
                 faults[sensor.name] = str(SensorFault(sensor.name, _describe(exc)))
         if first_start is not None:
             clock.sleep(first_start + CONVERSION_S - clock.now())
         results: dict[str, Reading] = {}
+        # collect in the order started: each conversion is done by the time its turn comes (the reverse order would
+        # save one multiplexer write but poll the last-started sensor while it still converts)
         for sensor in started:
             try:
                 hpa = self._collect(sensor)
@@ -169,8 +175,9 @@ class SensorArray:
         """Lock the bus (under the deadline) and point the multiplexer at this sensor's channel."""
         while not self._bus.try_lock():
             pass  # DeadlineI2C raises once the deadline passes: this loop cannot hang
-        if self._mux_address is not None:
-            self._bus.writeto(self._mux_address, bytes((1 << sensor.channel,)))
+        if self._mux_address is not None and sensor is not self._selected:
+            self._bus.writeto(self._mux_address, self._select_bytes[sensor.channel])
+        self._selected = sensor
 
     def _collect(self, sensor: PressureSensor) -> float:
         """Read status + 24-bit count once the conversion is done; return absolute hPa."""
@@ -184,6 +191,7 @@ class SensorArray:
                         break
                 self._bus.unlock()
         except (OSError, RuntimeError, I2CDeadline) as exc:
+            self._selected = None  # the mux may have heard anything
             raise SensorFault(sensor.name, _describe(exc)) from exc
         status = buf[0]
         if not status & STATUS_POWERED:

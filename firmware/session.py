@@ -37,7 +37,8 @@ class SessionResult:
 def run_session(rig: Rig, profile: Profile, *, cycles: int | None = None, minutes: float | None = None,
                 log_path: Path | None = None, status: Callable[[str], None] | None = None,
                 realtime: bool = False, liveness: Callable[[], None] | None = None,
-                poll: Callable | None = None, annunciator: Annunciator | None = None) -> SessionResult:
+                poll: Callable | None = None, annunciator: Annunciator | None = None,
+                tick_costs_ns: list[int] | None = None) -> SessionResult:
     """Self-test, then the session. SelfTestFailed or SensorFault before it means nothing was squeezed."""
     cfg = rig.config
     if status is not None:
@@ -66,7 +67,8 @@ def run_session(rig: Rig, profile: Profile, *, cycles: int | None = None, minute
     if annunciator is None:
         annunciator = Annunciator(rig.panel, silence_s=cfg.limits.alarm_silence_s)
     runner = Runner(rig, controller, supervisor, tick_s=1.0 / cfg.tick_hz, session_log=session_log, stats=stats,
-                    on_tick=on_tick, liveness=liveness, annunciator=annunciator, poll=poll)
+                    on_tick=on_tick, liveness=liveness, annunciator=annunciator, poll=poll,
+                    tick_costs_ns=tick_costs_ns)
     try:
         outcome = runner.run()
     finally:

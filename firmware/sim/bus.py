@@ -21,6 +21,7 @@ class SimI2C:
         self._overhead_s = overhead_s
         self._devices: dict[int, object] = {}
         self._muxes: list = []
+        self._routes: dict = {}
         self._locked = False
         self.transactions = 0
         self.deinitialised = False
@@ -29,6 +30,7 @@ class SimI2C:
         self._devices[address] = device
         if hasattr(device, "downstream"):
             self._muxes.append(device)
+        self._routes.clear()
 
     # -- busio.I2C -----------------------------------------------------------------------------------------
     def try_lock(self) -> bool:
@@ -83,7 +85,19 @@ class SimI2C:
         self.transactions += 1
         self._clock.advance(self._overhead_s + (nbytes + 1) * 9 * self._bit_s)
 
+    def invalidate(self) -> None:
+        """Forget the routes (a chip stopped or started answering)."""
+        self._routes.clear()
+
     def _answering(self, address: int) -> list:
+        """The devices that acknowledge `address` now: on the bus itself, or behind a mux's open channels."""
+        key = (address, tuple(m.mask for m in self._muxes))
+        found = self._routes.get(key)
+        if found is None:
+            found = self._routes[key] = self._find(address)
+        return found
+
+    def _find(self, address: int) -> list:
         devices = []
         top = self._devices.get(address)
         if top is not None and top.acks():

@@ -82,8 +82,9 @@ class SimWorld:
 
     # -- the pins as the air sees them -----------------------------------------------------------------------
     def _version(self) -> int:
-        # MockPin appends to `states` on every change of level or duty: a cheap way to see that one moved.
-        return sum(map(len, [pin.states for pin in self._actuator_pins]))
+        # MockPin appends to `states` on every change of level or duty: the total length says whether one moved.
+        # (The lists are looked up afresh by _read_pins, so a pin whose history was cleared is picked up again.)
+        return sum(map(len, self._state_lists))
 
     def _read_pins(self) -> None:
         zones = self.config.zones
@@ -92,6 +93,7 @@ class SimWorld:
             [self._valve_open(pin, z.inlet) for pin, z in zip(self._inlet_pins, zones)],
             [self._valve_open(pin, z.exhaust) for pin, z in zip(self._exhaust_pins, zones)],
         )
+        self._state_lists = [pin.states for pin in self._actuator_pins]
         self._pins_version = self._version()
 
     def _pump_duty(self) -> float:
@@ -176,6 +178,7 @@ class SimWorld:
             self.physics.set_pump_fault(fault.name)
         elif fault.name in SENSOR_FAULTS:
             setattr(self.chips[fault.zone], _SENSOR_ATTR[fault.name], True)
+            self.bus.invalidate()  # a dead chip stops answering: the bus's routes change
         else:
             self.physics.set_zone_fault(self.physics.index(fault.zone), fault.name)
         self.fired.append((self.clock.now(), fault))

@@ -1,0 +1,74 @@
+"""The bench's figures that live in virtual time are deterministic: test them against their targets. The two that
+need the wall clock are guarded as ratios against a calibration loop on the same machine, with a 2x margin."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+import subprocess
+import sys
+
+import pytest
+
+from legsleeve import bench
+from legsleeve.backends import open_sim
+from legsleeve.units import MMHG_PER_HPA
+from tests.conftest import CONFIG_DIR, ROOT
+
+BASELINE = json.loads((ROOT / "tests" / "bench_baseline.json").read_text())
+
+
+def test_sensor_sweep_within_1_3_of_the_physical_limit(cfg):
+    sweep, stock = bench.sensor_sweep(cfg)
+    assert sweep.met, sweep
+    assert stock.value > 1 / cfg.tick_hz * 1e3  # why the sweep exists: the stock way overruns a tick
+
+
+def test_sweep_and_the_adafruit_driver_read_the_same_chip_identically(cfg):
+    quiet = dataclasses.replace(cfg, simulation=dataclasses.replace(cfg.simulation, sensor_noise_mmhg=0.0))
+    rig = open_sim(quiet, seed=4)
+    try:
+        for s in rig.sensors.all:
+            s.baseline_hpa = 0.0  # gauge = absolute: the two paths compared in hPa
+        for _ in range(3):
+            swept = [r.mmhg / MMHG_PER_HPA for r in rig.read().zones]
+            driven = [s.read_hpa() for s in rig.sensors.zones]
+            assert swept == pytest.approx(driven, rel=1e-12, abs=1e-9)
+            rig.clock.sleep(0.05)
+    finally:
+        rig.close()
+
+
+def test_fill_efficiency_and_overshoot(cfg):
+    ratio, overshoot = bench.fill_efficiency(cfg)
+    assert ratio.met and overshoot.met, (ratio, overshoot)
+
+
+def test_reaction_within_debounce_and_one_tick(cfg):
+    (figure,) = bench.reaction(cfg)
+    assert figure.met, figure
+
+
+def test_run_loads_nothing_for_plotting():
+    code = ("import sys, legsleeve.cli, legsleeve.session, legsleeve.backends, legsleeve.service\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'numpy', 'PIL')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_regression_guard_speed_and_tick_cost(cfg):
+    """Normalised by the machine's speed (a calibration loop): a simulated session must not have become more than 2x
+    slower, nor the tick more than 2x costlier, than the recorded figures."""
+    cal = min(bench.calibration_s() for _ in range(5))
+    best_speed, best_tick = 0.0, float("inf")
+    for _ in range(2):
+        result, wall, costs = bench._session(cfg, CONFIG_DIR, 3.0)
+        best_speed = max(best_speed, result.outcome.duration_s / wall)
+        best_tick = min(best_tick, statistics.median(costs) / 1e3)
+    speed_now = best_speed * cal
+    speed_then = BASELINE["sim_speed_x"] * BASELINE["calibration_s"]
+    tick_now = best_tick / cal
+    tick_then = BASELINE["tick_median_us"] / BASELINE["calibration_s"]
+    assert speed_now >= speed_then / 2, f"simulation {speed_now / speed_then:.2f}x of the recorded speed"
+    assert tick_now <= tick_then * 2, f"tick cost {tick_now / tick_then:.2f}x the recorded"
