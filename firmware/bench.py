@@ -53,7 +53,7 @@ def calibration_s(rounds: int = 200_000) -> float:
     d = {"a": 1.0001, "b": 0.5}
     t0 = time.perf_counter()
     acc = 0.0
-    for i in range(rounds):
+    for _ in range(rounds):
         acc = f(d, acc) % 97.0
     return time.perf_counter() - t0
 

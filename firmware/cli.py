@@ -120,13 +120,7 @@ def _session(args, *, sim: bool) -> int:
                       for f in args.fault]
         except ValueError as exc:
             raise ConfigError([f"--fault: {exc}"]) from None
-        if args.plot:
-            from legsleeve.plot import require_matplotlib
-
-            try:
-                require_matplotlib()
-            except ImportError as exc:
-                raise ConfigError([f"--plot: {exc}"]) from None
+        _plot_possible(args)
     log_path = args.log or _default_log(profile.name, sim=sim, seed=getattr(args, "seed", 0))
     args.sim = sim
     with open_rig(cfg, args, faults=faults) as rig:
@@ -138,6 +132,17 @@ def _session(args, *, sim: bool) -> int:
 
         print(f"plot: {plot_log(log_path, args.plot, title=f'legsleeve simulate: {profile.name}')}")
     return EXIT_TRIP if result.outcome.trip is not None else EXIT_OK
+
+
+def _plot_possible(args) -> None:
+    """A plot asked for must be drawable: refuse now, before anything is actuated, not after the session."""
+    if args.plot:
+        from legsleeve.plot import require_matplotlib
+
+        try:
+            require_matplotlib()
+        except ImportError as exc:
+            raise ConfigError([f"--plot: {exc}"]) from None
 
 
 def _default_log(profile: str, *, sim: bool, seed: int) -> Path:
@@ -181,13 +186,7 @@ def cmd_profile_show(args) -> int:
 
     cfg = _config(args)
     profile = _profile(args, cfg)
-    if args.plot:
-        from legsleeve.plot import require_matplotlib
-
-        try:
-            require_matplotlib()
-        except ImportError as exc:
-            raise ConfigError([f"--plot: {exc}"]) from None
+    _plot_possible(args)
     print(f"{profile.name}: {profile.description}")
     print("targets: " + ", ".join(f"{n} {t:g} mmHg" for n, t in zip(profile.zone_names, profile.targets_mmhg)))
     if profile.ramp_cycles:

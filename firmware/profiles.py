@@ -162,7 +162,7 @@ def _read_profile(doc: YMap, path: Path, hw: HardwareConfig, problems: Problems)
 
     steps: list[Step] = []
     reader = _StepReader(top, names, timing, max_mmhg)
-    for index, item, spath, line in top.items("cycle"):
+    for _index, item, spath, line in top.items("cycle"):
         steps.extend(reader.read(item, spath, line))
     timing.finish()
     top.finish()

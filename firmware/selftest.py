@@ -13,7 +13,7 @@ A failure raises SelfTestFailed saying what to check; nothing further runs.
 
 from __future__ import annotations
 
-from legsleeve.commands import FILL, VENT
+from legsleeve.commands import FILL
 from legsleeve.controller import Controller
 from legsleeve.errors import SensorFault, SleeveError
 from legsleeve.profiles import Profile, Step

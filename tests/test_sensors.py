@@ -125,9 +125,10 @@ def test_lock_leaked_by_a_failed_deselect_is_recovered(cfg):
     try:
         world = rig.world
         flaky = _FlakyMux(0x70)
-        flaky.channels = world.bus._devices[0x70].channels
-        world.bus._devices[0x70] = flaky
-        world.bus._muxes = [flaky]
+        for channel, name in ((z.sensor_channel, z.name) for z in cfg.zones):
+            flaky.attach(channel, 0x18, world.chips[name])
+        flaky.attach(cfg.manifold_channel, 0x18, world.chips["manifold"])
+        world.bus.attach(0x70, flaky)
         for s in rig.sensors.all:
             s.baseline_hpa = 1013.25
         flaky.fail_next_deselect = True

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 
-import pytest
 
 from legsleeve.backends import open_sim
 from legsleeve.cli import main

@@ -12,7 +12,6 @@ from legsleeve.cli import Interrupted, main
 from legsleeve.profiles import load_profile
 from legsleeve.session import run_session
 from legsleeve.sessionlog import header, read_log
-from legsleeve.sim.faults import FaultSpec
 from tests.conftest import CONFIG_DIR
 
 PROFILES = ("gentle", "gradient", "pulse", "lymphatic", "wave", "massage")

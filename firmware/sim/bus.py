@@ -27,6 +27,10 @@ class SimI2C:
         self.deinitialised = False
 
     def attach(self, address: int, device) -> None:
+        """Put a device at an address (replacing whatever was there)."""
+        old = self._devices.get(address)
+        if old is not None and old in self._muxes:
+            self._muxes.remove(old)
         self._devices[address] = device
         if hasattr(device, "downstream"):
             self._muxes.append(device)

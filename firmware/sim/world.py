@@ -18,7 +18,7 @@ from legsleeve.config import HardwareConfig, ValveSpec
 from legsleeve.drivers import coil_energised_at, valve_open_when
 from legsleeve.sim.bus import SimI2C
 from legsleeve.sim.chips import SimMPRLS, SimTCA9548A
-from legsleeve.sim.faults import MANIFOLD, PANEL_EVENTS, PUMP_FAULTS, SENSOR_FAULTS, FaultSpec
+from legsleeve.sim.faults import MANIFOLD, PUMP_FAULTS, SENSOR_FAULTS, FaultSpec
 from legsleeve.sim.physics import Pneumatics
 from legsleeve.units import mmhg_to_hpa
 
