@@ -74,11 +74,9 @@ class Controller:
         self.state = "start"
         self._start_s: float | None = None
         self._step_start_s = 0.0
-        self._last_now = 0.0
 
     # -- the step function ---------------------------------------------------------------------------------------
     def step(self, now_s: float, readings: Readings) -> Commands:
-        self._last_now = now_s
         if self._start_s is None:
             self._start_s = now_s
             self._enter(now_s)
@@ -96,10 +94,6 @@ class Controller:
     @property
     def current_step(self) -> Step:
         return self.profile.steps[self.step_index]
-
-    @property
-    def elapsed_s(self) -> float:
-        return 0.0 if self._start_s is None else self._last_now - self._start_s
 
     # -- zones -----------------------------------------------------------------------------------------------
     def _regulate(self, z: ZoneState, p: float, t_s: float, now_s: float) -> None:

@@ -58,9 +58,10 @@ def _all_readings(readings: Readings) -> list[Reading]:
 
 
 class OverPressure:
-    raw = True
     """SAFE-4: a zone above its trip level - min(configured max, its highest target + margin) - for longer than the
     debounce trips. A faulted reading neither starts nor clears the count (the sensor rule judges it)."""
+
+    raw = True
 
     rule = "SAFE-4"
 
@@ -96,9 +97,10 @@ class OverPressure:
 
 
 class FillProgress:
-    raw = False
     """SAFE-5: while a zone is being filled it must gain at least `min_rate` over every `window`, and no fill may
     last longer than `timeout` (a pulled-off hose, a dead pump, a big leak)."""
+
+    raw = False
 
     rule = "SAFE-5"
 
@@ -145,9 +147,10 @@ class FillProgress:
 
 
 class VentCheck:
-    raw = False
     """SAFE-8: once a zone is told to vent it must fall below 5 mmHg within the vent timeout, else it cannot vent
     (a stuck exhaust) - the highest-priority alarm."""
+
+    raw = False
 
     rule = "SAFE-8"
 
@@ -180,17 +183,15 @@ class VentCheck:
                             "release the sleeve by hand", cannot_vent=True)
         return None
 
-    def venting(self) -> list[str]:
-        return [n for n, s in zip(self.names, self._since) if s is not None]
-
 
 # -- SAFE-9 ------------------------------------------------------------------------------------------------------
 
 
 class SensorHealth:
-    raw = True
     """SAFE-9: a sensor with no good reading for longer than `stale_s` (read deadline missed, I2C error, status
     bits, out of range, NaN), one stuck on the same value for `stuck_s`, or one that keeps spiking, trips."""
+
+    raw = True
 
     rule = "SAFE-9"
 
@@ -414,10 +415,11 @@ class HoldLeak:
 
 
 class ValveCheck:
-    raw = False
     """SAFE-8 (stuck valves): a zone told to vent must have lost a fifth of its pressure within `check_s` (the
     vent timeout catches the slow ones); and no zone may gain pressure with its inlet closed - venting or holding -
     which means air comes through an inlet that is stuck open or leaks."""
+
+    raw = False
 
     rule = "SAFE-8"
     RISE_MMHG = 2.5  # below the controller's 3 mmHg bleed band (which would hide it); the median's noise is ~0.06
@@ -508,10 +510,11 @@ class ValveCheck:
 
 
 class ReverseGradient:
-    raw = False
     """SAFE-10: of two inflated zones, the proximal one must not read more than `margin` above the distal one for
     longer than `max_s` (DESIGN §3: a proximal cuff above a lower distal one traps blood). A vented distal zone is
     distal release, not a reversal."""
+
+    raw = False
 
     rule = "SAFE-10"
 
@@ -543,9 +546,10 @@ class ReverseGradient:
 
 
 class TimeUnderPressure:
-    raw = False
     """SAFE-10: no zone above the venous-safe level for longer than `max_s` at a stretch, and no session longer
     than `session_max_s`."""
+
+    raw = False
 
     rule = "SAFE-10"
 
@@ -626,8 +630,9 @@ class PumpCheck:
 
 
 class EStop:
-    raw = True
     """SAFE-12: the E-stop (which also cuts the 12 V actuator supply in hardware) means the safe state now."""
+
+    raw = True
 
     rule = "SAFE-12"
 
