@@ -134,11 +134,11 @@ def exposure(rows: list[dict], fault: str, zone: str | None, at_s: float) -> tup
 
 
 def reference(profile: str, seed: int = SEED) -> Reference:
-    from legsleeve.backends import open_sim
-    from legsleeve.config import load_hardware
-    from legsleeve.profiles import load_profile
-    from legsleeve.session import run_session
-    from legsleeve.sessionlog import read_log
+    from legsleeve.hw.backends import open_sim
+    from legsleeve.config.hardware import load_hardware
+    from legsleeve.config.profiles import load_profile
+    from legsleeve.app.session import run_session
+    from legsleeve.app.sessionlog import read_log
 
     cfg = load_hardware(CONFIG_DIR)
     with tempfile.TemporaryDirectory() as tmp:
@@ -180,11 +180,12 @@ class Cell:
 
 def run_cell(cell: Cell) -> Cell:
     """Run one cell end to end and judge it; problems are recorded on the cell, not raised."""
-    from legsleeve.backends import open_sim
-    from legsleeve.config import VENTED_MMHG, load_hardware
-    from legsleeve.profiles import load_profile
-    from legsleeve.session import run_session
-    from legsleeve.sessionlog import read_log
+    from legsleeve.hw.backends import open_sim
+    from legsleeve.config.hardware import load_hardware
+    from legsleeve.core.limits import VENTED_MMHG
+    from legsleeve.config.profiles import load_profile
+    from legsleeve.app.session import run_session
+    from legsleeve.app.sessionlog import read_log
     from legsleeve.sim.faults import FaultSpec
 
     cfg = load_hardware(CONFIG_DIR)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from legsleeve.profiles import Profile, Step
-from legsleeve.sensors import Reading, Readings
+from legsleeve.core.plan import Profile, Step, StepKind
+from legsleeve.core.readings import Reading, Readings
 
 NAMES = ("ankle", "calf")
 
@@ -24,6 +24,6 @@ def profile(steps, targets=(40.0, 35.0), cycles=1, minutes=None, **kw) -> Profil
                    **kw)
 
 
-FILL0 = Step("fill", (0,))
-FILL1 = Step("fill", (1,))
-VENT_ALL = Step("vent", (0, 1))
+FILL0 = Step(StepKind.FILL, (0,))
+FILL1 = Step(StepKind.FILL, (1,))
+VENT_ALL = Step(StepKind.VENT, (0, 1))

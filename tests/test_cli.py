@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from legsleeve.cli import main
+from legsleeve.app.cli import main
 from tests.conftest import CONFIG_DIR, ROOT
 
 

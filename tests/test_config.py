@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from legsleeve.config import ABS_MAX_MMHG, load_hardware
+from legsleeve.config.hardware import load_hardware
+from legsleeve.core.limits import ABS_MAX_MMHG
 from legsleeve.errors import ConfigError
 from tests.conftest import CONFIG_DIR
 

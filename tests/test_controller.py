@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from legsleeve.commands import FILL, HOLD, SAFE, VENT, Commands
-from legsleeve.controller import Controller, Phase
-from legsleeve.profiles import Step
+from legsleeve.core.commands import FILL, HOLD, SAFE, VENT, Commands
+from legsleeve.core.controller import Controller, Phase
+from legsleeve.core.plan import Step, StepKind
 from tests.helpers import FILL0, FILL1, VENT_ALL, profile, readings
 
 MIN_DUTY = 0.7
@@ -15,16 +15,16 @@ MIN_DUTY = 0.7
 def run_table(ctl, table):
     """Each row: (t_s, pressures, expected actions, expected duty or None to skip, expected state or None)."""
     for t, pressures, actions, duty, state in table:
-        cmd = ctl.step(t, readings(t, *pressures))
+        cmd, status = ctl.step(t, readings(t, *pressures))
         assert tuple(cmd.action(i) for i in range(len(actions))) == tuple(actions), (t, cmd)
         if duty is not None:
             assert cmd.pump_duty == pytest.approx(duty), (t, cmd)
         if state is not None:
-            assert ctl.state == state, t
+            assert status.step == state, t
 
 
 def test_sequential_fill_hold_vent_rest():
-    ctl = Controller(profile([FILL0, FILL1, Step("hold", duration_s=5), VENT_ALL, Step("rest", (0, 1),
+    ctl = Controller(profile([FILL0, FILL1, Step(StepKind.HOLD, duration_s=5), VENT_ALL, Step(StepKind.REST, (0, 1),
                                                                                           duration_s=10)]),
                      min_duty=MIN_DUTY)
     run_table(ctl, [
@@ -39,16 +39,16 @@ def test_sequential_fill_hold_vent_rest():
         (23.9, (0.5, 0.4), (VENT, VENT), 0.0, "rest 10s"),
         (24.0, (0.5, 0.4), (VENT, VENT), 0.0, "done"),  # one cycle asked for: done, safe
     ])
-    assert ctl.done and ctl.cycle == 1
-    assert ctl.step(25.0, readings(25.0, 0, 0)) == SAFE
-    assert ctl.zones[0].fill_times_s == [pytest.approx(5.02)]
-    assert ctl.zones[1].fill_times_s == [pytest.approx(9.0 - 5.02)]
+    assert ctl.status.done and ctl.status.cycle == 1 and ctl.status.kind is None
+    assert ctl.step(25.0, readings(25.0, 0, 0)).commands == SAFE
+    assert ctl.status.zones[0].fill_times_s == (pytest.approx(5.02),)
+    assert ctl.status.zones[1].fill_times_s == (pytest.approx(9.0 - 5.02),)
 
 
 def test_closes_the_inlet_one_tick_early_at_the_present_rise():
-    ctl = Controller(profile([FILL0, Step("hold", duration_s=60)]), min_duty=MIN_DUTY)
+    ctl = Controller(profile([FILL0, Step(StepKind.HOLD, duration_s=60)]), min_duty=MIN_DUTY)
     t, p = 0.0, 34.05
-    while ctl.step(t, readings(t, p, 0)).action(0) is FILL:
+    while ctl.step(t, readings(t, p, 0)).commands.action(0) is FILL:
         t, p = t + 0.02, p + 0.2  # 10 mmHg/s, a reading every 20 ms
         assert p < 40.5, "never closed"
     # closed before the reading reached the target, by about one tick of rise (0.2 mmHg)
@@ -56,19 +56,19 @@ def test_closes_the_inlet_one_tick_early_at_the_present_rise():
 
 
 def test_top_up_below_hysteresis_only():
-    ctl = Controller(profile([FILL0, Step("hold", duration_s=60)]), min_duty=MIN_DUTY)
+    ctl = Controller(profile([FILL0, Step(StepKind.HOLD, duration_s=60)]), min_duty=MIN_DUTY)
     run_table(ctl, [
         (0.0, (40.5, 0), (HOLD, VENT), 0.0, "hold 60s"),
         (10.0, (38.1, 0), (HOLD, VENT), 0.0, None),  # 1.9 below target: inside the 2 mmHg band, no top-up
         (11.0, (37.9, 0), (FILL, VENT), None, None),  # below the band: top up
         (12.0, (40.2, 0), (HOLD, VENT), 0.0, None),
     ])
-    assert ctl.zones[0].topups == 1
-    assert ctl.zones[0].fill_times_s == [0.0]  # a top-up is not a fill
+    assert ctl.status.zones[0].topups == 1
+    assert ctl.status.zones[0].fill_times_s == (0.0,)  # a top-up is not a fill
 
 
 def test_lower_target_bleeds_through_the_exhaust():
-    steps = [FILL0, Step("hold", duration_s=1), Step("fill", (0,), scale=0.5), Step("hold", duration_s=60)]
+    steps = [FILL0, Step(StepKind.HOLD, duration_s=1), Step(StepKind.FILL, (0,), scale=0.5), Step(StepKind.HOLD, duration_s=60)]
     ctl = Controller(profile(steps), min_duty=MIN_DUTY)
     run_table(ctl, [
         (0.0, (40.0, 0), (HOLD, VENT), 0.0, "hold 1s"),
@@ -76,11 +76,11 @@ def test_lower_target_bleeds_through_the_exhaust():
         (2.0, (25.0, 0), (VENT, VENT), 0.0, "fill ankle"),
         (2.5, (19.9, 0), (HOLD, VENT), 0.0, "hold 60s"),  # at or below the new target: hold, step done
     ])
-    assert ctl.zones[0].phase is Phase.HOLDING and ctl.zones[0].target_mmhg == 20
+    assert ctl.status.zones[0].phase is Phase.HOLDING and ctl.status.zones[0].target_mmhg == 20
 
 
 def test_never_fills_blind():
-    ctl = Controller(profile([FILL0, FILL1, Step("hold", duration_s=60)]), min_duty=MIN_DUTY)
+    ctl = Controller(profile([FILL0, FILL1, Step(StepKind.HOLD, duration_s=60)]), min_duty=MIN_DUTY)
     run_table(ctl, [
         (0.0, (10, 0), (FILL, VENT), 1.0, None),
         (0.1, (None, 0), (HOLD, VENT), 0.0, None),  # no reading: stop filling, no pump
@@ -89,7 +89,7 @@ def test_never_fills_blind():
 
 
 def test_vent_wait_waits_for_5_mmhg():
-    steps = [FILL0, Step("vent", (0,), wait=True), FILL1, Step("hold", duration_s=1)]
+    steps = [FILL0, Step(StepKind.VENT, (0,), wait=True), FILL1, Step(StepKind.HOLD, duration_s=1)]
     ctl = Controller(profile(steps), min_duty=MIN_DUTY)
     run_table(ctl, [
         (0.0, (40, 0), (VENT, VENT), 0.0, "vent ankle"),
@@ -99,41 +99,39 @@ def test_vent_wait_waits_for_5_mmhg():
 
 
 def test_session_by_minutes_finishes_the_cycle_under_way():
-    steps = [FILL0, Step("hold", duration_s=30), VENT_ALL]
+    steps = [FILL0, Step(StepKind.HOLD, duration_s=30), VENT_ALL]
     ctl = Controller(profile(steps, cycles=None), min_duty=MIN_DUTY, minutes=1.0)
     t = 0.0
     for _ in range(10_000):
-        ctl.step(t, readings(t, 40.0, 0))
-        if ctl.done:
+        if ctl.step(t, readings(t, 40.0, 0)).status.done:
             break
         t += 0.5
     # cycles of ~30 s: the first to start after 60 s is not begun
-    assert ctl.done and ctl.cycle == 2 and 60.0 <= t < 61.0
+    assert ctl.status.done and ctl.status.cycle == 2 and 60.0 <= t < 61.0
 
 
 def test_ramp_scales_targets_by_cycle():
-    p = profile([FILL0, Step("hold", duration_s=1), VENT_ALL], cycles=4, ramp_cycles=2, ramp_start=0.5)
+    p = profile([FILL0, Step(StepKind.HOLD, duration_s=1), VENT_ALL], cycles=4, ramp_cycles=2, ramp_start=0.5)
     ctl = Controller(p, min_duty=MIN_DUTY)
     seen, t, pressure = [], 0.0, 0.0
-    while not ctl.done and t < 100:
-        ctl.step(t, readings(t, pressure, 0))
-        z = ctl.zones[0]
-        if z.phase.name == "FILLING":
+    while not ctl.status.done and t < 100:
+        z = ctl.step(t, readings(t, pressure, 0)).status.zones[0]
+        if z.phase is Phase.FILLING:
             if not seen or seen[-1] != z.target_mmhg:
                 seen.append(z.target_mmhg)
             pressure = z.target_mmhg  # reach it by the next tick
-        elif z.phase.name == "VENTED":
+        elif z.phase is Phase.VENTED:
             pressure = 0.0
         t += 0.5
     assert seen == [20.0, 30.0, 40.0]  # the fourth cycle runs at the full 40 too
-    assert ctl.done and ctl.cycle == 4
+    assert ctl.status.done and ctl.status.cycle == 4
 
 
 def test_multi_zone_fill_tapers_on_the_furthest_zone():
-    ctl = Controller(profile([Step("fill", (0, 1)), Step("hold", duration_s=9)]), min_duty=MIN_DUTY)
-    cmd = ctl.step(0.0, readings(0.0, 39.0, 20.0))
+    ctl = Controller(profile([Step(StepKind.FILL, (0, 1)), Step(StepKind.HOLD, duration_s=9)]), min_duty=MIN_DUTY)
+    cmd = ctl.step(0.0, readings(0.0, 39.0, 20.0)).commands
     assert cmd.zones == (FILL, FILL) and cmd.pump_duty == 1.0
-    cmd = ctl.step(1.0, readings(1.0, 40.5, 33.0))
+    cmd = ctl.step(1.0, readings(1.0, 40.5, 33.0)).commands
     assert cmd.zones == (HOLD, FILL) and cmd.pump_duty == pytest.approx(MIN_DUTY + (1 - MIN_DUTY) * 0.5)
 
 

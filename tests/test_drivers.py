@@ -6,10 +6,10 @@ import dataclasses
 
 import pytest
 
-from legsleeve.commands import FILL, HOLD, SAFE, VENT, Commands
-from legsleeve.config import PinSpec, ValveSpec
-from legsleeve.drivers import Panel, Pump, Valve, ZoneValves, valve_open_when
-from legsleeve.rig import build_rig
+from legsleeve.core.commands import FILL, HOLD, SAFE, VENT, Commands
+from legsleeve.config.model import PinSpec, ValveSpec
+from legsleeve.hw.drivers import Panel, Pump, Valve, ZoneValves, valve_open_when
+from legsleeve.hw.rig import build_rig
 
 
 def states(pin):

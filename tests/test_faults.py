@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from legsleeve.backends import open_sim
-from legsleeve.commands import FILL, HOLD, SAFE, VENT, Commands
+from legsleeve.hw.backends import open_sim
+from legsleeve.core.commands import FILL, HOLD, SAFE, VENT, Commands
 from legsleeve.sim.faults import FAULT_NAMES, FaultSpec, parse_fault
 
 ZONES = ("ankle", "calf", "knee", "thigh")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from legsleeve import wiring
+from legsleeve.hw import wiring
 from tests.conftest import ROOT
 
 
@@ -21,7 +21,7 @@ def test_wiring_covers_every_pin_once(cfg):
 
 
 def test_wiring_command_prints_the_users_config(capsys):
-    from legsleeve.cli import main
+    from legsleeve.app.cli import main
 
     assert main(["wiring", "--config", str(ROOT / "config")]) == 0
     out = capsys.readouterr().out

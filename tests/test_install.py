@@ -53,7 +53,7 @@ def test_install_writes_the_expected_files(inst, pi_root):
     assert (pi_root / "etc/systemd/system/legsleeve.service").read_text() == \
         (ROOT / "systemd/legsleeve.service").read_text()
     assert (pi_root / "etc/modules-load.d/legsleeve.conf").read_text().strip().endswith("i2c-dev")
-    assert (pi_root / "opt/legsleeve/firmware/runner.py").exists()
+    assert (pi_root / "opt/legsleeve/firmware/legsleeve/app/runner.py").exists()
     assert (pi_root / "opt/legsleeve/pyproject.toml").exists()
     boot = (pi_root / "boot/firmware/config.txt").read_text()
     assert boot.startswith("# the user's own\ndtoverlay=vc4-kms-v3d\n")  # theirs untouched

@@ -7,18 +7,18 @@ import socket
 
 import pytest
 
-from legsleeve.alarms import Annunciator
-from legsleeve.backends import open_sim
-from legsleeve.clock import VirtualClock
-from legsleeve.drivers import Panel
-from legsleeve.notify import Notifier
-from legsleeve.profiles import load_profile
-from legsleeve.rig import build_rig
-from legsleeve.selftest import SelfTestFailed, self_test
-from legsleeve.session import run_session
+from legsleeve.app.alarms import Annunciator
+from legsleeve.hw.backends import open_sim
+from legsleeve.core.clock import VirtualClock
+from legsleeve.hw.drivers import Panel
+from legsleeve.app.notify import Notifier
+from legsleeve.config.profiles import load_profile
+from legsleeve.hw.rig import build_rig
+from legsleeve.app.selftest import SelfTestFailed, self_test
+from legsleeve.app.session import run_session
 from legsleeve.sim.faults import FaultSpec
 from legsleeve.sim.world import SimWorld
-from legsleeve.supervisor import HIGH, LOW, MEDIUM
+from legsleeve.safety.trip import Priority
 from tests.conftest import CONFIG_DIR
 
 
@@ -129,7 +129,7 @@ def _trace(ann, pin, t0, t1, dt=0.05):
 def test_high_alarm_pattern_and_latched_until_acknowledged(panel):
     p, buzzer, led = panel
     ann = Annunciator(p, silence_s=120)
-    ann.raise_alarm(0.0, HIGH, "over-pressure")
+    ann.raise_alarm(0.0, Priority.HIGH, "over-pressure")
     sound = _trace(ann, buzzer, 0.0, 3.0)
     # two bursts in the first 1.5 s of every 3 s period, silent after
     assert any(sound[:30]) and not any(sound[30:60])
@@ -144,7 +144,7 @@ def test_high_alarm_pattern_and_latched_until_acknowledged(panel):
 def test_silence_stops_the_buzzer_not_the_led_and_expires(panel):
     p, buzzer, led = panel
     ann = Annunciator(p, silence_s=120)
-    ann.raise_alarm(0.0, MEDIUM, "sensor calf")
+    ann.raise_alarm(0.0, Priority.MEDIUM, "sensor calf")
     ann.silence(1.5)
     assert not any(_trace(ann, buzzer, 1.5, 121.0, dt=0.1))
     assert any(_trace(ann, led, 1.5, 5.0))
@@ -154,15 +154,15 @@ def test_silence_stops_the_buzzer_not_the_led_and_expires(panel):
 def test_a_lower_priority_never_masks_a_higher_one(panel):
     p, buzzer, led = panel
     ann = Annunciator(p, silence_s=60)
-    ann.raise_alarm(0.0, HIGH, "cannot vent ankle")
-    ann.raise_alarm(1.0, LOW, "session complete")
-    assert ann.priority == HIGH and ann.message == "cannot vent ankle"
+    ann.raise_alarm(0.0, Priority.HIGH, "cannot vent ankle")
+    ann.raise_alarm(1.0, Priority.LOW, "session complete")
+    assert ann.priority == Priority.HIGH and ann.message == "cannot vent ankle"
 
 
 def test_low_alarm_beeps_once(panel):
     p, buzzer, led = panel
     ann = Annunciator(p, silence_s=60)
-    ann.raise_alarm(0.0, LOW, "session complete")
+    ann.raise_alarm(0.0, Priority.LOW, "session complete")
     sound = _trace(ann, buzzer, 0.0, 20.0)
     assert sound[:6] == [True] * 6 and not any(sound[6:])
 

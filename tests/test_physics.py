@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from legsleeve.commands import FILL, HOLD, SAFE, VENT, Commands
+from legsleeve.core.commands import FILL, HOLD, SAFE, VENT, Commands
 from legsleeve.sim.physics import Pneumatics
 
 

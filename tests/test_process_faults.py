@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from legsleeve.sessionlog import read_log
+from legsleeve.app.sessionlog import read_log
 from tests.conftest import CONFIG_DIR
 
 
@@ -88,13 +88,13 @@ def test_exception_inside_a_tick_exits_1_with_outputs_safe(quick_config, tmp_pat
     test_session; here, the process's own report and log)."""
     log = tmp_path / "s.csv"
     code = (
-        "import sys, legsleeve.controller as c\n"
+        "import sys, legsleeve.core.controller as c\n"
         "real = c.Controller.step\n"
         "def step(self, now_s, r):\n"
         "    if now_s > 6: raise ZeroDivisionError('a bug')\n"
         "    return real(self, now_s, r)\n"
         "c.Controller.step = step\n"
-        "from legsleeve.cli import main\n"
+        "from legsleeve.app.cli import main\n"
         f"sys.exit(main(['simulate', '--config', {str(quick_config)!r}, '--profile', 'gradient', '--log', {str(log)!r}]))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

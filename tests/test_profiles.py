@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from legsleeve.core.plan import StepKind
+
 import shutil
 import textwrap
 
 import pytest
 
 from legsleeve.errors import ConfigError
-from legsleeve.profiles import REVERSE_GRADIENT_MMHG, load_all, load_profile
+from legsleeve.config.profiles import REVERSE_GRADIENT_MMHG, load_all, load_profile
 from tests.conftest import CONFIG_DIR
 
 SHIPPED = ("gentle", "gradient", "pulse", "lymphatic", "wave", "massage")
@@ -35,7 +37,7 @@ def test_gradient_is_a_clinical_gradient(shipped):
     g = shipped["gradient"]
     assert g.targets_mmhg == (45, 40, 35, 30)  # ~45 at the ankle, 5 less per zone upward
     assert g.fill_order() == ["fill ankle", "fill calf", "fill knee", "fill thigh"]
-    kinds = [s.kind for s in g.steps]
+    kinds = [s.kind.value for s in g.steps]
     # each zone held until all are full: no vent between the fills; then hold, vent all, rest
     assert kinds == ["fill", "fill", "fill", "fill", "hold", "vent", "rest"]
     assert g.steps[5].zones == (0, 1, 2, 3)
@@ -46,9 +48,9 @@ def test_pulse_is_in_the_recovery_boot_range_with_distal_release(shipped):
     assert all(60 <= t <= 80 for t in p.targets_mmhg)
     inflated, most = set(), 0
     for step in p.steps:
-        if step.kind == "fill":
+        if step.kind is StepKind.FILL:
             inflated |= set(step.zones)
-        elif step.kind in ("vent", "rest"):
+        elif step.kind in (StepKind.VENT, StepKind.REST):
             inflated -= set(step.zones)
         most = max(most, len(inflated))
     assert most == 2  # the distal zone is released as the next one holds
@@ -64,9 +66,9 @@ def test_wave_moves_a_band_of_two(shipped):
     w = shipped["wave"]
     inflated, sizes = [], []
     for step in w.steps:
-        if step.kind == "fill":
+        if step.kind is StepKind.FILL:
             inflated += step.zones
-        elif step.kind in ("vent", "rest"):
+        elif step.kind in (StepKind.VENT, StepKind.REST):
             inflated = [z for z in inflated if z not in step.zones]
         sizes.append(len(inflated))
     assert max(sizes) == 2 and sizes.count(2) >= 3
@@ -78,9 +80,9 @@ def test_massage_has_the_four_techniques(shipped):
     text = (CONFIG_DIR / "profiles" / "massage.yaml").read_text()
     for word in ("stroking", "kneading", "percussion", "finishing"):
         assert word in text
-    scales = [s.scale for s in m.steps if s.kind == "fill"]
+    scales = [s.scale for s in m.steps if s.kind is StepKind.FILL]
     assert 0.5 in scales and 1.0 in scales  # light and firm
-    finishing = [s.scale for s in m.steps if s.kind == "fill" and s.scale in (0.9, 0.7)]
+    finishing = [s.scale for s in m.steps if s.kind is StepKind.FILL and s.scale in (0.9, 0.7)]
     assert finishing == [0.9] * 4 + [0.7] * 4  # falling pressure
 
 
@@ -120,7 +122,7 @@ def test_base_profile_is_valid(tmp_path, cfg):
     _write(tmp_path, BASE)
     p = load_profile(tmp_path, "custom", cfg)
     assert p.targets_mmhg == (40, 40, 40, 30)
-    assert [s.kind for s in p.steps] == ["fill", "fill", "hold", "vent", "rest"]
+    assert [s.kind.value for s in p.steps] == ["fill", "fill", "hold", "vent", "rest"]
 
 
 CASES = [

@@ -9,15 +9,15 @@ import random
 import adafruit_mprls
 import pytest
 
-from legsleeve.backends import open_sim
-from legsleeve.clock import VirtualClock
-from legsleeve.commands import FILL, HOLD, Commands
+from legsleeve.hw.backends import open_sim
+from legsleeve.core.clock import VirtualClock
+from legsleeve.core.commands import FILL, HOLD, Commands
 from legsleeve.errors import SensorFault
-from legsleeve.i2c import DeadlineI2C
+from legsleeve.hw.i2c import DeadlineI2C
 from legsleeve.sim.bus import SimI2C
 from legsleeve.sim.chips import COUNT_MAX, COUNT_MIN, SimMPRLS, SimTCA9548A, psi_to_count
 from legsleeve.sim.faults import FaultSpec
-from legsleeve.units import HPA_PER_PSI, MMHG_PER_HPA
+from legsleeve.core.units import HPA_PER_PSI, MMHG_PER_HPA
 
 RESOLUTION_MMHG = 25 * HPA_PER_PSI * MMHG_PER_HPA / (COUNT_MAX - COUNT_MIN)  # one count, ~1e-4 mmHg
 

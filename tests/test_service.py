@@ -6,9 +6,9 @@ from __future__ import annotations
 import threading
 
 
-from legsleeve.backends import open_sim
-from legsleeve.cli import main
-from legsleeve.service import ControlSocket, Service, send_command
+from legsleeve.hw.backends import open_sim
+from legsleeve.app.cli import main
+from legsleeve.app.service import ControlSocket, Service, send_command
 from legsleeve.sim.faults import FaultSpec
 from tests.conftest import CONFIG_DIR
 

@@ -7,11 +7,11 @@ import math
 
 import pytest
 
-from legsleeve.backends import open_sim
-from legsleeve.cli import Interrupted, main
-from legsleeve.profiles import load_profile
-from legsleeve.session import run_session
-from legsleeve.sessionlog import header, read_log
+from legsleeve.hw.backends import open_sim
+from legsleeve.app.cli import Interrupted, main
+from legsleeve.config.profiles import load_profile
+from legsleeve.app.session import run_session
+from legsleeve.app.sessionlog import header, read_log
 from tests.conftest import CONFIG_DIR
 
 PROFILES = ("gentle", "gradient", "pulse", "lymphatic", "wave", "massage")
@@ -42,7 +42,7 @@ def test_profile_completes_without_trip_and_ends_vented(sessions, name):
     result, rows = sessions[name]
     assert result.outcome.trip is None
     assert result.outcome.vented
-    assert result.controller.cycle == CYCLES
+    assert result.outcome.status.cycle == CYCLES
     last = rows[-1]
     assert float(last["pump_duty"]) == 0.0
     for zone in ("ankle", "calf", "knee", "thigh"):
@@ -189,17 +189,17 @@ def _pins_safe(rig):
 def test_signal_or_exception_inside_a_tick_ends_safe(cfg, boom):
     rig = open_sim(cfg, seed=1)
     profile = load_profile(CONFIG_DIR, "gradient", cfg)
-    import legsleeve.controller as controller_module
+    import legsleeve.core.controller as controller_module
 
     real_step = controller_module.Controller.step
     seen = {"pumping": False}
 
     def step(self, now_s, readings):
-        cmd = real_step(self, now_s, readings)
-        seen["pumping"] |= cmd.pump_duty > 0
+        out = real_step(self, now_s, readings)
+        seen["pumping"] |= out.commands.pump_duty > 0
         if now_s > 17.0:  # mid-fill of the calf (the session starts after the ~9 s self-test)
             raise boom
-        return cmd
+        return out
 
     controller_module.Controller.step = step
     try:
@@ -233,9 +233,9 @@ def test_safe14_the_supervisor_reviews_every_tick_and_has_no_off_switch(cfg):
     nothing in its construction can turn a rule off."""
     import inspect
 
-    from legsleeve.supervisor import Supervisor
+    from legsleeve.safety.supervisor import Supervisor
 
-    assert set(inspect.signature(Supervisor).parameters) == {"config", "peak_targets_mmhg", "extra_monitors"}
+    assert set(inspect.signature(Supervisor).parameters) == {"build", "peak_targets_mmhg", "extra_monitors"}
     reviewed, applied = [], []
     real = Supervisor.review
 

@@ -7,10 +7,11 @@ import math
 
 import pytest
 
-from legsleeve.commands import FILL, HOLD, SAFE, VENT, Commands
-from legsleeve.config import ABS_MAX_MMHG
-from legsleeve.sensors import Reading, Readings
-from legsleeve.supervisor import OverPressure, Supervisor, VentCheck
+from legsleeve.core.commands import FILL, HOLD, SAFE, VENT, Commands
+from legsleeve.core.limits import ABS_MAX_MMHG
+from legsleeve.core.readings import Reading, Readings
+from legsleeve.safety.trip import Priority
+from legsleeve.safety.supervisor import OverPressure, Supervisor, VentCheck
 
 TICK = 0.02
 _jitter = itertools.count()
@@ -152,7 +153,7 @@ def test_safe8_vent_that_levels_off_above_5_cannot_vent(sup):
     t = _vent_from_hold(sup, 6.0, 30)
     assert t is not None and t < 15
     assert sup.tripped.rule == "SAFE-8" and "cannot vent ankle: stays at" in sup.tripped.reason
-    assert sup.cannot_vent is sup.tripped and sup.tripped.priority == "high"
+    assert sup.cannot_vent is sup.tripped and sup.tripped.priority is Priority.HIGH
 
 
 def test_safe8_vent_timeout_both_sides(cfg):

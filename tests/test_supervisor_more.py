@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from legsleeve.commands import FILL, HOLD, SAFE, VENT, Commands, ZoneAction
-from legsleeve.sensors import Reading, Readings
-from legsleeve.supervisor import Supervisor
+from legsleeve.core.commands import FILL, HOLD, SAFE, VENT, Commands, ZoneAction
+from legsleeve.core.readings import Reading, Readings
+from legsleeve.safety.supervisor import Supervisor
 from tests.test_supervisor import TICK, rd
 
 

@@ -1,7 +1,0 @@
-"""`python -m legsleeve` runs the command line."""
-
-import sys
-
-from legsleeve.cli import main
-
-sys.exit(main())

@@ -1,0 +1,47 @@
+"""The session builder: the one place where a controller, a supervisor and a runner are wired to a rig.
+
+Every run of the loop - a therapy session (`run`, `simulate`, `serve`), the self-test, `test-valve` and the bench -
+is built here, so each gets the same supervisor with every rule on (SAFE-14) and the same runner with its safe
+exits (SAFE-1). What differs between them is data: the plan, the trip levels, an extra rule, what to log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from legsleeve.app.alarms import Annunciator
+from legsleeve.app.runner import Controller as ControllerLike
+from legsleeve.app.runner import Runner
+from legsleeve.app.sessionlog import SessionLog
+from legsleeve.app.summary import SessionStats
+from legsleeve.core.controller import Controller
+from legsleeve.core.plan import Profile
+from legsleeve.core.readings import Readings
+from legsleeve.hw.rig import Rig
+from legsleeve.safety.supervisor import Supervisor
+from legsleeve.safety.trip import Monitor
+
+
+def build_session(rig: Rig, plan: Profile, *, cycles: int | None = None, minutes: float | None = None,
+                  trip_targets_mmhg: Sequence[float] | None = None, extra_monitors: Sequence[Monitor] = (),
+                  controller: ControllerLike | None = None, session_log: SessionLog | None = None,
+                  stats: SessionStats | None = None, on_tick: Callable[[Runner, Readings], None] | None = None,
+                  liveness: Callable[[], None] | None = None, annunciator: Annunciator | None = None,
+                  poll: Callable[[Runner], None] | None = None,
+                  tick_costs_ns: list[int] | None = None) -> Runner:
+    """A runner for `plan` on `rig`, ready to `run()`.
+
+    `cycles` / `minutes`: the session's length (default: the plan's own). `trip_targets_mmhg`: each zone's highest
+    target, on which its over-pressure trip level builds (default: the plan's peaks). `extra_monitors`: rules of this
+    occasion on top of every standard one. `controller`: a stand-in for the plan's controller (the bench's runaway
+    controller, which only the supervisor stands in the way of). The rest goes to the runner.
+    """
+    cfg = rig.config
+    if controller is None:
+        controller = Controller(plan, min_duty=cfg.pump.min_duty, cycles=cycles, minutes=minutes)
+    if trip_targets_mmhg is None:
+        trip_targets_mmhg = [plan.peak_target_mmhg(i) for i in range(len(cfg.zones))]
+    supervisor = Supervisor(cfg, trip_targets_mmhg, extra_monitors=extra_monitors)
+    return Runner(rig, controller, supervisor, tick_s=1.0 / cfg.tick_hz, session_log=session_log, stats=stats,
+                  on_tick=on_tick, liveness=liveness, annunciator=annunciator, poll=poll,
+                  tick_costs_ns=tick_costs_ns)

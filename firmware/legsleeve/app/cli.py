@@ -1,0 +1,487 @@
+"""The `legsleeve` command line: parse arguments, open the rig, hand over, and turn outcomes into exit codes.
+
+Exit codes: 0 success, 2 bad usage or config (nothing actuated), 3 safety trip or sensor fault, 1 internal error.
+Whatever happens after a rig is open - an exception, SIGINT, SIGTERM - the rig is driven to the safe state before
+anything is reported (SAFE-1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from legsleeve import __version__
+from legsleeve.config.hardware import default_config_dir, load_hardware
+from legsleeve.config.model import HardwareConfig
+from legsleeve.errors import ConfigError, HardwareError, SensorFault
+from legsleeve.app.selftest import SelfTestFailed
+
+DEFAULT_PROFILE = "gentle"
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_TRIP = 0, 1, 2, 3
+
+log = logging.getLogger("legsleeve")
+
+
+class Interrupted(BaseException):
+    """A signal asked us to stop. BaseException, so no `except Exception` on the way swallows it."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+
+def _on_signal(signum, frame) -> None:  # noqa: ARG001
+    raise Interrupted(signum)
+
+
+# -- shared plumbing ---------------------------------------------------------------------------------------------
+
+
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, default=None, metavar="DIR",
+                   help="config directory holding hardware.yaml and profiles/ (default: $LEGSLEEVE_CONFIG, "
+                        "./config, then /etc/legsleeve)")
+
+
+def _add_sim(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sim", action="store_true", help="act on the simulated rig instead of the sleeve's hardware")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the simulated rig (sensor noise, offsets)")
+
+
+def _config_dir(args) -> Path:
+    return args.config or default_config_dir()
+
+
+def _config(args) -> HardwareConfig:
+    cfg = load_hardware(_config_dir(args))
+    for warning in cfg.warnings:
+        log.warning("%s", warning)
+    return cfg
+
+
+@contextlib.contextmanager
+def open_rig(cfg: HardwareConfig, args, *, faults=(), with_sensors: bool = True) -> Iterator:
+    """Open the sleeve or the simulated rig; on the way out, whatever the reason, drive it safe and release it."""
+    from legsleeve.hw import backends
+
+    rig = (backends.open_sim(cfg, seed=args.seed, faults=faults, with_sensors=with_sensors) if args.sim
+           else backends.open_pi(cfg, with_sensors=with_sensors))
+    try:
+        yield rig
+    finally:
+        rig.close()
+
+
+# -- commands ----------------------------------------------------------------------------------------------------
+
+
+def cmd_check_config(args) -> int:
+    from legsleeve.config.profiles import load_all
+
+    cfg = _config(args)
+    print(f"{cfg.path}: OK - {len(cfg.zones)} zones ({', '.join(cfg.zone_names)}), "
+          f"max {cfg.limits.max_mmhg:g} mmHg, tick {cfg.tick_hz:g} Hz"
+          + (f", {len(cfg.warnings)} warning(s)" if cfg.warnings else ""))
+    profiles, problems = load_all(_config_dir(args), cfg)
+    for p in profiles:
+        print(f"{p.path}: OK - {len(p.steps)} steps a cycle")
+    if problems:
+        raise ConfigError(problems)
+    return EXIT_OK
+
+
+def _profile(args, cfg: HardwareConfig):
+    from legsleeve.config.profiles import load_profile
+
+    return load_profile(_config_dir(args), args.profile, cfg)
+
+
+def _status(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _session(args, *, sim: bool) -> int:
+    """`run` and `simulate`: everything that can be refused is refused before the rig opens (SAFE-2)."""
+    from legsleeve.app.session import report, run_session
+
+    cfg = _config(args)
+    profile = _profile(args, cfg)
+    faults = []
+    if sim:
+        from legsleeve.sim.faults import parse_fault
+
+        try:
+            faults = [parse_fault(f, cfg.zone_names, has_manifold_sensor=cfg.manifold_channel is not None)
+                      for f in args.fault]
+        except ValueError as exc:
+            raise ConfigError([f"--fault: {exc}"]) from None
+        _plot_possible(args)
+    log_path = args.log or _default_log(profile.name, sim=sim, seed=getattr(args, "seed", 0))
+    args.sim = sim
+    with open_rig(cfg, args, faults=faults) as rig:
+        result = run_session(rig, profile, cycles=args.cycles, minutes=args.minutes, log_path=log_path,
+                             status=_status, realtime=getattr(args, "realtime", False))
+    report(result, profile)
+    if sim and args.plot:
+        from legsleeve.app.plot import plot_log
+
+        print(f"plot: {plot_log(log_path, args.plot, title=f'legsleeve simulate: {profile.name}')}")
+    return EXIT_TRIP if result.outcome.trip is not None else EXIT_OK
+
+
+def _plot_possible(args) -> None:
+    """A plot asked for must be drawable: refuse now, before anything is actuated, not after the session."""
+    if args.plot:
+        from legsleeve.app.plot import require_matplotlib
+
+        try:
+            require_matplotlib()
+        except ImportError as exc:
+            raise ConfigError([f"--plot: {exc}"]) from None
+
+
+def _default_log(profile: str, *, sim: bool, seed: int) -> Path:
+    import os
+    import time as _time
+
+    if sim:
+        return Path("out") / f"sim-{profile}-seed{seed}.csv"
+    base = Path(os.environ.get("STATE_DIRECTORY", "sessions")) / "sessions"
+    return base / f"{_time.strftime('%Y%m%d-%H%M%S')}-{profile}.csv"  # wall time names the file, nothing else
+
+
+def cmd_run(args) -> int:
+    return _session(args, sim=False)
+
+
+def cmd_simulate(args) -> int:
+    return _session(args, sim=True)
+
+
+def cmd_profiles(args) -> int:
+    from legsleeve.config.profiles import load_all
+
+    cfg = _config(args)
+    profiles, problems = load_all(_config_dir(args), cfg)
+    for p in profiles:
+        length = f"{p.session_minutes:g} min" if p.session_minutes else f"{p.session_cycles} cycles"
+        marker = " (default)" if p.name == DEFAULT_PROFILE else ""
+        print(f"{p.name:<10} {length:>8}  {p.description}{marker}")
+    if problems:
+        raise ConfigError(problems)
+    return EXIT_OK
+
+
+def cmd_profile_show(args) -> int:
+    """The planned timeline of one cycle: run it on the simulated rig built from the user's own config."""
+    import tempfile
+
+    from legsleeve.hw import backends
+    from legsleeve.app.session import run_session
+
+    cfg = _config(args)
+    profile = _profile(args, cfg)
+    _plot_possible(args)
+    print(f"{profile.name}: {profile.description}")
+    print("targets: " + ", ".join(f"{n} {t:g} mmHg" for n, t in zip(profile.zone_names, profile.targets_mmhg)))
+    if profile.ramp_cycles:
+        print(f"ramp: the first {profile.ramp_cycles} cycle(s) start at {profile.ramp_start:.0%} of these")
+    with tempfile.TemporaryDirectory() as tmp:
+        log_path = Path(tmp) / "plan.csv"
+        rig = backends.open_sim(cfg, seed=0)
+        try:
+            result = run_session(rig, profile, cycles=1, log_path=log_path)
+        finally:
+            rig.close()
+        print("\nplanned cycle on the simulated rig (your hardware.yaml's simulation section):")
+        print(f"{'start s':>8}  step")
+        for t_s, state in result.steps:
+            print(f"{t_s:8.1f}  {state}")
+        print(f"one cycle: {result.outcome.duration_s:.0f} s (ends vented)")
+        if result.outcome.trip is not None:
+            print(f"the planned cycle TRIPPED on the simulated rig: {result.outcome.trip}", file=sys.stderr)
+            return EXIT_TRIP
+        if args.plot:
+            from legsleeve.app.plot import plot_log
+
+            print(f"plot: {plot_log(log_path, args.plot, title=f'planned cycle: {profile.name}')}")
+    return EXIT_OK
+
+
+def cmd_vent(args) -> int:
+    cfg = _config(args)
+    # No sensors needed to vent: a dead sensor must never stop the sleeve from emptying.
+    with open_rig(cfg, args, with_sensors=False) as rig:
+        failures = rig.drive_safe()
+    if failures:
+        print(f"vent: {len(failures)} output(s) could not be set: {failures[0]!r}", file=sys.stderr)
+        return EXIT_INTERNAL
+    print("vented: pump off, every inlet closed, every exhaust open")
+    return EXIT_OK
+
+
+def cmd_sensors(args) -> int:
+    cfg = _config(args)
+    with open_rig(cfg, args) as rig:
+        baselines = rig.zero_sensors()
+        print("zero (vented, absolute hPa): " + "  ".join(f"{n} {hpa:.2f}" for n, hpa in baselines.items()))
+        names = [s.name for s in rig.sensors.all]
+        print("t_s     " + "".join(f"{n:>10}" for n in names) + "   (gauge mmHg)")
+        for _ in range(args.samples):
+            r = rig.read()
+            cells = [*r.zones, *([r.manifold] if r.manifold else [])]
+            print(f"{r.t_s:6.2f}  " + "".join(f"{c.mmhg:10.2f}" if c.ok else f"{'FAULT':>10}" for c in cells))
+            for name, c in zip(names, cells):
+                if not c.ok:
+                    print(f"        {name}: {c.fault}", file=sys.stderr)
+            rig.clock.sleep(args.interval_s)
+    return EXIT_OK
+
+
+def cmd_serve(args) -> int:
+    """The systemd service: idle until the button or `legsleeve start`; never resumes a session."""
+    import os
+
+    from legsleeve.app.notify import Notifier
+    from legsleeve.app.service import ControlSocket, Service, control_socket_path
+
+    cfg = _config(args)
+    from legsleeve.config.profiles import load_all
+
+    _, problems = load_all(_config_dir(args), cfg)  # refuse bad profiles before anything is actuated
+    if problems:
+        raise ConfigError(problems)
+    notifier = Notifier()
+    log_dir = args.log_dir or Path(os.environ.get("STATE_DIRECTORY", "sessions")) / "sessions"
+    control = ControlSocket(args.socket or control_socket_path())
+    try:
+        with open_rig(cfg, args) as rig:
+            if args.sim:
+                from legsleeve.core.clock import RealTimePacer
+
+                RealTimePacer(rig.clock)
+            service = Service(rig, _config_dir(args), notifier=notifier, control=control, log_dir=log_dir)
+            service.load_profiles()
+            service.serve()
+    finally:
+        notifier.stopping()
+        control.close()
+    return EXIT_OK
+
+
+def cmd_control(args) -> int:
+    from legsleeve.app.service import control_socket_path, send_command
+
+    words = [args.command] + ([args.profile] if getattr(args, "profile", None) else [])
+    path = args.socket or control_socket_path()
+    try:
+        reply = send_command(" ".join(words), path)
+    except (FileNotFoundError, ConnectionRefusedError):
+        print(f"the service is not running (no control socket at {path}): systemctl status legsleeve",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+    except OSError as exc:
+        print(f"control socket {path}: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
+    print(reply)
+    return EXIT_INTERNAL if reply.startswith(("error", "refused")) else EXIT_OK
+
+
+def cmd_wiring(args) -> int:
+    from legsleeve.hw import wiring
+
+    cfg = _config(args)
+    print(wiring.markdown(cfg) if args.markdown else wiring.text(cfg))
+    return EXIT_OK
+
+
+def cmd_test_valve(args) -> int:
+    """Bring-up: fill one zone gently under the full supervisor, hold, vent, and say what every zone did."""
+    from legsleeve.app.bringup import check_valve_args, run_valve_test
+
+    cfg = _config(args)
+    check_valve_args(cfg.zone_names, cfg.limits.max_mmhg, args.zone, args.mmhg)  # before anything opens
+    names = cfg.zone_names
+
+    def row(t_s: float, step: str, readings) -> None:
+        cells = "".join(f"{r.mmhg:9.1f}" if r.ok else f"{'FAULT':>9}" for r in readings.zones)
+        print(f"{t_s:6.1f} {step:<10} {cells}")
+
+    with open_rig(cfg, args) as rig:
+        print("t_s    state      " + "".join(f"{n:>9}" for n in names) + "   (gauge mmHg)")
+        result = run_valve_test(rig, args.zone, mmhg=args.mmhg, hold_s=args.hold_s, row=row)
+    if result.trip is not None:
+        print(f"test-valve {args.zone}: TRIPPED {result.trip} - {result.trip.hint}")
+        return EXIT_TRIP
+    fill = f"{result.fill_s:.1f} s" if result.fill_s is not None else "an unknown time"
+    print(f"test-valve {args.zone}: filled to {result.peaks_mmhg[args.zone]:.1f} mmHg in {fill}; every other "
+          f"zone stayed below {result.others_peak_mmhg:.1f} mmHg; vented. Compare the peak with a reference gauge on "
+          "the zone's hose.")
+    return EXIT_OK
+
+
+def cmd_bench(args) -> int:
+    from legsleeve.app import bench
+
+    cfg = _config(args)
+    if args.hardware:
+        figures = bench.hardware(cfg)
+    else:
+        figures = bench.run_all(cfg, _config_dir(args), minutes=args.minutes)
+    print(bench.as_json(figures) if args.json else bench.table(figures))
+    return EXIT_OK
+
+
+# -- entry point -------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="legsleeve",
+        description="Firmware for a do-it-yourself sequential air-compression leg sleeve. Not a medical device.",
+        epilog="Exit codes: 0 success, 1 internal error, 2 bad usage or config, 3 safety trip.",
+    )
+    parser.add_argument("--version", action="version", version=f"legsleeve {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("check-config", help="validate hardware.yaml (and profiles); exit 2 listing every problem")
+    _add_config(p)
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("vent", help="drive the safe state (pump off, inlets closed, exhausts open) and exit")
+    _add_config(p)
+    _add_sim(p)
+    p.set_defaults(func=cmd_vent)
+
+    p = sub.add_parser("sensors", help="vent, take the zero, and print live gauge readings per zone")
+    _add_config(p)
+    _add_sim(p)
+    p.add_argument("--samples", type=int, default=10, help="how many readings to print (default 10)")
+    p.add_argument("--interval-s", type=float, default=0.2, help="seconds between readings (default 0.2)")
+    p.set_defaults(func=cmd_sensors)
+
+    for name, func, helptext in (
+        ("run", cmd_run, "run a therapy session on the sleeve"),
+        ("simulate", cmd_simulate, "run a session on the simulated rig, faster than real time"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        _add_config(p)
+        p.add_argument("--profile", default=DEFAULT_PROFILE, help=f"profile name (default {DEFAULT_PROFILE})")
+        length = p.add_mutually_exclusive_group()
+        length.add_argument("--minutes", type=_positive_float, help="session length in minutes (the cycle under "
+                            "way finishes)")
+        length.add_argument("--cycles", type=_positive_int, help="session length in cycles")
+        p.add_argument("--log", type=Path, help="session log CSV (default: out/ in simulation; "
+                       "$STATE_DIRECTORY/sessions/ or ./sessions/ on the sleeve)")
+        if name == "simulate":
+            p.add_argument("--fault", action="append", default=[], metavar="SPEC",
+                           help="inject a fault, NAME[:ZONE]@SECONDS (e.g. leak:calf@60); repeatable")
+            p.add_argument("--seed", type=int, default=0, help="random seed (sensor noise and offsets)")
+            p.add_argument("--plot", type=Path, metavar="PATH.png", help="plot the session (needs the plot extra)")
+            p.add_argument("--realtime", action="store_true", help="run at the pace of real time")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("serve", help="the service: idle until the button or `legsleeve start` (systemd runs this)")
+    _add_config(p)
+    _add_sim(p)
+    p.add_argument("--log-dir", type=Path, help="session logs (default $STATE_DIRECTORY/sessions)")
+    p.add_argument("--socket", help="control socket path (default $LEGSLEEVE_CONTROL or /run/legsleeve/control.sock)")
+    p.set_defaults(func=cmd_serve)
+
+    for name, helptext in (("start", "start a session on the running service"),
+                           ("stop", "stop the running session (it vents)"),
+                           ("status", "what the service is doing"),
+                           ("reset", "clear a latched alarm, once you have checked the sleeve")):
+        p = sub.add_parser(name, help=helptext)
+        if name == "start":
+            p.add_argument("profile", nargs="?", help="profile (default: the one selected on the service)")
+        p.add_argument("--socket", help="control socket path")
+        p.set_defaults(func=cmd_control, command=name)
+
+    p = sub.add_parser("wiring", help="print the GPIO -> device table of your hardware.yaml")
+    _add_config(p)
+    p.add_argument("--markdown", action="store_true", help="as a Markdown table")
+    p.set_defaults(func=cmd_wiring)
+
+    p = sub.add_parser("test-valve", help="bring-up: fill one zone gently, hold, vent, and report every zone")
+    p.add_argument("zone")
+    _add_config(p)
+    _add_sim(p)
+    p.add_argument("--mmhg", type=float, default=20.0, help="pressure to fill to (default 20)")
+    p.add_argument("--hold-s", type=float, default=3.0, help="seconds to hold (default 3)")
+    p.set_defaults(func=cmd_test_valve)
+
+    p = sub.add_parser("bench", help="measure the loop against its physical limits (simulated rig by default)")
+    _add_config(p)
+    p.add_argument("--hardware", action="store_true", help="on the Pi: the real sensors, outputs kept safe")
+    p.add_argument("--minutes", type=_positive_float, default=60.0,
+                   help="simulated minutes for the simulation-speed figure (default 60)")
+    p.add_argument("--json", action="store_true", help="machine-readable")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("profiles", help="list the pressure profiles with their descriptions")
+    _add_config(p)
+    p.set_defaults(func=cmd_profiles)
+
+    p = sub.add_parser("profile", help="look at one profile")
+    psub = p.add_subparsers(dest="profile_command", metavar="ACTION", required=True)
+    show = psub.add_parser("show", help="the planned pressure timeline of one cycle, before anything runs")
+    show.add_argument("profile", metavar="NAME")
+    _add_config(show)
+    show.add_argument("--plot", type=Path, metavar="PATH.png", help="plot the planned cycle")
+    show.set_defaults(func=cmd_profile_show)
+    return parser
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # exits 2 on bad usage, before anything is opened
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"config: {len(exc.problems)} problem(s); nothing was actuated", file=sys.stderr)
+        return EXIT_USAGE
+    except SensorFault as exc:
+        print(f"SAFETY: {exc} (SAFE-9); the sleeve was vented", file=sys.stderr)
+        return EXIT_TRIP
+    except SelfTestFailed as exc:
+        print(f"SAFETY: {exc}; nothing else was run, the sleeve was vented", file=sys.stderr)
+        return EXIT_TRIP
+    except HardwareError as exc:
+        print(f"hardware: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
+    except Interrupted as exc:
+        print(f"stopped by {exc}; the sleeve was vented", file=sys.stderr)
+        return 128 + exc.signum
+    except Exception:  # noqa: BLE001 - the rig is already safe (open_rig's finally); say what broke
+        log.exception("internal error")
+        return EXIT_INTERNAL
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)

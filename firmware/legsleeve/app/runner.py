@@ -1,0 +1,218 @@
+"""The loop: read sensors -> supervisor + controller -> apply -> log -> prove liveness, at a fixed tick.
+
+Time comes from the rig's clock (monotonic on the sleeve, virtual in simulation). Every way out - the end of the
+session, a trip, a signal, an exception - drives the safe state before anything else happens (SAFE-1). After a
+trip the loop keeps reading and logging, in the safe state, until the sleeve is vented (or the vent check raises
+"cannot vent"), so the log shows the sleeve emptying.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from time import perf_counter_ns
+from typing import Callable, Protocol
+
+from legsleeve.core.commands import SAFE
+from legsleeve.core.limits import VENTED_MMHG
+from legsleeve.core.controller import Output, Status
+from legsleeve.hw.rig import Rig
+from legsleeve.core.readings import Readings
+from legsleeve.app.sessionlog import SessionLog
+from legsleeve.app.summary import SessionStats
+from legsleeve.safety.supervisor import Supervisor
+from legsleeve.safety.trip import Priority, Trip
+
+log = logging.getLogger(__name__)
+
+
+class Controller(Protocol):
+    """What the runner needs of a controller (`legsleeve.core.controller.Controller` is the one that ships)."""
+
+    @property
+    def status(self) -> Status: ...
+
+    def step(self, now_s: float, readings: Readings) -> Output: ...
+
+
+@dataclass
+class Outcome:
+    """How a run ended: the trip (if any), ticks, times, whether the vent was confirmed, the controller's last status."""
+
+    trip: Trip | None
+    cannot_vent: Trip | None
+    ticks: int
+    late_ticks: int
+    start_s: float
+    end_s: float
+    vented: bool
+    unconfirmed: list[str]
+    status: Status  # the controller's, at the end (cycles done, fill times, top-ups)
+    stopped: bool = False  # by the stop button
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+class Runner:
+    def __init__(self, rig: Rig, controller: Controller, supervisor: Supervisor, *, tick_s: float,
+                 session_log: SessionLog | None = None, stats: SessionStats | None = None,
+                 on_tick: Callable[[Runner, Readings], None] | None = None,
+                 liveness: Callable[[], None] | None = None,
+                 annunciator=None,
+                 poll: Callable[[Runner], None] | None = None,
+                 tick_costs_ns: list[int] | None = None):
+        self.rig = rig
+        self.controller = controller
+        self.supervisor = supervisor
+        self.tick_s = tick_s
+        self.session_log = session_log
+        self.stats = stats
+        self.on_tick = on_tick
+        self.liveness = liveness
+        self.annunciator = annunciator
+        self.poll = poll
+        self.tick_costs_ns = tick_costs_ns  # when given: the firmware's own work per tick, sensor waits excluded
+        self.status: Status = controller.status  # the controller's, as of its last step
+        self.stopped = False
+        self._button_was_down = False
+        self._last_readings: Readings | None = None
+        self.ticks = 0
+        self.late_ticks = 0
+        self.unconfirmed: list[str] = []  # zones whose vent could not be confirmed (no reading) at the end
+
+    def run(self) -> Outcome:
+        clock = self.rig.clock
+        start = clock.now()
+        if self.annunciator is not None:
+            self.annunciator.running = True
+        try:
+            vented = self._loop(start)
+        except BaseException as exc:
+            self.rig.drive_safe()  # first: whatever broke, the sleeve vents before anyone hears of it
+            self._log_last(f"stopped: {type(exc).__name__}: {exc}")
+            raise
+        finally:
+            self.rig.drive_safe()
+            if self.annunciator is not None:
+                self.annunciator.running = False
+            if self.stats is not None:
+                self.stats.finish(self.status)
+        sup = self.supervisor
+        return Outcome(sup.tripped, sup.cannot_vent, self.ticks, self.late_ticks, start, clock.now(), vented,
+                       self.unconfirmed, self.status, self.stopped)
+
+    def _loop(self, start_s: float) -> bool:
+        clock = self.rig.clock
+        sup, ctl = self.supervisor, self.controller
+        next_s = start_s
+        ending_since: float | None = None  # time the session or a trip ended; we then wait for the vent
+        vent_limit_s = self.rig.config.limits.vent_timeout_s
+        costs = self.tick_costs_ns
+        while True:
+            readings = self.rig.read()
+            started_ns = perf_counter_ns() if costs is not None else 0
+            self._last_readings = readings
+            now = readings.t_s
+            pressed = readings.stop_pressed and not self._button_was_down
+            self._button_was_down = readings.stop_pressed
+            if pressed:
+                self._on_button(now)
+            if self.poll is not None:
+                self.poll(self)
+            if sup.tripped is None and not self.stopped:
+                wish, self.status = ctl.step(now, readings)
+            else:
+                wish = SAFE
+            tripped_before = sup.tripped
+            cmd = sup.review(now, readings, wish)
+            self.rig.apply(cmd)
+            self.ticks += 1
+            self._annunciate(now, tripped_before)
+            if self.stats is not None and sup.tripped is None:
+                self.stats.update(readings, self.status)
+            if self.session_log is not None:
+                self._log_row(now, readings, cmd)
+            if self.on_tick is not None:
+                self.on_tick(self, readings)
+            if self.liveness is not None:
+                self.liveness()  # SAFE-11: a tick completed, outputs applied; a stalled loop never gets here
+            if costs is not None:
+                costs.append(perf_counter_ns() - started_ns)
+
+            if sup.tripped is not None or self.status.done or self.stopped:
+                # The end: keep ticking in the safe state until every zone reads empty (with a 1 mmHg margin for the
+                # zero's uncertainty), or the vent time has passed. A zone that cannot vent, or whose sensor was
+                # declared bad, is not waited for: it is reported.
+                if ending_since is None:
+                    ending_since = now
+                names = self.rig.config.zone_names
+                skip = sup.untrusted() | ({sup.cannot_vent.zone} if sup.cannot_vent is not None else set())
+                self.unconfirmed = [n for n, r in zip(names, readings.zones) if n not in skip and not r.ok]
+                self.unconfirmed += sorted(skip - {sup.cannot_vent.zone if sup.cannot_vent else None})
+                watched = [r for n, r in zip(names, readings.zones) if n not in skip]
+                emptied = all(r.ok and r.mmhg < VENTED_MMHG - 1.0 for r in watched)
+                if emptied and not skip:
+                    return True
+                if now - ending_since > vent_limit_s + 1.0 or (emptied and now - ending_since > vent_limit_s):
+                    return False  # what could empty has; the rest is reported, after a full vent time open
+
+            next_s += self.tick_s
+            delay = next_s - clock.now()
+            if delay < 0:
+                self.late_ticks += 1
+                next_s = clock.now()  # do not try to catch up: a burst of ticks helps nobody
+            else:
+                clock.sleep(delay)
+
+    def request_stop(self, now: float, why: str = "stop requested") -> None:
+        """End the session in the safe state at the next tick (the button, or the control socket)."""
+        if not self.stopped and self.supervisor.tripped is None:
+            self.stopped = True
+            log.warning("%s: session stopped, venting (SAFE-12)", why)
+
+    def _on_button(self, now: float) -> None:
+        """SAFE-12: the stop button ends the session in the safe state at once; during an alarm it silences."""
+        if self.supervisor.tripped is not None or self.stopped:
+            if self.annunciator is not None:
+                self.annunciator.silence(now)
+            return
+        self.request_stop(now, "stop button pressed")
+
+    def _annunciate(self, now: float, tripped_before: Trip | None) -> None:
+        ann = self.annunciator
+        if ann is None:
+            return
+        sup = self.supervisor
+        if sup.tripped is not None and tripped_before is None:
+            ann.raise_alarm(now, sup.tripped.priority, f"{sup.tripped} - {sup.tripped.hint}")
+        if sup.cannot_vent is not None and ann.message != f"{sup.cannot_vent} - {sup.cannot_vent.hint}":
+            ann.raise_alarm(now, Priority.HIGH, f"{sup.cannot_vent} - {sup.cannot_vent.hint}")
+        if ann.priority is None and sup.tripped is None and (self.status.done or self.stopped):
+            ann.raise_alarm(now, Priority.LOW, "session stopped by the button" if self.stopped else "session complete")
+        ann.update(now)
+
+    def _log_last(self, state: str) -> None:
+        """After a signal or an exception: one more row, showing the outputs as they now are (safe)."""
+        if self.session_log is None or self._last_readings is None:
+            return
+        try:
+            self.session_log.row(self.rig.clock.now(), state, SAFE, self._last_readings,
+                                 [None] * len(self.status.zones), self.status.cycle, state)
+        except Exception:  # noqa: BLE001 - the log is a courtesy here; the safe state is already driven
+            log.exception("could not write the last log row")
+
+    def _log_row(self, now: float, readings: Readings, cmd) -> None:
+        sup, status = self.supervisor, self.status
+        if sup.tripped is not None:
+            state = "tripped"
+            fault = str(sup.cannot_vent or sup.tripped)
+        elif self.stopped:
+            state, fault = "stopped", ""
+        else:
+            state = status.step
+            fault = ""
+        targets = [z.target_mmhg if z.inflated and sup.tripped is None else None for z in status.zones]
+        assert self.session_log is not None
+        self.session_log.row(now, state, cmd, readings, targets, status.cycle, fault)

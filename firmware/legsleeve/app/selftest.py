@@ -1,0 +1,110 @@
+"""The start-up self-test, before any session: sensors, zero, and (optionally) each zone's valves and hose.
+
+1. Every sensor answers at its channel (probed when the rig was built), reports the powered status bit, and gives a
+   plausible ambient pressure; the sleeve vents and the zero is taken (`Rig.zero_sensors`, SAFE-9 checks inside).
+2. Right after the zero every zone reads within ±2 mmHg of it.
+3. With `selftest.valves`, each zone in turn is filled to a few mmHg and vented, under the full supervisor plus one
+   more rule: while a zone fills, no other zone may rise; and no zone may get there faster than a bladder can.
+   That catches swapped hoses, swapped valve wires, swapped sensor channels, a dead pump, a stuck inlet and a
+   kinked hose before anything is squeezed hard.
+
+A failure raises SelfTestFailed saying what to check; nothing further runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from legsleeve.app.builder import build_session
+from legsleeve.core.commands import FILL, Commands
+from legsleeve.core.plan import Profile, Step, StepKind
+from legsleeve.core.readings import Readings
+from legsleeve.errors import SensorFault, SleeveError
+from legsleeve.hw.rig import Rig
+from legsleeve.safety.trip import Trip
+
+ZERO_SANITY_MMHG = 2.0
+
+
+class SelfTestFailed(SleeveError, RuntimeError):
+    def __init__(self, message: str, trip: Trip | None = None):
+        self.trip = trip
+        super().__init__(message)
+
+
+class CrossTalk:
+    """Self-test only: while one zone fills, every other zone must not rise above the lowest it read since that
+    fill began (it may still be emptying from its own check)."""
+
+    raw = False
+    rule = "SELF-TEST"
+
+    def __init__(self, names: Sequence[str], limit_mmhg: float):
+        self.names = list(names)
+        self.limit = limit_mmhg
+        self.reset()
+
+    def reset(self) -> None:
+        self._filling: int | None = None
+        self._low: list[float] = []
+
+    def check(self, now_s: float, readings: Readings, applied: Commands) -> Trip | None:
+        filling = [i for i in range(len(self.names)) if applied.action(i) is FILL]
+        if len(filling) != 1:
+            self._filling = None
+            return None
+        (f,) = filling
+        if f != self._filling:
+            self._filling = f
+            self._low = [r.mmhg if r.ok else float("inf") for r in readings.zones]
+        for i, r in enumerate(readings.zones):
+            if i == f or not r.ok:
+                continue
+            self._low[i] = min(self._low[i], r.mmhg)
+            if r.mmhg > self._low[i] + self.limit:
+                return Trip(self.rule, self.names[i], r.mmhg, now_s,
+                            f"filling {self.names[f]} raised {self.names[i]} by {r.mmhg - self._low[i]:.1f} mmHg",
+                            f"the hoses, the inlet valve wires or the sensor channels of {self.names[f]} and "
+                            f"{self.names[i]} are swapped, or the inlet of {self.names[i]} is stuck open")
+        return None
+
+
+def self_test(rig: Rig, *, liveness=None) -> dict[str, float]:
+    """Run the self-test; return the zero baselines (hPa). Raises SelfTestFailed or SensorFault."""
+    cfg = rig.config
+    try:
+        baselines = rig.zero_sensors()
+    except SensorFault as fault:
+        raise SelfTestFailed(f"self-test: {fault}. Check that sensor's wiring, its multiplexer channel and that its "
+                             "zone is empty") from fault
+    readings = rig.read()
+    for name, r in zip(cfg.zone_names, readings.zones):
+        if not r.ok:
+            raise SelfTestFailed(f"self-test: {r.fault}")
+        if abs(r.mmhg) > ZERO_SANITY_MMHG:
+            raise SelfTestFailed(f"self-test: {name} reads {r.mmhg:+.1f} mmHg right after its zero: the sleeve is "
+                                 "not settled or the sensor drifts; try again with the sleeve off the leg")
+    if not cfg.selftest.valves:
+        return baselines
+    target = cfg.selftest.fill_mmhg
+    steps: list[Step] = []
+    for i in range(len(cfg.zones)):
+        steps += [Step(StepKind.FILL, (i,), target_mmhg=target, source="self-test"),
+                  Step(StepKind.VENT, (i,), wait=True, source="self-test")]
+    plan = Profile.of_steps("self-test", cfg.zone_names, tuple(steps), target, path=cfg.path)
+    outcome = build_session(rig, plan, liveness=liveness,
+                            extra_monitors=[CrossTalk(cfg.zone_names, cfg.selftest.crosstalk_mmhg)]).run()
+    if outcome.trip is not None:
+        t = outcome.trip
+        raise SelfTestFailed(f"self-test failed at {t.zone or 'the sleeve'}: {t.reason}. Check: {t.hint}", t)
+    if not outcome.vented:
+        raise SelfTestFailed("self-test: the sleeve did not vent after the valve check: check the exhaust valves")
+    # A bladder takes most of a second to reach a few mmHg; a hose on its own fills within a tick (SAFE-6).
+    fastest_s = target / cfg.limits.occlusion_rate_mmhg_s
+    for name, zone in zip(cfg.zone_names, outcome.status.zones):
+        if zone.fill_times_s and min(zone.fill_times_s) < fastest_s:
+            raise SelfTestFailed(
+                f"self-test failed at {name}: reached {target:g} mmHg in {min(zone.fill_times_s):.2f} s, faster than "
+                f"any bladder fills (SAFE-6). Check: the hose of {name} is kinked, blocked or pulled off between the "
+                "valve block and the bladder")
+    return baselines

@@ -1,0 +1,109 @@
+"""One therapy session on an open rig: self-test, then the session built by `build_session` with its log and stats,
+and the report. The same code serves `run` (the sleeve), `serve`, `simulate` and `profile show` (the simulated
+rig)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from legsleeve.app.alarms import Annunciator
+from legsleeve.core.clock import RealTimePacer, VirtualClock
+from legsleeve.app.builder import build_session
+from legsleeve.core.plan import Profile
+from legsleeve.hw.rig import Rig
+from legsleeve.app.runner import Outcome, Runner
+from legsleeve.app.selftest import self_test
+from legsleeve.core.readings import Readings
+from legsleeve.app.sessionlog import SessionLog
+from legsleeve.app.summary import SessionStats
+from legsleeve.safety.supervisor import Supervisor
+
+
+@dataclass
+class SessionResult:
+    outcome: Outcome
+    stats: SessionStats
+    log_path: Path | None
+    steps: list[tuple[float, str]]  # (t_s from start, state) at each change
+
+    @property
+    def exit_code(self) -> int:
+        return 3 if self.outcome.trip is not None else 0
+
+
+def run_session(rig: Rig, profile: Profile, *, cycles: int | None = None, minutes: float | None = None,
+                log_path: Path | None = None, status: Callable[[str], None] | None = None,
+                realtime: bool = False, liveness: Callable[[], None] | None = None,
+                poll: Callable | None = None, annunciator: Annunciator | None = None,
+                tick_costs_ns: list[int] | None = None) -> SessionResult:
+    """Self-test, then the session. SelfTestFailed or SensorFault before it means nothing was squeezed."""
+    cfg = rig.config
+    if status is not None:
+        status("self-test: sensors, zero" + (", valves and hoses zone by zone" if cfg.selftest.valves else ""))
+    self_test(rig, liveness=liveness)
+    stats = SessionStats(profile)
+    session_log = SessionLog(log_path, cfg.zone_names, cfg.manifold_channel is not None) if log_path else None
+    steps: list[tuple[float, str]] = []
+    start = rig.clock.now()
+    if status is not None:
+        status(f"self-test passed; session {profile.name} starts at t={start:.1f} s")
+    if cycles is None and minutes is None:
+        cycles, minutes = profile.session_cycles, profile.session_minutes
+    total = f"/{cycles}" if cycles is not None else f" of {minutes:g} min" if minutes else ""
+
+    def on_tick(runner: Runner, readings: Readings) -> None:
+        state = "tripped" if runner.supervisor.tripped else runner.status.step
+        if not steps or steps[-1][1] != state:
+            steps.append((readings.t_s - start, state))
+            if status is not None and (state.startswith("fill") or state in ("done", "tripped")):
+                status(f"cycle {min(runner.status.cycle + 1, cycles or 10**9)}{total} "
+                       f"{_mmss(readings.t_s - start)}  {state}")
+
+    if realtime and isinstance(rig.clock, VirtualClock):
+        RealTimePacer(rig.clock)
+    if annunciator is None:
+        annunciator = Annunciator(rig.panel, silence_s=cfg.limits.alarm_silence_s)
+    runner = build_session(rig, profile, cycles=cycles, minutes=minutes, session_log=session_log, stats=stats,
+                           on_tick=on_tick, liveness=liveness, annunciator=annunciator, poll=poll,
+                           tick_costs_ns=tick_costs_ns)
+    try:
+        outcome = runner.run()
+    finally:
+        if session_log is not None:
+            session_log.close()
+    return SessionResult(outcome, stats, log_path, steps)
+
+
+def _mmss(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
+
+
+def report(result: SessionResult, profile: Profile, out=None) -> None:
+    out = out or sys.stdout
+    o = result.outcome
+    trip = o.trip
+    faults = {}
+    if trip is not None and trip.zone:
+        faults[trip.zone] = trip.rule
+    if o.cannot_vent is not None and o.cannot_vent.zone:
+        faults[o.cannot_vent.zone] = "SAFE-8 cannot vent"
+    verdict = "no trip" if trip is None else f"TRIPPED {trip}"
+    if o.stopped and trip is None:
+        verdict = "stopped by the stop button"
+    print(f"\nsession: {profile.name}, {result.outcome.status.cycle} cycle(s) in {_mmss(o.duration_s)}, "
+          f"{o.ticks} ticks ({o.late_ticks} late); {verdict}", file=out)
+    print(result.stats.table(faults), file=out)
+    if trip is not None:
+        print(f"hint: {trip.hint}", file=out)
+    if o.cannot_vent is not None:
+        print(f"ALARM: {o.cannot_vent.reason} - {o.cannot_vent.hint}", file=out)
+    elif o.vented:
+        print("ended vented: every zone below 5 mmHg, pump off, exhausts open", file=out)
+    elif o.unconfirmed:
+        print(f"ended with pump off and exhausts open; vent not confirmed for {', '.join(o.unconfirmed)} "
+              "(no reading): check by hand that it has emptied", file=out)
+    if result.log_path is not None:
+        print(f"log: {result.log_path}", file=out)

@@ -1,0 +1,68 @@
+"""The session log: one CSV row per tick, readable by a person, a spreadsheet and `legsleeve plot`.
+
+Columns: t_s, state, pump_duty, then per zone <zone>_mmhg, <zone>_inlet, <zone>_exhaust (1 = open) and
+<zone>_target_mmhg (empty while vented), then manifold_mmhg (with a manifold sensor), cycle, and fault (empty
+unless tripped). Pressures are gauge mmHg; a missing reading is an empty cell.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import IO, Sequence
+
+from legsleeve.core.commands import Commands
+from legsleeve.core.readings import Readings
+
+
+def header(zone_names: Sequence[str], has_manifold: bool) -> list[str]:
+    cols = ["t_s", "state", "pump_duty"]
+    for z in zone_names:
+        cols += [f"{z}_mmhg", f"{z}_inlet", f"{z}_exhaust", f"{z}_target_mmhg"]
+    if has_manifold:
+        cols.append("manifold_mmhg")
+    return cols + ["cycle", "fault"]
+
+
+def _p(value: float | None) -> str:
+    return "" if value is None or math.isnan(value) else f"{value:.2f}"
+
+
+class SessionLog:
+    def __init__(self, path: Path, zone_names: Sequence[str], has_manifold: bool):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[str] = self.path.open("w", encoding="utf-8", newline="")
+        self._n = len(zone_names)
+        self._manifold = has_manifold
+        self._file.write(",".join(header(zone_names, has_manifold)) + "\n")
+        self.rows = 0
+
+    def row(self, t_s: float, state: str, cmd: Commands, readings: Readings, targets: Sequence[float | None],
+            cycle: int, fault: str = "") -> None:
+        cells = [f"{t_s:.3f}", state, f"{cmd.pump_duty:.3f}"]
+        for i in range(self._n):
+            action = cmd.action(i)
+            cells += [_p(readings.zones[i].mmhg), "1" if action.inlet_open else "0",
+                      "1" if action.exhaust_open else "0", _p(targets[i])]
+        if self._manifold:
+            cells.append(_p(readings.manifold.mmhg if readings.manifold else None))
+        cells += [str(cycle), _quote(fault)]
+        self._file.write(",".join(cells) + "\n")
+        self.rows += 1
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _quote(text: str) -> str:
+    if any(c in text for c in ',"\n'):
+        return '"' + text.replace('"', '""').replace("\n", " ") + '"'
+    return text
+
+
+def read_log(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with Path(path).open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))

@@ -1,0 +1,360 @@
+"""Read and validate `hardware.yaml` into the frozen model of `legsleeve.config.model`.
+
+Every problem is reported with file, line and key path, and nothing is built from a config that has any. The hard
+ceilings (SAFE-3) live in `legsleeve.core.limits`; the config may only tighten them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from legsleeve.config.model import (
+    HEADER_REVISION, ControlsSpec, HardwareConfig, I2CSpec, InputSpec, OutputSpec, PinSpec, PumpSpec, SelfTestSpec,
+    SimSpec, SimZoneSpec, ValveSpec, ZoneSpec,
+)
+from legsleeve.config.yamlconf import REQUIRED, Problems, Section, YMap, load_document
+from legsleeve.core.limits import (
+    ABS_MAX_MMHG, AMBIENT_MAX_HPA, AMBIENT_MIN_HPA, MAX_ABOVE_VENOUS_S, MAX_DEBOUNCE_S, MAX_FILL_TIMEOUT_S,
+    MAX_REVERSE_GRADIENT_S, MAX_SENSOR_DEADLINE_S, MAX_SESSION_MIN, MAX_SILENCE_S, MAX_STALE_S, MAX_TICK_HZ,
+    MAX_VENT_TIMEOUT_S, MAX_ZONES, MIN_TICK_HZ, REVERSE_GRADIENT_MMHG, Limits,
+)
+
+
+_I2C_PINS = {2, 3}  # SDA1/SCL1 carry the sensor bus
+_BOOT_PULLED_UP = range(0, 9)  # GPIO 0-8 are pulled up at boot: an actuator there would switch on (DESIGN §1)
+
+VALVE_FORMS = ("normally-open", "normally-closed")
+
+
+# --- Loading ------------------------------------------------------------------------------------------------
+
+
+def default_config_dir() -> Path:
+    """$LEGSLEEVE_CONFIG, else ./config when it holds a hardware.yaml, else /etc/legsleeve."""
+    env = os.environ.get("LEGSLEEVE_CONFIG")
+    if env:
+        return Path(env)
+    local = Path("config")
+    if (local / "hardware.yaml").is_file():
+        return local
+    return Path("/etc/legsleeve")
+
+
+def load_hardware(config_dir: Path | str) -> HardwareConfig:
+    """Load and validate `<config_dir>/hardware.yaml`. Raises ConfigError listing every problem."""
+    path = Path(config_dir) / "hardware.yaml"
+    doc = load_document(path)
+    problems = Problems()
+    cfg = _read_hardware(doc, path, problems)
+    problems.raise_if_any()
+    assert cfg is not None
+    return cfg
+
+
+class _Pins:
+    """Resolves pin names with gpiozero's own board data and catches duplicates across the whole file."""
+
+    def __init__(self, problems: Problems):
+        from gpiozero.pins.pi import PiBoardInfo  # pure data: no GPIO access
+
+        self._board = PiBoardInfo.from_revision(HEADER_REVISION)
+        self._seen: dict[int, str] = {}
+        self.problems = problems
+
+    def read(self, sec: Section, key: str, *, actuator: bool, required: bool = True) -> PinSpec | None:
+        raw = sec.raw(key) if required else sec.raw(key, None)
+        if raw is None:
+            return None
+        if isinstance(raw, bool) or not isinstance(raw, (int, str)):
+            sec.error(key, f"must be a GPIO number or a gpiozero pin name such as GPIO17, got {raw!r}")
+            return None
+        found = [info for header, info in self._board.find_pin(raw) if header.name == "J8"]
+        gpios = [info for info in found if info.name.startswith("GPIO")]
+        if not gpios:
+            what = f" (that is {found[0].name}, not a GPIO)" if found else ""
+            sec.error(key, f"{raw!r} is not a GPIO on the 40-pin header{what}; use BCM numbers such as GPIO17")
+            return None
+        gpio = int(gpios[0].name[4:])
+        where = sec.key_path(key)
+        if gpio in _I2C_PINS:
+            sec.error(key, f"GPIO{gpio} carries the I2C bus to the sensors (SDA/SCL); pick another pin")
+            return None
+        if gpio in self._seen:
+            sec.error(key, f"GPIO{gpio} is already used by {self._seen[gpio]}")
+            return None
+        self._seen[gpio] = where
+        if actuator and gpio in _BOOT_PULLED_UP:
+            sec.warn(key, f"GPIO{gpio} is pulled up at boot, so this actuator may switch on before the firmware "
+                          "starts; prefer GPIO 9-27 (DESIGN.md §1)")
+        return PinSpec(name=str(raw) if isinstance(raw, str) else f"GPIO{raw}", gpio=gpio)
+
+
+def _read_hardware(doc: YMap, path: Path, problems: Problems) -> HardwareConfig | None:
+    top = Section(doc, path, "", problems)
+    pins = _Pins(problems)
+
+    tick_hz = top.number("tick_hz", 50.0, minimum=MIN_TICK_HZ, maximum=MAX_TICK_HZ, unit="Hz")
+
+    pump = None
+    if (sec := top.section("pump")) is not None:
+        pin = pins.read(sec, "pin", actuator=True)
+        pwm_hz = sec.number("pwm_hz", 100.0, minimum=10.0, maximum=20000.0, unit="Hz")
+        min_duty = sec.number("min_duty", 0.0, minimum=0.0, maximum=1.0)
+        active_high = sec.boolean("active_high", True)
+        sec.finish()
+        if None not in (pin, pwm_hz, min_duty, active_high):
+            pump = PumpSpec(pin, pwm_hz, min_duty, active_high)
+
+    i2c = _read_i2c(top.section("i2c"))
+    zones = _read_zones(top, pins, problems, i2c)
+    manifold_channel = None
+    if (sec := top.section("manifold_sensor", optional=True)) is not None:
+        manifold_channel = sec.integer("channel", minimum=0, maximum=7)
+        sec.finish()
+        if manifold_channel is not None:
+            _check_channel_free(sec, "channel", manifold_channel, zones)
+    controls = _read_controls(top.section("controls", optional=True), pins)
+    limits = _read_limits(top.section("limits"))
+    selftest = _read_selftest(top.section("selftest", optional=True))
+    sim = _read_simulation(top.section("simulation"), zones)
+    top.finish()
+
+    if problems.errors or None in (tick_hz, pump, i2c, limits, sim, selftest) or not zones:
+        return None
+    return HardwareConfig(
+        path=path,
+        tick_hz=tick_hz,
+        pump=pump,
+        zones=tuple(zones),
+        manifold_channel=manifold_channel,
+        i2c=i2c,
+        controls=controls,
+        limits=limits,
+        simulation=sim,
+        selftest=selftest,
+        warnings=tuple(problems.warnings),
+    )
+
+
+def _read_i2c(sec: Section | None) -> I2CSpec | None:
+    if sec is None:
+        return None
+    bus = sec.integer("bus", 1, minimum=1, maximum=1)  # the header's I2C1; other buses are not supported yet
+    if "mux_address" in sec.data and sec.data["mux_address"] is None:
+        mux = sec.raw("mux_address")  # explicitly no multiplexer: a single sensor on the bus
+    else:
+        mux = sec.integer("mux_address", 0x70, minimum=0x70, maximum=0x77)
+    addr = sec.integer("sensor_address", 0x18, minimum=0x08, maximum=0x77)
+    freq = sec.integer("frequency_hz", 400_000, minimum=10_000, maximum=1_000_000)
+    deadline = sec.number("deadline_s", 0.02, above=0.0, maximum=MAX_SENSOR_DEADLINE_S, unit="s")
+    sec.finish()
+    if None in (bus, addr, freq, deadline):
+        return None
+    return I2CSpec(bus=bus, mux_address=mux, sensor_address=addr, frequency_hz=freq, deadline_s=deadline)
+
+
+def _read_valve(zsec: Section, key: str, pins: _Pins, expect_form: str) -> ValveSpec | None:
+    vsec = zsec.section(key)
+    if vsec is None:
+        return None
+    pin = pins.read(vsec, "pin", actuator=True)
+    form = vsec.string("form", choices=VALVE_FORMS)
+    active_high = vsec.boolean("active_high", True)
+    vsec.finish()
+    if form is not None and form != expect_form:
+        # The safe state relies on unpowered = vented: NC inlets and NO exhausts (DESIGN §1).
+        vsec.error("form", f"must be {expect_form}: an unpowered {key} valve must leave the sleeve vented "
+                           "(DESIGN.md §1)")
+        return None
+    if None in (pin, form, active_high):
+        return None
+    return ValveSpec(pin=pin, normally_open=(form == "normally-open"), active_high=active_high)
+
+
+def _read_zones(top: Section, pins: _Pins, problems: Problems, i2c: I2CSpec | None) -> list[ZoneSpec]:
+    zones: list[ZoneSpec] = []
+    names: dict[str, str] = {}
+    channels: dict[int, str] = {}
+    count = 0
+    for index, item, path, line in top.items("zones"):
+        count += 1
+        zsec = top.item_section(item, path, line)
+        if zsec is None:
+            continue
+        name = zsec.string("name")
+        if name is not None:
+            if not name.replace("_", "").replace("-", "").isalnum() or name == "manifold":
+                zsec.error("name", f"{name!r}: use letters, digits, - and _ (and not 'manifold')")
+                name = None
+            elif name in names:
+                zsec.error("name", f"zone {name!r} is already defined at {names[name]}")
+                name = None
+            else:
+                names[name] = path
+        limb = zsec.string("limb", "leg")
+        inlet = _read_valve(zsec, "inlet", pins, "normally-closed")
+        exhaust = _read_valve(zsec, "exhaust", pins, "normally-open")
+        channel = zsec.integer("sensor_channel", minimum=0, maximum=7)
+        if channel is not None:
+            if channel in channels:
+                zsec.error("sensor_channel", f"channel {channel} is already used by {channels[channel]}")
+                channel = None
+            else:
+                channels[channel] = path
+        zsec.finish()
+        if None not in (name, limb, inlet, exhaust, channel):
+            zones.append(ZoneSpec(name, index, limb, inlet, exhaust, channel))
+    if count > MAX_ZONES:
+        top.error("zones", f"at most {MAX_ZONES} zones (one multiplexer channel each), got {count}")
+    if count > 1 and i2c is not None and i2c.mux_address is None:
+        top.error("zones", "several zones need a TCA9548A multiplexer: set i2c.mux_address (sensors share 0x18)")
+    return zones
+
+
+def _check_channel_free(sec: Section, key: str, channel: int, zones: list[ZoneSpec]) -> None:
+    for z in zones:
+        if z.sensor_channel == channel:
+            sec.error(key, f"channel {channel} is already used by zone {z.name!r}")
+
+
+def _read_controls(sec: Section | None, pins: _Pins) -> ControlsSpec:
+    if sec is None:
+        return ControlsSpec()
+    found = {}
+    for key in ("button", "estop"):
+        if (isec := sec.section(key, optional=True)) is not None:
+            pin = pins.read(isec, "pin", actuator=False)
+            pull_up = isec.boolean("pull_up", True)
+            isec.finish()
+            if pin is not None and pull_up is not None:
+                found[key] = InputSpec(pin, pull_up)
+    for key in ("led", "buzzer"):
+        if (osec := sec.section(key, optional=True)) is not None:
+            pin = pins.read(osec, "pin", actuator=True)
+            active_high = osec.boolean("active_high", True)
+            osec.finish()
+            if pin is not None and active_high is not None:
+                found[key] = OutputSpec(pin, active_high)
+    sec.finish()
+    return ControlsSpec(**found)
+
+
+def _read_limits(sec: Section | None) -> Limits | None:
+    if sec is None:
+        return None
+    d = Limits()
+    values = dict(
+        max_mmhg=sec.number("max_mmhg", above=0.0, maximum=ABS_MAX_MMHG, unit="mmHg"),
+        trip_margin_mmhg=sec.number("trip_margin_mmhg", d.trip_margin_mmhg, above=0.0, maximum=30.0, unit="mmHg"),
+        overpressure_debounce_s=sec.number(
+            "overpressure_debounce_s", d.overpressure_debounce_s, minimum=0.0, maximum=MAX_DEBOUNCE_S, unit="s"),
+        vent_timeout_s=sec.number("vent_timeout_s", d.vent_timeout_s, above=0.0, maximum=MAX_VENT_TIMEOUT_S,
+                                  unit="s"),
+        fill_timeout_s=sec.number("fill_timeout_s", d.fill_timeout_s, above=0.0, maximum=MAX_FILL_TIMEOUT_S,
+                                  unit="s"),
+        min_fill_rate_mmhg_s=sec.number("min_fill_rate_mmhg_s", d.min_fill_rate_mmhg_s, above=0.0, maximum=50.0,
+                                        unit="mmHg/s"),
+        fill_rate_window_s=sec.number("fill_rate_window_s", d.fill_rate_window_s, minimum=0.5, maximum=10.0,
+                                      unit="s"),
+        sensor_stale_s=sec.number("sensor_stale_s", d.sensor_stale_s, above=0.0, maximum=MAX_STALE_S, unit="s"),
+        sensor_stuck_s=sec.number("sensor_stuck_s", d.sensor_stuck_s, minimum=0.2, maximum=5.0, unit="s"),
+        max_zero_spread_mmhg=sec.number("max_zero_spread_mmhg", d.max_zero_spread_mmhg, above=0.0, maximum=40.0,
+                                        unit="mmHg"),
+        occlusion_rate_mmhg_s=sec.number("occlusion_rate_mmhg_s", d.occlusion_rate_mmhg_s, minimum=10.0,
+                                         maximum=500.0, unit="mmHg/s"),
+        leak_rate_mmhg_s=sec.number("leak_rate_mmhg_s", d.leak_rate_mmhg_s, above=0.0, maximum=10.0, unit="mmHg/s"),
+        leak_window_s=sec.number("leak_window_s", d.leak_window_s, minimum=0.5, maximum=10.0, unit="s"),
+        max_topups=sec.integer("max_topups", d.max_topups, minimum=1, maximum=20),
+        topup_window_s=sec.number("topup_window_s", d.topup_window_s, minimum=2.0, maximum=120.0, unit="s"),
+        max_drop_mmhg=sec.number("max_drop_mmhg", d.max_drop_mmhg, minimum=3.0, maximum=30.0, unit="mmHg"),
+        vent_check_s=sec.number("vent_check_s", d.vent_check_s, minimum=0.5, maximum=MAX_VENT_TIMEOUT_S, unit="s"),
+        reverse_gradient_mmhg=sec.number("reverse_gradient_mmhg", d.reverse_gradient_mmhg, minimum=0.0,
+                                         maximum=REVERSE_GRADIENT_MMHG, unit="mmHg"),
+        reverse_gradient_s=sec.number("reverse_gradient_s", d.reverse_gradient_s, above=0.0,
+                                      maximum=MAX_REVERSE_GRADIENT_S, unit="s"),
+        venous_safe_mmhg=sec.number("venous_safe_mmhg", d.venous_safe_mmhg, minimum=5.0, maximum=60.0, unit="mmHg"),
+        max_above_venous_s=sec.number("max_above_venous_s", d.max_above_venous_s, above=0.0,
+                                      maximum=MAX_ABOVE_VENOUS_S, unit="s"),
+        session_max_min=sec.number("session_max_min", d.session_max_min, above=0.0, maximum=MAX_SESSION_MIN,
+                                   unit="min"),
+        pump_off_rise_mmhg=sec.number("pump_off_rise_mmhg", d.pump_off_rise_mmhg, minimum=2.0, maximum=50.0,
+                                      unit="mmHg"),
+        alarm_silence_s=sec.number("alarm_silence_s", d.alarm_silence_s, above=0.0, maximum=MAX_SILENCE_S, unit="s"),
+    )
+    sec.finish()
+    if None in values.values():
+        return None
+    return Limits(**values)
+
+
+def _read_selftest(sec: Section | None) -> SelfTestSpec | None:
+    d = SelfTestSpec()
+    if sec is None:
+        return d
+    valves = sec.boolean("valves", d.valves)
+    fill = sec.number("fill_mmhg", d.fill_mmhg, minimum=4.0, maximum=20.0, unit="mmHg")
+    crosstalk = sec.number("crosstalk_mmhg", d.crosstalk_mmhg, minimum=1.0, maximum=10.0, unit="mmHg")
+    sec.finish()
+    if None in (valves, fill, crosstalk):
+        return None
+    return SelfTestSpec(valves, fill, crosstalk)
+
+
+def _read_simulation(sec: Section | None, zones: list[ZoneSpec]) -> SimSpec | None:
+    if sec is None:
+        return None
+    d = SimSpec()
+    num = sec.number
+    values = dict(
+        ambient_hpa=num("ambient_hpa", d.ambient_hpa, minimum=AMBIENT_MIN_HPA, maximum=AMBIENT_MAX_HPA, unit="hPa"),
+        pump_free_flow_lpm=num("pump_free_flow_lpm", d.pump_free_flow_lpm, above=0.0, maximum=20.0, unit="L/min"),
+        pump_deadhead_mmhg=num("pump_deadhead_mmhg", d.pump_deadhead_mmhg, above=0.0, maximum=1000.0, unit="mmHg"),
+        pump_stall_duty=num("pump_stall_duty", d.pump_stall_duty, minimum=0.0, maximum=1.0),
+        relief_mmhg=num("relief_mmhg", d.relief_mmhg, above=0.0, maximum=300.0, unit="mmHg"),
+        relief_lpm_per_mmhg=num("relief_lpm_per_mmhg", d.relief_lpm_per_mmhg, minimum=0.0, maximum=100.0),
+        manifold_volume_l=num("manifold_volume_l", d.manifold_volume_l, above=0.0, maximum=1.0, unit="L"),
+        inlet_lpm_per_mmhg=num("inlet_lpm_per_mmhg", d.inlet_lpm_per_mmhg, above=0.0, maximum=10.0),
+        exhaust_lpm_per_mmhg=num("exhaust_lpm_per_mmhg", d.exhaust_lpm_per_mmhg, above=0.0, maximum=10.0),
+        sensor_noise_mmhg=num("sensor_noise_mmhg", d.sensor_noise_mmhg, minimum=0.0, maximum=5.0, unit="mmHg"),
+        sensor_offset_mmhg=num("sensor_offset_mmhg", d.sensor_offset_mmhg, minimum=0.0, maximum=20.0, unit="mmHg"),
+        conversion_s=num("conversion_s", d.conversion_s, above=0.0, maximum=0.02, unit="s"),
+        i2c_overhead_s=num("i2c_overhead_s", d.i2c_overhead_s, minimum=0.0, maximum=0.01, unit="s"),
+    )
+    zone_defaults = sec.section("zone_defaults")
+    base = None
+    if zone_defaults is not None:
+        base = _read_sim_zone(zone_defaults, None)
+        zone_defaults.finish()
+    per_zone: dict[str, SimZoneSpec] = {}
+    overrides = sec.section("zones", optional=True)
+    if overrides is not None:
+        known = {z.name for z in zones}
+        for name in overrides.data:
+            zsec = overrides.section(name)
+            if name not in known:
+                overrides.error(name, f"no zone named {name!r} (zones: {', '.join(sorted(known))})")
+                continue
+            if zsec is not None and base is not None:
+                per_zone[name] = _read_sim_zone(zsec, base)
+                zsec.finish()
+    sec.finish()
+    if None in values.values() or base is None:
+        return None
+    if values["relief_mmhg"] is not None and values["relief_mmhg"] > ABS_MAX_MMHG:
+        sec.warn("relief_mmhg", f"above the {ABS_MAX_MMHG:g} mmHg the reference relief valve is set to")
+    return SimSpec(**values, zones={z.name: per_zone.get(z.name, base) for z in zones})
+
+
+def _read_sim_zone(sec: Section, base: SimZoneSpec | None) -> SimZoneSpec | None:
+    """One zone's bladder; `base` (zone_defaults) supplies what a per-zone override leaves out."""
+
+    def default(attr: str):
+        return REQUIRED if base is None else getattr(base, attr)
+
+    volume = sec.number("volume_l", default("volume_l"), above=0.0, maximum=5.0, unit="L")
+    compliance = sec.number("compliance_l_per_mmhg", default("compliance_l_per_mmhg"), minimum=0.0, maximum=0.1)
+    leak = sec.number("leak_lpm_per_mmhg", default("leak_lpm_per_mmhg"), minimum=0.0, maximum=1.0)
+    if None in (volume, compliance, leak):
+        return None
+    return SimZoneSpec(volume, compliance, leak)

@@ -1,0 +1,140 @@
+"""The hardware config as frozen dataclasses: what `hardware.yaml` describes, once it has been validated.
+
+Standard library only; `legsleeve.config.hardware` reads and checks the YAML into these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from legsleeve.core.limits import Limits
+
+# The 40-pin header is the same on every Pi since the B+; gpiozero resolves names against it.
+HEADER_REVISION = 0xA02082
+
+@dataclass(frozen=True)
+class PinSpec:
+    """A GPIO as the user wrote it (`name`, for gpiozero) and its BCM number (`gpio`)."""
+
+    name: str
+    gpio: int
+
+
+@dataclass(frozen=True)
+class ValveSpec:
+    pin: PinSpec
+    normally_open: bool
+    active_high: bool
+
+
+@dataclass(frozen=True)
+class PumpSpec:
+    pin: PinSpec
+    pwm_hz: float
+    min_duty: float
+    active_high: bool
+
+
+@dataclass(frozen=True)
+class ZoneSpec:
+    name: str
+    index: int  # position distal (0) to proximal
+    limb: str
+    inlet: ValveSpec
+    exhaust: ValveSpec
+    sensor_channel: int | None
+
+
+@dataclass(frozen=True)
+class I2CSpec:
+    bus: int
+    mux_address: int | None
+    sensor_address: int
+    frequency_hz: int
+    deadline_s: float
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    pin: PinSpec
+    pull_up: bool
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    pin: PinSpec
+    active_high: bool
+
+
+@dataclass(frozen=True)
+class ControlsSpec:
+    button: InputSpec | None = None
+    estop: InputSpec | None = None
+    led: OutputSpec | None = None
+    buzzer: OutputSpec | None = None
+
+
+@dataclass(frozen=True)
+class SelfTestSpec:
+    """The start-up check of each zone's valves and hoses (see firmware/selftest.py)."""
+
+    valves: bool = True
+    fill_mmhg: float = 8.0
+    crosstalk_mmhg: float = 3.0
+
+
+@dataclass(frozen=True)
+class SimZoneSpec:
+    volume_l: float
+    compliance_l_per_mmhg: float
+    leak_lpm_per_mmhg: float
+
+
+@dataclass(frozen=True)
+class SimSpec:
+    """Parameters of the pneumatic model; see firmware/sim/physics.py for the equations."""
+
+    ambient_hpa: float = 1013.25
+    pump_free_flow_lpm: float = 3.0
+    pump_deadhead_mmhg: float = 300.0
+    pump_stall_duty: float = 0.6
+    relief_mmhg: float = 150.0
+    relief_lpm_per_mmhg: float = 1.0
+    manifold_volume_l: float = 0.02
+    inlet_lpm_per_mmhg: float = 0.1
+    exhaust_lpm_per_mmhg: float = 0.2
+    sensor_noise_mmhg: float = 0.08
+    sensor_offset_mmhg: float = 3.0
+    conversion_s: float = 0.005
+    i2c_overhead_s: float = 0.0001
+    zones: dict[str, SimZoneSpec] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HardwareConfig:
+    path: Path
+    tick_hz: float
+    pump: PumpSpec
+    zones: tuple[ZoneSpec, ...]
+    manifold_channel: int | None
+    i2c: I2CSpec
+    controls: ControlsSpec
+    limits: Limits
+    simulation: SimSpec
+    selftest: SelfTestSpec = SelfTestSpec()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def zone_names(self) -> tuple[str, ...]:
+        return tuple(z.name for z in self.zones)
+
+    @property
+    def has_manifold_sensor(self) -> bool:
+        return self.manifold_channel is not None
+
+    def zone(self, name: str) -> ZoneSpec:
+        for z in self.zones:
+            if z.name == name:
+                return z
+        raise KeyError(name)

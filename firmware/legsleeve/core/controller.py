@@ -1,0 +1,258 @@
+"""The compression controller: a pure step function `step(now_s, readings) -> Commands`.
+
+It reads no clock, sleeps never and does no I/O, so a 30-minute session is a sub-second test. Each zone is
+regulated on its measured pressure: fill with the pump to the step's target (duty tapering near it, and the inlet
+closing one tick early at the present rate of rise, so overshoot stays small), hold with both valves closed, top
+up when it sags below a hysteresis band, bleed through the exhaust when a lower target follows a higher one, vent.
+The profile's steps advance on measured pressure (a fill is done when its zones are full) and on time.
+
+What the controller commands is a wish: the supervisor sees it, and every reading, and may only make it safer.
+Beside it, each step returns a frozen `Status` (the step, the cycle, each zone's phase, target, fill times and
+top-ups): the only view of the controller that anything else reads.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from legsleeve.core.commands import FILL, HOLD, SAFE, VENT, Commands
+from legsleeve.core.limits import VENTED_MMHG
+from legsleeve.core.plan import Profile, Step, StepKind
+from legsleeve.core.readings import Readings
+
+
+class Phase(enum.Enum):
+    """What the controller is doing with one zone."""
+
+    VENTED = "vented"  # exhaust open
+    FILLING = "filling"  # inlet open, pump on: a fill or a top-up
+    HOLDING = "holding"  # both valves closed at the target
+    BLEEDING = "bleeding"  # exhaust open down to a lower target
+
+
+_ACTION = {Phase.VENTED: VENT, Phase.FILLING: FILL, Phase.HOLDING: HOLD, Phase.BLEEDING: VENT}
+
+
+@dataclass(frozen=True)
+class ZoneStatus:
+    """One zone as the controller sees it after a step."""
+
+    phase: Phase
+    target_mmhg: float  # what it is regulated to (meaningful while not VENTED)
+    fill_times_s: tuple[float, ...]  # each fill from vented to target this session, s (top-ups not counted)
+    topups: int  # top-ups this session
+
+    @property
+    def inflated(self) -> bool:
+        return self.phase is not Phase.VENTED
+
+
+@dataclass(frozen=True)
+class Status:
+    """The controller after a step: the frozen view runner, log, summary and service read."""
+
+    step: str  # the step under way in words ("fill ankle", "hold 10s"), "start" before the first, "done" after
+    kind: StepKind | None  # the step's kind; None before the first step and once done
+    step_index: int
+    cycle: int  # completed cycles
+    done: bool
+    zones: tuple[ZoneStatus, ...]
+
+
+class Output(NamedTuple):
+    """What one step returns: the wish for the outputs and the controller's status."""
+
+    commands: Commands
+    status: Status
+
+
+class _Zone:
+    """A zone's regulation state: the controller's own, never read from outside."""
+
+    __slots__ = ("phase", "target_mmhg", "topping_up", "fill_started_s", "last_mmhg", "last_t_s", "rate_mmhg_s",
+                 "fill_times_s", "topups")
+
+    def __init__(self) -> None:
+        self.phase = Phase.VENTED
+        self.target_mmhg = 0.0
+        self.topping_up = False
+        self.fill_started_s: float | None = None
+        self.last_mmhg = math.nan
+        self.last_t_s = math.nan
+        self.rate_mmhg_s = 0.0
+        self.fill_times_s: tuple[float, ...] = ()
+        self.topups = 0
+
+    def status(self) -> ZoneStatus:
+        return ZoneStatus(self.phase, self.target_mmhg, self.fill_times_s, self.topups)
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """How the controller regulates; defaults suit the reference build (see docs/config-reference.md)."""
+
+    hysteresis_mmhg: float = 2.0  # top up below target - this; plateau stays within ±3 mmHg
+    bleed_mmhg: float = 3.0  # bleed when more than this above target (a lower target after a higher one)
+    taper_mmhg: float = 4.0  # pump duty falls from 1 to min_duty over the last this-many mmHg
+    lead_s: float = 0.02  # close the inlet this early at the present rate of rise (one 50 Hz tick)
+    rate_smoothing: float = 0.3  # weight of the newest sample in the rate estimate
+
+
+class Controller:
+    """Runs a profile's cycles for a session of `cycles` cycles or `minutes` (the cycle under way finishes)."""
+
+    def __init__(self, profile: Profile, *, min_duty: float, cycles: int | None = None,
+                 minutes: float | None = None, tuning: Tuning = Tuning()):
+        self.profile = profile
+        self.min_duty = min_duty
+        self.tuning = tuning
+        if cycles is None and minutes is None:
+            cycles, minutes = profile.session_cycles, profile.session_minutes
+        self.session_cycles: int | None = cycles  # the session's length: cycles, or
+        self.session_s: float | None = minutes * 60.0 if minutes is not None else None  # seconds
+        self._zones = [_Zone() for _ in profile.zone_names]
+        self._cycle = 0
+        self._step_index = 0
+        self._done = False
+        self._step_words = "start"
+        self._start_s: float | None = None
+        self._step_start_s = 0.0
+        self._status: Status | None = None  # rebuilt only when something in it changed
+
+    # -- the step function ---------------------------------------------------------------------------------------
+    def step(self, now_s: float, readings: Readings) -> Output:
+        """One tick: regulate every zone on its reading, advance the profile, and say what the outputs should do."""
+        if self._start_s is None:
+            self._start_s = now_s
+            self._enter(now_s)
+        if self._done:
+            return Output(SAFE, self.status)
+        pressures = [r.mmhg if r.ok else math.nan for r in readings.zones]
+        for zone, p, reading in zip(self._zones, pressures, readings.zones):
+            self._regulate(zone, p, reading.t_s, now_s)
+        for _ in range(len(self.profile.steps) + 1):  # zero-time steps chain within one tick, but never forever
+            if self._done or not self._step_complete(now_s, pressures):
+                break
+            self._next_step(now_s)
+        return Output(SAFE if self._done else self._commands(pressures), self.status)
+
+    @property
+    def status(self) -> Status:
+        """The controller as of its last step (before the first: "start", every zone vented)."""
+        if self._status is None:
+            started = self._start_s is not None and not self._done
+            self._status = Status(self._step_words, self._current_step.kind if started else None,
+                                  self._step_index, self._cycle, self._done, tuple(z.status() for z in self._zones))
+        return self._status
+
+    @property
+    def _current_step(self) -> Step:
+        return self.profile.steps[self._step_index]
+
+    # -- zones -----------------------------------------------------------------------------------------------
+    def _regulate(self, z: _Zone, p: float, t_s: float, now_s: float) -> None:
+        if math.isnan(p):
+            return  # no pressure, no decision: _commands() stops filling it; the supervisor judges the fault
+        if not math.isnan(z.last_mmhg) and t_s > z.last_t_s:
+            rate = (p - z.last_mmhg) / (t_s - z.last_t_s)
+            a = self.tuning.rate_smoothing
+            z.rate_mmhg_s = a * rate + (1 - a) * z.rate_mmhg_s
+        z.last_mmhg, z.last_t_s = p, t_s
+        t = self.tuning
+        before = z.phase
+        if z.phase is Phase.FILLING:
+            if p + max(z.rate_mmhg_s, 0.0) * t.lead_s >= z.target_mmhg:
+                if not z.topping_up and z.fill_started_s is not None:
+                    z.fill_times_s += (now_s - z.fill_started_s,)
+                z.topping_up = False
+                z.fill_started_s = None
+                # overshot beyond the band (a hose, not a bladder, filled?): let it down to the target
+                z.phase = Phase.BLEEDING if p > z.target_mmhg + t.bleed_mmhg else Phase.HOLDING
+        elif z.phase is Phase.HOLDING:
+            if p < z.target_mmhg - t.hysteresis_mmhg:
+                z.phase, z.topping_up = Phase.FILLING, True
+                z.topups += 1
+            elif p > z.target_mmhg + t.bleed_mmhg:
+                z.phase = Phase.BLEEDING
+        elif z.phase is Phase.BLEEDING and p <= z.target_mmhg:
+            z.phase = Phase.HOLDING
+        if z.phase is not before:
+            self._status = None  # fill times and top-ups change only with a phase
+
+    def _commands(self, pressures: list[float]) -> Commands:
+        actions = []
+        worst_gap = -math.inf
+        for z, p in zip(self._zones, pressures):
+            action = _ACTION[z.phase]
+            if action is FILL:
+                if math.isnan(p):
+                    action = HOLD  # never fill blind
+                else:
+                    worst_gap = max(worst_gap, z.target_mmhg - p)
+            actions.append(action)
+        duty = 0.0
+        if worst_gap > -math.inf:
+            taper = self.tuning.taper_mmhg
+            fraction = min(max(worst_gap, 0.0) / taper, 1.0)
+            duty = self.min_duty + (1.0 - self.min_duty) * fraction
+        return Commands(duty, tuple(actions))
+
+    # -- steps ---------------------------------------------------------------------------------------------------
+    def _step_complete(self, now_s: float, pressures: list[float]) -> bool:
+        step = self._current_step
+        if step.kind is StepKind.FILL:
+            return all(self._zones[i].phase is Phase.HOLDING for i in step.zones)  # at target, not bleeding to it
+        if step.kind is StepKind.HOLD or step.kind is StepKind.REST:
+            return now_s - self._step_start_s >= step.duration_s
+        if step.kind is StepKind.VENT:
+            return not step.wait or all(pressures[i] < VENTED_MMHG for i in step.zones)
+        raise ValueError(step.kind)  # pragma: no cover - StepKind has only these
+
+    def _next_step(self, now_s: float) -> None:
+        self._status = None
+        self._step_index += 1
+        if self._step_index == len(self.profile.steps):
+            self._step_index = 0
+            self._cycle += 1
+            if self._session_over(now_s):
+                self._finish()
+                return
+        self._enter(now_s)
+
+    def _session_over(self, now_s: float) -> bool:
+        if self.session_cycles is not None and self._cycle >= self.session_cycles:
+            return True
+        assert self._start_s is not None
+        return self.session_s is not None and now_s - self._start_s >= self.session_s
+
+    def _finish(self) -> None:
+        for z in self._zones:
+            z.phase = Phase.VENTED
+        self._done = True
+        self._step_words = "done"
+        self._status = None
+
+    def _enter(self, now_s: float) -> None:
+        step = self._current_step
+        self._step_start_s = now_s
+        self._step_words = step.describe(self.profile.zone_names)
+        self._status = None
+        if step.kind is StepKind.FILL:
+            for i in step.zones:
+                z = self._zones[i]
+                z.target_mmhg = self.profile.step_target(step, i, self._cycle)
+                z.topping_up = False
+                if z.last_mmhg > z.target_mmhg + self.tuning.bleed_mmhg:
+                    z.phase, z.fill_started_s = Phase.BLEEDING, None  # already above a lower target
+                elif z.phase is not Phase.VENTED and z.last_mmhg >= z.target_mmhg:
+                    z.phase = Phase.HOLDING  # already there
+                else:
+                    if z.phase is Phase.VENTED:
+                        z.fill_started_s = now_s
+                    z.phase = Phase.FILLING
+        elif step.kind is StepKind.VENT or step.kind is StepKind.REST:
+            for i in step.zones:
+                self._zones[i].phase = Phase.VENTED

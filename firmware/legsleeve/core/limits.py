@@ -1,0 +1,60 @@
+"""Safety limits as numbers: the hard ceilings in code (SAFE-3) and the thresholds a build may tighten.
+
+The ceilings are constants: a config value beyond one is an error, never clamped silently. `Limits` holds the
+thresholds the supervisor enforces; its defaults suit the reference build, and `config/hardware.yaml` may only
+tighten them within the ceilings. Standard library only: the control core and the safety rules read these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# --- Hard ceilings (SAFE-3). Config values beyond these are errors, never clamped silently. ---------------
+ABS_MAX_MMHG = 150.0  # the mechanical relief valve's setting; tourniquets work above 200 mmHg (DESIGN §3)
+MAX_DEBOUNCE_S = 0.1  # SAFE-4: over-pressure must trip within 100 ms of persisting
+MAX_VENT_TIMEOUT_S = 30.0  # SAFE-8: a sleeve that has not vented by then has a stuck valve
+MAX_FILL_TIMEOUT_S = 120.0  # SAFE-5: even a thigh chamber on a weak pump fills in well under two minutes
+MAX_SENSOR_DEADLINE_S = 0.05  # one MPRLS conversion is ~5 ms; 50 ms is already ten of them
+MAX_STALE_S = 0.5  # SAFE-9: a pressure older than this is not a pressure
+MIN_TICK_HZ, MAX_TICK_HZ = 10, 200
+VENTED_MMHG = 5.0  # SAFE-8: "vented" means below this (DESIGN §4)
+MAX_ZONES = 8  # one TCA9548A has eight channels
+REVERSE_GRADIENT_MMHG = 10.0  # SAFE-10: a reversal of up to 10 mmHg is reported harmless (DESIGN §3)
+MAX_REVERSE_GRADIENT_S = 1.0  # SAFE-10: beyond it for more than 1 s trips
+MAX_SESSION_MIN = 120.0  # SAFE-10: no session, however configured, runs longer
+MAX_ABOVE_VENOUS_S = 300.0  # SAFE-10: no zone stays squeezed above venous pressure for longer
+MAX_SILENCE_S = 120.0  # an alarm silenced by a person sounds again after at most this
+
+# Plausible ambient pressure for the zero taken at start: sea-level storms (~950 hPa) down to ~3,000 m
+# altitude (~700 hPa) and up to the highest recorded sea-level pressure (~1,084 hPa), with some margin.
+AMBIENT_MIN_HPA, AMBIENT_MAX_HPA = 650.0, 1100.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Safety thresholds. Each default is argued for in config/hardware.yaml and docs/config-reference.md."""
+
+    max_mmhg: float = 90.0
+    trip_margin_mmhg: float = 10.0
+    overpressure_debounce_s: float = 0.1
+    vent_timeout_s: float = 15.0
+    fill_timeout_s: float = 40.0
+    min_fill_rate_mmhg_s: float = 1.0
+    fill_rate_window_s: float = 3.0
+    sensor_stale_s: float = 0.2
+    sensor_stuck_s: float = 1.0
+    max_zero_spread_mmhg: float = 25.0
+    occlusion_rate_mmhg_s: float = 60.0
+    leak_rate_mmhg_s: float = 1.0
+    leak_window_s: float = 2.0
+    max_topups: int = 3
+    topup_window_s: float = 10.0
+    max_drop_mmhg: float = 8.0
+    vent_check_s: float = 3.0
+    reverse_gradient_mmhg: float = REVERSE_GRADIENT_MMHG
+    reverse_gradient_s: float = MAX_REVERSE_GRADIENT_S
+    venous_safe_mmhg: float = 20.0
+    max_above_venous_s: float = 120.0
+    session_max_min: float = 60.0
+    pump_off_rise_mmhg: float = 10.0
+    alarm_silence_s: float = MAX_SILENCE_S

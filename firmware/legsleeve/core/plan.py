@@ -1,0 +1,85 @@
+"""The plan a session follows: a profile's cycle as primitive steps, its targets, ramp and length.
+
+Standard library only. `legsleeve.config.profiles` reads the YAML into these; the controller runs them.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class StepKind(enum.Enum):
+    """The four primitive steps every profile pattern expands into."""
+
+    FILL = "fill"  # fill `zones` to their targets; filled zones then hold (done when all are at target)
+    HOLD = "hold"  # wait `duration_s`, every zone as it is (held zones are topped up)
+    VENT = "vent"  # open the exhausts of `zones` (with `wait`: done when they read below VENTED_MMHG)
+    REST = "rest"  # vent every zone and wait `duration_s`
+
+
+@dataclass(frozen=True)
+class Step:
+    """One primitive step. `zones` are indices, distal (0) to proximal."""
+
+    kind: StepKind
+    zones: tuple[int, ...] = ()
+    duration_s: float = 0.0
+    scale: float = 1.0
+    target_mmhg: float | None = None
+    wait: bool = False
+    source: str = ""  # where it came from, for messages: "cycle[2]" or "cycle[0] (pattern wave)"
+    line: int = 0
+
+    def describe(self, names: tuple[str, ...]) -> str:
+        who = "all" if len(self.zones) == len(names) and len(names) > 1 else " ".join(names[i] for i in self.zones)
+        if self.kind in (StepKind.HOLD, StepKind.REST):
+            return f"{self.kind.value} {self.duration_s:g}s"
+        return f"{self.kind.value} {who}"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A pressure profile, validated and expanded: one cycle of steps, the zones' nominal targets, the session's
+    length (minutes or cycles) and the ramp that starts it gently."""
+
+    name: str
+    description: str
+    path: Path
+    zone_names: tuple[str, ...]
+    targets_mmhg: tuple[float, ...]  # nominal target per zone
+    steps: tuple[Step, ...]
+    session_minutes: float | None
+    session_cycles: int | None
+    ramp_cycles: int = 0
+    ramp_start: float = 1.0
+    allow_reverse_gradient: bool = False
+
+    @classmethod
+    def of_steps(cls, name: str, zone_names: tuple[str, ...], steps: tuple[Step, ...], target_mmhg: float, *,
+                 cycles: int = 1, path: Path | None = None) -> Profile:
+        """A plan made in code rather than read from YAML (self-test, test-valve, bench): every zone's nominal
+        target `target_mmhg`, `cycles` cycles of `steps`."""
+        return cls(name=name, description=name, path=path or Path(f"<{name}>"), zone_names=zone_names,
+                   targets_mmhg=(target_mmhg,) * len(zone_names), steps=steps, session_minutes=None,
+                   session_cycles=cycles)
+
+    def step_target(self, step: Step, zone: int, cycle: int) -> float:
+        """The pressure a fill step aims for in this zone and cycle (ramp applied), mmHg."""
+        base = step.target_mmhg if step.target_mmhg is not None else self.targets_mmhg[zone] * step.scale
+        return base * self.ramp_factor(cycle)
+
+    def ramp_factor(self, cycle: int) -> float:
+        if cycle >= self.ramp_cycles:
+            return 1.0
+        return self.ramp_start + (1.0 - self.ramp_start) * cycle / self.ramp_cycles
+
+    def peak_target_mmhg(self, zone: int) -> float:
+        """The highest target this profile ever asks of a zone (the supervisor's trip level builds on it)."""
+        fills = [self.step_target(s, zone, self.ramp_cycles) for s in self.steps if s.kind is StepKind.FILL and zone in s.zones]
+        return max(fills, default=0.0)
+
+    def fill_order(self) -> list[str]:
+        """The fill steps of one cycle, as the controller will announce them ("fill ankle", ...)."""
+        return [s.describe(self.zone_names) for s in self.steps if s.kind is StepKind.FILL]

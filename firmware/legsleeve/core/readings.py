@@ -1,0 +1,34 @@
+"""What the sensors and the panel said at one sweep: gauge mmHg per sensor, or the reason there is none.
+
+Standard library only. hPa exists only in the sensor adapter (`legsleeve.hw.sensors`); everything past it speaks
+these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One sensor's gauge pressure at `t_s`, or the reason there is none (`mmhg` is NaN then)."""
+
+    mmhg: float
+    t_s: float
+    fault: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.fault is None
+
+
+@dataclass(frozen=True)
+class Readings:
+    """Every input once: the zone sensors distal to proximal, the optional manifold sensor, and the panel's
+    E-stop and stop button (False where the build has none)."""
+
+    t_s: float
+    zones: tuple[Reading, ...]
+    manifold: Reading | None = None
+    estop_pressed: bool = False
+    stop_pressed: bool = False

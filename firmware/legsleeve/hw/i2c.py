@@ -1,0 +1,86 @@
+"""A deadline around every I2C transaction, wrapping anything shaped like `busio.I2C`.
+
+The stock drivers can wait forever: adafruit_mprls polls the busy bit in `while True` holding the bus lock;
+adafruit_bus_device and the TCA9548A channel spin on `try_lock()`; and the TCA channel's `unlock()` leaks the bus
+lock when its deselect write raises (DESIGN §2). Each call through `DeadlineI2C` checks the open transaction's
+deadline on the injected clock and raises `I2CDeadline` once it has passed, so every such loop ends; leaving
+the transaction releases a lock the driver left held. Nothing in the drivers is patched: they are simply handed
+this bus.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from typing import Iterator
+
+from legsleeve.core.clock import Clock
+from legsleeve.errors import I2CDeadline
+
+
+class DeadlineI2C:
+    """The `busio.I2C` interface, with a per-transaction deadline (seconds on `clock`)."""
+
+    def __init__(self, bus, clock: Clock, deadline_s: float):
+        self.bus = bus
+        self._clock = clock
+        self.deadline_s = deadline_s
+        self._expires_s = math.inf
+        self._what = ""
+        self._held = False
+        self.recovered_locks = 0
+
+    @contextmanager
+    def transaction(self, what: str, deadline_s: float | None = None) -> Iterator[None]:
+        """Run the body under a deadline; on the way out, release any lock the driver leaked."""
+        self._expires_s = self._clock.now() + (self.deadline_s if deadline_s is None else deadline_s)
+        self._what = what
+        try:
+            yield
+        finally:
+            self._expires_s = math.inf
+            if self._held:
+                # A driver raised between lock and unlock (a failed mux deselect, say): free the bus ourselves.
+                self._held = False
+                self.recovered_locks += 1
+                self.bus.unlock()
+
+    def _check(self) -> None:
+        if self._clock.now() > self._expires_s:
+            raise I2CDeadline(f"{self._what}: no answer within {self.deadline_s * 1000:.0f} ms")
+
+    # -- the busio.I2C interface -------------------------------------------------------------------------
+    def try_lock(self) -> bool:
+        self._check()
+        if self.bus.try_lock():
+            self._held = True
+            return True
+        return False
+
+    def unlock(self) -> None:
+        self._held = False
+        self.bus.unlock()
+
+    def writeto(self, address: int, buffer, *, start: int = 0, end: int | None = None) -> None:
+        self._check()
+        self.bus.writeto(address, buffer, start=start, end=len(buffer) if end is None else end)
+
+    def readfrom_into(self, address: int, buffer, *, start: int = 0, end: int | None = None) -> None:
+        self._check()
+        self.bus.readfrom_into(address, buffer, start=start, end=len(buffer) if end is None else end)
+
+    def writeto_then_readfrom(self, address: int, buffer_out, buffer_in, *, out_start: int = 0,
+                              out_end: int | None = None, in_start: int = 0, in_end: int | None = None) -> None:
+        self._check()
+        self.bus.writeto_then_readfrom(
+            address, buffer_out, buffer_in,
+            out_start=out_start, out_end=len(buffer_out) if out_end is None else out_end,
+            in_start=in_start, in_end=len(buffer_in) if in_end is None else in_end,
+        )
+
+    def scan(self) -> list[int]:
+        self._check()
+        return self.bus.scan()
+
+    def deinit(self) -> None:
+        self.bus.deinit()

@@ -1,0 +1,93 @@
+"""SAFE-7, leak in hold: a held zone loses pressure too fast, falls too far, or needs too many top-ups."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from legsleeve.core.commands import FILL, HOLD, VENT, Commands, ZoneAction
+from legsleeve.core.limits import ABS_MAX_MMHG, VENTED_MMHG
+from legsleeve.core.readings import Reading, Readings
+from legsleeve.safety.trip import Priority, Trip, all_readings
+
+
+
+class HoldLeak:
+    """SAFE-7: a held zone (both valves closed) must not lose pressure faster than `max_rate` - judged on the time it
+    has spent held since it was inflated, added up across the short holds between top-ups, once that reaches
+    MIN_SPAN_S and then over each `window` - nor fall more than `max_drop` below the highest it reached (top-ups
+    keep a sound zone within 2 mmHg), nor need more than `max_topups` top-ups in any `topup_window`."""
+
+    raw = False
+    rule = "SAFE-7"
+    MIN_SPAN_S = 0.5
+
+    def __init__(self, names: Sequence[str], *, max_rate_mmhg_s: float, window_s: float, max_topups: int,
+                 topup_window_s: float, max_drop_mmhg: float):
+        self.names = list(names)
+        self.max_rate = max_rate_mmhg_s
+        self.window_s = window_s
+        self.max_topups = max_topups
+        self.topup_window_s = topup_window_s
+        self.max_drop = max_drop_mmhg
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything seen: the monitor is as new (SAFE-13's explicit reset)."""
+        n = len(self.names)
+        self._previous = [VENT] * n
+        self._last: list[tuple[float, float] | None] = [None] * n  # the previous held sample
+        self._drop = [0.0] * n  # pressure lost while held, summed
+        self._held_s = [0.0] * n  # time held, summed
+        self._topups: list[list[float]] = [[] for _ in range(n)]
+        self._peak = [-math.inf] * n
+        self._held_once = [False] * n
+
+    def _trip(self, i, r, now_s, reason):
+        return Trip(self.rule, self.names[i], r.mmhg if r.ok else None, now_s, reason,
+                    "a leaking bladder, seam or fitting, a hose kinked or come off, or an inlet valve that does not close (air "
+                    "going back to the manifold): check the zone, its hose connections and its inlet valve",
+                    priority=Priority.MEDIUM)
+
+    def check(self, now_s: float, readings: Readings, applied: Commands) -> Trip | None:
+        for i, r in enumerate(readings.zones):
+            action = applied.action(i)
+            previous, self._previous[i] = self._previous[i], action
+            if action is FILL and previous is HOLD:
+                topups = [t for t in self._topups[i] if now_s - t < self.topup_window_s] + [now_s]
+                self._topups[i] = topups
+                if len(topups) > self.max_topups:
+                    return self._trip(i, r, now_s, f"needed {len(topups)} top-ups in {self.topup_window_s:g} s "
+                                                   f"(at most {self.max_topups})")
+            if action is VENT:
+                self._peak[i] = -math.inf
+                self._held_once[i] = False
+                self._last[i] = None
+                self._drop[i] = self._held_s[i] = 0.0
+                continue
+            if not r.ok:
+                self._last[i] = None
+                continue
+            self._peak[i] = max(self._peak[i], r.mmhg)
+            if action is HOLD:
+                self._held_once[i] = True
+            # once full, a zone's top-ups keep it within 2 mmHg: a fall past max_drop is air escaping, top-up or not
+            if self._held_once[i] and self._peak[i] - r.mmhg > self.max_drop:
+                return self._trip(i, r, now_s, f"lost {self._peak[i] - r.mmhg:.1f} mmHg since it was full "
+                                               f"(at most {self.max_drop:g})")
+            if action is not HOLD:
+                self._last[i] = None
+                continue
+            last = self._last[i]
+            self._last[i] = (now_s, r.mmhg)
+            if last is None:
+                continue
+            self._drop[i] += last[1] - r.mmhg
+            self._held_s[i] += now_s - last[0]
+            if self._held_s[i] >= self.MIN_SPAN_S:
+                rate = self._drop[i] / self._held_s[i]
+                if rate > self.max_rate:
+                    return self._trip(i, r, now_s, f"loses {rate:.1f} mmHg/s while held (at most {self.max_rate:g})")
+                if self._held_s[i] >= self.window_s:
+                    self._drop[i] = self._held_s[i] = 0.0
+        return None

@@ -1,0 +1,93 @@
+"""SAFE-4, over-pressure: a zone above its trip level for longer than the debounce, and a pump that runs while
+commanded off (seen at the manifold sensor)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from legsleeve.core.commands import FILL, HOLD, VENT, Commands, ZoneAction
+from legsleeve.core.limits import ABS_MAX_MMHG, VENTED_MMHG
+from legsleeve.core.readings import Reading, Readings
+from legsleeve.safety.trip import Priority, Trip, all_readings
+
+
+
+class OverPressure:
+    """SAFE-4: a zone above its trip level - min(configured max, its highest target + margin) - for longer than the
+    debounce trips. A faulted reading neither starts nor clears the count (the sensor rule judges it)."""
+
+    raw = True
+
+    rule = "SAFE-4"
+
+    def __init__(self, names: Sequence[str], trip_levels_mmhg: Sequence[float], debounce_s: float):
+        self.names = list(names)
+        self.levels = list(trip_levels_mmhg)
+        self.debounce_s = debounce_s
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything seen: the monitor is as new (SAFE-13's explicit reset)."""
+        self._above_since: list[float | None] = [None] * len(self.names)
+
+    def check(self, now_s: float, readings: Readings, applied: Commands) -> Trip | None:
+        for i, r in enumerate(readings.zones):
+            if not r.ok:
+                continue
+            if r.mmhg <= self.levels[i]:
+                self._above_since[i] = None
+                continue
+            since = self._above_since[i]
+            if since is None:
+                since = self._above_since[i] = r.t_s
+            if r.mmhg > ABS_MAX_MMHG or r.t_s - since >= self.debounce_s:
+                return Trip(self.rule, self.names[i], r.mmhg, now_s,
+                            f"over-pressure: {r.mmhg:.1f} mmHg above the {self.levels[i]:g} mmHg trip level for "
+                            f"{r.t_s - since:.2f} s",
+                            "check the profile's targets, and the zone's inlet valve (stuck open?) and hose (kinked "
+                            "between sensor and bladder?)")
+        return None
+
+    def above(self, i: int, reading: Reading) -> bool:
+        return reading.ok and reading.mmhg > self.levels[i]
+
+
+class PumpCheck:
+    """SAFE-4 at the manifold sensor: with the pump off and every inlet closed the manifold cannot gain air, so a
+    rise of `rise_mmhg` above the lowest it read since the pump went off means the pump runs anyway (a shorted
+    MOSFET) - and only the E-stop can stop it. A pump coasts for a moment after switch-off: the verdict waits
+    SETTLE_S, but the measure starts at switch-off (a runaway pump reaches the relief valve within that moment)."""
+
+    raw = False
+    rule = "SAFE-4"
+    SETTLE_S = 0.5
+
+    def __init__(self, rise_mmhg: float):
+        self.rise = rise_mmhg
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything seen: the monitor is as new (SAFE-13's explicit reset)."""
+        self._off_since: float | None = None
+        self._low = math.inf
+
+    def check(self, now_s: float, readings: Readings, applied: Commands) -> Trip | None:
+        m = readings.manifold
+        if m is None:
+            return None
+        if applied.pump_duty > 0 or any(applied.action(i) is FILL for i in range(len(readings.zones))):
+            self._off_since, self._low = None, math.inf
+            return None
+        if self._off_since is None:
+            self._off_since = now_s
+        if not m.ok:
+            return None
+        self._low = min(self._low, m.mmhg)
+        if now_s - self._off_since >= self.SETTLE_S and m.mmhg > self._low + self.rise:
+            return Trip(self.rule, "manifold", m.mmhg, now_s,
+                        f"pump runs while commanded off: manifold up {m.mmhg - self._low:.1f} mmHg to "
+                        f"{m.mmhg:.1f} with every inlet closed",
+                        "the pump's MOSFET may be shorted: press the E-stop or unplug the 12 V supply; the closed "
+                        "inlets and the relief valve hold it off the sleeve")
+        return None

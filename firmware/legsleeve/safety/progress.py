@@ -1,0 +1,63 @@
+"""SAFE-5, fill progress: a zone being filled must gain pressure at a minimum rate and reach its target in time."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from legsleeve.core.commands import FILL, HOLD, VENT, Commands, ZoneAction
+from legsleeve.core.limits import ABS_MAX_MMHG, VENTED_MMHG
+from legsleeve.core.readings import Reading, Readings
+from legsleeve.safety.trip import Priority, Trip, all_readings
+
+
+
+class FillProgress:
+    """SAFE-5: while a zone is being filled it must gain at least `min_rate` over every `window`, and no fill may
+    last longer than `timeout` (a pulled-off hose, a dead pump, a big leak)."""
+
+    raw = False
+
+    rule = "SAFE-5"
+
+    def __init__(self, names: Sequence[str], *, min_rate_mmhg_s: float, window_s: float, timeout_s: float):
+        self.names = list(names)
+        self.min_rate = min_rate_mmhg_s
+        self.window_s = window_s
+        self.timeout_s = timeout_s
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything seen: the monitor is as new (SAFE-13's explicit reset)."""
+        n = len(self.names)
+        self._since: list[float | None] = [None] * n
+        self._window: list[tuple[float, float] | None] = [None] * n
+
+    def check(self, now_s: float, readings: Readings, applied: Commands) -> Trip | None:
+        for i, r in enumerate(readings.zones):
+            if applied.action(i) is not FILL:
+                self._since[i] = self._window[i] = None
+                continue
+            if self._since[i] is None:
+                self._since[i] = now_s
+            if now_s - self._since[i] > self.timeout_s:
+                return Trip(self.rule, self.names[i], r.mmhg if r.ok else None, now_s,
+                            f"still filling after {self.timeout_s:g} s (at {r.mmhg:.1f} mmHg)",
+                            "check the pump runs, the hose is on the bladder, and the bladder does not leak",
+                            priority=Priority.MEDIUM)
+            if not r.ok:
+                continue
+            if self._window[i] is None:
+                self._window[i] = (now_s, r.mmhg)
+                continue
+            t0, p0 = self._window[i]
+            if now_s - t0 >= self.window_s:
+                gained = r.mmhg - p0
+                if gained < self.min_rate * (now_s - t0):
+                    return Trip(self.rule, self.names[i], r.mmhg, now_s,
+                                f"filling gained only {gained:.1f} mmHg in {now_s - t0:.1f} s (needs "
+                                f"{self.min_rate:g} mmHg/s)",
+                                "check the hose to this zone is on and not kinked, the bladder for leaks, that the "
+                                "pump runs, and that no other zone's inlet is stuck open", priority=Priority.MEDIUM)
+                self._window[i] = (now_s, r.mmhg)
+        return None

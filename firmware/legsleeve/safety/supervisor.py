@@ -1,0 +1,181 @@
+"""The safety supervisor (SAFE-14): separate from the controller, sees every reading and every command, and can
+only make outputs safer. It runs identically on the sleeve and on the simulated rig, and there is no switch to
+turn it off.
+
+Each rule is a small monitor object (one module per rule family in this package), checked every tick on time
+handed in by the caller: `check(now_s, readings, applied) -> Trip | None`, where `applied` is what the outputs did
+since the last readings. The first trip latches (SAFE-13): from then on every tick's output is the safe state until
+an explicit `reset()`, and the trip carries the rule, the zone, the reading and a hint at what to check.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import Protocol
+
+from legsleeve.core.commands import FILL, SAFE, Commands, ZoneAction
+from legsleeve.core.limits import ABS_MAX_MMHG, Limits
+from legsleeve.core.readings import Reading, Readings
+from legsleeve.safety.estop import EStop
+from legsleeve.safety.exposure import ReverseGradient, TimeUnderPressure
+from legsleeve.safety.leak import HoldLeak
+from legsleeve.safety.occlusion import Occlusion
+from legsleeve.safety.overpressure import OverPressure, PumpCheck
+from legsleeve.safety.progress import FillProgress
+from legsleeve.safety.sensors import SensorHealth
+from legsleeve.safety.trip import Monitor, Trip, all_readings
+from legsleeve.safety.venting import ValveCheck, VentCheck
+
+log = logging.getLogger(__name__)
+
+
+class Build(Protocol):
+    """What the supervisor needs to know of a build: its zones, its limits, whether it has a manifold sensor.
+    `legsleeve.config.model.HardwareConfig` is one."""
+
+    @property
+    def zone_names(self) -> tuple[str, ...]: ...
+
+    @property
+    def limits(self) -> Limits: ...
+
+    @property
+    def has_manifold_sensor(self) -> bool: ...
+
+
+class _Median3:
+    """Each sensor's median of its last three good readings: one spike (SAFE-9's business) must not look like a
+    rise, an occlusion or the start of a slow fill to the rules that measure rates and windows. A step change
+    passes one tick later; a faulted reading stays faulted."""
+
+    def __init__(self, n: int):
+        self._n = n
+        self.reset()
+
+    def reset(self) -> None:
+        self._last: list[list[float]] = [[] for _ in range(self._n)]
+
+    def update(self, readings: Readings) -> Readings:
+        out: list[Reading] = []
+        for last, r in zip(self._last, all_readings(readings)):
+            if not r.ok:
+                out.append(r)
+                continue
+            last.append(r.mmhg)
+            if len(last) > 3:
+                del last[0]
+            value = sorted(last)[len(last) // 2] if len(last) == 3 else r.mmhg
+            out.append(r if value == r.mmhg else Reading(value, r.t_s))
+        n = len(readings.zones)
+        manifold = out[n] if readings.manifold is not None else None
+        return Readings(readings.t_s, tuple(out[:n]), manifold, readings.estop_pressed, readings.stop_pressed)
+
+
+class Supervisor:
+    """Runs every monitor on every tick, guards the controller's wish, and latches the first trip."""
+
+    def __init__(self, build: Build, peak_targets_mmhg: Sequence[float], *,
+                 extra_monitors: Sequence[Monitor] = ()):
+        """`peak_targets_mmhg`: the highest target the plan asks of each zone (its trip level builds on it);
+        `extra_monitors`: rules of one occasion (the self-test's cross-talk) checked after the standard ones."""
+        lim = build.limits
+        names = build.zone_names
+        sensor_names = [*names, *(["manifold"] if build.has_manifold_sensor else [])]
+        self.trip_levels_mmhg = [min(lim.max_mmhg, t + lim.trip_margin_mmhg, ABS_MAX_MMHG)
+                                 for t in peak_targets_mmhg]
+        self.over_pressure = OverPressure(names, self.trip_levels_mmhg, lim.overpressure_debounce_s)
+        self.vent_check = VentCheck(names, lim.vent_timeout_s)
+        # Order matters only when two rules see the same tick: the most specific diagnosis speaks first.
+        self.monitors: list[Monitor] = [
+            EStop(),
+            SensorHealth(sensor_names, stale_s=lim.sensor_stale_s, stuck_s=lim.sensor_stuck_s),
+            Occlusion(names, lim.occlusion_rate_mmhg_s),
+            self.over_pressure,
+            PumpCheck(lim.pump_off_rise_mmhg),
+            ValveCheck(names, lim.vent_check_s),
+            HoldLeak(names, max_rate_mmhg_s=lim.leak_rate_mmhg_s, window_s=lim.leak_window_s,
+                     max_topups=lim.max_topups, topup_window_s=lim.topup_window_s, max_drop_mmhg=lim.max_drop_mmhg),
+            FillProgress(names, min_rate_mmhg_s=lim.min_fill_rate_mmhg_s, window_s=lim.fill_rate_window_s,
+                         timeout_s=lim.fill_timeout_s),
+            self.vent_check,
+            ReverseGradient(names, lim.reverse_gradient_mmhg, lim.reverse_gradient_s),
+            TimeUnderPressure(names, venous_mmhg=lim.venous_safe_mmhg, max_s=lim.max_above_venous_s,
+                              session_max_s=lim.session_max_min * 60.0),
+            *extra_monitors,
+        ]
+        self.n_zones = len(names)
+        self._median = _Median3(len(sensor_names))
+        self.tripped: Trip | None = None
+        self.cannot_vent: Trip | None = None  # raised after a trip, while the sleeve is meant to be emptying
+        self.applied: Commands = SAFE
+
+    def review(self, now_s: float, readings: Readings, wish: Commands) -> Commands:
+        """Check every rule against these readings and what was applied since; return `wish` made no less safe."""
+        smooth = self._median.update(readings)
+        if self.tripped is not None:
+            # Latched: safe state, but keep watching the vent (a stuck exhaust is the worst news there is).
+            if self.cannot_vent is None:
+                trip = self.vent_check.check(now_s, self._trusted(smooth), self.applied)
+                if trip is not None:
+                    self.cannot_vent = trip
+                    log.critical("%s - %s", trip, trip.hint)
+            self.applied = SAFE
+            return SAFE
+        for monitor in self.monitors:
+            trip = monitor.check(now_s, readings if monitor.raw else smooth, self.applied)
+            if trip is not None:
+                self.trip(trip)
+                return SAFE
+        out = self._guard(readings, wish)
+        self.applied = out
+        return out
+
+    def untrusted(self) -> set[str]:
+        """Sensors a SAFE-9 trip declared bad: after it, their readings decide nothing."""
+        t = self.tripped
+        return {t.zone} if t is not None and t.rule == SensorHealth.rule and t.zone else set()
+
+    def _trusted(self, readings: Readings) -> Readings:
+        bad = self.untrusted()
+        if not bad:
+            return readings
+        zones = tuple(Reading(math.nan, r.t_s, "untrusted") if n in bad else r
+                      for n, r in zip(self.vent_check.names, readings.zones))
+        return Readings(readings.t_s, zones, readings.manifold, readings.estop_pressed, readings.stop_pressed)
+
+    def _guard(self, readings: Readings, wish: Commands) -> Commands:
+        """Never fill a zone that reads above its trip level or has no reading; no pump without a zone to fill."""
+        actions = []
+        filling = False
+        for i in range(self.n_zones):
+            action = wish.action(i)
+            if action is FILL:
+                r = readings.zones[i]
+                if not r.ok or self.over_pressure.above(i, r):
+                    action = ZoneAction.HOLD
+                else:
+                    filling = True
+            actions.append(action)
+        duty = wish.pump_duty if filling and math.isfinite(wish.pump_duty) else 0.0
+        return Commands(min(max(duty, 0.0), 1.0), tuple(actions))
+
+    def trip(self, trip: Trip) -> None:
+        """Latch (the first trip wins), log with the hint. The caller applies SAFE at once."""
+        if self.tripped is None:
+            self.tripped = trip
+            self.applied = SAFE
+            if trip.cannot_vent:
+                self.cannot_vent = trip
+            log.critical("TRIP %s - %s", trip, trip.hint)
+
+    def reset(self) -> None:
+        """The explicit reset SAFE-13 asks for: only a person, after checking the sleeve, should call this.
+        Every rule starts over as new: nothing seen before the reset counts after it."""
+        for monitor in self.monitors:
+            monitor.reset()
+        self._median.reset()
+        self.tripped = None
+        self.cannot_vent = None
+        self.applied = SAFE

@@ -1,0 +1,151 @@
+"""SAFE-8, valves that do not do what they are told: a zone that cannot vent (stuck exhaust, blocked outlet) or
+gains pressure with its inlet closed (stuck or leaking inlet). "Cannot vent" is the highest-priority alarm."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from legsleeve.core.commands import FILL, HOLD, VENT, Commands, ZoneAction
+from legsleeve.core.limits import ABS_MAX_MMHG, VENTED_MMHG
+from legsleeve.core.readings import Reading, Readings
+from legsleeve.safety.trip import Priority, Trip, all_readings
+
+
+
+class VentCheck:
+    """SAFE-8: once a zone is told to vent it must fall below 5 mmHg within the vent timeout, else it cannot vent
+    (a stuck exhaust) - the highest-priority alarm."""
+
+    raw = False
+
+    rule = "SAFE-8"
+
+    def __init__(self, names: Sequence[str], timeout_s: float):
+        self.names = list(names)
+        self.timeout_s = timeout_s
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything seen: the monitor is as new (SAFE-13's explicit reset)."""
+        self._since: list[float | None] = [None] * len(self.names)
+        self._previous: list[ZoneAction] = [VENT] * len(self.names)
+
+    def check(self, now_s: float, readings: Readings, applied: Commands) -> Trip | None:
+        for i, r in enumerate(readings.zones):
+            action = applied.action(i)
+            if action is VENT and self._previous[i] is not VENT:
+                self._since[i] = now_s
+            elif action is not VENT:
+                self._since[i] = None
+            self._previous[i] = action
+            since = self._since[i]
+            if since is None:
+                continue
+            if not r.ok:
+                continue  # no pressure, no verdict: the sensor rule (SAFE-9) speaks for a dead sensor
+            if r.mmhg < VENTED_MMHG:
+                self._since[i] = None  # vented: nothing more to watch
+            elif now_s - since > self.timeout_s:
+                return Trip(self.rule, self.names[i], r.mmhg, now_s,
+                            f"cannot vent {self.names[i]}: still {r.mmhg:.1f} mmHg {self.timeout_s:g} s after "
+                            "opening its exhaust",
+                            f"the exhaust valve of {self.names[i]} may be stuck closed or its outlet blocked: "
+                            "release the sleeve by hand", cannot_vent=True)
+        return None
+
+
+class ValveCheck:
+    """SAFE-8 (stuck valves): a zone told to vent must have lost a fifth of its pressure within `check_s` (the
+    vent timeout catches the slow ones); and no zone may gain pressure with its inlet closed - venting or holding -
+    which means air comes through an inlet that is stuck open or leaks."""
+
+    raw = False
+
+    rule = "SAFE-8"
+    RISE_MMHG = 2.5  # below the controller's 3 mmHg bleed band (which would hide it); the median's noise is ~0.06
+    # Quick look: 0.4 s into a vent from above 15 mmHg, the slowest reference zone (thigh, ~2.9 s time constant) has
+    # lost 13 %; a stuck exhaust loses nothing. Pulses vent for as little as 0.5 s, so the 3 s check alone misses them.
+    QUICK_S, QUICK_FROM_MMHG, QUICK_MIN_FALL = 0.4, 15.0, 0.03
+    # A vent that levels off above 5 mmHg is being fed: at 5 mmHg a sound zone still falls ~1.7 mmHg/s.
+    STALL_S, STALL_MMHG = 1.0, 0.3
+
+    def __init__(self, names: Sequence[str], check_s: float):
+        self.names = list(names)
+        self.check_s = check_s
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything seen: the monitor is as new (SAFE-13's explicit reset)."""
+        n = len(self.names)
+        self._previous = [VENT] * n
+        self._start: list[tuple[float, float] | None] = [None] * n  # (t, p) when the inlet closed
+        self._low = [math.inf] * n
+        self._fall_checked = [False] * n
+        self._moved = [False] * n
+        self._last = [math.nan] * n
+        self._level: list[tuple[float, float] | None] = [None] * n  # (since, at) while a vent holds level
+        self._level_seen: list[set[float]] = [set() for _ in range(n)]
+
+    def check(self, now_s: float, readings: Readings, applied: Commands) -> Trip | None:
+        for i, r in enumerate(readings.zones):
+            action = applied.action(i)
+            previous, self._previous[i] = self._previous[i], action
+            if action is FILL or not r.ok:
+                self._start[i] = None
+                continue
+            if self._start[i] is None or action is not previous:
+                self._start[i] = (now_s, r.mmhg)
+                self._low[i] = r.mmhg
+                self._fall_checked[i] = False
+                self._moved[i] = False
+                self._last[i] = r.mmhg
+                self._level[i] = None
+                continue
+            t0, p0 = self._start[i]
+            self._low[i] = min(self._low[i], r.mmhg)
+            name = self.names[i]
+            if r.mmhg != self._last[i]:
+                self._moved[i] = True
+            self._last[i] = r.mmhg
+            if not self._moved[i]:
+                continue  # not one count of change: a frozen sensor, not a valve (SAFE-9 judges it)
+            if action is VENT and r.mmhg > VENTED_MMHG:
+                ts, ps = self._level[i] if self._level[i] is not None else (now_s, r.mmhg)
+                if abs(r.mmhg - ps) > self.STALL_MMHG:
+                    self._level[i] = (now_s, r.mmhg)
+                    self._level_seen[i] = {r.mmhg}
+                else:
+                    self._level_seen[i].add(r.mmhg)
+                    if self._level[i] is None:
+                        self._level[i] = (now_s, r.mmhg)
+                    elif now_s - ts >= self.STALL_S and len(self._level_seen[i]) > 2:  # alive, yet level
+                        return Trip(self.rule, name, r.mmhg, now_s,
+                                    f"cannot vent {name}: stays at {r.mmhg:.1f} mmHg with its exhaust open",
+                                    f"air keeps coming in: the inlet valve of {name} is stuck open or leaks (or its "
+                                    "exhaust is blocked): release the sleeve by hand", cannot_vent=True)
+            else:
+                self._level[i] = None
+            if r.mmhg > self._low[i] + self.RISE_MMHG and r.mmhg > VENTED_MMHG:
+                doing = "venting" if action is VENT else "held with both valves closed"
+                return Trip(self.rule, name, r.mmhg, now_s,
+                            f"gains pressure while {doing} (+{r.mmhg - self._low[i]:.1f} mmHg): its inlet is stuck "
+                            "open or leaks",
+                            f"the inlet valve of {name} does not close: check its wiring and replace the valve")
+            if action is VENT and p0 > self.QUICK_FROM_MMHG and self.QUICK_S <= now_s - t0 < self.QUICK_S + 0.03 \
+                    and p0 - r.mmhg < max(1.0, self.QUICK_MIN_FALL * p0):
+                return Trip(self.rule, name, r.mmhg, now_s,
+                            f"cannot vent {name}: {r.mmhg:.1f} mmHg {now_s - t0:.1f} s after opening its exhaust "
+                            f"(from {p0:.1f}, a vent loses 13 % by now)",
+                            f"the exhaust valve of {name} may be stuck closed or its outlet blocked: release the "
+                            "sleeve by hand", cannot_vent=True)
+            if (action is VENT and not self._fall_checked[i] and now_s - t0 >= self.check_s
+                    and p0 > 2 * VENTED_MMHG):
+                self._fall_checked[i] = True
+                if r.mmhg > VENTED_MMHG and r.mmhg > 0.8 * p0:
+                    return Trip(self.rule, name, r.mmhg, now_s,
+                                f"cannot vent {name}: {r.mmhg:.1f} mmHg {now_s - t0:.1f} s after opening its exhaust "
+                                f"(from {p0:.1f})",
+                                f"the exhaust valve of {name} may be stuck closed or its outlet blocked: release the "
+                                "sleeve by hand", cannot_vent=True)
+        return None

@@ -1,0 +1,193 @@
+"""The simulated world under the real drivers: mock pins, simulated chips on a simulated bus, air, one clock.
+
+The firmware's own driver classes are built on `pin_factory` (gpiozero's `MockFactory(pin_class=MockPWMPin)`) and
+on `bus` (a `busio.I2C` look-alike hosting simulated MPRLS chips behind a simulated TCA9548A). The pneumatic model
+reads the mock pins' states and feeds the chips' pressures; everything runs on `clock`, a virtual clock, so an
+hour of therapy takes seconds. Faults fire at their virtual time.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Iterable
+
+from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+from legsleeve.core.clock import VirtualClock
+from legsleeve.config.model import HardwareConfig, ValveSpec
+from legsleeve.hw.drivers import coil_energised_at, valve_open_when
+from legsleeve.sim.bus import SimI2C
+from legsleeve.sim.chips import SimMPRLS, SimTCA9548A
+from legsleeve.sim.faults import MANIFOLD, PUMP_FAULTS, SENSOR_FAULTS, FaultSpec
+from legsleeve.sim.physics import Pneumatics
+from legsleeve.core.units import mmhg_to_hpa
+
+SAMPLE_HOLD_S = 0.001
+
+_SENSOR_ATTR = {
+    "sensor-dead": "dead",
+    "sensor-stuck": "stuck",
+    "sensor-busy": "busy_forever",
+    "sensor-integrity": "integrity",
+    "sensor-spike": "spikes",
+}
+
+
+class SimWorld:
+    def __init__(self, config: HardwareConfig, *, seed: int = 0, faults: Iterable[FaultSpec] = ()):
+        self.config = config
+        self.clock = VirtualClock()
+        self.pin_factory = MockFactory(pin_class=MockPWMPin)
+        sim = config.simulation
+        rng = random.Random(seed)
+
+        pf = self.pin_factory
+        self._pump_pin = pf.pin(config.pump.pin.name)
+        self._inlet_pins = [pf.pin(z.inlet.pin.name) for z in config.zones]
+        self._exhaust_pins = [pf.pin(z.exhaust.pin.name) for z in config.zones]
+
+        self._actuator_pins = [self._pump_pin, *self._inlet_pins, *self._exhaust_pins]
+        self.physics = Pneumatics(sim, config.zone_names, pump_stall_duty=sim.pump_stall_duty)
+        self._pins_version = -1
+        self._last_s = 0.0
+        self._read_pins()
+
+        self.bus = SimI2C(self.clock, frequency_hz=config.i2c.frequency_hz, overhead_s=sim.i2c_overhead_s)
+        mux = None
+        if config.i2c.mux_address is not None:
+            mux = SimTCA9548A(config.i2c.mux_address)
+            self.bus.attach(mux.address, mux)
+        self.chips: dict[str, SimMPRLS] = {}
+        sensors = [(z.name, z.sensor_channel, self._zone_hpa(i)) for i, z in enumerate(config.zones)]
+        if config.manifold_channel is not None:
+            sensors.append((MANIFOLD, config.manifold_channel, self._manifold_hpa))
+        for name, channel, source in sensors:
+            chip = SimMPRLS(
+                name, self.clock, source,
+                conversion_s=sim.conversion_s,
+                noise_mmhg=sim.sensor_noise_mmhg,
+                offset_mmhg=rng.uniform(-sim.sensor_offset_mmhg, sim.sensor_offset_mmhg),
+                rng=random.Random(rng.random()),
+            )
+            self.chips[name] = chip
+            if mux is not None:
+                mux.attach(channel, config.i2c.sensor_address, chip)
+            else:
+                self.bus.attach(config.i2c.sensor_address, chip)
+
+        self._pending = sorted(faults, key=lambda f: f.at_s)
+        self._releases: list[tuple[float, object]] = []
+        self.fired: list[tuple[float, FaultSpec]] = []
+        self.clock.on_advance(self._on_time)
+
+    # -- the pins as the air sees them -----------------------------------------------------------------------
+    def _version(self) -> int:
+        # MockPin appends to `states` on every change of level or duty: the total length says whether one moved.
+        # (The lists are looked up afresh by _read_pins, so a pin whose history was cleared is picked up again.)
+        return sum(map(len, self._state_lists))
+
+    def _read_pins(self) -> None:
+        zones = self.config.zones
+        self.physics.set_inputs(
+            self._pump_duty(),
+            [self._valve_open(pin, z.inlet) for pin, z in zip(self._inlet_pins, zones)],
+            [self._valve_open(pin, z.exhaust) for pin, z in zip(self._exhaust_pins, zones)],
+        )
+        self._state_lists = [pin.states for pin in self._actuator_pins]
+        self._pins_version = self._version()
+
+    def _pump_duty(self) -> float:
+        pin = self._pump_pin
+        if pin.function != "output":
+            return 0.0  # a released pin: the gate pull-down holds the MOSFET off
+        duty = float(pin.state)
+        return duty if self.config.pump.active_high else 1.0 - duty
+
+    @staticmethod
+    def _valve_open(pin, spec: ValveSpec) -> bool:
+        energised = pin.function == "output" and coil_energised_at(spec.active_high, bool(pin.state))
+        return valve_open_when(spec, energised)
+
+    def _zone_hpa(self, index: int):
+        ambient = self.config.simulation.ambient_hpa
+
+        def source() -> float:
+            self.settle()
+            return ambient + mmhg_to_hpa(self.physics.zone_mmhg(index))
+
+        return source
+
+    def _manifold_hpa(self) -> float:
+        self.settle()
+        return self.config.simulation.ambient_hpa + mmhg_to_hpa(self.physics.manifold_mmhg)
+
+    # -- time and faults -----------------------------------------------------------------------------------
+    def _on_time(self, t_s: float) -> None:
+        # Pins only change between clock advances. If one moved, it moved at the previous advance: bring the air
+        # up to then on the old inputs, and take the new ones from there.
+        self._catch_up_pins()
+        while self._releases and self._releases[0][0] <= t_s:
+            self._releases.pop(0)[1].drive_high()
+        while self._pending and self._pending[0].at_s <= t_s:
+            fault = self._pending.pop(0)
+            self.physics.advance_to(max(fault.at_s, self.physics.now_s))
+            self.inject_now(fault)
+        self._last_s = t_s
+
+    def settle(self) -> None:
+        """Bring the air up to the clock's time (the model is lazy; see physics.py).
+
+        A look within SAMPLE_HOLD_S of the last integration sees that state: the chips of one sweep sample a few
+        tenths of a millisecond apart, and air moves well under 0.01 mmHg in that time. Pin changes are always
+        integrated to the exact time they happened (`_catch_up_pins`).
+        """
+        self._catch_up_pins()
+        now = self.clock.now()
+        if now - self.physics.now_s >= SAMPLE_HOLD_S:
+            self.physics.advance_to(now)
+
+    def _catch_up_pins(self) -> None:
+        if self._version() != self._pins_version:
+            self.physics.advance_to(self._last_s)
+            self._read_pins()
+
+    def connect_panel(self) -> None:
+        """Wire the panel as built: the E-stop's normally-closed contact holds its pin low (the firmware's pull-up
+        would read a missing or open contact as "stop"); the button rests released."""
+        estop = self.config.controls.estop
+        if estop is not None:
+            self.pin_factory.pin(estop.pin.name).drive_low()
+
+    def _press_button(self, seconds: float) -> None:
+        button = self.config.controls.button
+        if button is None:
+            return
+        pin = self.pin_factory.pin(button.pin.name)
+        pin.drive_low()
+        self._releases.append((self.clock.now() + seconds, pin))
+
+    def inject_now(self, fault: FaultSpec) -> None:
+        if fault.name == "estop":
+            if self.config.controls.estop is not None:
+                self.pin_factory.pin(self.config.controls.estop.pin.name).drive_high()
+        elif fault.name == "button":
+            self._press_button(0.2)
+        elif fault.name == "button-hold":
+            self._press_button(2.0)
+        elif fault.name in PUMP_FAULTS:
+            self.physics.set_pump_fault(fault.name)
+        elif fault.name in SENSOR_FAULTS:
+            setattr(self.chips[fault.zone], _SENSOR_ATTR[fault.name], True)
+            self.bus.invalidate()  # a dead chip stops answering: the bus's routes change
+        else:
+            self.physics.set_zone_fault(self.physics.index(fault.zone), fault.name)
+        self.fired.append((self.clock.now(), fault))
+
+    def zone_mmhg(self, name: str) -> float:
+        """True pressure at a zone's sensor tee (for tests and plots; the firmware reads the chips)."""
+        self.settle()
+        return self.physics.zone_mmhg(self.physics.index(name))
+
+    def manifold_mmhg(self) -> float:
+        self.settle()
+        return self.physics.manifold_mmhg
