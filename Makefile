@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 OUT ?= out
 
-.PHONY: demo test venv clean install uninstall
+.PHONY: demo test lint venv clean install uninstall
 
 # A virtual environment with legsleeve and the plotting extra, installed editable from this checkout.
 $(VENV)/.installed: pyproject.toml
@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) install -e '.[plot,test]'
+	$(PIP) install -e '.[plot,test,lint]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -24,9 +24,15 @@ demo: $(VENV)/.installed
 	$(BIN)/legsleeve check-config
 	$(BIN)/legsleeve simulate --cycles 3 --log $(OUT)/demo.csv --plot $(OUT)/demo.png
 
-# Everything the tests need, then the tests.
+# Everything the tests need, then the tests, in parallel on every core (pytest-xdist).
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q
+
+# Lint, format and types: ruff on everything, mypy (strict on core/ and safety/, see pyproject.toml).
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -95,9 +95,21 @@ class Installer:
             self.say(f"user {USER}", "ok")
             return
         groups = [g for g in GROUPS if self._group_exists(g)] if not self.dry_run else list(GROUPS)
-        self.run(["useradd", "--system", "--no-create-home", "--home-dir", "/var/lib/legsleeve", "--shell",
-                  "/usr/sbin/nologin", "--user-group", *(["--groups", ",".join(groups)] if groups else []), USER],
-                 f"user {USER}")
+        self.run(
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--home-dir",
+                "/var/lib/legsleeve",
+                "--shell",
+                "/usr/sbin/nologin",
+                "--user-group",
+                *(["--groups", ",".join(groups)] if groups else []),
+                USER,
+            ],
+            f"user {USER}",
+        )
 
     def _user_exists(self) -> bool:
         passwd = self.path(Path("etc/passwd"))
@@ -127,8 +139,10 @@ class Installer:
         if not python.exists():
             self.run([sys.executable, "-m", "venv", str(self.path(VENV))], "virtual environment")
         if self._source_changed or not self.path(VENV / "bin/legsleeve").exists():
-            self.run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q",
-                      f"{self.path(PREFIX)}[pi]"], "legsleeve and its pi extra")
+            self.run(
+                [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", f"{self.path(PREFIX)}[pi]"],
+                "legsleeve and its pi extra",
+            )
         else:
             self.say(f"{VENV}", "ok")
 
@@ -184,14 +198,20 @@ class Installer:
     def install(self) -> int:
         self.reboot = False
         self._source_changed = False
-        print(f"installing legsleeve into {self.root}{' (dry run: no commands)' if self.dry_run else ''}",
-              file=self.out)
+        print(
+            f"installing legsleeve into {self.root}{' (dry run: no commands)' if self.dry_run else ''}", file=self.out
+        )
         for step in (self.user, self.source, self.venv, self.config, self.boot, self.modules, self.unit):
             step()
-        print(f"\n{len(self.changed)} file(s) changed, {len(self.commands)} command(s)"
-              f"{' to run' if self.dry_run else ' run'}.", file=self.out)
-        print(NEXT_STEPS + ("\nThe boot config changed: reboot before the first session.\n" if self.reboot else ""),
-              file=self.out)
+        print(
+            f"\n{len(self.changed)} file(s) changed, {len(self.commands)} command(s)"
+            f"{' to run' if self.dry_run else ' run'}.",
+            file=self.out,
+        )
+        print(
+            NEXT_STEPS + ("\nThe boot config changed: reboot before the first session.\n" if self.reboot else ""),
+            file=self.out,
+        )
         return 0
 
     def uninstall(self, purge: bool) -> int:
@@ -214,8 +234,7 @@ class Installer:
             if self._user_exists() or self.dry_run:
                 self.run(["userdel", USER], f"user {USER}")
         else:
-            self.say(f"{ETC} and /var/lib/legsleeve (your config and session logs): kept; --purge removes them",
-                     "kept")
+            self.say(f"{ETC} and /var/lib/legsleeve (your config and session logs): kept; --purge removes them", "kept")
         return 0
 
     def _remove(self, rel: Path) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from legsleeve.hw.backends import open_sim
 from legsleeve.config.hardware import load_hardware
+from legsleeve.hw.backends import open_sim
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"

@@ -28,15 +28,27 @@ TICK = 0.02
 
 # fault -> (rules that may name it, whose zone the trip must name, detection bound after exposure in s, why)
 EXPECTED = {
-    "leak": ({"SAFE-5", "SAFE-7"}, "fault", 4.0,
-             "from the first hold: half a second of it, then at most a top-up's fill window (3 s); a leak that never "
-             "lets the fill finish: once the fill stalls, within fill_timeout_s (40 s)"),
+    "leak": (
+        {"SAFE-5", "SAFE-7"},
+        "fault",
+        4.0,
+        "from the first hold: half a second of it, then at most a top-up's fill window (3 s); a leak that never "
+        "lets the fill finish: once the fill stalls, within fill_timeout_s (40 s)",
+    ),
     "blocked": ({"SAFE-6", "SAFE-7"}, "fault", 0.3, "the next fill or vent of that zone, within a few ticks"),
-    "disconnected": ({"SAFE-5", "SAFE-6", "SAFE-7"}, "fault", 6.2,
-                     "at once as a hose jump or a drop; filling, two fill windows (the one under way began sound)"),
-    "inlet-stuck-open": ({"SAFE-8", "SAFE-4", "SAFE-7", "SAFE-5"}, "fault", 6.0,
-                         "once the pump runs: air coming in to a held zone, going back out of it, or a venting zone "
-                         "levelling off above 5 mmHg (up to ~4 s to level, then 1 s)"),
+    "disconnected": (
+        {"SAFE-5", "SAFE-6", "SAFE-7"},
+        "fault",
+        6.2,
+        "at once as a hose jump or a drop; filling, two fill windows (the one under way began sound)",
+    ),
+    "inlet-stuck-open": (
+        {"SAFE-8", "SAFE-4", "SAFE-7", "SAFE-5"},
+        "fault",
+        6.0,
+        "once the pump runs: air coming in to a held zone, going back out of it, or a venting zone "
+        "levelling off above 5 mmHg (up to ~4 s to level, then 1 s)",
+    ),
     "exhaust-stuck-closed": ({"SAFE-8"}, "fault", 3.2, "the vent check (3 s)"),
     "pump-dead": ({"SAFE-5"}, "any", 6.2, "two fill windows (the one under way may have begun with a pump)"),
     "pump-stuck-on": ({"SAFE-4"}, "manifold", 1.5, "0.5 s settle, then the manifold's 10 mmHg rise"),
@@ -47,8 +59,18 @@ EXPECTED = {
     "sensor-spike": ({"SAFE-9"}, "fault", 1.0, "three spikes (one conversion in four)"),
     "estop": ({"SAFE-12"}, None, 0.05, "the next tick"),
 }
-ZONE_FAULTS = ("leak", "blocked", "disconnected", "inlet-stuck-open", "exhaust-stuck-closed", "sensor-dead",
-               "sensor-stuck", "sensor-busy", "sensor-integrity", "sensor-spike")
+ZONE_FAULTS = (
+    "leak",
+    "blocked",
+    "disconnected",
+    "inlet-stuck-open",
+    "exhaust-stuck-closed",
+    "sensor-dead",
+    "sensor-stuck",
+    "sensor-busy",
+    "sensor-integrity",
+    "sensor-spike",
+)
 
 
 def _f(cell: str) -> float:
@@ -71,8 +93,11 @@ class Reference:
         rows, zones = self.rows, self.zones
         out = {}
         # fill: the middle of the second zone's first fill (the first zone may still be in the self-test's wake)
-        fills = [(i, r["state"]) for i, r in enumerate(rows)
-                 if r["state"].startswith("fill ") and (i == 0 or rows[i - 1]["state"] != r["state"])]
+        fills = [
+            (i, r["state"])
+            for i, r in enumerate(rows)
+            if r["state"].startswith("fill ") and (i == 0 or rows[i - 1]["state"] != r["state"])
+        ]
         i0, state = fills[1] if len(fills) > 1 else fills[0]
         i1 = next((k for k in range(i0, len(rows)) if rows[k]["state"] != state), len(rows) - 1)
         out["fill"] = ((self.t(i0) + self.t(i1)) / 2, state.split()[1] if state.split()[1] in zones else zones[0])
@@ -86,7 +111,11 @@ class Reference:
         # vent: just after the first zone starts venting from > 10 mmHg
         for k in range(1, len(rows)):
             for z in zones:
-                if rows[k - 1][f"{z}_exhaust"] == "0" and rows[k][f"{z}_exhaust"] == "1" and _f(rows[k][f"{z}_mmhg"]) > 10:
+                if (
+                    rows[k - 1][f"{z}_exhaust"] == "0"
+                    and rows[k][f"{z}_exhaust"] == "1"
+                    and _f(rows[k][f"{z}_mmhg"]) > 10
+                ):
                     out["vent"] = (self.t(k) + 0.3, z)
                     break
             if "vent" in out:
@@ -97,6 +126,7 @@ class Reference:
         out["rest"] = ((self.t(k) + self.t(k1)) / 2, zones[1])
         return out
 
+
 def exposure(rows: list[dict], fault: str, zone: str | None, at_s: float) -> tuple[float, str]:
     """(time, how) of the first moment at or after `at_s` when this run's own log shows the situation that makes
     the fault visible - a leak needs the zone held, a dead pump needs the pump asked to run, and so on."""
@@ -105,7 +135,7 @@ def exposure(rows: list[dict], fault: str, zone: str | None, at_s: float) -> tup
         return at_s, "at once"
 
     def first(pred) -> float:
-        for prev, r in zip([None] + rows, rows):
+        for prev, r in zip([None] + rows, rows, strict=False):
             if pred(prev, r):
                 return float(r["t_s"])
         return math.inf
@@ -119,11 +149,13 @@ def exposure(rows: list[dict], fault: str, zone: str | None, at_s: float) -> tup
     if fault == "disconnected":
         return first(lambda p, r: inflated(r)), "inflated"
     if fault == "blocked":  # the next fill of the zone, or its next vent from inflated
-        return first(lambda p, r: r[f"{zone}_inlet"] == "1"
-                     or (p is not None and inflated(p) and r[f"{zone}_exhaust"] == "1")), "filled or vented"
+        return first(
+            lambda p, r: r[f"{zone}_inlet"] == "1" or (p is not None and inflated(p) and r[f"{zone}_exhaust"] == "1")
+        ), "filled or vented"
     if fault == "exhaust-stuck-closed":  # the next vent from above 10 mmHg
-        return first(lambda p, r: p is not None and inflated(p) and r[f"{zone}_exhaust"] == "1"
-                     and _f(p[f"{zone}_mmhg"]) > 10), "vented"
+        return first(
+            lambda p, r: p is not None and inflated(p) and r[f"{zone}_exhaust"] == "1" and _f(p[f"{zone}_mmhg"]) > 10
+        ), "vented"
     if fault == "inlet-stuck-open":  # the pump running while this zone's inlet is closed
         return first(lambda p, r: float(r["pump_duty"]) > 0 and r[f"{zone}_inlet"] == "0"), "pump runs"
     if fault == "pump-dead":
@@ -134,11 +166,11 @@ def exposure(rows: list[dict], fault: str, zone: str | None, at_s: float) -> tup
 
 
 def reference(profile: str, seed: int = SEED) -> Reference:
-    from legsleeve.hw.backends import open_sim
-    from legsleeve.config.hardware import load_hardware
-    from legsleeve.config.profiles import load_profile
     from legsleeve.app.session import run_session
     from legsleeve.app.sessionlog import read_log
+    from legsleeve.config.hardware import load_hardware
+    from legsleeve.config.profiles import load_profile
+    from legsleeve.hw.backends import open_sim
 
     cfg = load_hardware(CONFIG_DIR)
     with tempfile.TemporaryDirectory() as tmp:
@@ -180,12 +212,12 @@ class Cell:
 
 def run_cell(cell: Cell) -> Cell:
     """Run one cell end to end and judge it; problems are recorded on the cell, not raised."""
-    from legsleeve.hw.backends import open_sim
-    from legsleeve.config.hardware import load_hardware
-    from legsleeve.core.limits import VENTED_MMHG
-    from legsleeve.config.profiles import load_profile
     from legsleeve.app.session import run_session
     from legsleeve.app.sessionlog import read_log
+    from legsleeve.config.hardware import load_hardware
+    from legsleeve.config.profiles import load_profile
+    from legsleeve.core.limits import VENTED_MMHG
+    from legsleeve.hw.backends import open_sim
     from legsleeve.sim.faults import FaultSpec
 
     cfg = load_hardware(CONFIG_DIR)
@@ -215,8 +247,9 @@ def run_cell(cell: Cell) -> Cell:
         while world.clock.now() < end:
             world.clock.advance(0.1)
             world.settle()
-            truth.append((world.clock.now(),
-                          [max(physics.zone_mmhg(i), physics.bladder_mmhg(i)) for i in range(len(cfg.zones))]))
+            truth.append(
+                (world.clock.now(), [max(physics.zone_mmhg(i), physics.bladder_mmhg(i)) for i in range(len(cfg.zones))])
+            )
         rows = read_log(log)
     o = result.outcome
     cell.peak_mmhg = max(max(p) for _, p in truth)
@@ -241,20 +274,23 @@ def run_cell(cell: Cell) -> Cell:
     # from the trip on: pump at 0, every inlet closed, every exhaust open
     after = [r for r in rows if r["fault"]]
     for r in after:
-        if float(r["pump_duty"]) != 0.0 or any((r[f"{z}_inlet"], r[f"{z}_exhaust"]) != ("0", "1")
-                                                for z in cfg.zone_names):
+        if float(r["pump_duty"]) != 0.0 or any(
+            (r[f"{z}_inlet"], r[f"{z}_exhaust"]) != ("0", "1") for z in cfg.zone_names
+        ):
             cell.problems.append(f"outputs not safe at t={r['t_s']} after the trip")
             break
     # every zone below 5 mmHg within the vent timeout - unless the alarm says it cannot vent
     stuck = o.cannot_vent.zone if o.cannot_vent is not None else None
     cell.cannot_vent = stuck
     for t, pressures in truth:
-        if t >= o.trip.t_s and all(p < VENTED_MMHG for z, p in zip(cfg.zone_names, pressures) if z != stuck):
+        if t >= o.trip.t_s and all(
+            p < VENTED_MMHG for z, p in zip(cfg.zone_names, pressures, strict=False) if z != stuck
+        ):
             cell.vent_after_trip_s = t - o.trip.t_s
             break
     if cell.vent_after_trip_s is None or cell.vent_after_trip_s > cfg.limits.vent_timeout_s:
         cell.problems.append(f"not vented within {cfg.limits.vent_timeout_s:g} s of the trip")
-    trapped = [z for z, p in zip(cfg.zone_names, truth[-1][1]) if p >= VENTED_MMHG]
+    trapped = [z for z, p in zip(cfg.zone_names, truth[-1][1], strict=False) if p >= VENTED_MMHG]
     if trapped and (stuck is None or trapped != [stuck] or "cannot vent " + stuck not in o.cannot_vent.reason):
         cell.problems.append(f"{trapped} still under pressure without a 'cannot vent' alarm naming it")
     return cell
@@ -273,17 +309,19 @@ def plan(references: dict[str, Reference]) -> list[Cell]:
 def run_matrix(workers: int | None = None) -> list[Cell]:
     workers = workers or os.cpu_count() or 2
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        references = dict(zip(PROFILES, pool.map(reference, PROFILES)))
+        references = dict(zip(PROFILES, pool.map(reference, PROFILES), strict=False))
         return list(pool.map(run_cell, plan(references), chunksize=4))
 
 
 def summary(cells: list[Cell]) -> str:
-    lines = [f"fault matrix: {len(cells)} cells = {len(EXPECTED)} fault kinds x {len(PROFILES)} profiles x "
-             f"{len(PHASES)} injection phases; {sum(not c.problems for c in cells)} pass",
-             "",
-             "| fault | cells | rules seen | worst detection after exposure | bound | worst peak mmHg | "
-             "worst vent after trip | cannot vent |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"fault matrix: {len(cells)} cells = {len(EXPECTED)} fault kinds x {len(PROFILES)} profiles x "
+        f"{len(PHASES)} injection phases; {sum(not c.problems for c in cells)} pass",
+        "",
+        "| fault | cells | rules seen | worst detection after exposure | bound | worst peak mmHg | "
+        "worst vent after trip | cannot vent |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for fault, (_, _, bound, why) in EXPECTED.items():
         mine = [c for c in cells if c.fault == fault]
         rules = ", ".join(sorted({c.rule or "none" for c in mine}))
@@ -292,14 +330,17 @@ def summary(cells: list[Cell]) -> str:
         slowed = [c for c in mine if c.exposed_how == "filling"]
         worst_text = f"{worst:.2f} s"
         if slowed:
-            worst_text += (f"; {len(slowed)} leak(s) that only slowed a fill: caught when it stalled, worst "
-                           f"{max(c.latency_s for c in slowed):.1f} s (bound 40 s)")
+            worst_text += (
+                f"; {len(slowed)} leak(s) that only slowed a fill: caught when it stalled, worst "
+                f"{max(c.latency_s for c in slowed):.1f} s (bound 40 s)"
+            )
         peak = max((c.peak_mmhg for c in mine), default=math.nan)
-        vent = max((math.inf if c.vent_after_trip_s is None else c.vent_after_trip_s for c in mine),
-                   default=math.nan)
+        vent = max((math.inf if c.vent_after_trip_s is None else c.vent_after_trip_s for c in mine), default=math.nan)
         stuck = sum(1 for c in mine if c.cannot_vent)
-        lines.append(f"| {fault} | {len(mine)} | {rules} | {worst_text} | {bound} s ({why}) | {peak:.1f} | "
-                     f"{vent:.1f} s | {stuck} |")
+        lines.append(
+            f"| {fault} | {len(mine)} | {rules} | {worst_text} | {bound} s ({why}) | {peak:.1f} | "
+            f"{vent:.1f} s | {stuck} |"
+        )
     bad = [c for c in cells if c.problems]
     if bad:
         lines += ["", "failures:"] + [f"- {c.profile}/{c.phase} {c.spec()}: {'; '.join(c.problems)}" for c in bad]

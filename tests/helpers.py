@@ -19,9 +19,17 @@ def readings(t_s: float, *mmhg: float, manifold: float | None = None) -> Reading
 
 
 def profile(steps, targets=(40.0, 35.0), cycles=1, minutes=None, **kw) -> Profile:
-    return Profile(name="t", description="t", path=Path("t.yaml"), zone_names=NAMES[: len(targets)],
-                   targets_mmhg=tuple(targets), steps=tuple(steps), session_minutes=minutes, session_cycles=cycles,
-                   **kw)
+    return Profile(
+        name="t",
+        description="t",
+        path=Path("t.yaml"),
+        zone_names=NAMES[: len(targets)],
+        targets_mmhg=tuple(targets),
+        steps=tuple(steps),
+        session_minutes=minutes,
+        session_cycles=cycles,
+        **kw,
+    )
 
 
 FILL0 = Step(StepKind.FILL, (0,))

@@ -12,8 +12,8 @@ import sys
 import pytest
 
 from legsleeve.app import bench
-from legsleeve.hw.backends import open_sim
 from legsleeve.core.units import MMHG_PER_HPA
+from legsleeve.hw.backends import open_sim
 from tests.conftest import CONFIG_DIR, ROOT
 
 BASELINE = json.loads((ROOT / "tests" / "bench_baseline.json").read_text())
@@ -51,8 +51,10 @@ def test_reaction_within_debounce_and_one_tick(cfg):
 
 
 def test_run_loads_nothing_for_plotting():
-    code = ("import sys, legsleeve.app.cli, legsleeve.app.session, legsleeve.hw.backends, legsleeve.app.service\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'numpy', 'PIL')))")
+    code = (
+        "import sys, legsleeve.app.cli, legsleeve.app.session, legsleeve.hw.backends, legsleeve.app.service\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'numpy', 'PIL')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

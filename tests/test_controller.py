@@ -24,21 +24,27 @@ def run_table(ctl, table):
 
 
 def test_sequential_fill_hold_vent_rest():
-    ctl = Controller(profile([FILL0, FILL1, Step(StepKind.HOLD, duration_s=5), VENT_ALL, Step(StepKind.REST, (0, 1),
-                                                                                          duration_s=10)]),
-                     min_duty=MIN_DUTY)
-    run_table(ctl, [
-        (0.00, (0, 0), (FILL, VENT), 1.0, "fill ankle"),  # far from target: full duty
-        (3.00, (20, 0), (FILL, VENT), 1.0, "fill ankle"),
-        (5.00, (38, 0), (FILL, VENT), MIN_DUTY + (1 - MIN_DUTY) * 0.5, "fill ankle"),  # tapering, 2 mmHg short
-        (5.02, (40.1, 0), (HOLD, FILL), 1.0, "fill calf"),  # reached: hold it, the next zone fills
-        (8.00, (39.5, 30), (HOLD, FILL), 1.0, "fill calf"),
-        (9.00, (39.4, 35.2), (HOLD, HOLD), 0.0, "hold 5s"),  # all full: pump off, both held
-        (13.9, (39.0, 34.8), (HOLD, HOLD), 0.0, "hold 5s"),
-        (14.0, (39.0, 34.8), (VENT, VENT), 0.0, "rest 10s"),  # vent (no wait) then rest
-        (23.9, (0.5, 0.4), (VENT, VENT), 0.0, "rest 10s"),
-        (24.0, (0.5, 0.4), (VENT, VENT), 0.0, "done"),  # one cycle asked for: done, safe
-    ])
+    ctl = Controller(
+        profile(
+            [FILL0, FILL1, Step(StepKind.HOLD, duration_s=5), VENT_ALL, Step(StepKind.REST, (0, 1), duration_s=10)]
+        ),
+        min_duty=MIN_DUTY,
+    )
+    run_table(
+        ctl,
+        [
+            (0.00, (0, 0), (FILL, VENT), 1.0, "fill ankle"),  # far from target: full duty
+            (3.00, (20, 0), (FILL, VENT), 1.0, "fill ankle"),
+            (5.00, (38, 0), (FILL, VENT), MIN_DUTY + (1 - MIN_DUTY) * 0.5, "fill ankle"),  # tapering, 2 mmHg short
+            (5.02, (40.1, 0), (HOLD, FILL), 1.0, "fill calf"),  # reached: hold it, the next zone fills
+            (8.00, (39.5, 30), (HOLD, FILL), 1.0, "fill calf"),
+            (9.00, (39.4, 35.2), (HOLD, HOLD), 0.0, "hold 5s"),  # all full: pump off, both held
+            (13.9, (39.0, 34.8), (HOLD, HOLD), 0.0, "hold 5s"),
+            (14.0, (39.0, 34.8), (VENT, VENT), 0.0, "rest 10s"),  # vent (no wait) then rest
+            (23.9, (0.5, 0.4), (VENT, VENT), 0.0, "rest 10s"),
+            (24.0, (0.5, 0.4), (VENT, VENT), 0.0, "done"),  # one cycle asked for: done, safe
+        ],
+    )
     assert ctl.status.done and ctl.status.cycle == 1 and ctl.status.kind is None
     assert ctl.step(25.0, readings(25.0, 0, 0)).commands == SAFE
     assert ctl.status.zones[0].fill_times_s == (pytest.approx(5.02),)
@@ -57,45 +63,62 @@ def test_closes_the_inlet_one_tick_early_at_the_present_rise():
 
 def test_top_up_below_hysteresis_only():
     ctl = Controller(profile([FILL0, Step(StepKind.HOLD, duration_s=60)]), min_duty=MIN_DUTY)
-    run_table(ctl, [
-        (0.0, (40.5, 0), (HOLD, VENT), 0.0, "hold 60s"),
-        (10.0, (38.1, 0), (HOLD, VENT), 0.0, None),  # 1.9 below target: inside the 2 mmHg band, no top-up
-        (11.0, (37.9, 0), (FILL, VENT), None, None),  # below the band: top up
-        (12.0, (40.2, 0), (HOLD, VENT), 0.0, None),
-    ])
+    run_table(
+        ctl,
+        [
+            (0.0, (40.5, 0), (HOLD, VENT), 0.0, "hold 60s"),
+            (10.0, (38.1, 0), (HOLD, VENT), 0.0, None),  # 1.9 below target: inside the 2 mmHg band, no top-up
+            (11.0, (37.9, 0), (FILL, VENT), None, None),  # below the band: top up
+            (12.0, (40.2, 0), (HOLD, VENT), 0.0, None),
+        ],
+    )
     assert ctl.status.zones[0].topups == 1
     assert ctl.status.zones[0].fill_times_s == (0.0,)  # a top-up is not a fill
 
 
 def test_lower_target_bleeds_through_the_exhaust():
-    steps = [FILL0, Step(StepKind.HOLD, duration_s=1), Step(StepKind.FILL, (0,), scale=0.5), Step(StepKind.HOLD, duration_s=60)]
+    steps = [
+        FILL0,
+        Step(StepKind.HOLD, duration_s=1),
+        Step(StepKind.FILL, (0,), scale=0.5),
+        Step(StepKind.HOLD, duration_s=60),
+    ]
     ctl = Controller(profile(steps), min_duty=MIN_DUTY)
-    run_table(ctl, [
-        (0.0, (40.0, 0), (HOLD, VENT), 0.0, "hold 1s"),
-        (1.0, (40.0, 0), (VENT, VENT), 0.0, "fill ankle"),  # target 20 now: bleed; the step waits for it
-        (2.0, (25.0, 0), (VENT, VENT), 0.0, "fill ankle"),
-        (2.5, (19.9, 0), (HOLD, VENT), 0.0, "hold 60s"),  # at or below the new target: hold, step done
-    ])
+    run_table(
+        ctl,
+        [
+            (0.0, (40.0, 0), (HOLD, VENT), 0.0, "hold 1s"),
+            (1.0, (40.0, 0), (VENT, VENT), 0.0, "fill ankle"),  # target 20 now: bleed; the step waits for it
+            (2.0, (25.0, 0), (VENT, VENT), 0.0, "fill ankle"),
+            (2.5, (19.9, 0), (HOLD, VENT), 0.0, "hold 60s"),  # at or below the new target: hold, step done
+        ],
+    )
     assert ctl.status.zones[0].phase is Phase.HOLDING and ctl.status.zones[0].target_mmhg == 20
 
 
 def test_never_fills_blind():
     ctl = Controller(profile([FILL0, FILL1, Step(StepKind.HOLD, duration_s=60)]), min_duty=MIN_DUTY)
-    run_table(ctl, [
-        (0.0, (10, 0), (FILL, VENT), 1.0, None),
-        (0.1, (None, 0), (HOLD, VENT), 0.0, None),  # no reading: stop filling, no pump
-        (0.2, (11, 0), (FILL, VENT), 1.0, None),
-    ])
+    run_table(
+        ctl,
+        [
+            (0.0, (10, 0), (FILL, VENT), 1.0, None),
+            (0.1, (None, 0), (HOLD, VENT), 0.0, None),  # no reading: stop filling, no pump
+            (0.2, (11, 0), (FILL, VENT), 1.0, None),
+        ],
+    )
 
 
 def test_vent_wait_waits_for_5_mmhg():
     steps = [FILL0, Step(StepKind.VENT, (0,), wait=True), FILL1, Step(StepKind.HOLD, duration_s=1)]
     ctl = Controller(profile(steps), min_duty=MIN_DUTY)
-    run_table(ctl, [
-        (0.0, (40, 0), (VENT, VENT), 0.0, "vent ankle"),
-        (3.0, (5.1, 0), (VENT, VENT), 0.0, "vent ankle"),
-        (3.1, (4.9, 0), (VENT, FILL), 1.0, "fill calf"),
-    ])
+    run_table(
+        ctl,
+        [
+            (0.0, (40, 0), (VENT, VENT), 0.0, "vent ankle"),
+            (3.0, (5.1, 0), (VENT, VENT), 0.0, "vent ankle"),
+            (3.1, (4.9, 0), (VENT, FILL), 1.0, "fill calf"),
+        ],
+    )
 
 
 def test_session_by_minutes_finishes_the_cycle_under_way():

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from legsleeve.core.commands import FILL, HOLD, SAFE, VENT, Commands
 from legsleeve.config.model import PinSpec, ValveSpec
+from legsleeve.core.commands import FILL, HOLD, SAFE, VENT, Commands
 from legsleeve.hw.drivers import Panel, Pump, Valve, ZoneValves, valve_open_when
 from legsleeve.hw.rig import build_rig
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from legsleeve.hw.backends import open_sim
 from legsleeve.core.commands import FILL, HOLD, SAFE, VENT, Commands
+from legsleeve.hw.backends import open_sim
 from legsleeve.sim.faults import FAULT_NAMES, FaultSpec, parse_fault
 
 ZONES = ("ankle", "calf", "knee", "thigh")
@@ -45,8 +45,9 @@ def test_parse_rejects(text, fragment):
 
 
 def _rig(cfg, fault):
-    rig = open_sim(cfg, seed=2, faults=[FaultSpec(fault, "calf" if fault not in ("pump-dead", "pump-stuck-on")
-                                                  else None, 8.0)])
+    rig = open_sim(
+        cfg, seed=2, faults=[FaultSpec(fault, "calf" if fault not in ("pump-dead", "pump-stuck-on") else None, 8.0)]
+    )
     rig.zero_sensors()
     rig.clock.sleep(8.0 - rig.clock.now())  # the fault fires now
     return rig

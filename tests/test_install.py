@@ -50,8 +50,9 @@ def test_install_writes_the_expected_files(inst, pi_root):
     assert code == 0
     assert (pi_root / "etc/legsleeve/hardware.yaml").read_text() == (ROOT / "config/hardware.yaml").read_text()
     assert (pi_root / "etc/legsleeve/profiles/gentle.yaml").exists()
-    assert (pi_root / "etc/systemd/system/legsleeve.service").read_text() == \
-        (ROOT / "systemd/legsleeve.service").read_text()
+    assert (pi_root / "etc/systemd/system/legsleeve.service").read_text() == (
+        ROOT / "systemd/legsleeve.service"
+    ).read_text()
     assert (pi_root / "etc/modules-load.d/legsleeve.conf").read_text().strip().endswith("i2c-dev")
     assert (pi_root / "opt/legsleeve/firmware/legsleeve/app/runner.py").exists()
     assert (pi_root / "opt/legsleeve/pyproject.toml").exists()

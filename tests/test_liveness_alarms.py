@@ -8,17 +8,18 @@ import socket
 import pytest
 
 from legsleeve.app.alarms import Annunciator
-from legsleeve.hw.backends import open_sim
-from legsleeve.core.clock import VirtualClock
-from legsleeve.hw.drivers import Panel
 from legsleeve.app.notify import Notifier
-from legsleeve.config.profiles import load_profile
-from legsleeve.hw.rig import build_rig
 from legsleeve.app.selftest import SelfTestFailed, self_test
 from legsleeve.app.session import run_session
+from legsleeve.config.profiles import load_profile
+from legsleeve.core.clock import VirtualClock
+from legsleeve.errors import SensorFault
+from legsleeve.hw.backends import open_sim
+from legsleeve.hw.drivers import Panel
+from legsleeve.hw.rig import build_rig
+from legsleeve.safety.trip import Priority
 from legsleeve.sim.faults import FaultSpec
 from legsleeve.sim.world import SimWorld
-from legsleeve.safety.trip import Priority
 from tests.conftest import CONFIG_DIR
 
 
@@ -100,13 +101,14 @@ def test_session_pings_after_completed_ticks_and_a_stalled_tick_stops_them(cfg, 
         run_session(rig, load_profile(CONFIG_DIR, "gradient", cfg), cycles=1, liveness=liveness)
     finally:
         rig.close()
-    gaps = [b - a for a, b in zip(pings, pings[1:])]
+    gaps = [b - a for a, b in zip(pings, pings[1:], strict=False)]
     assert len(pings) > 500
     assert max(gaps) >= 3.0  # systemd's WatchdogSec=2 would have killed us here: that is the point
     assert sorted(gaps)[-2] < 0.2  # otherwise a ping every 0.1 s or so
 
 
 # -- alarms -----------------------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def panel(cfg, mock_factory):
@@ -133,7 +135,7 @@ def test_high_alarm_pattern_and_latched_until_acknowledged(panel):
     sound = _trace(ann, buzzer, 0.0, 3.0)
     # two bursts in the first 1.5 s of every 3 s period, silent after
     assert any(sound[:30]) and not any(sound[30:60])
-    assert sum(a != b for a, b in zip(sound, sound[1:])) >= 8
+    assert sum(a != b for a, b in zip(sound, sound[1:], strict=False)) >= 8
     light = _trace(ann, led, 3.0, 4.0, dt=0.0625)
     assert light.count(True) == light.count(False)  # 4 Hz blink
     assert any(_trace(ann, buzzer, 300.0, 301.5))  # still sounding minutes later: latched
@@ -189,6 +191,7 @@ def test_a_trip_sounds_on_the_simulated_buzzer(cfg):
 
 # -- the stop button (SAFE-12) ----------------------------------------------------------------------------------
 
+
 def test_stop_button_ends_the_session_safe(cfg, tmp_path):
     rig = open_sim(cfg, seed=1, faults=[FaultSpec("button", None, 20.0)])
     try:
@@ -214,6 +217,7 @@ def test_estop_trips_safe12(cfg):
 
 # -- the self-test ----------------------------------------------------------------------------------------------
 
+
 def _swapped(cfg, a, b):
     """The firmware's config with two zones' sensor channels swapped: as if the hoses went to the wrong zones."""
     zones = list(cfg.zones)
@@ -235,8 +239,9 @@ def test_self_test_passes_on_a_healthy_rig(cfg):
 
 def test_self_test_finds_swapped_hoses(cfg):
     world = SimWorld(cfg, seed=1)  # the sleeve as built: hoses to ankle and calf crossed
-    rig = build_rig(_swapped(cfg, 0, 1), clock=world.clock, pin_factory=world.pin_factory, i2c_bus=world.bus,
-                    world=world)
+    rig = build_rig(
+        _swapped(cfg, 0, 1), clock=world.clock, pin_factory=world.pin_factory, i2c_bus=world.bus, world=world
+    )
     world.connect_panel()
     try:
         with pytest.raises(SelfTestFailed, match="filling ankle raised calf") as err:
@@ -246,16 +251,19 @@ def test_self_test_finds_swapped_hoses(cfg):
         rig.close()
 
 
-@pytest.mark.parametrize("fault, fragment", [
-    (FaultSpec("pump-dead", None, 0.0), "SAFE-5|filling gained only"),
-    (FaultSpec("blocked", "calf", 0.0), "calf: reached 8 mmHg in 0.0. s, faster than any bladder fills"),
-    (FaultSpec("inlet-stuck-open", "knee", 0.0), "raised knee|gains pressure"),
-    (FaultSpec("sensor-dead", "thigh", 0.0), "not found on mux channel 3"),
-])
+@pytest.mark.parametrize(
+    "fault, fragment",
+    [
+        (FaultSpec("pump-dead", None, 0.0), "SAFE-5|filling gained only"),
+        (FaultSpec("blocked", "calf", 0.0), "calf: reached 8 mmHg in 0.0. s, faster than any bladder fills"),
+        (FaultSpec("inlet-stuck-open", "knee", 0.0), "raised knee|gains pressure"),
+        (FaultSpec("sensor-dead", "thigh", 0.0), "not found on mux channel 3"),
+    ],
+)
 def test_self_test_catches_faults_before_a_session(cfg, fault, fragment):
     try:
         rig = open_sim(cfg, seed=1, faults=[fault])
-    except Exception as exc:  # a dead sensor is found while the rig is built
+    except SensorFault as exc:  # a dead sensor is found while the rig is built
         assert fault.name == "sensor-dead" and "not found" in str(exc)
         return
     try:

@@ -29,7 +29,7 @@ def test_venting_falls_toward_zero(sim_rig):
     for _ in range(10):
         sim_rig.clock.sleep(1.0)
         trace.append(w.zone_mmhg("ankle"))
-    assert all(b < a for a, b in zip(trace, trace[1:]))
+    assert all(b < a for a, b in zip(trace, trace[1:], strict=False))
     assert trace[-1] < 1.0
 
 
@@ -48,7 +48,7 @@ def test_pump_flow_falls_with_back_pressure(cfg):
     m = _model(cfg)
     flows = [m.pump_flow_lps(1.0, p) for p in (0, 50, 100, 200, 300)]
     assert flows[0] == pytest.approx(cfg.simulation.pump_free_flow_lpm / 60)
-    assert all(b < a for a, b in zip(flows, flows[1:]))
+    assert all(b < a for a, b in zip(flows, flows[1:], strict=False))
     assert flows[-1] == 0.0  # dead-head
     assert m.pump_flow_lps(0.5, 0.0) == 0.0  # below the stall duty: nothing
     assert m.pump_flow_lps(0.8, 0.0) == pytest.approx(0.8 * flows[0])

@@ -30,9 +30,25 @@ def quick_config(tmp_path):
 
 def _start(config, log, *extra):
     return subprocess.Popen(
-        [sys.executable, "-m", "legsleeve", "simulate", "--realtime", "--config", str(config), "--profile",
-         "gradient", "--log", str(log), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        [
+            sys.executable,
+            "-m",
+            "legsleeve",
+            "simulate",
+            "--realtime",
+            "--config",
+            str(config),
+            "--profile",
+            "gradient",
+            "--log",
+            str(log),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
 
 
 def _wait_for_pump(proc) -> list[str]:
@@ -74,8 +90,24 @@ def test_a_fresh_start_after_a_kill_begins_again_from_idle(quick_config, tmp_pat
     before = set(tmp_path.rglob("*"))
     log2 = tmp_path / "again.csv"
     again = subprocess.run(
-        [sys.executable, "-m", "legsleeve", "simulate", "--config", str(quick_config), "--profile", "gradient",
-         "--cycles", "1", "--log", str(log2)], capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "legsleeve",
+            "simulate",
+            "--config",
+            str(quick_config),
+            "--profile",
+            "gradient",
+            "--cycles",
+            "1",
+            "--log",
+            str(log2),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert again.returncode == 0, again.stderr
     assert "self-test" in again.stderr.splitlines()[0]
     rows = read_log(log2)
@@ -95,7 +127,8 @@ def test_exception_inside_a_tick_exits_1_with_outputs_safe(quick_config, tmp_pat
         "    return real(self, now_s, r)\n"
         "c.Controller.step = step\n"
         "from legsleeve.app.cli import main\n"
-        f"sys.exit(main(['simulate', '--config', {str(quick_config)!r}, '--profile', 'gradient', '--log', {str(log)!r}]))\n"
+        f"sys.exit(main(['simulate', '--config', {str(quick_config)!r}, '--profile', 'gradient',"
+        f" '--log', {str(log)!r}]))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from legsleeve.core.plan import StepKind
-
 import shutil
 import textwrap
 
 import pytest
 
-from legsleeve.errors import ConfigError
 from legsleeve.config.profiles import REVERSE_GRADIENT_MMHG, load_all, load_profile
+from legsleeve.core.plan import StepKind
+from legsleeve.errors import ConfigError
 from tests.conftest import CONFIG_DIR
 
 SHIPPED = ("gentle", "gradient", "pulse", "lymphatic", "wave", "massage")
@@ -129,29 +128,52 @@ CASES = [
     ("unknown key", ("  cycles: 2", "  cycles: 2\n  minuts: 3"), 8, "session.minuts", "unknown key"),
     ("name mismatch", ("name: custom", "name: other"), 1, "name", "must match the file name"),
     ("unknown zone in targets", ("{thigh: 30}", "{shin: 30}"), 5, "targets.zones.shin", "no zone named 'shin'"),
-    ("target above max (SAFE-3)", ("default_mmhg: 40", "default_mmhg: 120"), 4, "targets.default_mmhg",
-     "must be <= 90"),
-    ("step target above max", ("  - fill: ankle", "  - {fill: ankle, target_mmhg: 95}"), 9,
-     "cycle[0].target_mmhg", "must be <= 90"),
+    (
+        "target above max (SAFE-3)",
+        ("default_mmhg: 40", "default_mmhg: 120"),
+        4,
+        "targets.default_mmhg",
+        "must be <= 90",
+    ),
+    (
+        "step target above max",
+        ("  - fill: ankle", "  - {fill: ankle, target_mmhg: 95}"),
+        9,
+        "cycle[0].target_mmhg",
+        "must be <= 90",
+    ),
     ("unknown zone in a step", ("  - fill: calf", "  - fill: shin"), 10, "cycle[1].fill", "no zone named 'shin'"),
     ("zero duration", ("  - hold_s: 5", "  - hold_s: 0"), 11, "cycle[2].hold_s", "must be > 0"),
     ("negative rest", ("  - rest_s: 10", "  - rest_s: -10"), 13, "cycle[4].rest_s", "must be > 0"),
     ("two verbs", ("  - fill: calf", "  - {fill: calf, vent: calf}"), 10, "cycle[1]", "exactly one of"),
     ("no verb", ("  - fill: calf", "  - {scale: 0.5}"), 10, "cycle[1]", "exactly one of"),
     ("unknown pattern", ("  - fill: calf", "  - pattern: swirl"), 10, "cycle[1].pattern", "must be one of"),
-    ("pattern typo", ("  - fill: calf", "  - {pattern: wave, hold: 3}"), 10, "cycle[1].hold",
-     "did you mean 'hold_s'"),
-    ("scale out of range", ("  - fill: calf", "  - {fill: calf, scale: 1.5}"), 10, "cycle[1].scale",
-     "must be <= 1"),
-    ("both minutes and cycles", ("  cycles: 2", "  cycles: 2\n  minutes: 3"), 8, "session.minutes",
-     "exactly one of minutes or cycles"),
+    ("pattern typo", ("  - fill: calf", "  - {pattern: wave, hold: 3}"), 10, "cycle[1].hold", "did you mean 'hold_s'"),
+    ("scale out of range", ("  - fill: calf", "  - {fill: calf, scale: 1.5}"), 10, "cycle[1].scale", "must be <= 1"),
+    (
+        "both minutes and cycles",
+        ("  cycles: 2", "  cycles: 2\n  minutes: 3"),
+        8,
+        "session.minutes",
+        "exactly one of minutes or cycles",
+    ),
     ("session missing", ("session:\n  cycles: 2\n", ""), 1, "session", "missing (required)"),
     ("zone twice", ("  - fill: calf", "  - fill: [calf, calf]"), 10, "cycle[1].fill", "names a zone twice"),
-    ("empty cycle", ("cycle:\n  - fill: ankle\n  - fill: calf\n  - hold_s: 5\n  - vent: all\n  - rest_s: 10\n",
-                     "cycle: []\n"), 8, "cycle", "must not be empty"),
+    (
+        "empty cycle",
+        ("cycle:\n  - fill: ankle\n  - fill: calf\n  - hold_s: 5\n  - vent: all\n  - rest_s: 10\n", "cycle: []\n"),
+        8,
+        "cycle",
+        "must not be empty",
+    ),
     ("never fills", ("  - fill: ankle\n  - fill: calf\n", ""), 8, "cycle", "never fills a zone"),
-    ("reverse gradient", ("  - fill: calf", "  - {fill: calf, target_mmhg: 55}"), 10, "cycle[1]",
-     "calf (55 mmHg) would be held 15 mmHg above ankle (40 mmHg) below it: a reverse gradient"),
+    (
+        "reverse gradient",
+        ("  - fill: calf", "  - {fill: calf, target_mmhg: 55}"),
+        10,
+        "cycle[1]",
+        "calf (55 mmHg) would be held 15 mmHg above ankle (40 mmHg) below it: a reverse gradient",
+    ),
 ]
 
 

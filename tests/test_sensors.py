@@ -9,30 +9,32 @@ import random
 import adafruit_mprls
 import pytest
 
-from legsleeve.hw.backends import open_sim
 from legsleeve.core.clock import VirtualClock
 from legsleeve.core.commands import FILL, HOLD, Commands
+from legsleeve.core.units import HPA_PER_PSI, MMHG_PER_HPA
 from legsleeve.errors import SensorFault
+from legsleeve.hw.backends import open_sim
 from legsleeve.hw.i2c import DeadlineI2C
 from legsleeve.sim.bus import SimI2C
 from legsleeve.sim.chips import COUNT_MAX, COUNT_MIN, SimMPRLS, SimTCA9548A, psi_to_count
 from legsleeve.sim.faults import FaultSpec
-from legsleeve.core.units import HPA_PER_PSI, MMHG_PER_HPA
 
 RESOLUTION_MMHG = 25 * HPA_PER_PSI * MMHG_PER_HPA / (COUNT_MAX - COUNT_MIN)  # one count, ~1e-4 mmHg
 
 
 def _quiet(cfg):
     """The shipped config with a noiseless, offset-free sensor model."""
-    return dataclasses.replace(cfg, simulation=dataclasses.replace(cfg.simulation, sensor_noise_mmhg=0.0,
-                                                                   sensor_offset_mmhg=0.0))
+    return dataclasses.replace(
+        cfg, simulation=dataclasses.replace(cfg.simulation, sensor_noise_mmhg=0.0, sensor_offset_mmhg=0.0)
+    )
 
 
 def _chip_on_bus(true_hpa):
     clock = VirtualClock()
     bus = SimI2C(clock, frequency_hz=400_000, overhead_s=1e-4)
-    chip = SimMPRLS("z", clock, lambda: true_hpa[0], conversion_s=0.005, noise_mmhg=0.0, offset_mmhg=0.0,
-                    rng=random.Random(0))
+    chip = SimMPRLS(
+        "z", clock, lambda: true_hpa[0], conversion_s=0.005, noise_mmhg=0.0, offset_mmhg=0.0, rng=random.Random(0)
+    )
     bus.attach(0x18, chip)
     return clock, bus, chip
 
@@ -221,8 +223,9 @@ def test_zero_waits_for_a_quiet_sleeve_and_names_a_zone_that_will_not_empty(cfg)
 
 
 def test_single_sensor_build_without_mux(cfg):
-    one = dataclasses.replace(cfg, zones=cfg.zones[:1], manifold_channel=None,
-                              i2c=dataclasses.replace(cfg.i2c, mux_address=None))
+    one = dataclasses.replace(
+        cfg, zones=cfg.zones[:1], manifold_channel=None, i2c=dataclasses.replace(cfg.i2c, mux_address=None)
+    )
     rig = open_sim(one, seed=2)
     try:
         rig.zero_sensors()

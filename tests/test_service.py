@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import threading
 
-
-from legsleeve.hw.backends import open_sim
 from legsleeve.app.cli import main
 from legsleeve.app.service import ControlSocket, Service, send_command
+from legsleeve.hw.backends import open_sim
 from legsleeve.sim.faults import FaultSpec
 from tests.conftest import CONFIG_DIR
 
@@ -37,8 +36,9 @@ def test_starts_idle_and_does_nothing_until_told(cfg):
 
 
 def test_a_short_press_runs_a_session_and_a_press_during_it_stops_it(cfg, tmp_path):
-    rig, svc = _service(cfg, faults=[FaultSpec("button", None, 2.0), FaultSpec("button", None, 40.0)],
-                        tmp_path=tmp_path)
+    rig, svc = _service(
+        cfg, faults=[FaultSpec("button", None, 2.0), FaultSpec("button", None, 40.0)], tmp_path=tmp_path
+    )
     try:
         svc.serve(until_s=80.0)
         assert svc.status.sessions == 1 and svc.status.last == "stopped"

@@ -7,11 +7,11 @@ import math
 
 import pytest
 
-from legsleeve.hw.backends import open_sim
 from legsleeve.app.cli import Interrupted, main
-from legsleeve.config.profiles import load_profile
 from legsleeve.app.session import run_session
 from legsleeve.app.sessionlog import header, read_log
+from legsleeve.config.profiles import load_profile
+from legsleeve.hw.backends import open_sim
 from tests.conftest import CONFIG_DIR
 
 PROFILES = ("gentle", "gradient", "pulse", "lymphatic", "wave", "massage")
@@ -70,9 +70,10 @@ def test_sequence_in_the_log_matches_the_profile(sessions, cfg, name):
     _, rows = sessions[name]
     profile = load_profile(CONFIG_DIR, name, cfg)
     fills = []
-    for previous, row in zip([None] + rows, rows):
-        if row["state"].startswith("fill") and (previous is None or previous["state"] != row["state"]
-                                                or previous["cycle"] != row["cycle"]):
+    for previous, row in zip([None] + rows, rows, strict=False):
+        if row["state"].startswith("fill") and (
+            previous is None or previous["state"] != row["state"] or previous["cycle"] != row["cycle"]
+        ):
             fills.append(row["state"])
             # the zone being filled really has its inlet open and exhaust closed at the start of the step
             zone = row["state"].split()[1]
@@ -86,7 +87,7 @@ def test_log_columns(sessions, cfg):
     assert list(rows[0]) == header(cfg.zone_names, True)
     assert list(rows[0])[:3] == ["t_s", "state", "pump_duty"] and list(rows[0])[-1] == "fault"
     ts = [float(r["t_s"]) for r in rows]
-    assert all(b > a for a, b in zip(ts, ts[1:]))
+    assert all(b > a for a, b in zip(ts, ts[1:], strict=False))
     # one row per tick at the configured 50 Hz
     assert (ts[-1] - ts[0]) / (len(ts) - 1) == pytest.approx(1 / cfg.tick_hz, rel=0.01)
     assert all(r["fault"] == "" for r in rows)
@@ -120,8 +121,21 @@ COVERED = [
 @pytest.mark.parametrize("spec, rule, zone", COVERED)
 def test_simulate_with_a_fault_trips_exits_3_and_vents(tmp_path, capsys, spec, rule, zone, cfg):
     log = tmp_path / "f.csv"
-    code = main(["simulate", "--config", str(CONFIG_DIR), "--profile", "gradient", "--cycles", "2",
-                 "--fault", spec, "--log", str(log)])
+    code = main(
+        [
+            "simulate",
+            "--config",
+            str(CONFIG_DIR),
+            "--profile",
+            "gradient",
+            "--cycles",
+            "2",
+            "--fault",
+            spec,
+            "--log",
+            str(log),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 3
     assert any(f"TRIPPED {r} {zone}" in out for r in rule.split()), out
@@ -140,24 +154,53 @@ def test_simulate_with_a_fault_trips_exits_3_and_vents(tmp_path, capsys, spec, r
 
 
 def test_exhaust_stuck_closed_says_cannot_vent(tmp_path, capsys):
-    code = main(["simulate", "--config", str(CONFIG_DIR), "--profile", "gradient", "--cycles", "1",
-                 "--fault", "exhaust-stuck-closed:ankle@11", "--log", str(tmp_path / "f.csv")])
+    code = main(
+        [
+            "simulate",
+            "--config",
+            str(CONFIG_DIR),
+            "--profile",
+            "gradient",
+            "--cycles",
+            "1",
+            "--fault",
+            "exhaust-stuck-closed:ankle@11",
+            "--log",
+            str(tmp_path / "f.csv"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 3 and "TRIPPED SAFE-8 ankle: cannot vent ankle" in out and "ALARM: cannot vent ankle" in out
 
 
 def test_dead_sensor_vent_is_reported_unconfirmed_not_as_cannot_vent(tmp_path, capsys):
-    code = main(["simulate", "--config", str(CONFIG_DIR), "--profile", "gradient", "--cycles", "1",
-                 "--fault", "sensor-integrity:ankle@12", "--log", str(tmp_path / "f.csv")])
+    code = main(
+        [
+            "simulate",
+            "--config",
+            str(CONFIG_DIR),
+            "--profile",
+            "gradient",
+            "--cycles",
+            "1",
+            "--fault",
+            "sensor-integrity:ankle@12",
+            "--log",
+            str(tmp_path / "f.csv"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 3 and "cannot vent" not in out and "vent not confirmed for ankle" in out
 
 
-@pytest.mark.parametrize("argv, fragment", [
-    (["--fault", "leak:shin@3"], "no zone 'shin'"),
-    (["--fault", "leak@3"], "needs a zone"),
-    (["--profile", "nope"], "no such profile 'nope'"),
-])
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["--fault", "leak:shin@3"], "no zone 'shin'"),
+        (["--fault", "leak@3"], "needs a zone"),
+        (["--profile", "nope"], "no such profile 'nope'"),
+    ],
+)
 def test_bad_input_exits_2_with_nothing_actuated(tmp_path, capsys, argv, fragment):
     log = tmp_path / "never.csv"
     code = main(["simulate", "--config", str(CONFIG_DIR), "--log", str(log), *argv])
@@ -169,13 +212,27 @@ def test_bad_input_exits_2_with_nothing_actuated(tmp_path, capsys, argv, fragmen
 def test_simulate_writes_a_plot(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     png = tmp_path / "s.png"
-    code = main(["simulate", "--config", str(CONFIG_DIR), "--profile", "gradient", "--cycles", "1",
-                 "--log", str(tmp_path / "s.csv"), "--plot", str(png)])
+    code = main(
+        [
+            "simulate",
+            "--config",
+            str(CONFIG_DIR),
+            "--profile",
+            "gradient",
+            "--cycles",
+            "1",
+            "--log",
+            str(tmp_path / "s.csv"),
+            "--plot",
+            str(png),
+        ]
+    )
     assert code == 0 and png.stat().st_size > 10_000
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 # -- every way out ends safe (SAFE-1) --------------------------------------------------------------------------
+
 
 def _pins_safe(rig):
     pf = rig.world.pin_factory

@@ -10,8 +10,8 @@ import pytest
 from legsleeve.core.commands import FILL, HOLD, SAFE, VENT, Commands
 from legsleeve.core.limits import ABS_MAX_MMHG
 from legsleeve.core.readings import Reading, Readings
-from legsleeve.safety.trip import Priority
 from legsleeve.safety.supervisor import OverPressure, Supervisor, VentCheck
+from legsleeve.safety.trip import Priority
 
 TICK = 0.02
 _jitter = itertools.count()
@@ -58,6 +58,7 @@ def test_trip_levels_are_target_plus_margin_capped_by_max(cfg):
 
 # -- SAFE-4 over-pressure ---------------------------------------------------------------------------------------
 
+
 def test_safe4_below_trip_level_never_trips(sup):
     _, tripped = drive(sup, 0, 10, HOLD_ALL, ankle=54.9)
     assert tripped is None
@@ -97,6 +98,7 @@ def test_safe4_above_the_absolute_ceiling_trips_at_once(sup):
 
 # -- SAFE-5 fill progress ---------------------------------------------------------------------------------------
 
+
 def _fill_ramp(sup, rate_mmhg_s, seconds, start=0.0):
     t, p = 0.0, start
     while t < seconds:
@@ -132,6 +134,7 @@ def test_safe5_only_watches_zones_being_filled(sup):
 
 
 # -- SAFE-8 vent check ------------------------------------------------------------------------------------------
+
 
 def _vent_from_hold(sup, tail_mmhg, seconds):
     """Held at 40, then vented: the pressure falls like a bladder's towards `tail_mmhg` and stays there."""
@@ -172,6 +175,7 @@ def test_safe8_vent_timeout_both_sides(cfg):
 
 
 # -- SAFE-9 sensor faults ---------------------------------------------------------------------------------------
+
 
 def test_safe9_a_bad_reading_shorter_than_stale_limit_is_tolerated(sup, cfg):
     drive(sup, 0, 0.1, HOLD_ALL, knee=20.0)
@@ -233,6 +237,7 @@ def test_safe9_two_spikes_are_tolerated_three_trip(cfg):
 
 
 # -- SAFE-13 latching, and the guard ----------------------------------------------------------------------------
+
 
 def test_safe13_trip_latches_until_an_explicit_reset(sup):
     drive(sup, 0, 1.0, HOLD_ALL, ankle=60.0)

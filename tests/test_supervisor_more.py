@@ -37,6 +37,7 @@ HOLD_CALF = Commands(0.0, (VENT, HOLD, VENT, VENT))
 
 # -- SAFE-6 occlusion -------------------------------------------------------------------------------------------
 
+
 def test_safe6_a_fast_but_bladder_like_fill_is_fine(sup):
     assert run(sup, 0, 5, FILL_CALF, lambda t: {"calf": min(50 * t, 39)}) is None  # 50 mmHg/s, under 60
 
@@ -64,6 +65,7 @@ def test_safe6_a_normal_vent_is_fine(sup):
 
 
 # -- SAFE-7 leak in hold ----------------------------------------------------------------------------------------
+
 
 def test_safe7_slow_decay_in_hold_is_fine(sup):
     # 0.9 mmHg/s for 7 s: under the rate bound, and 6.3 mmHg is under the 8 mmHg drop
@@ -104,6 +106,7 @@ def test_safe7_top_up_budget(cfg):
 
 # -- SAFE-8 stuck valves ----------------------------------------------------------------------------------------
 
+
 def test_safe8_gaining_while_held_means_an_inlet_lets_air_in(sup):
     assert run(sup, 0, 3, HOLD_CALF, lambda t: {"calf": 40 + 0.7 * t}) is None  # +2.1 mmHg: under the 2.5
     t = run(sup, 3, 3, HOLD_CALF, lambda t: {"calf": 42.1 + 2.0 * (t - 3)})
@@ -120,8 +123,11 @@ def test_safe8_early_vent_check_both_sides(cfg):
         sup = Supervisor(cfg, [45.0, 40.0, 35.0, 30.0])
         sup.review(0.0, rd(0.0, ankle=40.0), Commands(0.0, (HOLD,)))
         check_s = cfg.limits.vent_check_s
-        t = run(sup, TICK, check_s + 0.5,
-                SAFE, lambda t: {"ankle": 40 * (1 - fall_fraction * min(t / check_s, 1))})
+
+        def falling(t, f=fall_fraction, c=check_s):
+            return {"ankle": 40 * (1 - f * min(t / c, 1))}
+
+        t = run(sup, TICK, check_s + 0.5, SAFE, falling)
         assert (t is not None) == trips
         if trips:
             assert sup.tripped.cannot_vent and "cannot vent ankle" in sup.tripped.reason
@@ -197,6 +203,7 @@ def test_safe10_session_limit(cfg):
 
 # -- SAFE-12 and the pump ---------------------------------------------------------------------------------------
 
+
 def test_safe12_estop(sup):
     r = rd(0.0)
     sup.review(0.0, r, FILL_CALF)
@@ -217,11 +224,15 @@ def test_pump_check_manifold_rising_with_the_pump_off_trips(sup):
 
 # -- one spike is SAFE-9's, never another rule's ----------------------------------------------------------------
 
-@pytest.mark.parametrize("wish, base", [
-    (FILL_CALF, lambda t: 10.0 + 8.0 * t),  # filling like a bladder
-    (HOLD_CALF, lambda t: 20.0),  # held
-    (SAFE, lambda t: 20.0 * math.exp(-t / 2.0)),  # venting like a bladder
-])
+
+@pytest.mark.parametrize(
+    "wish, base",
+    [
+        (FILL_CALF, lambda t: 10.0 + 8.0 * t),  # filling like a bladder
+        (HOLD_CALF, lambda t: 20.0),  # held
+        (SAFE, lambda t: 20.0 * math.exp(-t / 2.0)),  # venting like a bladder
+    ],
+)
 def test_a_single_spike_trips_nothing(sup, wish, base):
     assert run(sup, 0, 2, wish, lambda t: {"calf": base(t) + (60.0 if 1.0 <= t < 1.0 + TICK else 0.0)}) is None
 
@@ -234,9 +245,17 @@ actions = st.sampled_from(list(ZoneAction))
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(st.lists(pressures, min_size=5, max_size=5),
-                          st.floats(0, 1) | st.just(math.nan) | st.floats(-1, 2),
-                          st.lists(actions, min_size=4, max_size=4)), min_size=1, max_size=40))
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(pressures, min_size=5, max_size=5),
+            st.floats(0, 1) | st.just(math.nan) | st.floats(-1, 2),
+            st.lists(actions, min_size=4, max_size=4),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
 def test_output_is_never_less_safe_than_the_wish(cfg, ticks):
     sup = Supervisor(cfg, [45.0, 40.0, 35.0, 30.0])
     for k, (ps, duty, acts) in enumerate(ticks):

@@ -37,7 +37,9 @@ class Pattern:
 
 
 PATTERNS = {
-    Priority.HIGH: Pattern(3.0, ((0.0, 0.15), (0.25, 0.4), (0.5, 0.65), (1.0, 1.15), (1.25, 1.4)), ((0.0, 0.125),), 0.25),
+    Priority.HIGH: Pattern(
+        3.0, ((0.0, 0.15), (0.25, 0.4), (0.5, 0.65), (1.0, 1.15), (1.25, 1.4)), ((0.0, 0.125),), 0.25
+    ),
     Priority.MEDIUM: Pattern(8.0, ((0.0, 0.2), (0.4, 0.6), (0.8, 1.0)), ((0.0, 0.5),), 1.0),
     Priority.LOW: Pattern(None, ((0.0, 0.3),), ((0.0, 5.0),), 1e9),
 }
@@ -65,7 +67,9 @@ class Annunciator:
             return
         self.priority, self.message, self._since = priority, message, now_s
         self._silenced_until = -1.0
-        level = {Priority.HIGH: logging.CRITICAL, Priority.MEDIUM: logging.WARNING, Priority.LOW: logging.INFO}[priority]
+        level = {Priority.HIGH: logging.CRITICAL, Priority.MEDIUM: logging.WARNING, Priority.LOW: logging.INFO}[
+            priority
+        ]
         log.log(level, "%s (%s): %s", "ALARM" if priority != Priority.LOW else "notice", priority, message)
 
     def silence(self, now_s: float) -> None:

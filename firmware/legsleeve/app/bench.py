@@ -28,11 +28,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from legsleeve.config.model import HardwareConfig
 from legsleeve.core.commands import FILL, SAFE, Commands
 from legsleeve.core.controller import Output, Phase, Status, ZoneStatus
 from legsleeve.core.plan import Profile, Step, StepKind
 from legsleeve.core.readings import Readings
-from legsleeve.config.model import HardwareConfig
 
 SWEEP_TRANSFER_S = 0.0003  # per sensor at 400 kHz (DESIGN §2): the issue's physical limit is 5 ms + N x 0.3 ms
 
@@ -50,6 +50,7 @@ class Figure:
 def calibration_s(rounds: int = 200_000) -> float:
     """Wall time of a fixed pure-Python workload: the yardstick that turns machine speed out of the guard's
     ratios (dict and float work, function calls: what the loop does)."""
+
     def f(d, x):
         return d["a"] * x + d["b"]
 
@@ -62,9 +63,9 @@ def calibration_s(rounds: int = 200_000) -> float:
 
 
 def _session(cfg: HardwareConfig, config_dir: Path, minutes: float, profile: str = "gradient"):
-    from legsleeve.hw.backends import open_sim
-    from legsleeve.config.profiles import load_profile
     from legsleeve.app.session import run_session
+    from legsleeve.config.profiles import load_profile
+    from legsleeve.hw.backends import open_sim
 
     costs: list[int] = []
     rig = open_sim(cfg, seed=0)
@@ -85,10 +86,22 @@ def simulation_speed(cfg, config_dir, minutes: float = 60.0) -> tuple[list[Figur
     med = statistics.median(costs) / 1e3
     p99 = sorted(costs)[int(0.99 * (len(costs) - 1))] / 1e3
     figures = [
-        Figure("simulation speed", ratio, "x real time", "≥ 360", ratio >= 360,
-               f"{virtual / 60:.1f} simulated min of gradient in {wall:.1f} s wall, {result.outcome.ticks} ticks"),
-        Figure("tick cost, median", med, "µs", "≤ 200", med <= 200,
-               "controller + supervisor + outputs + log, sensor waits excluded"),
+        Figure(
+            "simulation speed",
+            ratio,
+            "x real time",
+            "≥ 360",
+            ratio >= 360,
+            f"{virtual / 60:.1f} simulated min of gradient in {wall:.1f} s wall, {result.outcome.ticks} ticks",
+        ),
+        Figure(
+            "tick cost, median",
+            med,
+            "µs",
+            "≤ 200",
+            med <= 200,
+            "controller + supervisor + outputs + log, sensor waits excluded",
+        ),
         Figure("tick cost, 99th percentile", p99, "µs", "reported", None),
     ]
     return figures, {"wall_s": wall, "virtual_s": virtual, "tick_median_us": med, "tick_p99_us": p99}
@@ -122,10 +135,22 @@ def sensor_sweep(cfg) -> list[Figure]:
     limit = CONVERSION_S + n * SWEEP_TRANSFER_S
     sweep = statistics.median(sweeps)
     return [
-        Figure("sensor sweep", sweep * 1e3, "ms virtual", f"≤ 1.3 x {limit * 1e3:.1f} ms", sweep <= 1.3 * limit,
-               f"{n} sensors; {sweep / limit:.2f}x the limit of one conversion + {n} x 0.3 ms"),
-        Figure("stock driver, one after another", statistics.median(stock) * 1e3, "ms virtual",
-               f"reported (> {1 / cfg.tick_hz * 1e3:.0f} ms tick)", None, "adafruit_mprls, waiting out each conversion"),
+        Figure(
+            "sensor sweep",
+            sweep * 1e3,
+            "ms virtual",
+            f"≤ 1.3 x {limit * 1e3:.1f} ms",
+            sweep <= 1.3 * limit,
+            f"{n} sensors; {sweep / limit:.2f}x the limit of one conversion + {n} x 0.3 ms",
+        ),
+        Figure(
+            "stock driver, one after another",
+            statistics.median(stock) * 1e3,
+            "ms virtual",
+            f"reported (> {1 / cfg.tick_hz * 1e3:.0f} ms tick)",
+            None,
+            "adafruit_mprls, waiting out each conversion",
+        ),
     ]
 
 
@@ -141,11 +166,15 @@ def fill_efficiency(cfg) -> list[Figure]:
         rig = open_sim(cfg, seed=0)
         try:
             rig.zero_sensors()
-            plan = Profile.of_steps("fill", cfg.zone_names, (Step(StepKind.FILL, (i,), target_mmhg=target),
-                                                             Step(StepKind.HOLD, duration_s=1.0)), target)
+            plan = Profile.of_steps(
+                "fill",
+                cfg.zone_names,
+                (Step(StepKind.FILL, (i,), target_mmhg=target), Step(StepKind.HOLD, duration_s=1.0)),
+                target,
+            )
             peak = [0.0]
 
-            def watch(runner, readings, i=i):
+            def watch(runner, readings, i=i, peak=peak):
                 if readings.zones[i].ok:
                     peak[0] = max(peak[0], readings.zones[i].mmhg)
 
@@ -168,10 +197,22 @@ def fill_efficiency(cfg) -> list[Figure]:
         overshoots.append(peak[0] - target)
     worst = max(ratios)
     return [
-        Figure("fill time vs full duty, worst zone", worst, "x", "≤ 1.15", worst <= 1.15,
-               ", ".join(f"{z} {r:.2f}" for z, r in zip(cfg.zone_names, ratios))),
-        Figure("fill overshoot, worst zone", max(overshoots), "mmHg", "≤ 3", max(overshoots) <= 3.0,
-               ", ".join(f"{z} {o:+.2f}" for z, o in zip(cfg.zone_names, overshoots))),
+        Figure(
+            "fill time vs full duty, worst zone",
+            worst,
+            "x",
+            "≤ 1.15",
+            worst <= 1.15,
+            ", ".join(f"{z} {r:.2f}" for z, r in zip(cfg.zone_names, ratios, strict=False)),
+        ),
+        Figure(
+            "fill overshoot, worst zone",
+            max(overshoots),
+            "mmHg",
+            "≤ 3",
+            max(overshoots) <= 3.0,
+            ", ".join(f"{z} {o:+.2f}" for z, o in zip(cfg.zone_names, overshoots, strict=False)),
+        ),
     ]
 
 
@@ -180,8 +221,14 @@ class _Runaway:
 
     def __init__(self, n: int):
         self.cmd = Commands(1.0, (FILL,) + (SAFE.action(1),) * (n - 1))
-        self.status = Status("runaway", StepKind.FILL, 0, 0, False,
-                             tuple(ZoneStatus(Phase.FILLING if i == 0 else Phase.VENTED, 0.0, (), 0) for i in range(n)))
+        self.status = Status(
+            "runaway",
+            StepKind.FILL,
+            0,
+            0,
+            False,
+            tuple(ZoneStatus(Phase.FILLING if i == 0 else Phase.VENTED, 0.0, (), 0) for i in range(n)),
+        )
 
     def step(self, now_s: float, readings: Readings) -> Output:
         return Output(self.cmd, self.status)
@@ -198,14 +245,23 @@ def reaction(cfg) -> list[Figure]:
         rig.zero_sensors()
         zone = cfg.zone_names[0]
         plan = Profile.of_steps("runaway", cfg.zone_names, (Step(StepKind.FILL, (0,)),), level)
-        runner = build_session(rig, plan, controller=_Runaway(len(cfg.zones)),
-                               trip_targets_mmhg=[level - cfg.limits.trip_margin_mmhg] * len(cfg.zones))  # trips at 30
+        runner = build_session(
+            rig,
+            plan,
+            controller=_Runaway(len(cfg.zones)),
+            trip_targets_mmhg=[level - cfg.limits.trip_margin_mmhg] * len(cfg.zones),
+        )  # trips at 30
         sup = runner.supervisor
 
         def watch(runner, readings):
             if seen["onset"] is None and rig.world.zone_mmhg(zone) > sup.trip_levels_mmhg[0]:
                 seen["onset"] = readings.t_s
-            if seen["safe"] is None and rig.pump.duty == 0 and rig.zones[0].exhaust.is_open and runner.supervisor.tripped:
+            if (
+                seen["safe"] is None
+                and rig.pump.duty == 0
+                and rig.zones[0].exhaust.is_open
+                and runner.supervisor.tripped
+            ):
                 seen["safe"] = readings.t_s
 
         runner.on_tick = watch
@@ -214,9 +270,16 @@ def reaction(cfg) -> list[Figure]:
         rig.close()
     took = seen["safe"] - seen["onset"]
     bound = cfg.limits.overpressure_debounce_s + 1 / cfg.tick_hz
-    return [Figure("reaction to over-pressure", took * 1e3, "ms virtual", f"≤ {bound * 1e3:.0f} (debounce + tick)",
-                   took <= bound + 1e-9, "onset: the zone's true pressure above its trip level; end: pump off and "
-                   "exhaust open")]
+    return [
+        Figure(
+            "reaction to over-pressure",
+            took * 1e3,
+            "ms virtual",
+            f"≤ {bound * 1e3:.0f} (debounce + tick)",
+            took <= bound + 1e-9,
+            "onset: the zone's true pressure above its trip level; end: pump off and exhaust open",
+        )
+    ]
 
 
 def footprint(config_dir: Path) -> list[Figure]:
@@ -235,11 +298,23 @@ def footprint(config_dir: Path) -> list[Figure]:
     imp, rss_kb = float(out[0]), int(out[1])
     plot = out[2] if len(out) > 2 else ""
     return [
-        Figure("import time of what run loads", imp * 1e3, "ms", "reported", None,
-               "legsleeve.app.cli, .app.session, .hw.backends"),
+        Figure(
+            "import time of what run loads",
+            imp * 1e3,
+            "ms",
+            "reported",
+            None,
+            "legsleeve.app.cli, .app.session, .hw.backends",
+        ),
         Figure("peak RSS, 5-minute simulated session", rss_kb / 1024, "MiB", "reported", None),
-        Figure("plotting modules loaded by run", float(len(plot.split(",")) if plot else 0), "modules", "0",
-               not plot, plot or "none (matplotlib, numpy, PIL)"),
+        Figure(
+            "plotting modules loaded by run",
+            float(len(plot.split(",")) if plot else 0),
+            "modules",
+            "0",
+            not plot,
+            plot or "none (matplotlib, numpy, PIL)",
+        ),
     ]
 
 
@@ -252,8 +327,13 @@ def hardware(cfg) -> list[Figure]:
     try:
         rig.drive_safe()
         rig.sensors.zero(max_spread_mmhg=cfg.limits.max_zero_spread_mmhg, settle_timeout_s=cfg.limits.vent_timeout_s)
-        plan = Profile.of_steps("bench", cfg.zone_names, (Step(StepKind.FILL, tuple(range(len(cfg.zones)))),
-                                                          Step(StepKind.HOLD, duration_s=1.0)), 30.0, cycles=1000)
+        plan = Profile.of_steps(
+            "bench",
+            cfg.zone_names,
+            (Step(StepKind.FILL, tuple(range(len(cfg.zones)))), Step(StepKind.HOLD, duration_s=1.0)),
+            30.0,
+            cycles=1000,
+        )
         runner = build_session(rig, plan)
         ctl, sup = runner.controller, runner.supervisor
         sweeps, costs = [], []
@@ -276,10 +356,20 @@ def hardware(cfg) -> list[Figure]:
     med = statistics.median(costs) / 1e3
     return [
         Figure("sensor sweep (real sensors)", sweep * 1e3, "ms", f"≤ 1.3 x {limit * 1e3:.1f} ms", sweep <= 1.3 * limit),
-        Figure("tick cost, median (this Pi)", med, "µs", f"≤ {0.1 / cfg.tick_hz * 1e6:.0f} (10 % of a tick)",
-               med <= 0.1 / cfg.tick_hz * 1e6),
-        Figure("tick cost, 99th percentile (this Pi)", sorted(costs)[int(0.99 * (len(costs) - 1))] / 1e3, "µs",
-               "reported", None),
+        Figure(
+            "tick cost, median (this Pi)",
+            med,
+            "µs",
+            f"≤ {0.1 / cfg.tick_hz * 1e6:.0f} (10 % of a tick)",
+            med <= 0.1 / cfg.tick_hz * 1e6,
+        ),
+        Figure(
+            "tick cost, 99th percentile (this Pi)",
+            sorted(costs)[int(0.99 * (len(costs) - 1))] / 1e3,
+            "µs",
+            "reported",
+            None,
+        ),
     ]
 
 
@@ -295,7 +385,7 @@ def table(figures: list[Figure]) -> str:
         value = f"{f.value:.3g}" if abs(f.value) < 1000 else f"{f.value:.0f}"
         rows.append((f.name, value, f.unit, f.target, mark, f.note))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5] for r in rows)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=False)) + "  " + r[5] for r in rows)
 
 
 def as_json(figures: list[Figure]) -> str:

@@ -40,26 +40,36 @@ def check_valve_args(zone_names: tuple[str, ...], max_mmhg: float, zone: str, mm
     if zone not in zone_names:
         raise ConfigError([f"test-valve: no zone {zone!r} (zones: {', '.join(zone_names)})"])
     if not 0 < mmhg <= max_mmhg:
-        raise ConfigError([f"test-valve: --mmhg must be above 0 and at most limits.max_mmhg "
-                           f"({max_mmhg:g}), got {mmhg:g}"])
+        raise ConfigError(
+            [f"test-valve: --mmhg must be above 0 and at most limits.max_mmhg ({max_mmhg:g}), got {mmhg:g}"]
+        )
 
 
-def run_valve_test(rig: Rig, zone: str, *, mmhg: float, hold_s: float,
-               row: Callable[[float, str, Readings], None] | None = None) -> ValveTest:
+def run_valve_test(
+    rig: Rig, zone: str, *, mmhg: float, hold_s: float, row: Callable[[float, str, Readings], None] | None = None
+) -> ValveTest:
     """Zero, fill `zone` to `mmhg`, hold `hold_s`, vent; `row(t_s, step, readings)` every ROW_EVERY_S."""
     cfg = rig.config
     names = cfg.zone_names
     check_valve_args(names, cfg.limits.max_mmhg, zone, mmhg)
     i = names.index(zone)
     rig.zero_sensors()
-    plan = Profile.of_steps("test-valve", names, (Step(StepKind.FILL, (i,), target_mmhg=mmhg),
-                                                  Step(StepKind.HOLD, duration_s=hold_s),
-                                                  Step(StepKind.VENT, (i,), wait=True)), mmhg, path=cfg.path)
+    plan = Profile.of_steps(
+        "test-valve",
+        names,
+        (
+            Step(StepKind.FILL, (i,), target_mmhg=mmhg),
+            Step(StepKind.HOLD, duration_s=hold_s),
+            Step(StepKind.VENT, (i,), wait=True),
+        ),
+        mmhg,
+        path=cfg.path,
+    )
     peaks = dict.fromkeys(names, 0.0)
     next_row_s = [0.0]
 
     def watch(runner: Runner, readings: Readings) -> None:
-        for n, r in zip(names, readings.zones):
+        for n, r in zip(names, readings.zones, strict=False):
             if r.ok:
                 peaks[n] = max(peaks[n], r.mmhg)
         if row is not None and readings.t_s >= next_row_s[0]:

@@ -22,13 +22,23 @@ from legsleeve.safety.supervisor import Supervisor
 from legsleeve.safety.trip import Monitor
 
 
-def build_session(rig: Rig, plan: Profile, *, cycles: int | None = None, minutes: float | None = None,
-                  trip_targets_mmhg: Sequence[float] | None = None, extra_monitors: Sequence[Monitor] = (),
-                  controller: ControllerLike | None = None, session_log: SessionLog | None = None,
-                  stats: SessionStats | None = None, on_tick: Callable[[Runner, Readings], None] | None = None,
-                  liveness: Callable[[], None] | None = None, annunciator: Annunciator | None = None,
-                  poll: Callable[[Runner], None] | None = None,
-                  tick_costs_ns: list[int] | None = None) -> Runner:
+def build_session(
+    rig: Rig,
+    plan: Profile,
+    *,
+    cycles: int | None = None,
+    minutes: float | None = None,
+    trip_targets_mmhg: Sequence[float] | None = None,
+    extra_monitors: Sequence[Monitor] = (),
+    controller: ControllerLike | None = None,
+    session_log: SessionLog | None = None,
+    stats: SessionStats | None = None,
+    on_tick: Callable[[Runner, Readings], None] | None = None,
+    liveness: Callable[[], None] | None = None,
+    annunciator: Annunciator | None = None,
+    poll: Callable[[Runner], None] | None = None,
+    tick_costs_ns: list[int] | None = None,
+) -> Runner:
     """A runner for `plan` on `rig`, ready to `run()`.
 
     `cycles` / `minutes`: the session's length (default: the plan's own). `trip_targets_mmhg`: each zone's highest
@@ -42,6 +52,16 @@ def build_session(rig: Rig, plan: Profile, *, cycles: int | None = None, minutes
     if trip_targets_mmhg is None:
         trip_targets_mmhg = [plan.peak_target_mmhg(i) for i in range(len(cfg.zones))]
     supervisor = Supervisor(cfg, trip_targets_mmhg, extra_monitors=extra_monitors)
-    return Runner(rig, controller, supervisor, tick_s=1.0 / cfg.tick_hz, session_log=session_log, stats=stats,
-                  on_tick=on_tick, liveness=liveness, annunciator=annunciator, poll=poll,
-                  tick_costs_ns=tick_costs_ns)
+    return Runner(
+        rig,
+        controller,
+        supervisor,
+        tick_s=1.0 / cfg.tick_hz,
+        session_log=session_log,
+        stats=stats,
+        on_tick=on_tick,
+        liveness=liveness,
+        annunciator=annunciator,
+        poll=poll,
+        tick_costs_ns=tick_costs_ns,
+    )

@@ -12,14 +12,14 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from legsleeve import __version__
+from legsleeve.app.selftest import SelfTestFailed
 from legsleeve.config.hardware import default_config_dir, load_hardware
 from legsleeve.config.model import HardwareConfig
 from legsleeve.errors import ConfigError, HardwareError, SensorFault
-from legsleeve.app.selftest import SelfTestFailed
 
 DEFAULT_PROFILE = "gentle"
 
@@ -36,7 +36,7 @@ class Interrupted(BaseException):
         super().__init__(signal.Signals(signum).name)
 
 
-def _on_signal(signum, frame) -> None:  # noqa: ARG001
+def _on_signal(signum, frame) -> None:
     raise Interrupted(signum)
 
 
@@ -44,9 +44,14 @@ def _on_signal(signum, frame) -> None:  # noqa: ARG001
 
 
 def _add_config(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, default=None, metavar="DIR",
-                   help="config directory holding hardware.yaml and profiles/ (default: $LEGSLEEVE_CONFIG, "
-                        "./config, then /etc/legsleeve)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="config directory holding hardware.yaml and profiles/ (default: $LEGSLEEVE_CONFIG, "
+        "./config, then /etc/legsleeve)",
+    )
 
 
 def _add_sim(p: argparse.ArgumentParser) -> None:
@@ -70,8 +75,11 @@ def open_rig(cfg: HardwareConfig, args, *, faults=(), with_sensors: bool = True)
     """Open the sleeve or the simulated rig; on the way out, whatever the reason, drive it safe and release it."""
     from legsleeve.hw import backends
 
-    rig = (backends.open_sim(cfg, seed=args.seed, faults=faults, with_sensors=with_sensors) if args.sim
-           else backends.open_pi(cfg, with_sensors=with_sensors))
+    rig = (
+        backends.open_sim(cfg, seed=args.seed, faults=faults, with_sensors=with_sensors)
+        if args.sim
+        else backends.open_pi(cfg, with_sensors=with_sensors)
+    )
     try:
         yield rig
     finally:
@@ -85,9 +93,11 @@ def cmd_check_config(args) -> int:
     from legsleeve.config.profiles import load_all
 
     cfg = _config(args)
-    print(f"{cfg.path}: OK - {len(cfg.zones)} zones ({', '.join(cfg.zone_names)}), "
-          f"max {cfg.limits.max_mmhg:g} mmHg, tick {cfg.tick_hz:g} Hz"
-          + (f", {len(cfg.warnings)} warning(s)" if cfg.warnings else ""))
+    print(
+        f"{cfg.path}: OK - {len(cfg.zones)} zones ({', '.join(cfg.zone_names)}), "
+        f"max {cfg.limits.max_mmhg:g} mmHg, tick {cfg.tick_hz:g} Hz"
+        + (f", {len(cfg.warnings)} warning(s)" if cfg.warnings else "")
+    )
     profiles, problems = load_all(_config_dir(args), cfg)
     for p in profiles:
         print(f"{p.path}: OK - {len(p.steps)} steps a cycle")
@@ -117,16 +127,24 @@ def _session(args, *, sim: bool) -> int:
         from legsleeve.sim.faults import parse_fault
 
         try:
-            faults = [parse_fault(f, cfg.zone_names, has_manifold_sensor=cfg.manifold_channel is not None)
-                      for f in args.fault]
+            faults = [
+                parse_fault(f, cfg.zone_names, has_manifold_sensor=cfg.manifold_channel is not None) for f in args.fault
+            ]
         except ValueError as exc:
             raise ConfigError([f"--fault: {exc}"]) from None
         _plot_possible(args)
     log_path = args.log or _default_log(profile.name, sim=sim, seed=getattr(args, "seed", 0))
     args.sim = sim
     with open_rig(cfg, args, faults=faults) as rig:
-        result = run_session(rig, profile, cycles=args.cycles, minutes=args.minutes, log_path=log_path,
-                             status=_status, realtime=getattr(args, "realtime", False))
+        result = run_session(
+            rig,
+            profile,
+            cycles=args.cycles,
+            minutes=args.minutes,
+            log_path=log_path,
+            status=_status,
+            realtime=getattr(args, "realtime", False),
+        )
     report(result, profile)
     if sim and args.plot:
         from legsleeve.app.plot import plot_log
@@ -182,14 +200,17 @@ def cmd_profile_show(args) -> int:
     """The planned timeline of one cycle: run it on the simulated rig built from the user's own config."""
     import tempfile
 
-    from legsleeve.hw import backends
     from legsleeve.app.session import run_session
+    from legsleeve.hw import backends
 
     cfg = _config(args)
     profile = _profile(args, cfg)
     _plot_possible(args)
     print(f"{profile.name}: {profile.description}")
-    print("targets: " + ", ".join(f"{n} {t:g} mmHg" for n, t in zip(profile.zone_names, profile.targets_mmhg)))
+    print(
+        "targets: "
+        + ", ".join(f"{n} {t:g} mmHg" for n, t in zip(profile.zone_names, profile.targets_mmhg, strict=False))
+    )
     if profile.ramp_cycles:
         print(f"ramp: the first {profile.ramp_cycles} cycle(s) start at {profile.ramp_start:.0%} of these")
     with tempfile.TemporaryDirectory() as tmp:
@@ -237,7 +258,7 @@ def cmd_sensors(args) -> int:
             r = rig.read()
             cells = [*r.zones, *([r.manifold] if r.manifold else [])]
             print(f"{r.t_s:6.2f}  " + "".join(f"{c.mmhg:10.2f}" if c.ok else f"{'FAULT':>10}" for c in cells))
-            for name, c in zip(names, cells):
+            for name, c in zip(names, cells, strict=False):
                 if not c.ok:
                     print(f"        {name}: {c.fault}", file=sys.stderr)
             rig.clock.sleep(args.interval_s)
@@ -283,8 +304,7 @@ def cmd_control(args) -> int:
     try:
         reply = send_command(" ".join(words), path)
     except (FileNotFoundError, ConnectionRefusedError):
-        print(f"the service is not running (no control socket at {path}): systemctl status legsleeve",
-              file=sys.stderr)
+        print(f"the service is not running (no control socket at {path}): systemctl status legsleeve", file=sys.stderr)
         return EXIT_INTERNAL
     except OSError as exc:
         print(f"control socket {path}: {exc}", file=sys.stderr)
@@ -320,9 +340,11 @@ def cmd_test_valve(args) -> int:
         print(f"test-valve {args.zone}: TRIPPED {result.trip} - {result.trip.hint}")
         return EXIT_TRIP
     fill = f"{result.fill_s:.1f} s" if result.fill_s is not None else "an unknown time"
-    print(f"test-valve {args.zone}: filled to {result.peaks_mmhg[args.zone]:.1f} mmHg in {fill}; every other "
-          f"zone stayed below {result.others_peak_mmhg:.1f} mmHg; vented. Compare the peak with a reference gauge on "
-          "the zone's hose.")
+    print(
+        f"test-valve {args.zone}: filled to {result.peaks_mmhg[args.zone]:.1f} mmHg in {fill}; every other "
+        f"zone stayed below {result.others_peak_mmhg:.1f} mmHg; vented. Compare the peak with a reference gauge on "
+        "the zone's hose."
+    )
     return EXIT_OK
 
 
@@ -375,14 +397,24 @@ def build_parser() -> argparse.ArgumentParser:
         _add_config(p)
         p.add_argument("--profile", default=DEFAULT_PROFILE, help=f"profile name (default {DEFAULT_PROFILE})")
         length = p.add_mutually_exclusive_group()
-        length.add_argument("--minutes", type=_positive_float, help="session length in minutes (the cycle under "
-                            "way finishes)")
+        length.add_argument(
+            "--minutes", type=_positive_float, help="session length in minutes (the cycle under way finishes)"
+        )
         length.add_argument("--cycles", type=_positive_int, help="session length in cycles")
-        p.add_argument("--log", type=Path, help="session log CSV (default: out/ in simulation; "
-                       "$STATE_DIRECTORY/sessions/ or ./sessions/ on the sleeve)")
+        p.add_argument(
+            "--log",
+            type=Path,
+            help="session log CSV (default: out/ in simulation; "
+            "$STATE_DIRECTORY/sessions/ or ./sessions/ on the sleeve)",
+        )
         if name == "simulate":
-            p.add_argument("--fault", action="append", default=[], metavar="SPEC",
-                           help="inject a fault, NAME[:ZONE]@SECONDS (e.g. leak:calf@60); repeatable")
+            p.add_argument(
+                "--fault",
+                action="append",
+                default=[],
+                metavar="SPEC",
+                help="inject a fault, NAME[:ZONE]@SECONDS (e.g. leak:calf@60); repeatable",
+            )
             p.add_argument("--seed", type=int, default=0, help="random seed (sensor noise and offsets)")
             p.add_argument("--plot", type=Path, metavar="PATH.png", help="plot the session (needs the plot extra)")
             p.add_argument("--realtime", action="store_true", help="run at the pace of real time")
@@ -395,10 +427,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--socket", help="control socket path (default $LEGSLEEVE_CONTROL or /run/legsleeve/control.sock)")
     p.set_defaults(func=cmd_serve)
 
-    for name, helptext in (("start", "start a session on the running service"),
-                           ("stop", "stop the running session (it vents)"),
-                           ("status", "what the service is doing"),
-                           ("reset", "clear a latched alarm, once you have checked the sleeve")):
+    for name, helptext in (
+        ("start", "start a session on the running service"),
+        ("stop", "stop the running session (it vents)"),
+        ("status", "what the service is doing"),
+        ("reset", "clear a latched alarm, once you have checked the sleeve"),
+    ):
         p = sub.add_parser(name, help=helptext)
         if name == "start":
             p.add_argument("profile", nargs="?", help="profile (default: the one selected on the service)")
@@ -421,8 +455,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure the loop against its physical limits (simulated rig by default)")
     _add_config(p)
     p.add_argument("--hardware", action="store_true", help="on the Pi: the real sensors, outputs kept safe")
-    p.add_argument("--minutes", type=_positive_float, default=60.0,
-                   help="simulated minutes for the simulation-speed figure (default 60)")
+    p.add_argument(
+        "--minutes",
+        type=_positive_float,
+        default=60.0,
+        help="simulated minutes for the simulation-speed figure (default 60)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable")
     p.set_defaults(func=cmd_bench)
 
@@ -457,8 +495,11 @@ def _positive_int(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on bad usage, before anything is opened
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         return args.func(args)
@@ -479,7 +520,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Interrupted as exc:
         print(f"stopped by {exc}; the sleeve was vented", file=sys.stderr)
         return 128 + exc.signum
-    except Exception:  # noqa: BLE001 - the rig is already safe (open_rig's finally); say what broke
+    except Exception:
         log.exception("internal error")
         return EXIT_INTERNAL
     finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from typing import Mapping
+from collections.abc import Mapping
 
 from legsleeve.core.clock import Clock, MonotonicClock
 
@@ -18,8 +18,7 @@ log = logging.getLogger(__name__)
 
 
 class Notifier:
-    def __init__(self, env: Mapping[str, str] | None = None, clock: Clock | None = None,
-                 min_interval_s: float = 0.1):
+    def __init__(self, env: Mapping[str, str] | None = None, clock: Clock | None = None, min_interval_s: float = 0.1):
         env = os.environ if env is None else env
         self._clock = clock or MonotonicClock()
         self._min_interval_s = min_interval_s

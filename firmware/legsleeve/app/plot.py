@@ -31,16 +31,26 @@ def plot_log(log_path: Path, png_path: Path, *, title: str = "") -> Path:
     rows = read_log(log_path)
     if not rows:
         raise ValueError(f"{log_path}: no rows to plot")
-    zones = [c[: -len("_mmhg")] for c in rows[0] if c.endswith("_mmhg") and not c.endswith("_target_mmhg")
-             and c != "manifold_mmhg"]
+    zones = [
+        c[: -len("_mmhg")]
+        for c in rows[0]
+        if c.endswith("_mmhg") and not c.endswith("_target_mmhg") and c != "manifold_mmhg"
+    ]
     t = [_f(r["t_s"]) for r in rows]
     t0 = t[0]
     t = [x - t0 for x in t]
-    fig, axes = plt.subplots(len(zones) + 1, 1, sharex=True, figsize=(11, 1.9 * (len(zones) + 1)),
-                             gridspec_kw={"height_ratios": [3] * len(zones) + [1.4]})
+    fig, axes = plt.subplots(
+        len(zones) + 1,
+        1,
+        sharex=True,
+        figsize=(11, 1.9 * (len(zones) + 1)),
+        gridspec_kw={"height_ratios": [3] * len(zones) + [1.4]},
+    )
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    trip_t = next((x for x, r in zip(t, rows) if r["fault"]), None)
-    for ax, zone, color in zip(axes, reversed(zones), colors):  # thigh on top, ankle at the bottom: as worn
+    trip_t = next((x for x, r in zip(t, rows, strict=False) if r["fault"]), None)
+    for ax, zone, color in zip(
+        axes, reversed(zones), colors, strict=False
+    ):  # thigh on top, ankle at the bottom: as worn
         p = [_f(r[f"{zone}_mmhg"]) for r in rows]
         target = [_f(r[f"{zone}_target_mmhg"]) for r in rows]
         ax.plot(t, p, color=color, lw=1.2, label=f"{zone} mmHg")

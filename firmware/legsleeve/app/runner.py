@@ -9,17 +9,18 @@ trip the loop keeps reading and logging, in the safe state, until the sleeve is 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from time import perf_counter_ns
-from typing import Callable, Protocol
+from typing import Protocol
 
-from legsleeve.core.commands import SAFE
-from legsleeve.core.limits import VENTED_MMHG
-from legsleeve.core.controller import Output, Status
-from legsleeve.hw.rig import Rig
-from legsleeve.core.readings import Readings
 from legsleeve.app.sessionlog import SessionLog
 from legsleeve.app.summary import SessionStats
+from legsleeve.core.commands import SAFE
+from legsleeve.core.controller import Output, Status
+from legsleeve.core.limits import VENTED_MMHG
+from legsleeve.core.readings import Readings
+from legsleeve.hw.rig import Rig
 from legsleeve.safety.supervisor import Supervisor
 from legsleeve.safety.trip import Priority, Trip
 
@@ -37,7 +38,7 @@ class Controller(Protocol):
 
 @dataclass
 class Outcome:
-    """How a run ended: the trip (if any), ticks, times, whether the vent was confirmed, the controller's last status."""
+    """How a run ended: the trip, ticks, times, whether the vent was confirmed, the controller's last status."""
 
     trip: Trip | None
     cannot_vent: Trip | None
@@ -56,13 +57,21 @@ class Outcome:
 
 
 class Runner:
-    def __init__(self, rig: Rig, controller: Controller, supervisor: Supervisor, *, tick_s: float,
-                 session_log: SessionLog | None = None, stats: SessionStats | None = None,
-                 on_tick: Callable[[Runner, Readings], None] | None = None,
-                 liveness: Callable[[], None] | None = None,
-                 annunciator=None,
-                 poll: Callable[[Runner], None] | None = None,
-                 tick_costs_ns: list[int] | None = None):
+    def __init__(
+        self,
+        rig: Rig,
+        controller: Controller,
+        supervisor: Supervisor,
+        *,
+        tick_s: float,
+        session_log: SessionLog | None = None,
+        stats: SessionStats | None = None,
+        on_tick: Callable[[Runner, Readings], None] | None = None,
+        liveness: Callable[[], None] | None = None,
+        annunciator=None,
+        poll: Callable[[Runner], None] | None = None,
+        tick_costs_ns: list[int] | None = None,
+    ):
         self.rig = rig
         self.controller = controller
         self.supervisor = supervisor
@@ -100,8 +109,18 @@ class Runner:
             if self.stats is not None:
                 self.stats.finish(self.status)
         sup = self.supervisor
-        return Outcome(sup.tripped, sup.cannot_vent, self.ticks, self.late_ticks, start, clock.now(), vented,
-                       self.unconfirmed, self.status, self.stopped)
+        return Outcome(
+            sup.tripped,
+            sup.cannot_vent,
+            self.ticks,
+            self.late_ticks,
+            start,
+            clock.now(),
+            vented,
+            self.unconfirmed,
+            self.status,
+            self.stopped,
+        )
 
     def _loop(self, start_s: float) -> bool:
         clock = self.rig.clock
@@ -149,9 +168,11 @@ class Runner:
                     ending_since = now
                 names = self.rig.config.zone_names
                 skip = sup.untrusted() | ({sup.cannot_vent.zone} if sup.cannot_vent is not None else set())
-                self.unconfirmed = [n for n, r in zip(names, readings.zones) if n not in skip and not r.ok]
+                self.unconfirmed = [
+                    n for n, r in zip(names, readings.zones, strict=False) if n not in skip and not r.ok
+                ]
                 self.unconfirmed += sorted(skip - {sup.cannot_vent.zone if sup.cannot_vent else None})
-                watched = [r for n, r in zip(names, readings.zones) if n not in skip]
+                watched = [r for n, r in zip(names, readings.zones, strict=False) if n not in skip]
                 emptied = all(r.ok and r.mmhg < VENTED_MMHG - 1.0 for r in watched)
                 if emptied and not skip:
                     return True
@@ -198,9 +219,16 @@ class Runner:
         if self.session_log is None or self._last_readings is None:
             return
         try:
-            self.session_log.row(self.rig.clock.now(), state, SAFE, self._last_readings,
-                                 [None] * len(self.status.zones), self.status.cycle, state)
-        except Exception:  # noqa: BLE001 - the log is a courtesy here; the safe state is already driven
+            self.session_log.row(
+                self.rig.clock.now(),
+                state,
+                SAFE,
+                self._last_readings,
+                [None] * len(self.status.zones),
+                self.status.cycle,
+                state,
+            )
+        except Exception:
             log.exception("could not write the last log row")
 
     def _log_row(self, now: float, readings: Readings, cmd) -> None:

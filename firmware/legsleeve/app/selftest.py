@@ -62,10 +62,15 @@ class CrossTalk:
                 continue
             self._low[i] = min(self._low[i], r.mmhg)
             if r.mmhg > self._low[i] + self.limit:
-                return Trip(self.rule, self.names[i], r.mmhg, now_s,
-                            f"filling {self.names[f]} raised {self.names[i]} by {r.mmhg - self._low[i]:.1f} mmHg",
-                            f"the hoses, the inlet valve wires or the sensor channels of {self.names[f]} and "
-                            f"{self.names[i]} are swapped, or the inlet of {self.names[i]} is stuck open")
+                return Trip(
+                    self.rule,
+                    self.names[i],
+                    r.mmhg,
+                    now_s,
+                    f"filling {self.names[f]} raised {self.names[i]} by {r.mmhg - self._low[i]:.1f} mmHg",
+                    f"the hoses, the inlet valve wires or the sensor channels of {self.names[f]} and "
+                    f"{self.names[i]} are swapped, or the inlet of {self.names[i]} is stuck open",
+                )
         return None
 
 
@@ -75,25 +80,31 @@ def self_test(rig: Rig, *, liveness=None) -> dict[str, float]:
     try:
         baselines = rig.zero_sensors()
     except SensorFault as fault:
-        raise SelfTestFailed(f"self-test: {fault}. Check that sensor's wiring, its multiplexer channel and that its "
-                             "zone is empty") from fault
+        raise SelfTestFailed(
+            f"self-test: {fault}. Check that sensor's wiring, its multiplexer channel and that its zone is empty"
+        ) from fault
     readings = rig.read()
-    for name, r in zip(cfg.zone_names, readings.zones):
+    for name, r in zip(cfg.zone_names, readings.zones, strict=False):
         if not r.ok:
             raise SelfTestFailed(f"self-test: {r.fault}")
         if abs(r.mmhg) > ZERO_SANITY_MMHG:
-            raise SelfTestFailed(f"self-test: {name} reads {r.mmhg:+.1f} mmHg right after its zero: the sleeve is "
-                                 "not settled or the sensor drifts; try again with the sleeve off the leg")
+            raise SelfTestFailed(
+                f"self-test: {name} reads {r.mmhg:+.1f} mmHg right after its zero: the sleeve is "
+                "not settled or the sensor drifts; try again with the sleeve off the leg"
+            )
     if not cfg.selftest.valves:
         return baselines
     target = cfg.selftest.fill_mmhg
     steps: list[Step] = []
     for i in range(len(cfg.zones)):
-        steps += [Step(StepKind.FILL, (i,), target_mmhg=target, source="self-test"),
-                  Step(StepKind.VENT, (i,), wait=True, source="self-test")]
+        steps += [
+            Step(StepKind.FILL, (i,), target_mmhg=target, source="self-test"),
+            Step(StepKind.VENT, (i,), wait=True, source="self-test"),
+        ]
     plan = Profile.of_steps("self-test", cfg.zone_names, tuple(steps), target, path=cfg.path)
-    outcome = build_session(rig, plan, liveness=liveness,
-                            extra_monitors=[CrossTalk(cfg.zone_names, cfg.selftest.crosstalk_mmhg)]).run()
+    outcome = build_session(
+        rig, plan, liveness=liveness, extra_monitors=[CrossTalk(cfg.zone_names, cfg.selftest.crosstalk_mmhg)]
+    ).run()
     if outcome.trip is not None:
         t = outcome.trip
         raise SelfTestFailed(f"self-test failed at {t.zone or 'the sleeve'}: {t.reason}. Check: {t.hint}", t)
@@ -101,10 +112,11 @@ def self_test(rig: Rig, *, liveness=None) -> dict[str, float]:
         raise SelfTestFailed("self-test: the sleeve did not vent after the valve check: check the exhaust valves")
     # A bladder takes most of a second to reach a few mmHg; a hose on its own fills within a tick (SAFE-6).
     fastest_s = target / cfg.limits.occlusion_rate_mmhg_s
-    for name, zone in zip(cfg.zone_names, outcome.status.zones):
+    for name, zone in zip(cfg.zone_names, outcome.status.zones, strict=False):
         if zone.fill_times_s and min(zone.fill_times_s) < fastest_s:
             raise SelfTestFailed(
                 f"self-test failed at {name}: reached {target:g} mmHg in {min(zone.fill_times_s):.2f} s, faster than "
                 f"any bladder fills (SAFE-6). Check: the hose of {name} is kinked, blocked or pulled off between the "
-                "valve block and the bladder")
+                "valve block and the bladder"
+            )
     return baselines

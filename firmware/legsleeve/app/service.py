@@ -17,16 +17,16 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from legsleeve.app.alarms import Annunciator
-from legsleeve.errors import ConfigError, SensorFault
+from legsleeve.app.selftest import SelfTestFailed
 from legsleeve.config.profiles import load_all
 from legsleeve.core.plan import Profile
+from legsleeve.errors import ConfigError, SensorFault
 from legsleeve.hw.rig import Rig
-from legsleeve.app.selftest import SelfTestFailed
 from legsleeve.safety.trip import Priority
 
 log = logging.getLogger(__name__)
@@ -100,8 +100,16 @@ def send_command(command: str, path: str | None = None, timeout_s: float = 5.0) 
 
 
 class Service:
-    def __init__(self, rig: Rig, config_dir: Path, *, notifier=None, control: ControlSocket | None = None,
-                 session_runner: Callable | None = None, log_dir: Path | None = None):
+    def __init__(
+        self,
+        rig: Rig,
+        config_dir: Path,
+        *,
+        notifier=None,
+        control: ControlSocket | None = None,
+        session_runner: Callable | None = None,
+        log_dir: Path | None = None,
+    ):
         from legsleeve.app.session import run_session
 
         self.rig = rig
@@ -210,8 +218,9 @@ class Service:
         if verb == "status":
             s = self.status
             doing = f"running {s.running}" if s.state == "running" else s.state
-            return (f"{doing}; profile {s.profile}; sessions {s.sessions}; last: {s.last}"
-                    + (f"; alarm: {s.alarm}" if s.alarm else ""))
+            return f"{doing}; profile {s.profile}; sessions {s.sessions}; last: {s.last}" + (
+                f"; alarm: {s.alarm}" if s.alarm else ""
+            )
         if verb == "start":
             if self.status.state == "alarm":
                 return "refused: an alarm is latched; check the sleeve, then `legsleeve reset`"
@@ -274,8 +283,14 @@ class Service:
 
         now = self.rig.clock.now
         try:
-            result = self.run_session(self.rig, profile, log_path=log_path, annunciator=self.annunciator,
-                                      liveness=self.notifier.watchdog if self.notifier else None, poll=poll)
+            result = self.run_session(
+                self.rig,
+                profile,
+                log_path=log_path,
+                annunciator=self.annunciator,
+                liveness=self.notifier.watchdog if self.notifier else None,
+                poll=poll,
+            )
         except (SelfTestFailed, SensorFault) as exc:
             self.rig.drive_safe()
             self.status.sessions += 1

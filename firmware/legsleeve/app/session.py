@@ -5,21 +5,20 @@ rig)."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from legsleeve.app.alarms import Annunciator
-from legsleeve.core.clock import RealTimePacer, VirtualClock
 from legsleeve.app.builder import build_session
-from legsleeve.core.plan import Profile
-from legsleeve.hw.rig import Rig
 from legsleeve.app.runner import Outcome, Runner
 from legsleeve.app.selftest import self_test
-from legsleeve.core.readings import Readings
 from legsleeve.app.sessionlog import SessionLog
 from legsleeve.app.summary import SessionStats
-from legsleeve.safety.supervisor import Supervisor
+from legsleeve.core.clock import RealTimePacer, VirtualClock
+from legsleeve.core.plan import Profile
+from legsleeve.core.readings import Readings
+from legsleeve.hw.rig import Rig
 
 
 @dataclass
@@ -34,11 +33,20 @@ class SessionResult:
         return 3 if self.outcome.trip is not None else 0
 
 
-def run_session(rig: Rig, profile: Profile, *, cycles: int | None = None, minutes: float | None = None,
-                log_path: Path | None = None, status: Callable[[str], None] | None = None,
-                realtime: bool = False, liveness: Callable[[], None] | None = None,
-                poll: Callable | None = None, annunciator: Annunciator | None = None,
-                tick_costs_ns: list[int] | None = None) -> SessionResult:
+def run_session(
+    rig: Rig,
+    profile: Profile,
+    *,
+    cycles: int | None = None,
+    minutes: float | None = None,
+    log_path: Path | None = None,
+    status: Callable[[str], None] | None = None,
+    realtime: bool = False,
+    liveness: Callable[[], None] | None = None,
+    poll: Callable | None = None,
+    annunciator: Annunciator | None = None,
+    tick_costs_ns: list[int] | None = None,
+) -> SessionResult:
     """Self-test, then the session. SelfTestFailed or SensorFault before it means nothing was squeezed."""
     cfg = rig.config
     if status is not None:
@@ -59,16 +67,28 @@ def run_session(rig: Rig, profile: Profile, *, cycles: int | None = None, minute
         if not steps or steps[-1][1] != state:
             steps.append((readings.t_s - start, state))
             if status is not None and (state.startswith("fill") or state in ("done", "tripped")):
-                status(f"cycle {min(runner.status.cycle + 1, cycles or 10**9)}{total} "
-                       f"{_mmss(readings.t_s - start)}  {state}")
+                status(
+                    f"cycle {min(runner.status.cycle + 1, cycles or 10**9)}{total} "
+                    f"{_mmss(readings.t_s - start)}  {state}"
+                )
 
     if realtime and isinstance(rig.clock, VirtualClock):
         RealTimePacer(rig.clock)
     if annunciator is None:
         annunciator = Annunciator(rig.panel, silence_s=cfg.limits.alarm_silence_s)
-    runner = build_session(rig, profile, cycles=cycles, minutes=minutes, session_log=session_log, stats=stats,
-                           on_tick=on_tick, liveness=liveness, annunciator=annunciator, poll=poll,
-                           tick_costs_ns=tick_costs_ns)
+    runner = build_session(
+        rig,
+        profile,
+        cycles=cycles,
+        minutes=minutes,
+        session_log=session_log,
+        stats=stats,
+        on_tick=on_tick,
+        liveness=liveness,
+        annunciator=annunciator,
+        poll=poll,
+        tick_costs_ns=tick_costs_ns,
+    )
     try:
         outcome = runner.run()
     finally:
@@ -93,8 +113,11 @@ def report(result: SessionResult, profile: Profile, out=None) -> None:
     verdict = "no trip" if trip is None else f"TRIPPED {trip}"
     if o.stopped and trip is None:
         verdict = "stopped by the stop button"
-    print(f"\nsession: {profile.name}, {result.outcome.status.cycle} cycle(s) in {_mmss(o.duration_s)}, "
-          f"{o.ticks} ticks ({o.late_ticks} late); {verdict}", file=out)
+    print(
+        f"\nsession: {profile.name}, {result.outcome.status.cycle} cycle(s) in {_mmss(o.duration_s)}, "
+        f"{o.ticks} ticks ({o.late_ticks} late); {verdict}",
+        file=out,
+    )
     print(result.stats.table(faults), file=out)
     if trip is not None:
         print(f"hint: {trip.hint}", file=out)
@@ -103,7 +126,10 @@ def report(result: SessionResult, profile: Profile, out=None) -> None:
     elif o.vented:
         print("ended vented: every zone below 5 mmHg, pump off, exhausts open", file=out)
     elif o.unconfirmed:
-        print(f"ended with pump off and exhausts open; vent not confirmed for {', '.join(o.unconfirmed)} "
-              "(no reading): check by hand that it has emptied", file=out)
+        print(
+            f"ended with pump off and exhausts open; vent not confirmed for {', '.join(o.unconfirmed)} "
+            "(no reading): check by hand that it has emptied",
+            file=out,
+        )
     if result.log_path is not None:
         print(f"log: {result.log_path}", file=out)

@@ -8,8 +8,9 @@ unless tripped). Pressures are gauge mmHg; a missing reading is an empty cell.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO
 
 from legsleeve.core.commands import Commands
 from legsleeve.core.readings import Readings
@@ -38,13 +39,25 @@ class SessionLog:
         self._file.write(",".join(header(zone_names, has_manifold)) + "\n")
         self.rows = 0
 
-    def row(self, t_s: float, state: str, cmd: Commands, readings: Readings, targets: Sequence[float | None],
-            cycle: int, fault: str = "") -> None:
+    def row(
+        self,
+        t_s: float,
+        state: str,
+        cmd: Commands,
+        readings: Readings,
+        targets: Sequence[float | None],
+        cycle: int,
+        fault: str = "",
+    ) -> None:
         cells = [f"{t_s:.3f}", state, f"{cmd.pump_duty:.3f}"]
         for i in range(self._n):
             action = cmd.action(i)
-            cells += [_p(readings.zones[i].mmhg), "1" if action.inlet_open else "0",
-                      "1" if action.exhaust_open else "0", _p(targets[i])]
+            cells += [
+                _p(readings.zones[i].mmhg),
+                "1" if action.inlet_open else "0",
+                "1" if action.exhaust_open else "0",
+                _p(targets[i]),
+            ]
         if self._manifold:
             cells.append(_p(readings.manifold.mmhg if readings.manifold else None))
         cells += [str(cycle), _quote(fault)]

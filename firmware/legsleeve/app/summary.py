@@ -34,12 +34,12 @@ class SessionStats:
     """Fed each tick with the readings and the controller's status; `table()` once the session is over."""
 
     def __init__(self, profile: Profile):
-        self.zones = [ZoneStats(n, t) for n, t in zip(profile.zone_names, profile.targets_mmhg)]
+        self.zones = [ZoneStats(n, t) for n, t in zip(profile.zone_names, profile.targets_mmhg, strict=False)]
         self.status: Status | None = None  # the controller's latest: fill times and top-ups for the table
 
     def update(self, readings: Readings, status: Status) -> None:
         self.status = status
-        for zs, z, r in zip(self.zones, status.zones, readings.zones):
+        for zs, z, r in zip(self.zones, status.zones, readings.zones, strict=False):
             holding = z.phase is Phase.HOLDING
             if not holding and zs._episode:
                 zs.hold_errors_mmhg.append(sum(zs._episode) / len(zs._episode))
@@ -64,24 +64,28 @@ class SessionStats:
 
     def table(self, faults: dict[str, str] | None = None) -> str:
         faults = faults or {}
-        rows = [("zone", "target", "peak", "plateau", "worst hold", "to target", "top-ups", "fault"),
-                ("", "mmHg", "mmHg", "mmHg", "err mmHg", "s (mean)", "", "")]
+        rows = [
+            ("zone", "target", "peak", "plateau", "worst hold", "to target", "top-ups", "fault"),
+            ("", "mmHg", "mmHg", "mmHg", "err mmHg", "s (mean)", "", ""),
+        ]
         zones = self.status.zones if self.status is not None else ()
         for i, zs in enumerate(self.zones):
             fills = zones[i].fill_times_s if i < len(zones) else ()
             topups = zones[i].topups if i < len(zones) else 0
-            rows.append((
-                zs.name,
-                f"{zs.target_mmhg:.0f}",
-                _f(zs.peak_mmhg),
-                _f(zs.plateau_mmhg),
-                _f(zs.worst_plateau_error_mmhg, signed=True),
-                f"{sum(fills) / len(fills):.1f}" if fills else "-",
-                str(topups),
-                faults.get(zs.name, "-"),
-            ))
+            rows.append(
+                (
+                    zs.name,
+                    f"{zs.target_mmhg:.0f}",
+                    _f(zs.peak_mmhg),
+                    _f(zs.plateau_mmhg),
+                    _f(zs.worst_plateau_error_mmhg, signed=True),
+                    f"{sum(fills) / len(fills):.1f}" if fills else "-",
+                    str(topups),
+                    faults.get(zs.name, "-"),
+                )
+            )
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+        return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows)
 
 
 def _f(v: float, signed: bool = False) -> str:

@@ -10,19 +10,43 @@ import os
 from pathlib import Path
 
 from legsleeve.config.model import (
-    HEADER_REVISION, ControlsSpec, HardwareConfig, I2CSpec, InputSpec, OutputSpec, PinSpec, PumpSpec, SelfTestSpec,
-    SimSpec, SimZoneSpec, ValveSpec, ZoneSpec,
+    HEADER_REVISION,
+    ControlsSpec,
+    HardwareConfig,
+    I2CSpec,
+    InputSpec,
+    OutputSpec,
+    PinSpec,
+    PumpSpec,
+    SelfTestSpec,
+    SimSpec,
+    SimZoneSpec,
+    ValveSpec,
+    ZoneSpec,
 )
 from legsleeve.config.yamlconf import REQUIRED, Problems, Section, YMap, load_document
 from legsleeve.core.limits import (
-    ABS_MAX_MMHG, AMBIENT_MAX_HPA, AMBIENT_MIN_HPA, MAX_ABOVE_VENOUS_S, MAX_DEBOUNCE_S, MAX_FILL_TIMEOUT_S,
-    MAX_REVERSE_GRADIENT_S, MAX_SENSOR_DEADLINE_S, MAX_SESSION_MIN, MAX_SILENCE_S, MAX_STALE_S, MAX_TICK_HZ,
-    MAX_VENT_TIMEOUT_S, MAX_ZONES, MIN_TICK_HZ, REVERSE_GRADIENT_MMHG, Limits,
+    ABS_MAX_MMHG,
+    AMBIENT_MAX_HPA,
+    AMBIENT_MIN_HPA,
+    MAX_ABOVE_VENOUS_S,
+    MAX_DEBOUNCE_S,
+    MAX_FILL_TIMEOUT_S,
+    MAX_REVERSE_GRADIENT_S,
+    MAX_SENSOR_DEADLINE_S,
+    MAX_SESSION_MIN,
+    MAX_SILENCE_S,
+    MAX_STALE_S,
+    MAX_TICK_HZ,
+    MAX_VENT_TIMEOUT_S,
+    MAX_ZONES,
+    MIN_TICK_HZ,
+    REVERSE_GRADIENT_MMHG,
+    Limits,
 )
 
-
 _I2C_PINS = {2, 3}  # SDA1/SCL1 carry the sensor bus
-_BOOT_PULLED_UP = range(0, 9)  # GPIO 0-8 are pulled up at boot: an actuator there would switch on (DESIGN §1)
+_BOOT_PULLED_UP = range(9)  # GPIO 0-8 are pulled up at boot: an actuator there would switch on (DESIGN §1)
 
 VALVE_FORMS = ("normally-open", "normally-closed")
 
@@ -85,8 +109,11 @@ class _Pins:
             return None
         self._seen[gpio] = where
         if actuator and gpio in _BOOT_PULLED_UP:
-            sec.warn(key, f"GPIO{gpio} is pulled up at boot, so this actuator may switch on before the firmware "
-                          "starts; prefer GPIO 9-27 (DESIGN.md §1)")
+            sec.warn(
+                key,
+                f"GPIO{gpio} is pulled up at boot, so this actuator may switch on before the firmware "
+                "starts; prefer GPIO 9-27 (DESIGN.md §1)",
+            )
         return PinSpec(name=str(raw) if isinstance(raw, str) else f"GPIO{raw}", gpio=gpio)
 
 
@@ -164,8 +191,9 @@ def _read_valve(zsec: Section, key: str, pins: _Pins, expect_form: str) -> Valve
     vsec.finish()
     if form is not None and form != expect_form:
         # The safe state relies on unpowered = vented: NC inlets and NO exhausts (DESIGN §1).
-        vsec.error("form", f"must be {expect_form}: an unpowered {key} valve must leave the sleeve vented "
-                           "(DESIGN.md §1)")
+        vsec.error(
+            "form", f"must be {expect_form}: an unpowered {key} valve must leave the sleeve vented (DESIGN.md §1)"
+        )
         return None
     if None in (pin, form, active_high):
         return None
@@ -244,44 +272,56 @@ def _read_limits(sec: Section | None) -> Limits | None:
     if sec is None:
         return None
     d = Limits()
-    values = dict(
-        max_mmhg=sec.number("max_mmhg", above=0.0, maximum=ABS_MAX_MMHG, unit="mmHg"),
-        trip_margin_mmhg=sec.number("trip_margin_mmhg", d.trip_margin_mmhg, above=0.0, maximum=30.0, unit="mmHg"),
-        overpressure_debounce_s=sec.number(
-            "overpressure_debounce_s", d.overpressure_debounce_s, minimum=0.0, maximum=MAX_DEBOUNCE_S, unit="s"),
-        vent_timeout_s=sec.number("vent_timeout_s", d.vent_timeout_s, above=0.0, maximum=MAX_VENT_TIMEOUT_S,
-                                  unit="s"),
-        fill_timeout_s=sec.number("fill_timeout_s", d.fill_timeout_s, above=0.0, maximum=MAX_FILL_TIMEOUT_S,
-                                  unit="s"),
-        min_fill_rate_mmhg_s=sec.number("min_fill_rate_mmhg_s", d.min_fill_rate_mmhg_s, above=0.0, maximum=50.0,
-                                        unit="mmHg/s"),
-        fill_rate_window_s=sec.number("fill_rate_window_s", d.fill_rate_window_s, minimum=0.5, maximum=10.0,
-                                      unit="s"),
-        sensor_stale_s=sec.number("sensor_stale_s", d.sensor_stale_s, above=0.0, maximum=MAX_STALE_S, unit="s"),
-        sensor_stuck_s=sec.number("sensor_stuck_s", d.sensor_stuck_s, minimum=0.2, maximum=5.0, unit="s"),
-        max_zero_spread_mmhg=sec.number("max_zero_spread_mmhg", d.max_zero_spread_mmhg, above=0.0, maximum=40.0,
-                                        unit="mmHg"),
-        occlusion_rate_mmhg_s=sec.number("occlusion_rate_mmhg_s", d.occlusion_rate_mmhg_s, minimum=10.0,
-                                         maximum=500.0, unit="mmHg/s"),
-        leak_rate_mmhg_s=sec.number("leak_rate_mmhg_s", d.leak_rate_mmhg_s, above=0.0, maximum=10.0, unit="mmHg/s"),
-        leak_window_s=sec.number("leak_window_s", d.leak_window_s, minimum=0.5, maximum=10.0, unit="s"),
-        max_topups=sec.integer("max_topups", d.max_topups, minimum=1, maximum=20),
-        topup_window_s=sec.number("topup_window_s", d.topup_window_s, minimum=2.0, maximum=120.0, unit="s"),
-        max_drop_mmhg=sec.number("max_drop_mmhg", d.max_drop_mmhg, minimum=3.0, maximum=30.0, unit="mmHg"),
-        vent_check_s=sec.number("vent_check_s", d.vent_check_s, minimum=0.5, maximum=MAX_VENT_TIMEOUT_S, unit="s"),
-        reverse_gradient_mmhg=sec.number("reverse_gradient_mmhg", d.reverse_gradient_mmhg, minimum=0.0,
-                                         maximum=REVERSE_GRADIENT_MMHG, unit="mmHg"),
-        reverse_gradient_s=sec.number("reverse_gradient_s", d.reverse_gradient_s, above=0.0,
-                                      maximum=MAX_REVERSE_GRADIENT_S, unit="s"),
-        venous_safe_mmhg=sec.number("venous_safe_mmhg", d.venous_safe_mmhg, minimum=5.0, maximum=60.0, unit="mmHg"),
-        max_above_venous_s=sec.number("max_above_venous_s", d.max_above_venous_s, above=0.0,
-                                      maximum=MAX_ABOVE_VENOUS_S, unit="s"),
-        session_max_min=sec.number("session_max_min", d.session_max_min, above=0.0, maximum=MAX_SESSION_MIN,
-                                   unit="min"),
-        pump_off_rise_mmhg=sec.number("pump_off_rise_mmhg", d.pump_off_rise_mmhg, minimum=2.0, maximum=50.0,
-                                      unit="mmHg"),
-        alarm_silence_s=sec.number("alarm_silence_s", d.alarm_silence_s, above=0.0, maximum=MAX_SILENCE_S, unit="s"),
-    )
+    values = {
+        "max_mmhg": sec.number("max_mmhg", above=0.0, maximum=ABS_MAX_MMHG, unit="mmHg"),
+        "trip_margin_mmhg": sec.number("trip_margin_mmhg", d.trip_margin_mmhg, above=0.0, maximum=30.0, unit="mmHg"),
+        "overpressure_debounce_s": sec.number(
+            "overpressure_debounce_s", d.overpressure_debounce_s, minimum=0.0, maximum=MAX_DEBOUNCE_S, unit="s"
+        ),
+        "vent_timeout_s": sec.number(
+            "vent_timeout_s", d.vent_timeout_s, above=0.0, maximum=MAX_VENT_TIMEOUT_S, unit="s"
+        ),
+        "fill_timeout_s": sec.number(
+            "fill_timeout_s", d.fill_timeout_s, above=0.0, maximum=MAX_FILL_TIMEOUT_S, unit="s"
+        ),
+        "min_fill_rate_mmhg_s": sec.number(
+            "min_fill_rate_mmhg_s", d.min_fill_rate_mmhg_s, above=0.0, maximum=50.0, unit="mmHg/s"
+        ),
+        "fill_rate_window_s": sec.number(
+            "fill_rate_window_s", d.fill_rate_window_s, minimum=0.5, maximum=10.0, unit="s"
+        ),
+        "sensor_stale_s": sec.number("sensor_stale_s", d.sensor_stale_s, above=0.0, maximum=MAX_STALE_S, unit="s"),
+        "sensor_stuck_s": sec.number("sensor_stuck_s", d.sensor_stuck_s, minimum=0.2, maximum=5.0, unit="s"),
+        "max_zero_spread_mmhg": sec.number(
+            "max_zero_spread_mmhg", d.max_zero_spread_mmhg, above=0.0, maximum=40.0, unit="mmHg"
+        ),
+        "occlusion_rate_mmhg_s": sec.number(
+            "occlusion_rate_mmhg_s", d.occlusion_rate_mmhg_s, minimum=10.0, maximum=500.0, unit="mmHg/s"
+        ),
+        "leak_rate_mmhg_s": sec.number("leak_rate_mmhg_s", d.leak_rate_mmhg_s, above=0.0, maximum=10.0, unit="mmHg/s"),
+        "leak_window_s": sec.number("leak_window_s", d.leak_window_s, minimum=0.5, maximum=10.0, unit="s"),
+        "max_topups": sec.integer("max_topups", d.max_topups, minimum=1, maximum=20),
+        "topup_window_s": sec.number("topup_window_s", d.topup_window_s, minimum=2.0, maximum=120.0, unit="s"),
+        "max_drop_mmhg": sec.number("max_drop_mmhg", d.max_drop_mmhg, minimum=3.0, maximum=30.0, unit="mmHg"),
+        "vent_check_s": sec.number("vent_check_s", d.vent_check_s, minimum=0.5, maximum=MAX_VENT_TIMEOUT_S, unit="s"),
+        "reverse_gradient_mmhg": sec.number(
+            "reverse_gradient_mmhg", d.reverse_gradient_mmhg, minimum=0.0, maximum=REVERSE_GRADIENT_MMHG, unit="mmHg"
+        ),
+        "reverse_gradient_s": sec.number(
+            "reverse_gradient_s", d.reverse_gradient_s, above=0.0, maximum=MAX_REVERSE_GRADIENT_S, unit="s"
+        ),
+        "venous_safe_mmhg": sec.number("venous_safe_mmhg", d.venous_safe_mmhg, minimum=5.0, maximum=60.0, unit="mmHg"),
+        "max_above_venous_s": sec.number(
+            "max_above_venous_s", d.max_above_venous_s, above=0.0, maximum=MAX_ABOVE_VENOUS_S, unit="s"
+        ),
+        "session_max_min": sec.number(
+            "session_max_min", d.session_max_min, above=0.0, maximum=MAX_SESSION_MIN, unit="min"
+        ),
+        "pump_off_rise_mmhg": sec.number(
+            "pump_off_rise_mmhg", d.pump_off_rise_mmhg, minimum=2.0, maximum=50.0, unit="mmHg"
+        ),
+        "alarm_silence_s": sec.number("alarm_silence_s", d.alarm_silence_s, above=0.0, maximum=MAX_SILENCE_S, unit="s"),
+    }
     sec.finish()
     if None in values.values():
         return None
@@ -306,21 +346,21 @@ def _read_simulation(sec: Section | None, zones: list[ZoneSpec]) -> SimSpec | No
         return None
     d = SimSpec()
     num = sec.number
-    values = dict(
-        ambient_hpa=num("ambient_hpa", d.ambient_hpa, minimum=AMBIENT_MIN_HPA, maximum=AMBIENT_MAX_HPA, unit="hPa"),
-        pump_free_flow_lpm=num("pump_free_flow_lpm", d.pump_free_flow_lpm, above=0.0, maximum=20.0, unit="L/min"),
-        pump_deadhead_mmhg=num("pump_deadhead_mmhg", d.pump_deadhead_mmhg, above=0.0, maximum=1000.0, unit="mmHg"),
-        pump_stall_duty=num("pump_stall_duty", d.pump_stall_duty, minimum=0.0, maximum=1.0),
-        relief_mmhg=num("relief_mmhg", d.relief_mmhg, above=0.0, maximum=300.0, unit="mmHg"),
-        relief_lpm_per_mmhg=num("relief_lpm_per_mmhg", d.relief_lpm_per_mmhg, minimum=0.0, maximum=100.0),
-        manifold_volume_l=num("manifold_volume_l", d.manifold_volume_l, above=0.0, maximum=1.0, unit="L"),
-        inlet_lpm_per_mmhg=num("inlet_lpm_per_mmhg", d.inlet_lpm_per_mmhg, above=0.0, maximum=10.0),
-        exhaust_lpm_per_mmhg=num("exhaust_lpm_per_mmhg", d.exhaust_lpm_per_mmhg, above=0.0, maximum=10.0),
-        sensor_noise_mmhg=num("sensor_noise_mmhg", d.sensor_noise_mmhg, minimum=0.0, maximum=5.0, unit="mmHg"),
-        sensor_offset_mmhg=num("sensor_offset_mmhg", d.sensor_offset_mmhg, minimum=0.0, maximum=20.0, unit="mmHg"),
-        conversion_s=num("conversion_s", d.conversion_s, above=0.0, maximum=0.02, unit="s"),
-        i2c_overhead_s=num("i2c_overhead_s", d.i2c_overhead_s, minimum=0.0, maximum=0.01, unit="s"),
-    )
+    values = {
+        "ambient_hpa": num("ambient_hpa", d.ambient_hpa, minimum=AMBIENT_MIN_HPA, maximum=AMBIENT_MAX_HPA, unit="hPa"),
+        "pump_free_flow_lpm": num("pump_free_flow_lpm", d.pump_free_flow_lpm, above=0.0, maximum=20.0, unit="L/min"),
+        "pump_deadhead_mmhg": num("pump_deadhead_mmhg", d.pump_deadhead_mmhg, above=0.0, maximum=1000.0, unit="mmHg"),
+        "pump_stall_duty": num("pump_stall_duty", d.pump_stall_duty, minimum=0.0, maximum=1.0),
+        "relief_mmhg": num("relief_mmhg", d.relief_mmhg, above=0.0, maximum=300.0, unit="mmHg"),
+        "relief_lpm_per_mmhg": num("relief_lpm_per_mmhg", d.relief_lpm_per_mmhg, minimum=0.0, maximum=100.0),
+        "manifold_volume_l": num("manifold_volume_l", d.manifold_volume_l, above=0.0, maximum=1.0, unit="L"),
+        "inlet_lpm_per_mmhg": num("inlet_lpm_per_mmhg", d.inlet_lpm_per_mmhg, above=0.0, maximum=10.0),
+        "exhaust_lpm_per_mmhg": num("exhaust_lpm_per_mmhg", d.exhaust_lpm_per_mmhg, above=0.0, maximum=10.0),
+        "sensor_noise_mmhg": num("sensor_noise_mmhg", d.sensor_noise_mmhg, minimum=0.0, maximum=5.0, unit="mmHg"),
+        "sensor_offset_mmhg": num("sensor_offset_mmhg", d.sensor_offset_mmhg, minimum=0.0, maximum=20.0, unit="mmHg"),
+        "conversion_s": num("conversion_s", d.conversion_s, above=0.0, maximum=0.02, unit="s"),
+        "i2c_overhead_s": num("i2c_overhead_s", d.i2c_overhead_s, minimum=0.0, maximum=0.01, unit="s"),
+    }
     zone_defaults = sec.section("zone_defaults")
     base = None
     if zone_defaults is not None:

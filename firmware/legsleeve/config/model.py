@@ -13,6 +13,7 @@ from legsleeve.core.limits import Limits
 # The 40-pin header is the same on every Pi since the B+; gpiozero resolves names against it.
 HEADER_REVISION = 0xA02082
 
+
 @dataclass(frozen=True)
 class PinSpec:
     """A GPIO as the user wrote it (`name`, for gpiozero) and its BCM number (`gpio`)."""

@@ -16,8 +16,9 @@ a distal zone held at the same time (DESIGN §3).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from legsleeve.config.model import HardwareConfig
 from legsleeve.config.yamlconf import REQUIRED, Problems, Section, YList, YMap, load_document
@@ -121,16 +122,29 @@ def _read_profile(doc: YMap, path: Path, hw: HardwareConfig, problems: Problems)
     if not any(s.kind is StepKind.FILL for s in steps):
         top.error("cycle", "never fills a zone")
         return None
-    profile = Profile(name=name, description=description, path=path, zone_names=names,
-                      targets_mmhg=tuple(targets), steps=tuple(steps), session_minutes=minutes,
-                      session_cycles=cycles, ramp_cycles=ramp_cycles, ramp_start=ramp_start,
-                      allow_reverse_gradient=bool(allow_reverse))
+    profile = Profile(
+        name=name,
+        description=description,
+        path=path,
+        zone_names=names,
+        targets_mmhg=tuple(targets),
+        steps=tuple(steps),
+        session_minutes=minutes,
+        session_cycles=cycles,
+        ramp_cycles=ramp_cycles,
+        ramp_start=ramp_start,
+        allow_reverse_gradient=bool(allow_reverse),
+    )
     for step in steps:
         for zone in step.zones:
             if step.kind is StepKind.FILL and profile.step_target(step, zone, ramp_cycles) > max_mmhg:
-                problems.error(path, step.line, step.source,
-                               f"{names[zone]} would be filled to {profile.step_target(step, zone, ramp_cycles):g} "
-                               f"mmHg, above limits.max_mmhg ({max_mmhg:g}) in hardware.yaml (SAFE-3)")
+                problems.error(
+                    path,
+                    step.line,
+                    step.source,
+                    f"{names[zone]} would be filled to {profile.step_target(step, zone, ramp_cycles):g} "
+                    f"mmHg, above limits.max_mmhg ({max_mmhg:g}) in hardware.yaml (SAFE-3)",
+                )
     if not allow_reverse:
         _check_gradient(profile, problems)
     return None if problems.errors else profile
@@ -229,8 +243,15 @@ class _StepReader:
         return [Step(StepKind.VENT, zones, wait=bool(wait), source=path, line=line)] if zones else []
 
     def _rest_s(self, sec: Section, path: str, line: int) -> list[Step]:
-        return [Step(StepKind.REST, tuple(range(len(self.names))), duration_s=self.seconds(sec, "rest_s"), source=path,
-                     line=line)]
+        return [
+            Step(
+                StepKind.REST,
+                tuple(range(len(self.names))),
+                duration_s=self.seconds(sec, "rest_s"),
+                source=path,
+                line=line,
+            )
+        ]
 
     def _pulse(self, sec: Section, path: str, line: int) -> list[Step]:
         zones = self.zones(sec, "pulse")
@@ -251,10 +272,12 @@ class _StepReader:
 def _pulses(zones, times, on_s, off_s, scale, target, source, line) -> list[Step]:
     steps = []
     for _ in range(times):
-        steps += [Step(StepKind.FILL, zones, scale=scale, target_mmhg=target, source=source, line=line),
-                  Step(StepKind.HOLD, duration_s=on_s, source=source, line=line),
-                  Step(StepKind.VENT, zones, source=source, line=line),
-                  Step(StepKind.HOLD, duration_s=off_s, source=source, line=line)]
+        steps += [
+            Step(StepKind.FILL, zones, scale=scale, target_mmhg=target, source=source, line=line),
+            Step(StepKind.HOLD, duration_s=on_s, source=source, line=line),
+            Step(StepKind.VENT, zones, source=source, line=line),
+            Step(StepKind.HOLD, duration_s=off_s, source=source, line=line),
+        ]
     return steps
 
 
@@ -275,8 +298,10 @@ def _p_sequential(reader: _StepReader, sec: Section, src: str, line: int) -> lis
     wait = sec.boolean("wait", False)
     scale, target = reader.level(sec)
     steps = [Step(StepKind.FILL, (z,), scale=scale, target_mmhg=target, source=src, line=line) for z in zones]
-    return steps + [Step(StepKind.HOLD, duration_s=hold_s, source=src, line=line),
-                    Step(StepKind.VENT, tuple(sorted(zones)), wait=bool(wait), source=src, line=line)]
+    return steps + [
+        Step(StepKind.HOLD, duration_s=hold_s, source=src, line=line),
+        Step(StepKind.VENT, tuple(sorted(zones)), wait=bool(wait), source=src, line=line),
+    ]
 
 
 def _p_wave(reader: _StepReader, sec: Section, src: str, line: int) -> list[Step]:
@@ -291,7 +316,7 @@ def _p_wave(reader: _StepReader, sec: Section, src: str, line: int) -> list[Step
         steps.append(Step(StepKind.HOLD, duration_s=hold_s, source=src, line=line))
         if i + 1 >= band:
             steps.append(Step(StepKind.VENT, (zones[i + 1 - band],), source=src, line=line))
-    tail = zones[max(0, len(zones) - band + 1):]
+    tail = zones[max(0, len(zones) - band + 1) :]
     if tail:
         steps.append(Step(StepKind.VENT, tuple(sorted(tail)), source=src, line=line))
     return steps
@@ -327,10 +352,12 @@ def _p_squeeze(reader: _StepReader, sec: Section, src: str, line: int) -> list[S
     scale, target = reader.level(sec)
     steps = []
     for z in zones:
-        steps += [Step(StepKind.FILL, (z,), scale=scale, target_mmhg=target, source=src, line=line),
-                  Step(StepKind.HOLD, duration_s=hold_s, source=src, line=line),
-                  Step(StepKind.VENT, (z,), wait=True, source=src, line=line),
-                  Step(StepKind.HOLD, duration_s=gap_s, source=src, line=line)]
+        steps += [
+            Step(StepKind.FILL, (z,), scale=scale, target_mmhg=target, source=src, line=line),
+            Step(StepKind.HOLD, duration_s=hold_s, source=src, line=line),
+            Step(StepKind.VENT, (z,), wait=True, source=src, line=line),
+            Step(StepKind.HOLD, duration_s=gap_s, source=src, line=line),
+        ]
     return steps
 
 
@@ -378,8 +405,11 @@ def _check_gradient(profile: Profile, problems: Problems) -> None:
             for p in sorted(inflated):
                 if p > d and inflated[p] > inflated[d] + REVERSE_GRADIENT_MMHG:
                     problems.error(
-                        profile.path, step.line, step.source,
+                        profile.path,
+                        step.line,
+                        step.source,
                         f"{names[p]} ({inflated[p]:g} mmHg) would be held {inflated[p] - inflated[d]:g} mmHg above "
                         f"{names[d]} ({inflated[d]:g} mmHg) below it: a reverse gradient (DESIGN.md §3). If that is "
-                        "meant, say allow_reverse_gradient: true")
+                        "meant, say allow_reverse_gradient: true",
+                    )
                     return

@@ -6,7 +6,8 @@ Control code never reads the time itself; it is handed `now_s` by whoever owns a
 from __future__ import annotations
 
 import time
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 
 class Clock(Protocol):

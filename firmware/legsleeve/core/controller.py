@@ -72,8 +72,17 @@ class Output(NamedTuple):
 class _Zone:
     """A zone's regulation state: the controller's own, never read from outside."""
 
-    __slots__ = ("phase", "target_mmhg", "topping_up", "fill_started_s", "last_mmhg", "last_t_s", "rate_mmhg_s",
-                 "fill_times_s", "topups")
+    __slots__ = (
+        "phase",
+        "target_mmhg",
+        "topping_up",
+        "fill_started_s",
+        "last_mmhg",
+        "last_t_s",
+        "rate_mmhg_s",
+        "fill_times_s",
+        "topups",
+    )
 
     def __init__(self) -> None:
         self.phase = Phase.VENTED
@@ -104,8 +113,15 @@ class Tuning:
 class Controller:
     """Runs a profile's cycles for a session of `cycles` cycles or `minutes` (the cycle under way finishes)."""
 
-    def __init__(self, profile: Profile, *, min_duty: float, cycles: int | None = None,
-                 minutes: float | None = None, tuning: Tuning = Tuning()):
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        min_duty: float,
+        cycles: int | None = None,
+        minutes: float | None = None,
+        tuning: Tuning = Tuning(),
+    ):
         self.profile = profile
         self.min_duty = min_duty
         self.tuning = tuning
@@ -131,7 +147,7 @@ class Controller:
         if self._done:
             return Output(SAFE, self.status)
         pressures = [r.mmhg if r.ok else math.nan for r in readings.zones]
-        for zone, p, reading in zip(self._zones, pressures, readings.zones):
+        for zone, p, reading in zip(self._zones, pressures, readings.zones, strict=False):
             self._regulate(zone, p, reading.t_s, now_s)
         for _ in range(len(self.profile.steps) + 1):  # zero-time steps chain within one tick, but never forever
             if self._done or not self._step_complete(now_s, pressures):
@@ -144,8 +160,14 @@ class Controller:
         """The controller as of its last step (before the first: "start", every zone vented)."""
         if self._status is None:
             started = self._start_s is not None and not self._done
-            self._status = Status(self._step_words, self._current_step.kind if started else None,
-                                  self._step_index, self._cycle, self._done, tuple(z.status() for z in self._zones))
+            self._status = Status(
+                self._step_words,
+                self._current_step.kind if started else None,
+                self._step_index,
+                self._cycle,
+                self._done,
+                tuple(z.status() for z in self._zones),
+            )
         return self._status
 
     @property
@@ -185,7 +207,7 @@ class Controller:
     def _commands(self, pressures: list[float]) -> Commands:
         actions = []
         worst_gap = -math.inf
-        for z, p in zip(self._zones, pressures):
+        for z, p in zip(self._zones, pressures, strict=False):
             action = _ACTION[z.phase]
             if action is FILL:
                 if math.isnan(p):

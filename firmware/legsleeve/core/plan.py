@@ -57,13 +57,28 @@ class Profile:
     allow_reverse_gradient: bool = False
 
     @classmethod
-    def of_steps(cls, name: str, zone_names: tuple[str, ...], steps: tuple[Step, ...], target_mmhg: float, *,
-                 cycles: int = 1, path: Path | None = None) -> Profile:
+    def of_steps(
+        cls,
+        name: str,
+        zone_names: tuple[str, ...],
+        steps: tuple[Step, ...],
+        target_mmhg: float,
+        *,
+        cycles: int = 1,
+        path: Path | None = None,
+    ) -> Profile:
         """A plan made in code rather than read from YAML (self-test, test-valve, bench): every zone's nominal
         target `target_mmhg`, `cycles` cycles of `steps`."""
-        return cls(name=name, description=name, path=path or Path(f"<{name}>"), zone_names=zone_names,
-                   targets_mmhg=(target_mmhg,) * len(zone_names), steps=steps, session_minutes=None,
-                   session_cycles=cycles)
+        return cls(
+            name=name,
+            description=name,
+            path=path or Path(f"<{name}>"),
+            zone_names=zone_names,
+            targets_mmhg=(target_mmhg,) * len(zone_names),
+            steps=steps,
+            session_minutes=None,
+            session_cycles=cycles,
+        )
 
     def step_target(self, step: Step, zone: int, cycle: int) -> float:
         """The pressure a fill step aims for in this zone and cycle (ramp applied), mmHg."""
@@ -77,7 +92,11 @@ class Profile:
 
     def peak_target_mmhg(self, zone: int) -> float:
         """The highest target this profile ever asks of a zone (the supervisor's trip level builds on it)."""
-        fills = [self.step_target(s, zone, self.ramp_cycles) for s in self.steps if s.kind is StepKind.FILL and zone in s.zones]
+        fills = [
+            self.step_target(s, zone, self.ramp_cycles)
+            for s in self.steps
+            if s.kind is StepKind.FILL and zone in s.zones
+        ]
         return max(fills, default=0.0)
 
     def fill_order(self) -> list[str]:

@@ -7,10 +7,10 @@ sleeve.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
-from legsleeve.core.clock import MonotonicClock
 from legsleeve.config.model import HardwareConfig
+from legsleeve.core.clock import MonotonicClock
 from legsleeve.errors import HardwareError
 from legsleeve.hw.rig import Rig, build_rig
 
@@ -20,8 +20,14 @@ def open_sim(config: HardwareConfig, *, seed: int = 0, faults: Iterable = (), wi
     from legsleeve.sim.world import SimWorld
 
     world = SimWorld(config, seed=seed, faults=faults)
-    rig = build_rig(config, clock=world.clock, pin_factory=world.pin_factory, i2c_bus=world.bus, world=world,
-                    with_sensors=with_sensors)
+    rig = build_rig(
+        config,
+        clock=world.clock,
+        pin_factory=world.pin_factory,
+        i2c_bus=world.bus,
+        world=world,
+        with_sensors=with_sensors,
+    )
     world.connect_panel()
     return rig
 
@@ -56,8 +62,7 @@ def open_pi(config: HardwareConfig, *, with_sensors: bool = True) -> Rig:
 
         # frequency is set by dtparam=i2c_arm_baudrate on Linux; Blinka ignores it here
         i2c = busio.I2C(board.SCL, board.SDA, frequency=config.i2c.frequency_hz)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         pin_factory.close()
         raise HardwareError(f"I2C bus {config.i2c.bus} did not start ({exc}); is dtparam=i2c_arm=on set?") from exc
-    return build_rig(config, clock=MonotonicClock(), pin_factory=pin_factory, i2c_bus=i2c,
-                     with_sensors=with_sensors)
+    return build_rig(config, clock=MonotonicClock(), pin_factory=pin_factory, i2c_bus=i2c, with_sensors=with_sensors)

@@ -11,8 +11,8 @@ import math
 
 from gpiozero import Button, DigitalInputDevice, DigitalOutputDevice, PWMOutputDevice
 
-from legsleeve.core.commands import FILL, HOLD, VENT, ZoneAction
 from legsleeve.config.model import InputSpec, OutputSpec, PumpSpec, ValveSpec, ZoneSpec
+from legsleeve.core.commands import FILL, HOLD, VENT, ZoneAction
 
 
 def valve_open_when(spec: ValveSpec, energised: bool) -> bool:
@@ -133,11 +133,19 @@ class Pump:
 class Panel:
     """The optional human interface: start/stop button, E-stop sense, status LED, buzzer."""
 
-    def __init__(self, button: InputSpec | None, estop: InputSpec | None, led: OutputSpec | None,
-                 buzzer: OutputSpec | None, *, pin_factory=None):
+    def __init__(
+        self,
+        button: InputSpec | None,
+        estop: InputSpec | None,
+        led: OutputSpec | None,
+        buzzer: OutputSpec | None,
+        *,
+        pin_factory=None,
+    ):
         self.button = (
             Button(button.pin.name, pull_up=button.pull_up, bounce_time=None, hold_time=1.5, pin_factory=pin_factory)
-            if button else None
+            if button
+            else None
         )
         # The E-stop's normally-closed contact holds the pin at its active level; pressing it, or a broken wire,
         # lets the pull resistor take it inactive - which reads as "stop".
@@ -145,12 +153,16 @@ class Panel:
             DigitalInputDevice(estop.pin.name, pull_up=estop.pull_up, pin_factory=pin_factory) if estop else None
         )
         self.led = (
-            DigitalOutputDevice(led.pin.name, active_high=led.active_high, initial_value=False,
-                                pin_factory=pin_factory) if led else None
+            DigitalOutputDevice(led.pin.name, active_high=led.active_high, initial_value=False, pin_factory=pin_factory)
+            if led
+            else None
         )
         self.buzzer = (
-            DigitalOutputDevice(buzzer.pin.name, active_high=buzzer.active_high, initial_value=False,
-                                pin_factory=pin_factory) if buzzer else None
+            DigitalOutputDevice(
+                buzzer.pin.name, active_high=buzzer.active_high, initial_value=False, pin_factory=pin_factory
+            )
+            if buzzer
+            else None
         )
 
     @property

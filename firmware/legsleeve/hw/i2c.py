@@ -11,8 +11,8 @@ this bus.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from legsleeve.core.clock import Clock
 from legsleeve.errors import I2CDeadline
@@ -69,13 +69,26 @@ class DeadlineI2C:
         self._check()
         self.bus.readfrom_into(address, buffer, start=start, end=len(buffer) if end is None else end)
 
-    def writeto_then_readfrom(self, address: int, buffer_out, buffer_in, *, out_start: int = 0,
-                              out_end: int | None = None, in_start: int = 0, in_end: int | None = None) -> None:
+    def writeto_then_readfrom(
+        self,
+        address: int,
+        buffer_out,
+        buffer_in,
+        *,
+        out_start: int = 0,
+        out_end: int | None = None,
+        in_start: int = 0,
+        in_end: int | None = None,
+    ) -> None:
         self._check()
         self.bus.writeto_then_readfrom(
-            address, buffer_out, buffer_in,
-            out_start=out_start, out_end=len(buffer_out) if out_end is None else out_end,
-            in_start=in_start, in_end=len(buffer_in) if in_end is None else in_end,
+            address,
+            buffer_out,
+            buffer_in,
+            out_start=out_start,
+            out_end=len(buffer_out) if out_end is None else out_end,
+            in_start=in_start,
+            in_end=len(buffer_in) if in_end is None else in_end,
         )
 
     def scan(self) -> list[int]:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from legsleeve.config.model import HardwareConfig
 from legsleeve.core.clock import Clock
 from legsleeve.core.commands import FILL, HOLD, SAFE, VENT, Commands
-from legsleeve.config.model import HardwareConfig
+from legsleeve.core.readings import Readings
 from legsleeve.hw.drivers import Panel, Pump, ZoneValves
 from legsleeve.hw.i2c import DeadlineI2C
-from legsleeve.core.readings import Readings
 from legsleeve.hw.sensors import SensorArray, build_sensors
 
 log = logging.getLogger(__name__)
@@ -90,8 +90,9 @@ class Rig:
             if self.sensors.manifold is not None:
                 for zone in self.zones:
                     zone.inlet.open()
-            return self.sensors.zero(max_spread_mmhg=limits.max_zero_spread_mmhg,
-                                     settle_timeout_s=limits.vent_timeout_s)
+            return self.sensors.zero(
+                max_spread_mmhg=limits.max_zero_spread_mmhg, settle_timeout_s=limits.vent_timeout_s
+            )
         finally:
             self.drive_safe()
 
@@ -110,8 +111,9 @@ class Rig:
         self.panel.close()
 
 
-def build_rig(config: HardwareConfig, *, clock: Clock, pin_factory, i2c_bus, world=None,
-              with_sensors: bool = True) -> Rig:
+def build_rig(
+    config: HardwareConfig, *, clock: Clock, pin_factory, i2c_bus, world=None, with_sensors: bool = True
+) -> Rig:
     """Create every device on the given pin factory and I2C bus - the same code for the sleeve and the sim.
 
     Outputs come up de-energised. If anything fails part-way, whatever was built is driven safe and released

@@ -2,28 +2,27 @@
 
 The Adafruit driver probes each sensor at start, takes the zero and serves single reads (`PressureSensor.read`);
 the control loop reads all sensors at once with `SensorArray.read`, a sweep that speaks the same datasheet protocol
-but overlaps the conversions. Each read runs inside a `DeadlineI2C` transaction; any driver error (OSError from a NACK or bus timeout, the
-driver's RuntimeError for status bits, our I2CDeadline) becomes a `Reading` carrying the fault, never an exception
-that escapes into the loop. Readings are gauge mmHg against a baseline taken at start with the sleeve vented;
-hPa exists only here.
+but overlaps the conversions. Each read runs inside a `DeadlineI2C` transaction; any driver error (OSError from a
+NACK or bus timeout, the driver's RuntimeError for status bits, our I2CDeadline) becomes a `Reading` carrying the
+fault, never an exception that escapes into the loop. Readings are gauge mmHg against a baseline taken at start
+with the sleeve vented; hPa exists only here.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
 
 import adafruit_mprls
 import adafruit_tca9548a
 
-from legsleeve.core.clock import Clock
 from legsleeve.config.model import HardwareConfig
+from legsleeve.core.clock import Clock
 from legsleeve.core.limits import AMBIENT_MAX_HPA, AMBIENT_MIN_HPA
 from legsleeve.core.readings import Reading, Readings
+from legsleeve.core.units import HPA_PER_PSI, MMHG_PER_HPA
 from legsleeve.errors import I2CDeadline, SensorFault
 from legsleeve.hw.i2c import DeadlineI2C
-from legsleeve.core.units import HPA_PER_PSI, MMHG_PER_HPA
 
 MANIFOLD = "manifold"
 # Datasheet range 0-25 psi absolute is 0-1724 hPa; anything outside the transfer band is not a pressure.
@@ -88,8 +87,16 @@ def _describe(exc: BaseException) -> str:
 class SensorArray:
     """Every pressure sensor of the build, read as one sweep."""
 
-    def __init__(self, zones: list[PressureSensor], manifold: PressureSensor | None, clock: Clock, *,
-                 bus: DeadlineI2C, mux_address: int | None, address: int):
+    def __init__(
+        self,
+        zones: list[PressureSensor],
+        manifold: PressureSensor | None,
+        clock: Clock,
+        *,
+        bus: DeadlineI2C,
+        mux_address: int | None,
+        address: int,
+    ):
         self.zones = zones
         self.manifold = manifold
         self._clock = clock
@@ -183,8 +190,9 @@ class SensorArray:
             raise SensorFault(sensor.name, f"reading {hpa:.1f} hPa is outside the sensor's 0-25 psi range")
         return hpa
 
-    def zero(self, *, max_spread_mmhg: float, settle_timeout_s: float, window_s: float = 0.5,
-             tolerance_mmhg: float = 0.15) -> dict[str, float]:
+    def zero(
+        self, *, max_spread_mmhg: float, settle_timeout_s: float, window_s: float = 0.5, tolerance_mmhg: float = 0.15
+    ) -> dict[str, float]:
         """Take each sensor's ambient baseline with the sleeve vented (the caller vents first).
 
         Waits until two successive windows agree within `tolerance_mmhg` for every sensor (the sleeve has stopped
@@ -202,20 +210,28 @@ class SensorArray:
                 break
             if self._clock.now() - start > settle_timeout_s:
                 moving = [n for n in means if previous and abs(means[n] - previous[n]) * MMHG_PER_HPA > tolerance_mmhg]
-                raise SensorFault(", ".join(moving) or "all",
-                                  f"pressure still changing after {settle_timeout_s:g} s of venting; "
-                                  "cannot take the zero (check the exhaust valves)")
+                raise SensorFault(
+                    ", ".join(moving) or "all",
+                    f"pressure still changing after {settle_timeout_s:g} s of venting; "
+                    "cannot take the zero (check the exhaust valves)",
+                )
             previous = means
         for name, hpa in means.items():
             if not AMBIENT_MIN_HPA <= hpa <= AMBIENT_MAX_HPA:
-                raise SensorFault(name, f"ambient baseline {hpa:.1f} hPa is not a plausible air pressure "
-                                        f"({AMBIENT_MIN_HPA:g}-{AMBIENT_MAX_HPA:g} hPa)")
+                raise SensorFault(
+                    name,
+                    f"ambient baseline {hpa:.1f} hPa is not a plausible air pressure "
+                    f"({AMBIENT_MIN_HPA:g}-{AMBIENT_MAX_HPA:g} hPa)",
+                )
         median = statistics.median(means.values())
         for name, hpa in means.items():
             off = (hpa - median) * MMHG_PER_HPA
             if abs(off) > max_spread_mmhg:
-                raise SensorFault(name, f"zero is {off:+.1f} mmHg from the other sensors' (limit "
-                                        f"±{max_spread_mmhg:g}): a zone still under pressure, or a faulty sensor")
+                raise SensorFault(
+                    name,
+                    f"zero is {off:+.1f} mmHg from the other sensors' (limit "
+                    f"±{max_spread_mmhg:g}): a zone still under pressure, or a faulty sensor",
+                )
         for sensor in self.all:
             sensor.baseline_hpa = means[sensor.name]
         return means
@@ -232,7 +248,9 @@ class SensorArray:
 
 def build_sensors(config: HardwareConfig, bus: DeadlineI2C, clock: Clock) -> SensorArray:
     """Create the Adafruit drivers on `bus`. A sensor that does not answer raises SensorFault."""
-    mux = adafruit_tca9548a.TCA9548A(bus, address=config.i2c.mux_address) if config.i2c.mux_address is not None else None
+    mux = (
+        adafruit_tca9548a.TCA9548A(bus, address=config.i2c.mux_address) if config.i2c.mux_address is not None else None
+    )
 
     def make(name: str, channel: int | None) -> PressureSensor:
         port = mux[channel] if mux is not None else bus
@@ -246,5 +264,6 @@ def build_sensors(config: HardwareConfig, bus: DeadlineI2C, clock: Clock) -> Sen
 
     zones = [make(z.name, z.sensor_channel) for z in config.zones]
     manifold = make(MANIFOLD, config.manifold_channel) if config.manifold_channel is not None else None
-    return SensorArray(zones, manifold, clock, bus=bus, mux_address=config.i2c.mux_address,
-                       address=config.i2c.sensor_address)
+    return SensorArray(
+        zones, manifold, clock, bus=bus, mux_address=config.i2c.mux_address, address=config.i2c.sensor_address
+    )

@@ -31,20 +31,41 @@ def rows(cfg: HardwareConfig) -> list[tuple[str, str, str, str, str]]:
 
     level = lambda high: "high = energised" if high else "low = energised"  # noqa: E731
     p = cfg.pump
-    add(p.pin, "pump", "output, PWM", f"logic-level N-MOSFET gate, 10k pull-down, flyback diode; {level(p.active_high)}; "
-        f"{p.pwm_hz:g} Hz, min duty {p.min_duty:g}")
+    add(
+        p.pin,
+        "pump",
+        "output, PWM",
+        f"logic-level N-MOSFET gate, 10k pull-down, flyback diode; {level(p.active_high)}; "
+        f"{p.pwm_hz:g} Hz, min duty {p.min_duty:g}",
+    )
     for z in cfg.zones:
-        add(z.inlet.pin, f"{z.name} inlet valve (NC)", "output",
-            f"MOSFET gate, pull-down, flyback diode; {level(z.inlet.active_high)}, energised = open")
-        add(z.exhaust.pin, f"{z.name} exhaust valve (NO)", "output",
-            f"MOSFET gate, pull-down, flyback diode; {level(z.exhaust.active_high)}, energised = closed")
+        add(
+            z.inlet.pin,
+            f"{z.name} inlet valve (NC)",
+            "output",
+            f"MOSFET gate, pull-down, flyback diode; {level(z.inlet.active_high)}, energised = open",
+        )
+        add(
+            z.exhaust.pin,
+            f"{z.name} exhaust valve (NO)",
+            "output",
+            f"MOSFET gate, pull-down, flyback diode; {level(z.exhaust.active_high)}, energised = closed",
+        )
     c = cfg.controls
     if c.button:
-        add(c.button.pin, "start/stop button", "input", "momentary switch to GND" + (", internal pull-up"
-                                                                                     if c.button.pull_up else ""))
+        add(
+            c.button.pin,
+            "start/stop button",
+            "input",
+            "momentary switch to GND" + (", internal pull-up" if c.button.pull_up else ""),
+        )
     if c.estop:
-        add(c.estop.pin, "E-stop sense", "input", "normally-closed E-stop contact to GND (open = stop)"
-            + (", internal pull-up" if c.estop.pull_up else ""))
+        add(
+            c.estop.pin,
+            "E-stop sense",
+            "input",
+            "normally-closed E-stop contact to GND (open = stop)" + (", internal pull-up" if c.estop.pull_up else ""),
+        )
     if c.led:
         add(c.led.pin, "status LED", "output", f"LED + resistor to GND; {level(c.led.active_high)}")
     if c.buzzer:
@@ -53,9 +74,16 @@ def rows(cfg: HardwareConfig) -> list[tuple[str, str, str, str, str]]:
     sensors = ", ".join(f"{z.name} ch{z.sensor_channel}" for z in cfg.zones)
     if cfg.manifold_channel is not None:
         sensors += f", manifold ch{cfg.manifold_channel}"
-    table = [(f"GPIO{SDA}", str(_header_pin(SDA)), "I2C SDA", "bus", f"{mux}; MPRLS 0x{cfg.i2c.sensor_address:02x}: "
-              f"{sensors}"),
-             (f"GPIO{SCL}", str(_header_pin(SCL)), "I2C SCL", "bus", f"{cfg.i2c.frequency_hz // 1000} kHz")]
+    table = [
+        (
+            f"GPIO{SDA}",
+            str(_header_pin(SDA)),
+            "I2C SDA",
+            "bus",
+            f"{mux}; MPRLS 0x{cfg.i2c.sensor_address:02x}: {sensors}",
+        ),
+        (f"GPIO{SCL}", str(_header_pin(SCL)), "I2C SCL", "bus", f"{cfg.i2c.frequency_hz // 1000} kHz"),
+    ]
     for gpio, device, direction, wiring in sorted(out):
         table.append((f"GPIO{gpio}", str(_header_pin(gpio)), device, direction, wiring))
     return table
@@ -70,4 +98,4 @@ def markdown(cfg: HardwareConfig) -> str:
 def text(cfg: HardwareConfig) -> str:
     table = [("GPIO", "pin", "device", "direction", "wiring"), *rows(cfg)]
     widths = [max(len(r[i]) for r in table) for i in range(4)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in table)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=False)) + "  " + r[4] for r in table)

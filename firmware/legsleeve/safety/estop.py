@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-
-from legsleeve.core.commands import FILL, HOLD, VENT, Commands, ZoneAction
-from legsleeve.core.limits import ABS_MAX_MMHG, VENTED_MMHG
-from legsleeve.core.readings import Reading, Readings
-from legsleeve.safety.trip import Priority, Trip, all_readings
-
+from legsleeve.core.commands import Commands
+from legsleeve.core.readings import Readings
+from legsleeve.safety.trip import Priority, Trip
 
 
 class EStop:
@@ -24,7 +19,13 @@ class EStop:
 
     def check(self, now_s: float, readings: Readings, applied: Commands) -> Trip | None:
         if readings.estop_pressed:
-            return Trip(self.rule, None, None, now_s, "E-stop pressed",
-                        "release the E-stop when the sleeve is safe; a new session starts from idle",
-                        priority=Priority.MEDIUM)
+            return Trip(
+                self.rule,
+                None,
+                None,
+                now_s,
+                "E-stop pressed",
+                "release the E-stop when the sleeve is safe; a new session starts from idle",
+                priority=Priority.MEDIUM,
+            )
         return None

@@ -3,14 +3,11 @@ venous-safe pressure, and the session time limit."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
-from legsleeve.core.commands import FILL, HOLD, VENT, Commands, ZoneAction
-from legsleeve.core.limits import ABS_MAX_MMHG, VENTED_MMHG
-from legsleeve.core.readings import Reading, Readings
-from legsleeve.safety.trip import Priority, Trip, all_readings
-
+from legsleeve.core.commands import VENT, Commands
+from legsleeve.core.readings import Readings
+from legsleeve.safety.trip import Priority, Trip
 
 
 class ReverseGradient:
@@ -43,10 +40,15 @@ class ReverseGradient:
                 seen.add((a, b))
                 since = self._since.setdefault((a, b), now_s)
                 if now_s - since > self.max_s:
-                    return Trip(self.rule, self.names[b], zones[b].mmhg, now_s,
-                                f"reverse gradient: {self.names[b]} {zones[b].mmhg:.1f} mmHg above "
-                                f"{self.names[a]} {zones[a].mmhg:.1f} mmHg for {now_s - since:.1f} s",
-                                f"a proximal zone above a distal one traps blood: check {self.names[a]} for a leak")
+                    return Trip(
+                        self.rule,
+                        self.names[b],
+                        zones[b].mmhg,
+                        now_s,
+                        f"reverse gradient: {self.names[b]} {zones[b].mmhg:.1f} mmHg above "
+                        f"{self.names[a]} {zones[a].mmhg:.1f} mmHg for {now_s - since:.1f} s",
+                        f"a proximal zone above a distal one traps blood: check {self.names[a]} for a leak",
+                    )
         for pair in list(self._since):
             if pair not in seen:
                 del self._since[pair]
@@ -77,10 +79,16 @@ class TimeUnderPressure:
         if self._start is None:
             self._start = now_s
         if now_s - self._start > self.session_max_s:
-            return Trip(self.rule, None, None, now_s,
-                        f"session limit: running for {(now_s - self._start) / 60:.1f} min "
-                        f"(at most {self.session_max_s / 60:g})",
-                        "sessions are limited by limits.session_max_min in hardware.yaml", priority=Priority.LOW)
+            return Trip(
+                self.rule,
+                None,
+                None,
+                now_s,
+                f"session limit: running for {(now_s - self._start) / 60:.1f} min "
+                f"(at most {self.session_max_s / 60:g})",
+                "sessions are limited by limits.session_max_min in hardware.yaml",
+                priority=Priority.LOW,
+            )
         for i, r in enumerate(readings.zones):
             if not r.ok:
                 continue
@@ -91,9 +99,13 @@ class TimeUnderPressure:
             if since is None:
                 since = self._above[i] = now_s
             if now_s - since > self.max_s:
-                return Trip(self.rule, self.names[i], r.mmhg, now_s,
-                            f"above {self.venous:g} mmHg for {now_s - since:.0f} s without a break "
-                            f"(at most {self.max_s:g})",
-                            "blood needs time to refill the leg between squeezes: shorten holds or add rests",
-                            priority=Priority.MEDIUM)
+                return Trip(
+                    self.rule,
+                    self.names[i],
+                    r.mmhg,
+                    now_s,
+                    f"above {self.venous:g} mmHg for {now_s - since:.0f} s without a break (at most {self.max_s:g})",
+                    "blood needs time to refill the leg between squeezes: shorten holds or add rests",
+                    priority=Priority.MEDIUM,
+                )
         return None

@@ -5,11 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from legsleeve.core.commands import FILL, HOLD, VENT, Commands, ZoneAction
-from legsleeve.core.limits import ABS_MAX_MMHG, VENTED_MMHG
-from legsleeve.core.readings import Reading, Readings
-from legsleeve.safety.trip import Priority, Trip, all_readings
-
+from legsleeve.core.commands import FILL, HOLD, VENT, Commands
+from legsleeve.core.readings import Readings
+from legsleeve.safety.trip import Priority, Trip
 
 
 class HoldLeak:
@@ -22,8 +20,16 @@ class HoldLeak:
     rule = "SAFE-7"
     MIN_SPAN_S = 0.5
 
-    def __init__(self, names: Sequence[str], *, max_rate_mmhg_s: float, window_s: float, max_topups: int,
-                 topup_window_s: float, max_drop_mmhg: float):
+    def __init__(
+        self,
+        names: Sequence[str],
+        *,
+        max_rate_mmhg_s: float,
+        window_s: float,
+        max_topups: int,
+        topup_window_s: float,
+        max_drop_mmhg: float,
+    ):
         self.names = list(names)
         self.max_rate = max_rate_mmhg_s
         self.window_s = window_s
@@ -44,10 +50,16 @@ class HoldLeak:
         self._held_once = [False] * n
 
     def _trip(self, i, r, now_s, reason):
-        return Trip(self.rule, self.names[i], r.mmhg if r.ok else None, now_s, reason,
-                    "a leaking bladder, seam or fitting, a hose kinked or come off, or an inlet valve that does not close (air "
-                    "going back to the manifold): check the zone, its hose connections and its inlet valve",
-                    priority=Priority.MEDIUM)
+        return Trip(
+            self.rule,
+            self.names[i],
+            r.mmhg if r.ok else None,
+            now_s,
+            reason,
+            "a leaking bladder, seam or fitting, a hose kinked or come off, or an inlet valve that does not close (air "
+            "going back to the manifold): check the zone, its hose connections and its inlet valve",
+            priority=Priority.MEDIUM,
+        )
 
     def check(self, now_s: float, readings: Readings, applied: Commands) -> Trip | None:
         for i, r in enumerate(readings.zones):
@@ -57,8 +69,12 @@ class HoldLeak:
                 topups = [t for t in self._topups[i] if now_s - t < self.topup_window_s] + [now_s]
                 self._topups[i] = topups
                 if len(topups) > self.max_topups:
-                    return self._trip(i, r, now_s, f"needed {len(topups)} top-ups in {self.topup_window_s:g} s "
-                                                   f"(at most {self.max_topups})")
+                    return self._trip(
+                        i,
+                        r,
+                        now_s,
+                        f"needed {len(topups)} top-ups in {self.topup_window_s:g} s (at most {self.max_topups})",
+                    )
             if action is VENT:
                 self._peak[i] = -math.inf
                 self._held_once[i] = False
@@ -73,8 +89,9 @@ class HoldLeak:
                 self._held_once[i] = True
             # once full, a zone's top-ups keep it within 2 mmHg: a fall past max_drop is air escaping, top-up or not
             if self._held_once[i] and self._peak[i] - r.mmhg > self.max_drop:
-                return self._trip(i, r, now_s, f"lost {self._peak[i] - r.mmhg:.1f} mmHg since it was full "
-                                               f"(at most {self.max_drop:g})")
+                return self._trip(
+                    i, r, now_s, f"lost {self._peak[i] - r.mmhg:.1f} mmHg since it was full (at most {self.max_drop:g})"
+                )
             if action is not HOLD:
                 self._last[i] = None
                 continue

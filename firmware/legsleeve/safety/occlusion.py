@@ -3,14 +3,11 @@ hose (kinked, blocked or pulled off)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from legsleeve.core.commands import FILL, HOLD, VENT, Commands, ZoneAction
-from legsleeve.core.limits import ABS_MAX_MMHG, VENTED_MMHG
-from legsleeve.core.readings import Reading, Readings
-from legsleeve.safety.trip import Priority, Trip, all_readings
-
+from legsleeve.core.readings import Readings
+from legsleeve.safety.trip import Priority, Trip
 
 
 class Occlusion:
@@ -70,14 +67,26 @@ class Occlusion:
             rate = change / (r.t_s - t0)
             name = self.names[i]
             if kind is FILL and rate > self.max_rate:
-                return Trip(self.rule, name, r.mmhg, now_s,
-                            f"rose {rate:.0f} mmHg/s while filling, far faster than a bladder fills "
-                            f"({self.max_rate:g} mmHg/s at most): the sensor sees only the hose",
-                            f"the hose of {name} is kinked, blocked or pulled off between the valve block and the "
-                            "bladder: straighten or refit it", priority=Priority.MEDIUM)
+                return Trip(
+                    self.rule,
+                    name,
+                    r.mmhg,
+                    now_s,
+                    f"rose {rate:.0f} mmHg/s while filling, far faster than a bladder fills "
+                    f"({self.max_rate:g} mmHg/s at most): the sensor sees only the hose",
+                    f"the hose of {name} is kinked, blocked or pulled off between the valve block and the "
+                    "bladder: straighten or refit it",
+                    priority=Priority.MEDIUM,
+                )
             if kind is VENT and -rate > self.max_rate:
-                return Trip(self.rule, name, r.mmhg, now_s,
-                            f"cannot vent {name}: it fell {-rate:.0f} mmHg/s, far faster than a bladder empties - "
-                            "the bladder may still hold its pressure beyond a kinked or blocked hose",
-                            f"release {name} by hand now, then straighten or refit its hose", cannot_vent=True)
+                return Trip(
+                    self.rule,
+                    name,
+                    r.mmhg,
+                    now_s,
+                    f"cannot vent {name}: it fell {-rate:.0f} mmHg/s, far faster than a bladder empties - "
+                    "the bladder may still hold its pressure beyond a kinked or blocked hose",
+                    f"release {name} by hand now, then straighten or refit its hose",
+                    cannot_vent=True,
+                )
         return None

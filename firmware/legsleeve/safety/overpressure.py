@@ -6,11 +6,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from legsleeve.core.commands import FILL, HOLD, VENT, Commands, ZoneAction
-from legsleeve.core.limits import ABS_MAX_MMHG, VENTED_MMHG
+from legsleeve.core.commands import FILL, Commands
+from legsleeve.core.limits import ABS_MAX_MMHG
 from legsleeve.core.readings import Reading, Readings
-from legsleeve.safety.trip import Priority, Trip, all_readings
-
+from legsleeve.safety.trip import Trip
 
 
 class OverPressure:
@@ -42,11 +41,16 @@ class OverPressure:
             if since is None:
                 since = self._above_since[i] = r.t_s
             if r.mmhg > ABS_MAX_MMHG or r.t_s - since >= self.debounce_s:
-                return Trip(self.rule, self.names[i], r.mmhg, now_s,
-                            f"over-pressure: {r.mmhg:.1f} mmHg above the {self.levels[i]:g} mmHg trip level for "
-                            f"{r.t_s - since:.2f} s",
-                            "check the profile's targets, and the zone's inlet valve (stuck open?) and hose (kinked "
-                            "between sensor and bladder?)")
+                return Trip(
+                    self.rule,
+                    self.names[i],
+                    r.mmhg,
+                    now_s,
+                    f"over-pressure: {r.mmhg:.1f} mmHg above the {self.levels[i]:g} mmHg trip level for "
+                    f"{r.t_s - since:.2f} s",
+                    "check the profile's targets, and the zone's inlet valve (stuck open?) and hose (kinked "
+                    "between sensor and bladder?)",
+                )
         return None
 
     def above(self, i: int, reading: Reading) -> bool:
@@ -85,9 +89,14 @@ class PumpCheck:
             return None
         self._low = min(self._low, m.mmhg)
         if now_s - self._off_since >= self.SETTLE_S and m.mmhg > self._low + self.rise:
-            return Trip(self.rule, "manifold", m.mmhg, now_s,
-                        f"pump runs while commanded off: manifold up {m.mmhg - self._low:.1f} mmHg to "
-                        f"{m.mmhg:.1f} with every inlet closed",
-                        "the pump's MOSFET may be shorted: press the E-stop or unplug the 12 V supply; the closed "
-                        "inlets and the relief valve hold it off the sleeve")
+            return Trip(
+                self.rule,
+                "manifold",
+                m.mmhg,
+                now_s,
+                f"pump runs while commanded off: manifold up {m.mmhg - self._low:.1f} mmHg to "
+                f"{m.mmhg:.1f} with every inlet closed",
+                "the pump's MOSFET may be shorted: press the E-stop or unplug the 12 V supply; the closed "
+                "inlets and the relief valve hold it off the sleeve",
+            )
         return None

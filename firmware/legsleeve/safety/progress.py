@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
-from legsleeve.core.commands import FILL, HOLD, VENT, Commands, ZoneAction
-from legsleeve.core.limits import ABS_MAX_MMHG, VENTED_MMHG
-from legsleeve.core.readings import Reading, Readings
-from legsleeve.safety.trip import Priority, Trip, all_readings
-
+from legsleeve.core.commands import FILL, Commands
+from legsleeve.core.readings import Readings
+from legsleeve.safety.trip import Priority, Trip
 
 
 class FillProgress:
@@ -41,10 +38,15 @@ class FillProgress:
             if self._since[i] is None:
                 self._since[i] = now_s
             if now_s - self._since[i] > self.timeout_s:
-                return Trip(self.rule, self.names[i], r.mmhg if r.ok else None, now_s,
-                            f"still filling after {self.timeout_s:g} s (at {r.mmhg:.1f} mmHg)",
-                            "check the pump runs, the hose is on the bladder, and the bladder does not leak",
-                            priority=Priority.MEDIUM)
+                return Trip(
+                    self.rule,
+                    self.names[i],
+                    r.mmhg if r.ok else None,
+                    now_s,
+                    f"still filling after {self.timeout_s:g} s (at {r.mmhg:.1f} mmHg)",
+                    "check the pump runs, the hose is on the bladder, and the bladder does not leak",
+                    priority=Priority.MEDIUM,
+                )
             if not r.ok:
                 continue
             if self._window[i] is None:
@@ -54,10 +56,15 @@ class FillProgress:
             if now_s - t0 >= self.window_s:
                 gained = r.mmhg - p0
                 if gained < self.min_rate * (now_s - t0):
-                    return Trip(self.rule, self.names[i], r.mmhg, now_s,
-                                f"filling gained only {gained:.1f} mmHg in {now_s - t0:.1f} s (needs "
-                                f"{self.min_rate:g} mmHg/s)",
-                                "check the hose to this zone is on and not kinked, the bladder for leaks, that the "
-                                "pump runs, and that no other zone's inlet is stuck open", priority=Priority.MEDIUM)
+                    return Trip(
+                        self.rule,
+                        self.names[i],
+                        r.mmhg,
+                        now_s,
+                        f"filling gained only {gained:.1f} mmHg in {now_s - t0:.1f} s (needs {self.min_rate:g} mmHg/s)",
+                        "check the hose to this zone is on and not kinked, the bladder for leaks, that the "
+                        "pump runs, and that no other zone's inlet is stuck open",
+                        priority=Priority.MEDIUM,
+                    )
                 self._window[i] = (now_s, r.mmhg)
         return None

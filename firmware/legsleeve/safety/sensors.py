@@ -5,13 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from legsleeve.core.commands import FILL, HOLD, VENT, Commands, ZoneAction
-from legsleeve.core.limits import ABS_MAX_MMHG, VENTED_MMHG
-from legsleeve.core.readings import Reading, Readings
+from legsleeve.core.commands import FILL, Commands, ZoneAction
+from legsleeve.core.readings import Readings
 from legsleeve.safety.occlusion import Occlusion
 from legsleeve.safety.trip import Priority, Trip, all_readings
-
-
 
 IMPLAUSIBLE_BELOW_MMHG = -15.0  # a bladder cannot pull a vacuum: this far below the zero is a broken sensor
 SPIKE_MMHG = 25.0  # a one-sample excursion this large that returns at once is not air moving
@@ -51,10 +48,15 @@ class SensorHealth:
             if not good:
                 self._last_fault[i] = r.fault or f"implausible reading {r.mmhg:.1f} mmHg"
                 if now_s - self._last_good[i] > self.stale_s:
-                    return Trip(self.rule, name, None, now_s,
-                                f"no good reading for {now_s - self._last_good[i]:.2f} s: {self._last_fault[i]}",
-                                "check the sensor's wiring (SDA/SCL, power), its multiplexer channel and its hose",
-                                priority=Priority.MEDIUM)
+                    return Trip(
+                        self.rule,
+                        name,
+                        None,
+                        now_s,
+                        f"no good reading for {now_s - self._last_good[i]:.2f} s: {self._last_fault[i]}",
+                        "check the sensor's wiring (SDA/SCL, power), its multiplexer channel and its hose",
+                        priority=Priority.MEDIUM,
+                    )
                 continue
             self._last_good[i] = now_s
             previous, before = self._history[i]
@@ -63,10 +65,15 @@ class SensorHealth:
                 if self._same_since[i] is None:
                     self._same_since[i] = now_s
                 elif now_s - self._same_since[i] >= self.stuck_s:
-                    return Trip(self.rule, name, r.mmhg, now_s,
-                                f"reading stuck at {r.mmhg:.2f} mmHg for {now_s - self._same_since[i]:.1f} s",
-                                "a live MPRLS never repeats its count for long: replace or reseat the sensor",
-                                priority=Priority.MEDIUM)
+                    return Trip(
+                        self.rule,
+                        name,
+                        r.mmhg,
+                        now_s,
+                        f"reading stuck at {r.mmhg:.2f} mmHg for {now_s - self._same_since[i]:.1f} s",
+                        "a live MPRLS never repeats its count for long: replace or reseat the sensor",
+                        priority=Priority.MEDIUM,
+                    )
             else:
                 self._same_since[i] = None
             # a spike: the previous sample jumped far from the one before and this one came straight back
@@ -74,24 +81,34 @@ class SensorHealth:
             if i < len(readings.zones):
                 actions.append(applied.action(i))
                 del actions[:-3]
-            if (math.isfinite(before) and abs(previous - before) > SPIKE_MMHG
-                    and abs(r.mmhg - before) < SPIKE_MMHG / 2):
+            if math.isfinite(before) and abs(previous - before) > SPIKE_MMHG and abs(r.mmhg - before) < SPIKE_MMHG / 2:
                 # up as its inlet opened, down as its exhaust did: air in a hose, not a sensor's fault
-                hose = (len(actions) == 3 and actions[0] is not FILL and actions[1] is FILL
-                        and actions[2] is not FILL)  # a one-tick fill made it, not a fill long under way
+                hose = (
+                    len(actions) == 3 and actions[0] is not FILL and actions[1] is FILL and actions[2] is not FILL
+                )  # a one-tick fill made it, not a fill long under way
                 spikes = [(t, h) for t, h in self._spikes[i] if now_s - t < SPIKE_WINDOW_S] + [(now_s, hose)]
                 self._spikes[i] = spikes
                 if len(spikes) >= SPIKES_TO_TRIP:
                     if sum(h for _, h in spikes) * 2 > len(spikes):
-                        return Trip(Occlusion.rule, name, previous, now_s,
-                                    f"pressure jumps with each fill and falls with each vent ({len(spikes)} times in "
-                                    f"{SPIKE_WINDOW_S:g} s): the sensor sees only the hose",
-                                    f"the hose of {name} is kinked, blocked or pulled off between the valve block and "
-                                    "the bladder: straighten or refit it, and check the bladder is not still pressed",
-                                    priority=Priority.MEDIUM)
-                    return Trip(self.rule, name, previous, now_s,
-                                f"{len(spikes)} readings jumped by more than {SPIKE_MMHG:g} mmHg and straight back "
-                                f"within {SPIKE_WINDOW_S:g} s",
-                                "erratic sensor: check its wiring and connector for intermittent contact",
-                                priority=Priority.MEDIUM)
+                        return Trip(
+                            Occlusion.rule,
+                            name,
+                            previous,
+                            now_s,
+                            f"pressure jumps with each fill and falls with each vent ({len(spikes)} times in "
+                            f"{SPIKE_WINDOW_S:g} s): the sensor sees only the hose",
+                            f"the hose of {name} is kinked, blocked or pulled off between the valve block and "
+                            "the bladder: straighten or refit it, and check the bladder is not still pressed",
+                            priority=Priority.MEDIUM,
+                        )
+                    return Trip(
+                        self.rule,
+                        name,
+                        previous,
+                        now_s,
+                        f"{len(spikes)} readings jumped by more than {SPIKE_MMHG:g} mmHg and straight back "
+                        f"within {SPIKE_WINDOW_S:g} s",
+                        "erratic sensor: check its wiring and connector for intermittent contact",
+                        priority=Priority.MEDIUM,
+                    )
         return None

@@ -59,7 +59,7 @@ class _Median3:
 
     def update(self, readings: Readings) -> Readings:
         out: list[Reading] = []
-        for last, r in zip(self._last, all_readings(readings)):
+        for last, r in zip(self._last, all_readings(readings), strict=False):
             if not r.ok:
                 out.append(r)
                 continue
@@ -76,15 +76,13 @@ class _Median3:
 class Supervisor:
     """Runs every monitor on every tick, guards the controller's wish, and latches the first trip."""
 
-    def __init__(self, build: Build, peak_targets_mmhg: Sequence[float], *,
-                 extra_monitors: Sequence[Monitor] = ()):
+    def __init__(self, build: Build, peak_targets_mmhg: Sequence[float], *, extra_monitors: Sequence[Monitor] = ()):
         """`peak_targets_mmhg`: the highest target the plan asks of each zone (its trip level builds on it);
         `extra_monitors`: rules of one occasion (the self-test's cross-talk) checked after the standard ones."""
         lim = build.limits
         names = build.zone_names
         sensor_names = [*names, *(["manifold"] if build.has_manifold_sensor else [])]
-        self.trip_levels_mmhg = [min(lim.max_mmhg, t + lim.trip_margin_mmhg, ABS_MAX_MMHG)
-                                 for t in peak_targets_mmhg]
+        self.trip_levels_mmhg = [min(lim.max_mmhg, t + lim.trip_margin_mmhg, ABS_MAX_MMHG) for t in peak_targets_mmhg]
         self.over_pressure = OverPressure(names, self.trip_levels_mmhg, lim.overpressure_debounce_s)
         self.vent_check = VentCheck(names, lim.vent_timeout_s)
         # Order matters only when two rules see the same tick: the most specific diagnosis speaks first.
@@ -95,14 +93,28 @@ class Supervisor:
             self.over_pressure,
             PumpCheck(lim.pump_off_rise_mmhg),
             ValveCheck(names, lim.vent_check_s),
-            HoldLeak(names, max_rate_mmhg_s=lim.leak_rate_mmhg_s, window_s=lim.leak_window_s,
-                     max_topups=lim.max_topups, topup_window_s=lim.topup_window_s, max_drop_mmhg=lim.max_drop_mmhg),
-            FillProgress(names, min_rate_mmhg_s=lim.min_fill_rate_mmhg_s, window_s=lim.fill_rate_window_s,
-                         timeout_s=lim.fill_timeout_s),
+            HoldLeak(
+                names,
+                max_rate_mmhg_s=lim.leak_rate_mmhg_s,
+                window_s=lim.leak_window_s,
+                max_topups=lim.max_topups,
+                topup_window_s=lim.topup_window_s,
+                max_drop_mmhg=lim.max_drop_mmhg,
+            ),
+            FillProgress(
+                names,
+                min_rate_mmhg_s=lim.min_fill_rate_mmhg_s,
+                window_s=lim.fill_rate_window_s,
+                timeout_s=lim.fill_timeout_s,
+            ),
             self.vent_check,
             ReverseGradient(names, lim.reverse_gradient_mmhg, lim.reverse_gradient_s),
-            TimeUnderPressure(names, venous_mmhg=lim.venous_safe_mmhg, max_s=lim.max_above_venous_s,
-                              session_max_s=lim.session_max_min * 60.0),
+            TimeUnderPressure(
+                names,
+                venous_mmhg=lim.venous_safe_mmhg,
+                max_s=lim.max_above_venous_s,
+                session_max_s=lim.session_max_min * 60.0,
+            ),
             *extra_monitors,
         ]
         self.n_zones = len(names)
@@ -141,8 +153,10 @@ class Supervisor:
         bad = self.untrusted()
         if not bad:
             return readings
-        zones = tuple(Reading(math.nan, r.t_s, "untrusted") if n in bad else r
-                      for n, r in zip(self.vent_check.names, readings.zones))
+        zones = tuple(
+            Reading(math.nan, r.t_s, "untrusted") if n in bad else r
+            for n, r in zip(self.vent_check.names, readings.zones, strict=False)
+        )
         return Readings(readings.t_s, zones, readings.manifold, readings.estop_pressed, readings.stop_pressed)
 
     def _guard(self, readings: Readings, wish: Commands) -> Commands:

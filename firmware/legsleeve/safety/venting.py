@@ -6,11 +6,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from legsleeve.core.commands import FILL, HOLD, VENT, Commands, ZoneAction
-from legsleeve.core.limits import ABS_MAX_MMHG, VENTED_MMHG
-from legsleeve.core.readings import Reading, Readings
-from legsleeve.safety.trip import Priority, Trip, all_readings
-
+from legsleeve.core.commands import FILL, VENT, Commands, ZoneAction
+from legsleeve.core.limits import VENTED_MMHG
+from legsleeve.core.readings import Readings
+from legsleeve.safety.trip import Trip
 
 
 class VentCheck:
@@ -47,11 +46,17 @@ class VentCheck:
             if r.mmhg < VENTED_MMHG:
                 self._since[i] = None  # vented: nothing more to watch
             elif now_s - since > self.timeout_s:
-                return Trip(self.rule, self.names[i], r.mmhg, now_s,
-                            f"cannot vent {self.names[i]}: still {r.mmhg:.1f} mmHg {self.timeout_s:g} s after "
-                            "opening its exhaust",
-                            f"the exhaust valve of {self.names[i]} may be stuck closed or its outlet blocked: "
-                            "release the sleeve by hand", cannot_vent=True)
+                return Trip(
+                    self.rule,
+                    self.names[i],
+                    r.mmhg,
+                    now_s,
+                    f"cannot vent {self.names[i]}: still {r.mmhg:.1f} mmHg {self.timeout_s:g} s after "
+                    "opening its exhaust",
+                    f"the exhaust valve of {self.names[i]} may be stuck closed or its outlet blocked: "
+                    "release the sleeve by hand",
+                    cannot_vent=True,
+                )
         return None
 
 
@@ -120,32 +125,58 @@ class ValveCheck:
                     if self._level[i] is None:
                         self._level[i] = (now_s, r.mmhg)
                     elif now_s - ts >= self.STALL_S and len(self._level_seen[i]) > 2:  # alive, yet level
-                        return Trip(self.rule, name, r.mmhg, now_s,
-                                    f"cannot vent {name}: stays at {r.mmhg:.1f} mmHg with its exhaust open",
-                                    f"air keeps coming in: the inlet valve of {name} is stuck open or leaks (or its "
-                                    "exhaust is blocked): release the sleeve by hand", cannot_vent=True)
+                        return Trip(
+                            self.rule,
+                            name,
+                            r.mmhg,
+                            now_s,
+                            f"cannot vent {name}: stays at {r.mmhg:.1f} mmHg with its exhaust open",
+                            f"air keeps coming in: the inlet valve of {name} is stuck open or leaks (or its "
+                            "exhaust is blocked): release the sleeve by hand",
+                            cannot_vent=True,
+                        )
             else:
                 self._level[i] = None
             if r.mmhg > self._low[i] + self.RISE_MMHG and r.mmhg > VENTED_MMHG:
                 doing = "venting" if action is VENT else "held with both valves closed"
-                return Trip(self.rule, name, r.mmhg, now_s,
-                            f"gains pressure while {doing} (+{r.mmhg - self._low[i]:.1f} mmHg): its inlet is stuck "
-                            "open or leaks",
-                            f"the inlet valve of {name} does not close: check its wiring and replace the valve")
-            if action is VENT and p0 > self.QUICK_FROM_MMHG and self.QUICK_S <= now_s - t0 < self.QUICK_S + 0.03 \
-                    and p0 - r.mmhg < max(1.0, self.QUICK_MIN_FALL * p0):
-                return Trip(self.rule, name, r.mmhg, now_s,
-                            f"cannot vent {name}: {r.mmhg:.1f} mmHg {now_s - t0:.1f} s after opening its exhaust "
-                            f"(from {p0:.1f}, a vent loses 13 % by now)",
-                            f"the exhaust valve of {name} may be stuck closed or its outlet blocked: release the "
-                            "sleeve by hand", cannot_vent=True)
-            if (action is VENT and not self._fall_checked[i] and now_s - t0 >= self.check_s
-                    and p0 > 2 * VENTED_MMHG):
+                return Trip(
+                    self.rule,
+                    name,
+                    r.mmhg,
+                    now_s,
+                    f"gains pressure while {doing} (+{r.mmhg - self._low[i]:.1f} mmHg): its inlet is stuck "
+                    "open or leaks",
+                    f"the inlet valve of {name} does not close: check its wiring and replace the valve",
+                )
+            if (
+                action is VENT
+                and p0 > self.QUICK_FROM_MMHG
+                and self.QUICK_S <= now_s - t0 < self.QUICK_S + 0.03
+                and p0 - r.mmhg < max(1.0, self.QUICK_MIN_FALL * p0)
+            ):
+                return Trip(
+                    self.rule,
+                    name,
+                    r.mmhg,
+                    now_s,
+                    f"cannot vent {name}: {r.mmhg:.1f} mmHg {now_s - t0:.1f} s after opening its exhaust "
+                    f"(from {p0:.1f}, a vent loses 13 % by now)",
+                    f"the exhaust valve of {name} may be stuck closed or its outlet blocked: release the "
+                    "sleeve by hand",
+                    cannot_vent=True,
+                )
+            if action is VENT and not self._fall_checked[i] and now_s - t0 >= self.check_s and p0 > 2 * VENTED_MMHG:
                 self._fall_checked[i] = True
                 if r.mmhg > VENTED_MMHG and r.mmhg > 0.8 * p0:
-                    return Trip(self.rule, name, r.mmhg, now_s,
-                                f"cannot vent {name}: {r.mmhg:.1f} mmHg {now_s - t0:.1f} s after opening its exhaust "
-                                f"(from {p0:.1f})",
-                                f"the exhaust valve of {name} may be stuck closed or its outlet blocked: release the "
-                                "sleeve by hand", cannot_vent=True)
+                    return Trip(
+                        self.rule,
+                        name,
+                        r.mmhg,
+                        now_s,
+                        f"cannot vent {name}: {r.mmhg:.1f} mmHg {now_s - t0:.1f} s after opening its exhaust "
+                        f"(from {p0:.1f})",
+                        f"the exhaust valve of {name} may be stuck closed or its outlet blocked: release the "
+                        "sleeve by hand",
+                        cannot_vent=True,
+                    )
         return None

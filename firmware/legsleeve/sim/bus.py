@@ -58,8 +58,17 @@ class SimI2C:
         self._transfer(end - start)
         buffer[start:end] = self._read(address, end - start)
 
-    def writeto_then_readfrom(self, address: int, buffer_out, buffer_in, *, out_start: int = 0,
-                              out_end: int | None = None, in_start: int = 0, in_end: int | None = None) -> None:
+    def writeto_then_readfrom(
+        self,
+        address: int,
+        buffer_out,
+        buffer_in,
+        *,
+        out_start: int = 0,
+        out_end: int | None = None,
+        in_start: int = 0,
+        in_end: int | None = None,
+    ) -> None:
         data = bytes(buffer_out[out_start:out_end])
         in_end = len(buffer_in) if in_end is None else in_end
         self._transfer(len(data) + 1 + in_end - in_start)  # repeated start: one more address byte

@@ -9,7 +9,7 @@ the conversion ends, so a reading is as old as the conversion that made it.
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
 from legsleeve.core.clock import VirtualClock
 from legsleeve.core.units import HPA_PER_PSI, mmhg_to_hpa
@@ -40,8 +40,17 @@ class NackError(OSError):
 class SimMPRLS:
     """One MPRLS0025PA00001A. `pressure_hpa()` gives the true absolute pressure at its port."""
 
-    def __init__(self, name: str, clock: VirtualClock, pressure_hpa: Callable[[], float], *, conversion_s: float,
-                 noise_mmhg: float, offset_mmhg: float, rng: random.Random):
+    def __init__(
+        self,
+        name: str,
+        clock: VirtualClock,
+        pressure_hpa: Callable[[], float],
+        *,
+        conversion_s: float,
+        noise_mmhg: float,
+        offset_mmhg: float,
+        rng: random.Random,
+    ):
         self.name = name
         self._clock = clock
         self._pressure_hpa = pressure_hpa
@@ -123,6 +132,7 @@ class SimTCA9548A:
         key = (self.mask, address)
         found = self._routes.get(key)
         if found is None:
-            found = self._routes[key] = [chips[address] for ch, chips in self.channels.items()
-                                         if self.mask & (1 << ch) and address in chips]
+            found = self._routes[key] = [
+                chips[address] for ch, chips in self.channels.items() if self.mask & (1 << ch) and address in chips
+            ]
         return found

@@ -20,8 +20,8 @@ interval is what the air feels.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from legsleeve.config.model import SimSpec, SimZoneSpec
 from legsleeve.core.units import MMHG_PER_HPA
@@ -128,7 +128,7 @@ class Pneumatics:
 
     def _step(self, dt: float) -> None:
         duty = self._duty
-        inlets = [open_ or z.faults.inlet_stuck_open for open_, z in zip(self._inlets, self.zones)]
+        inlets = [open_ or z.faults.inlet_stuck_open for open_, z in zip(self._inlets, self.zones, strict=False)]
         pm = self.manifold_mmhg
 
         # Manifold: pump in (a + b·pm form), inlets out towards each open zone, relief above its setting.
@@ -136,7 +136,7 @@ class Pneumatics:
         slope = q0 / self.spec.pump_deadhead_mmhg if q0 > 0.0 else 0.0  # pump flow falls by this per mmHg
         g_total = slope
         drive = q0
-        for open_, z in zip(inlets, self.zones):
+        for open_, z in zip(inlets, self.zones, strict=False):
             if open_:
                 g_total += self._g_in
                 drive += self._g_in * z.hose_mmhg

@@ -9,18 +9,18 @@ hour of therapy takes seconds. Faults fire at their virtual time.
 from __future__ import annotations
 
 import random
-from typing import Iterable
+from collections.abc import Iterable
 
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from legsleeve.core.clock import VirtualClock
 from legsleeve.config.model import HardwareConfig, ValveSpec
+from legsleeve.core.clock import VirtualClock
+from legsleeve.core.units import mmhg_to_hpa
 from legsleeve.hw.drivers import coil_energised_at, valve_open_when
 from legsleeve.sim.bus import SimI2C
 from legsleeve.sim.chips import SimMPRLS, SimTCA9548A
 from legsleeve.sim.faults import MANIFOLD, PUMP_FAULTS, SENSOR_FAULTS, FaultSpec
 from legsleeve.sim.physics import Pneumatics
-from legsleeve.core.units import mmhg_to_hpa
 
 SAMPLE_HOLD_S = 0.001
 
@@ -63,7 +63,9 @@ class SimWorld:
             sensors.append((MANIFOLD, config.manifold_channel, self._manifold_hpa))
         for name, channel, source in sensors:
             chip = SimMPRLS(
-                name, self.clock, source,
+                name,
+                self.clock,
+                source,
                 conversion_s=sim.conversion_s,
                 noise_mmhg=sim.sensor_noise_mmhg,
                 offset_mmhg=rng.uniform(-sim.sensor_offset_mmhg, sim.sensor_offset_mmhg),
@@ -90,8 +92,8 @@ class SimWorld:
         zones = self.config.zones
         self.physics.set_inputs(
             self._pump_duty(),
-            [self._valve_open(pin, z.inlet) for pin, z in zip(self._inlet_pins, zones)],
-            [self._valve_open(pin, z.exhaust) for pin, z in zip(self._exhaust_pins, zones)],
+            [self._valve_open(pin, z.inlet) for pin, z in zip(self._inlet_pins, zones, strict=False)],
+            [self._valve_open(pin, z.exhaust) for pin, z in zip(self._exhaust_pins, zones, strict=False)],
         )
         self._state_lists = [pin.states for pin in self._actuator_pins]
         self._pins_version = self._version()
