@@ -33,6 +33,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/mypy --strict firmware/legsleeve/core firmware/legsleeve/safety
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 
 from legsleeve.core.commands import FILL, HOLD, VENT, Commands
-from legsleeve.core.readings import Readings
+from legsleeve.core.readings import Reading, Readings
 from legsleeve.safety.trip import Priority, Trip
 
 
@@ -49,7 +49,7 @@ class HoldLeak:
         self._peak = [-math.inf] * n
         self._held_once = [False] * n
 
-    def _trip(self, i, r, now_s, reason):
+    def _trip(self, i: int, r: Reading, now_s: float, reason: str) -> Trip:
         return Trip(
             self.rule,
             self.names[i],

@@ -35,9 +35,10 @@ class FillProgress:
             if applied.action(i) is not FILL:
                 self._since[i] = self._window[i] = None
                 continue
-            if self._since[i] is None:
-                self._since[i] = now_s
-            if now_s - self._since[i] > self.timeout_s:
+            since = self._since[i]
+            if since is None:
+                since = self._since[i] = now_s
+            if now_s - since > self.timeout_s:
                 return Trip(
                     self.rule,
                     self.names[i],
@@ -49,10 +50,11 @@ class FillProgress:
                 )
             if not r.ok:
                 continue
-            if self._window[i] is None:
+            window = self._window[i]
+            if window is None:
                 self._window[i] = (now_s, r.mmhg)
                 continue
-            t0, p0 = self._window[i]
+            t0, p0 = window
             if now_s - t0 >= self.window_s:
                 gained = r.mmhg - p0
                 if gained < self.min_rate * (now_s - t0):

@@ -42,18 +42,19 @@ class SensorHealth:
     def check(self, now_s: float, readings: Readings, applied: Commands) -> Trip | None:
         for i, r in enumerate(all_readings(readings)):
             name = self.names[i]
-            if self._last_good[i] is None:
-                self._last_good[i] = now_s  # the clock starts at the first sweep
+            last_good = self._last_good[i]
+            if last_good is None:
+                last_good = self._last_good[i] = now_s  # the clock starts at the first sweep
             good = r.ok and math.isfinite(r.mmhg) and r.mmhg >= IMPLAUSIBLE_BELOW_MMHG
             if not good:
                 self._last_fault[i] = r.fault or f"implausible reading {r.mmhg:.1f} mmHg"
-                if now_s - self._last_good[i] > self.stale_s:
+                if now_s - last_good > self.stale_s:
                     return Trip(
                         self.rule,
                         name,
                         None,
                         now_s,
-                        f"no good reading for {now_s - self._last_good[i]:.2f} s: {self._last_fault[i]}",
+                        f"no good reading for {now_s - last_good:.2f} s: {self._last_fault[i]}",
                         "check the sensor's wiring (SDA/SCL, power), its multiplexer channel and its hose",
                         priority=Priority.MEDIUM,
                     )
@@ -62,15 +63,16 @@ class SensorHealth:
             previous, before = self._history[i]
             self._history[i] = (r.mmhg, previous)
             if r.mmhg == previous:
-                if self._same_since[i] is None:
+                same_since = self._same_since[i]
+                if same_since is None:
                     self._same_since[i] = now_s
-                elif now_s - self._same_since[i] >= self.stuck_s:
+                elif now_s - same_since >= self.stuck_s:
                     return Trip(
                         self.rule,
                         name,
                         r.mmhg,
                         now_s,
-                        f"reading stuck at {r.mmhg:.2f} mmHg for {now_s - self._same_since[i]:.1f} s",
+                        f"reading stuck at {r.mmhg:.2f} mmHg for {now_s - same_since:.1f} s",
                         "a live MPRLS never repeats its count for long: replace or reseat the sensor",
                         priority=Priority.MEDIUM,
                     )

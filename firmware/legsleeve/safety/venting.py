@@ -99,7 +99,8 @@ class ValveCheck:
             if action is FILL or not r.ok:
                 self._start[i] = None
                 continue
-            if self._start[i] is None or action is not previous:
+            start = self._start[i]
+            if start is None or action is not previous:
                 self._start[i] = (now_s, r.mmhg)
                 self._low[i] = r.mmhg
                 self._fall_checked[i] = False
@@ -107,7 +108,7 @@ class ValveCheck:
                 self._last[i] = r.mmhg
                 self._level[i] = None
                 continue
-            t0, p0 = self._start[i]
+            t0, p0 = start
             self._low[i] = min(self._low[i], r.mmhg)
             name = self.names[i]
             if r.mmhg != self._last[i]:
@@ -116,7 +117,8 @@ class ValveCheck:
             if not self._moved[i]:
                 continue  # not one count of change: a frozen sensor, not a valve (SAFE-9 judges it)
             if action is VENT and r.mmhg > VENTED_MMHG:
-                ts, ps = self._level[i] if self._level[i] is not None else (now_s, r.mmhg)
+                level = self._level[i]
+                ts, ps = level if level is not None else (now_s, r.mmhg)
                 if abs(r.mmhg - ps) > self.STALL_MMHG:
                     self._level[i] = (now_s, r.mmhg)
                     self._level_seen[i] = {r.mmhg}
