@@ -59,7 +59,7 @@ class Annunciator:
         self._since = 0.0
         self._silenced_until = -1.0
         self.running = False
-        self._state = (None, None)
+        self._state: tuple[bool | None, bool | None] = (None, None)  # (buzzer, LED) as last driven; None: not yet
 
     def raise_alarm(self, now_s: float, priority: Priority, message: str) -> None:
         """A higher (or equal) priority replaces what sounds now; a lower one never masks it."""

@@ -27,12 +27,19 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from legsleeve.config.model import HardwareConfig
 from legsleeve.core.commands import FILL, SAFE, Commands
 from legsleeve.core.controller import Output, Phase, Status, ZoneStatus
 from legsleeve.core.plan import Profile, Step, StepKind
 from legsleeve.core.readings import Readings
+from legsleeve.errors import HardwareError
+
+if TYPE_CHECKING:  # `bench --hardware` runs on the Pi: nothing here loads the simulator before it is used
+    from legsleeve.hw.rig import Rig
+    from legsleeve.hw.sensors import SensorArray
+    from legsleeve.sim.world import SimWorld
 
 SWEEP_TRANSFER_S = 0.0003  # per sensor at 400 kHz (DESIGN §2): the physical limit is 5 ms + N x 0.3 ms
 
@@ -45,6 +52,18 @@ class Figure:
     target: str
     met: bool | None  # None: reported, no target
     note: str = ""
+
+
+def _sensors(rig: Rig) -> SensorArray:
+    if rig.sensors is None:
+        raise HardwareError("the rig was built without sensors")
+    return rig.sensors
+
+
+def _world(rig: Rig) -> SimWorld:
+    if rig.world is None:
+        raise HardwareError("the rig is not the simulated one: it has no simulated world")
+    return rig.world
 
 
 def calibration_s(rounds: int = 200_000) -> float:
@@ -115,7 +134,8 @@ def sensor_sweep(cfg) -> list[Figure]:
     try:
         rig.zero_sensors()
         clock = rig.clock
-        n = len(rig.sensors.all)
+        sensors = _sensors(rig)
+        n = len(sensors.all)
         sweeps = []
         for _ in range(50):
             t0 = clock.now()
@@ -125,7 +145,7 @@ def sensor_sweep(cfg) -> list[Figure]:
         stock = []
         for _ in range(10):
             t0 = clock.now()
-            for s in rig.sensors.all:
+            for s in sensors.all:
                 s.read_hpa()  # the unmodified adafruit_mprls driver, one sensor after another
             stock.append(clock.now() - t0)
     finally:
@@ -187,7 +207,8 @@ def fill_efficiency(cfg) -> list[Figure]:
             rig.zero_sensors()
             t0 = rig.clock.now()
             rig.apply(Commands(1.0, tuple(FILL if k == i else SAFE.action(k) for k in range(len(cfg.zones)))))
-            while rig.world.zone_mmhg(zone) < target:
+            world = _world(rig)
+            while world.zone_mmhg(zone) < target:
                 rig.clock.sleep(0.001)
             full = rig.clock.now() - t0
             rig.drive_safe()
@@ -240,9 +261,10 @@ def reaction(cfg) -> list[Figure]:
 
     level = 30.0
     rig = open_sim(cfg, seed=0)
-    seen = {"onset": None, "safe": None}
+    seen: dict[str, float | None] = {"onset": None, "safe": None}
     try:
         rig.zero_sensors()
+        world = _world(rig)
         zone = cfg.zone_names[0]
         plan = Profile.of_steps("runaway", cfg.zone_names, (Step(StepKind.FILL, (0,)),), level)
         runner = build_session(
@@ -254,7 +276,7 @@ def reaction(cfg) -> list[Figure]:
         sup = runner.supervisor
 
         def watch(runner, readings):
-            if seen["onset"] is None and rig.world.zone_mmhg(zone) > sup.trip_levels_mmhg[0]:
+            if seen["onset"] is None and world.zone_mmhg(zone) > sup.trip_levels_mmhg[0]:
                 seen["onset"] = readings.t_s
             if (
                 seen["safe"] is None
@@ -268,7 +290,10 @@ def reaction(cfg) -> list[Figure]:
         runner.run()
     finally:
         rig.close()
-    took = seen["safe"] - seen["onset"]
+    onset, safe = seen["onset"], seen["safe"]
+    if onset is None or safe is None:
+        raise RuntimeError(f"reaction: the over-pressure was not seen through (onset {onset}, safe state {safe})")
+    took = safe - onset
     bound = cfg.limits.overpressure_debounce_s + 1 / cfg.tick_hz
     return [
         Figure(
@@ -326,7 +351,7 @@ def hardware(cfg) -> list[Figure]:
     rig = open_pi(cfg)
     try:
         rig.drive_safe()
-        rig.sensors.zero(max_spread_mmhg=cfg.limits.max_zero_spread_mmhg, settle_timeout_s=cfg.limits.vent_timeout_s)
+        _sensors(rig).zero(max_spread_mmhg=cfg.limits.max_zero_spread_mmhg, settle_timeout_s=cfg.limits.vent_timeout_s)
         plan = Profile.of_steps(
             "bench",
             cfg.zone_names,

@@ -14,12 +14,16 @@ import signal
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from legsleeve import __version__
 from legsleeve.app.selftest import SelfTestFailed
 from legsleeve.config.hardware import default_config_dir, load_hardware
 from legsleeve.config.model import HardwareConfig
 from legsleeve.errors import ConfigError, HardwareError, SensorFault
+
+if TYPE_CHECKING:  # the hardware layer loads gpiozero and the drivers: only the commands that open a rig import it
+    from legsleeve.hw.rig import Rig
 
 DEFAULT_PROFILE = "gentle"
 
@@ -71,7 +75,7 @@ def _config(args) -> HardwareConfig:
 
 
 @contextlib.contextmanager
-def open_rig(cfg: HardwareConfig, args, *, faults=(), with_sensors: bool = True) -> Iterator:
+def open_rig(cfg: HardwareConfig, args, *, faults=(), with_sensors: bool = True) -> Iterator[Rig]:
     """Open the sleeve or the simulated rig; on the way out, whatever the reason, drive it safe and release it."""
     from legsleeve.hw import backends
 
@@ -252,6 +256,8 @@ def cmd_sensors(args) -> int:
     with open_rig(cfg, args) as rig:
         baselines = rig.zero_sensors()
         print("zero (vented, absolute hPa): " + "  ".join(f"{n} {hpa:.2f}" for n, hpa in baselines.items()))
+        if rig.sensors is None:
+            raise HardwareError("the rig was built without sensors")
         names = [s.name for s in rig.sensors.all]
         print("t_s     " + "".join(f"{n:>10}" for n in names) + "   (gauge mmHg)")
         for _ in range(args.samples):
@@ -284,9 +290,10 @@ def cmd_serve(args) -> int:
     try:
         with open_rig(cfg, args) as rig:
             if args.sim:
-                from legsleeve.core.clock import RealTimePacer
+                from legsleeve.core.clock import RealTimePacer, VirtualClock
 
-                RealTimePacer(rig.clock)
+                if isinstance(rig.clock, VirtualClock):  # always, on the simulated rig
+                    RealTimePacer(rig.clock)
             service = Service(rig, _config_dir(args), notifier=notifier, control=control, log_dir=log_dir)
             service.load_profiles()
             service.serve()

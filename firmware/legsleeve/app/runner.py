@@ -167,11 +167,13 @@ class Runner:
                 if ending_since is None:
                     ending_since = now
                 names = self.rig.config.zone_names
-                skip = sup.untrusted() | ({sup.cannot_vent.zone} if sup.cannot_vent is not None else set())
+                untrusted = sup.untrusted()
+                cannot_vent = {sup.cannot_vent.zone} if sup.cannot_vent is not None else set()
+                skip = untrusted | cannot_vent
                 self.unconfirmed = [
                     n for n, r in zip(names, readings.zones, strict=False) if n not in skip and not r.ok
                 ]
-                self.unconfirmed += sorted(skip - {sup.cannot_vent.zone if sup.cannot_vent else None})
+                self.unconfirmed += sorted(untrusted - cannot_vent)  # the zone that cannot vent is reported by its trip
                 watched = [r for n, r in zip(names, readings.zones, strict=False) if n not in skip]
                 emptied = all(r.ok and r.mmhg < VENTED_MMHG - 1.0 for r in watched)
                 if emptied and not skip:

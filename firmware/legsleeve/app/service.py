@@ -168,12 +168,13 @@ class Service:
         self.annunciator.update(now)
 
     def _button(self, now: float, down: bool) -> None:
-        if down and self._pressed_at is None:
-            self._pressed_at, self._long_done = now, False
-        elif down and not self._long_done and now - self._pressed_at >= LONG_PRESS_S:
-            self._long_done = True  # act while still held: the person hears it at once
-            self._long_press(now)
-        elif not down and self._pressed_at is not None:
+        if down:
+            if self._pressed_at is None:
+                self._pressed_at, self._long_done = now, False
+            elif not self._long_done and now - self._pressed_at >= LONG_PRESS_S:
+                self._long_done = True  # act while still held: the person hears it at once
+                self._long_press(now)
+        elif self._pressed_at is not None:
             if not self._long_done:
                 self._short_press(now)
             self._pressed_at = None

@@ -130,7 +130,7 @@ def _read_hardware(doc: YMap, path: Path, problems: Problems) -> HardwareConfig 
         min_duty = sec.number("min_duty", 0.0, minimum=0.0, maximum=1.0)
         active_high = sec.boolean("active_high", True)
         sec.finish()
-        if None not in (pin, pwm_hz, min_duty, active_high):
+        if pin is not None and pwm_hz is not None and min_duty is not None and active_high is not None:
             pump = PumpSpec(pin, pwm_hz, min_duty, active_high)
 
     i2c = _read_i2c(top.section("i2c"))
@@ -147,7 +147,16 @@ def _read_hardware(doc: YMap, path: Path, problems: Problems) -> HardwareConfig 
     sim = _read_simulation(top.section("simulation"), zones)
     top.finish()
 
-    if problems.errors or None in (tick_hz, pump, i2c, limits, sim, selftest) or not zones:
+    if (
+        problems.errors
+        or tick_hz is None
+        or pump is None
+        or i2c is None
+        or limits is None
+        or sim is None
+        or selftest is None
+        or not zones
+    ):
         return None
     return HardwareConfig(
         path=path,
@@ -176,7 +185,7 @@ def _read_i2c(sec: Section | None) -> I2CSpec | None:
     freq = sec.integer("frequency_hz", 400_000, minimum=10_000, maximum=1_000_000)
     deadline = sec.number("deadline_s", 0.02, above=0.0, maximum=MAX_SENSOR_DEADLINE_S, unit="s")
     sec.finish()
-    if None in (bus, addr, freq, deadline):
+    if bus is None or addr is None or freq is None or deadline is None:
         return None
     return I2CSpec(bus=bus, mux_address=mux, sensor_address=addr, frequency_hz=freq, deadline_s=deadline)
 
@@ -195,7 +204,7 @@ def _read_valve(zsec: Section, key: str, pins: _Pins, expect_form: str) -> Valve
             "form", f"must be {expect_form}: an unpowered {key} valve must leave the sleeve vented (DESIGN.md §1)"
         )
         return None
-    if None in (pin, form, active_high):
+    if pin is None or form is None or active_high is None:
         return None
     return ValveSpec(pin=pin, normally_open=(form == "normally-open"), active_high=active_high)
 
@@ -231,7 +240,7 @@ def _read_zones(top: Section, pins: _Pins, problems: Problems, i2c: I2CSpec | No
             else:
                 channels[channel] = path
         zsec.finish()
-        if None not in (name, limb, inlet, exhaust, channel):
+        if name is not None and limb is not None and inlet is not None and exhaust is not None and channel is not None:
             zones.append(ZoneSpec(name, index, limb, inlet, exhaust, channel))
     if count > MAX_ZONES:
         top.error("zones", f"at most {MAX_ZONES} zones (one multiplexer channel each), got {count}")
@@ -249,30 +258,34 @@ def _check_channel_free(sec: Section, key: str, channel: int, zones: list[ZoneSp
 def _read_controls(sec: Section | None, pins: _Pins) -> ControlsSpec:
     if sec is None:
         return ControlsSpec()
-    found = {}
+    inputs: dict[str, InputSpec] = {}
+    outputs: dict[str, OutputSpec] = {}
     for key in ("button", "estop"):
         if (isec := sec.section(key, optional=True)) is not None:
             pin = pins.read(isec, "pin", actuator=False)
             pull_up = isec.boolean("pull_up", True)
             isec.finish()
             if pin is not None and pull_up is not None:
-                found[key] = InputSpec(pin, pull_up)
+                inputs[key] = InputSpec(pin, pull_up)
     for key in ("led", "buzzer"):
         if (osec := sec.section(key, optional=True)) is not None:
             pin = pins.read(osec, "pin", actuator=True)
             active_high = osec.boolean("active_high", True)
             osec.finish()
             if pin is not None and active_high is not None:
-                found[key] = OutputSpec(pin, active_high)
+                outputs[key] = OutputSpec(pin, active_high)
     sec.finish()
-    return ControlsSpec(**found)
+    return ControlsSpec(
+        button=inputs.get("button"), estop=inputs.get("estop"), led=outputs.get("led"), buzzer=outputs.get("buzzer")
+    )
 
 
 def _read_limits(sec: Section | None) -> Limits | None:
     if sec is None:
         return None
     d = Limits()
-    values = {
+    # Read in the file's order of keys, so that problems are reported in that order; max_topups is the one integer.
+    values: dict[str, float | None] = {
         "max_mmhg": sec.number("max_mmhg", above=0.0, maximum=ABS_MAX_MMHG, unit="mmHg"),
         "trip_margin_mmhg": sec.number("trip_margin_mmhg", d.trip_margin_mmhg, above=0.0, maximum=30.0, unit="mmHg"),
         "overpressure_debounce_s": sec.number(
@@ -300,7 +313,9 @@ def _read_limits(sec: Section | None) -> Limits | None:
         ),
         "leak_rate_mmhg_s": sec.number("leak_rate_mmhg_s", d.leak_rate_mmhg_s, above=0.0, maximum=10.0, unit="mmHg/s"),
         "leak_window_s": sec.number("leak_window_s", d.leak_window_s, minimum=0.5, maximum=10.0, unit="s"),
-        "max_topups": sec.integer("max_topups", d.max_topups, minimum=1, maximum=20),
+    }
+    max_topups = sec.integer("max_topups", d.max_topups, minimum=1, maximum=20)
+    values |= {
         "topup_window_s": sec.number("topup_window_s", d.topup_window_s, minimum=2.0, maximum=120.0, unit="s"),
         "max_drop_mmhg": sec.number("max_drop_mmhg", d.max_drop_mmhg, minimum=3.0, maximum=30.0, unit="mmHg"),
         "vent_check_s": sec.number("vent_check_s", d.vent_check_s, minimum=0.5, maximum=MAX_VENT_TIMEOUT_S, unit="s"),
@@ -323,9 +338,10 @@ def _read_limits(sec: Section | None) -> Limits | None:
         "alarm_silence_s": sec.number("alarm_silence_s", d.alarm_silence_s, above=0.0, maximum=MAX_SILENCE_S, unit="s"),
     }
     sec.finish()
-    if None in values.values():
+    numbers = {key: value for key, value in values.items() if value is not None}
+    if max_topups is None or len(numbers) != len(values):
         return None
-    return Limits(**values)
+    return Limits(**numbers, max_topups=max_topups)
 
 
 def _read_selftest(sec: Section | None) -> SelfTestSpec | None:
@@ -336,7 +352,7 @@ def _read_selftest(sec: Section | None) -> SelfTestSpec | None:
     fill = sec.number("fill_mmhg", d.fill_mmhg, minimum=4.0, maximum=20.0, unit="mmHg")
     crosstalk = sec.number("crosstalk_mmhg", d.crosstalk_mmhg, minimum=1.0, maximum=10.0, unit="mmHg")
     sec.finish()
-    if None in (valves, fill, crosstalk):
+    if valves is None or fill is None or crosstalk is None:
         return None
     return SelfTestSpec(valves, fill, crosstalk)
 
@@ -346,7 +362,7 @@ def _read_simulation(sec: Section | None, zones: list[ZoneSpec]) -> SimSpec | No
         return None
     d = SimSpec()
     num = sec.number
-    values = {
+    values: dict[str, float | None] = {
         "ambient_hpa": num("ambient_hpa", d.ambient_hpa, minimum=AMBIENT_MIN_HPA, maximum=AMBIENT_MAX_HPA, unit="hPa"),
         "pump_free_flow_lpm": num("pump_free_flow_lpm", d.pump_free_flow_lpm, above=0.0, maximum=20.0, unit="L/min"),
         "pump_deadhead_mmhg": num("pump_deadhead_mmhg", d.pump_deadhead_mmhg, above=0.0, maximum=1000.0, unit="mmHg"),
@@ -376,25 +392,28 @@ def _read_simulation(sec: Section | None, zones: list[ZoneSpec]) -> SimSpec | No
                 overrides.error(name, f"no zone named {name!r} (zones: {', '.join(sorted(known))})")
                 continue
             if zsec is not None and base is not None:
-                per_zone[name] = _read_sim_zone(zsec, base)
+                zone_spec = _read_sim_zone(zsec, base)
+                if zone_spec is not None:  # None: its problems are recorded, and no config is built
+                    per_zone[name] = zone_spec
                 zsec.finish()
     sec.finish()
-    if None in values.values() or base is None:
+    numbers = {key: value for key, value in values.items() if value is not None}
+    if len(numbers) != len(values) or base is None:
         return None
-    if values["relief_mmhg"] is not None and values["relief_mmhg"] > ABS_MAX_MMHG:
+    if numbers["relief_mmhg"] > ABS_MAX_MMHG:
         sec.warn("relief_mmhg", f"above the {ABS_MAX_MMHG:g} mmHg the reference relief valve is set to")
-    return SimSpec(**values, zones={z.name: per_zone.get(z.name, base) for z in zones})
+    return SimSpec(**numbers, zones={z.name: per_zone.get(z.name, base) for z in zones})
 
 
 def _read_sim_zone(sec: Section, base: SimZoneSpec | None) -> SimZoneSpec | None:
     """One zone's bladder; `base` (zone_defaults) supplies what a per-zone override leaves out."""
 
-    def default(attr: str):
+    def default(attr: str) -> object:
         return REQUIRED if base is None else getattr(base, attr)
 
     volume = sec.number("volume_l", default("volume_l"), above=0.0, maximum=5.0, unit="L")
     compliance = sec.number("compliance_l_per_mmhg", default("compliance_l_per_mmhg"), minimum=0.0, maximum=0.1)
     leak = sec.number("leak_lpm_per_mmhg", default("leak_lpm_per_mmhg"), minimum=0.0, maximum=1.0)
-    if None in (volume, compliance, leak):
+    if volume is None or compliance is None or leak is None:
         return None
     return SimZoneSpec(volume, compliance, leak)

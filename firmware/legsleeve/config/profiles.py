@@ -77,7 +77,7 @@ def _read_profile(doc: YMap, path: Path, hw: HardwareConfig, problems: Problems)
     max_mmhg = hw.limits.max_mmhg
     names = hw.zone_names
 
-    targets = [None] * len(names)
+    targets: list[float | None] = [None] * len(names)
     if (tsec := top.section("targets")) is not None:
         default = tsec.number("default_mmhg", above=0.0, maximum=max_mmhg, unit="mmHg")
         targets = [default] * len(names)
@@ -115,7 +115,9 @@ def _read_profile(doc: YMap, path: Path, hw: HardwareConfig, problems: Problems)
     timing.finish()
     top.finish()
 
-    if problems.errors or None in targets or not steps:
+    # A required field that is missing or bad reads as None, with its problem recorded.
+    targets_mmhg = tuple(t for t in targets if t is not None)
+    if problems.errors or len(targets_mmhg) != len(targets) or not steps or name is None or description is None:
         if not steps and not problems.errors:
             top.error("cycle", "has no steps")
         return None
@@ -127,7 +129,7 @@ def _read_profile(doc: YMap, path: Path, hw: HardwareConfig, problems: Problems)
         description=description,
         path=path,
         zone_names=names,
-        targets_mmhg=tuple(targets),
+        targets_mmhg=targets_mmhg,
         steps=tuple(steps),
         session_minutes=minutes,
         session_cycles=cycles,
@@ -269,8 +271,17 @@ class _StepReader:
         return PATTERNS[name](self, sec, f"{path} (pattern {name})", line)
 
 
-def _pulses(zones, times, on_s, off_s, scale, target, source, line) -> list[Step]:
-    steps = []
+def _pulses(
+    zones: tuple[int, ...],
+    times: int,
+    on_s: float,
+    off_s: float,
+    scale: float,
+    target: float | None,
+    source: str,
+    line: int,
+) -> list[Step]:
+    steps: list[Step] = []
     for _ in range(times):
         steps += [
             Step(StepKind.FILL, zones, scale=scale, target_mmhg=target, source=source, line=line),

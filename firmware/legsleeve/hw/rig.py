@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from legsleeve.config.model import HardwareConfig
 from legsleeve.core.clock import Clock
@@ -17,6 +18,9 @@ from legsleeve.core.readings import Readings
 from legsleeve.hw.drivers import Panel, Pump, ZoneValves
 from legsleeve.hw.i2c import DeadlineI2C
 from legsleeve.hw.sensors import SensorArray, build_sensors
+
+if TYPE_CHECKING:  # the sleeve never imports the simulator (and sim.world imports this package)
+    from legsleeve.sim.world import SimWorld
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +34,7 @@ class Rig:
     panel: Panel
     bus: DeadlineI2C
     sensors: SensorArray | None = None
-    world: object | None = None  # the SimWorld on the simulated rig, None on the sleeve
+    world: SimWorld | None = None  # the simulated rig's world, None on the sleeve
     commanded: Commands = field(default=SAFE)
 
     def read(self) -> Readings:
@@ -112,7 +116,13 @@ class Rig:
 
 
 def build_rig(
-    config: HardwareConfig, *, clock: Clock, pin_factory, i2c_bus, world=None, with_sensors: bool = True
+    config: HardwareConfig,
+    *,
+    clock: Clock,
+    pin_factory: Any,
+    i2c_bus: Any,
+    world: SimWorld | None = None,
+    with_sensors: bool = True,
 ) -> Rig:
     """Create every device on the given pin factory and I2C bus - the same code for the sleeve and the sim.
 

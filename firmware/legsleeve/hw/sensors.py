@@ -21,7 +21,7 @@ from legsleeve.core.clock import Clock
 from legsleeve.core.limits import AMBIENT_MAX_HPA, AMBIENT_MIN_HPA
 from legsleeve.core.readings import Reading, Readings
 from legsleeve.core.units import HPA_PER_PSI, MMHG_PER_HPA
-from legsleeve.errors import I2CDeadline, SensorFault
+from legsleeve.errors import HardwareError, I2CDeadline, SensorFault
 from legsleeve.hw.i2c import DeadlineI2C
 
 MANIFOLD = "manifold"
@@ -160,6 +160,8 @@ class SensorArray:
         while not self._bus.try_lock():
             pass  # DeadlineI2C raises once the deadline passes: this loop cannot hang
         if self._mux_address is not None and sensor is not self._selected:
+            if sensor.channel is None:  # build_sensors gives every sensor its channel when there is a multiplexer
+                raise HardwareError(f"sensor {sensor.name}: no multiplexer channel")
             self._bus.writeto(self._mux_address, self._select_bytes[sensor.channel])
         self._selected = sensor
 

@@ -8,10 +8,16 @@ the same address (two mux channels open at once) pull the open-drain lines toget
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 from legsleeve.core.clock import VirtualClock
-from legsleeve.sim.chips import NackError
+from legsleeve.sim.chips import NackError, SimDevice, SimMux
 
 SPIN_COST_S = 5e-6  # one failed try_lock() + sched_yield() round on a Pi
+
+
+def _is_mux(device: SimDevice) -> TypeGuard[SimMux]:
+    return hasattr(device, "downstream")
 
 
 class SimI2C:
@@ -19,20 +25,20 @@ class SimI2C:
         self._clock = clock
         self._bit_s = 1.0 / frequency_hz
         self._overhead_s = overhead_s
-        self._devices: dict[int, object] = {}
-        self._muxes: list = []
-        self._routes: dict = {}
+        self._devices: dict[int, SimDevice] = {}
+        self._muxes: list[SimMux] = []
+        self._routes: dict[tuple[int, tuple[int, ...]], list[SimDevice]] = {}
         self._locked = False
         self.transactions = 0
         self.deinitialised = False
 
-    def attach(self, address: int, device) -> None:
+    def attach(self, address: int, device: SimDevice) -> None:
         """Put a device at an address (replacing whatever was there)."""
         old = self._devices.get(address)
-        if old is not None and old in self._muxes:
+        if old is not None and _is_mux(old) and old in self._muxes:
             self._muxes.remove(old)
         self._devices[address] = device
-        if hasattr(device, "downstream"):
+        if _is_mux(device):
             self._muxes.append(device)
         self._routes.clear()
 
@@ -102,7 +108,7 @@ class SimI2C:
         """Forget the routes (a chip stopped or started answering)."""
         self._routes.clear()
 
-    def _answering(self, address: int) -> list:
+    def _answering(self, address: int) -> list[SimDevice]:
         """The devices that acknowledge `address` now: on the bus itself, or behind a mux's open channels."""
         key = (address, tuple(m.mask for m in self._muxes))
         found = self._routes.get(key)
@@ -110,8 +116,8 @@ class SimI2C:
             found = self._routes[key] = self._find(address)
         return found
 
-    def _find(self, address: int) -> list:
-        devices = []
+    def _find(self, address: int) -> list[SimDevice]:
+        devices: list[SimDevice] = []
         top = self._devices.get(address)
         if top is not None and top.acks():
             devices.append(top)
@@ -119,7 +125,7 @@ class SimI2C:
             devices.extend(d for d in mux.downstream(address) if d.acks())
         return devices
 
-    def _route(self, address: int) -> list:
+    def _route(self, address: int) -> list[SimDevice]:
         devices = self._answering(address)
         if not devices:
             raise NackError(address)

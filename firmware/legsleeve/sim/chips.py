@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from typing import Protocol
 
 from legsleeve.core.clock import VirtualClock
 from legsleeve.core.units import HPA_PER_PSI, mmhg_to_hpa
@@ -24,6 +25,24 @@ PSI_MAX = 25.0
 CMD_MEASURE = 0xAA
 SPIKE_EVERY = 4  # sensor-spike: one conversion in this many reads high
 SPIKE_MMHG = 60.0
+
+
+class SimDevice(Protocol):
+    """What the simulated bus asks of a chip: whether it acknowledges its address now, and its bytes."""
+
+    def acks(self) -> bool: ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def read(self, n: int) -> bytes: ...
+
+
+class SimMux(SimDevice, Protocol):
+    """A chip that switches further chips onto the bus (the TCA9548A): `mask` is its control byte."""
+
+    mask: int
+
+    def downstream(self, address: int) -> list[SimDevice]: ...
 
 
 def psi_to_count(psi: float) -> int:
@@ -110,10 +129,10 @@ class SimTCA9548A:
     def __init__(self, address: int):
         self.address = address
         self.mask = 0
-        self.channels: dict[int, dict[int, object]] = {n: {} for n in range(8)}
-        self._routes: dict[tuple[int, int], list] = {}
+        self.channels: dict[int, dict[int, SimDevice]] = {n: {} for n in range(8)}
+        self._routes: dict[tuple[int, int], list[SimDevice]] = {}
 
-    def attach(self, channel: int, address: int, chip) -> None:
+    def attach(self, channel: int, address: int, chip: SimDevice) -> None:
         self.channels[channel][address] = chip
         self._routes.clear()
 
@@ -127,7 +146,7 @@ class SimTCA9548A:
     def read(self, n: int) -> bytes:
         return bytes([self.mask] * n)
 
-    def downstream(self, address: int) -> list:
+    def downstream(self, address: int) -> list[SimDevice]:
         """The chips at `address` on the channels the control byte connects."""
         key = (self.mask, address)
         found = self._routes.get(key)

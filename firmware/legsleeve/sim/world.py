@@ -9,9 +9,9 @@ hour of therapy takes seconds. Faults fire at their virtual time.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from gpiozero.pins.mock import MockFactory, MockPWMPin
+from gpiozero.pins.mock import MockFactory, MockPin, MockPWMPin
 
 from legsleeve.config.model import HardwareConfig, ValveSpec
 from legsleeve.core.clock import VirtualClock
@@ -73,12 +73,14 @@ class SimWorld:
             )
             self.chips[name] = chip
             if mux is not None:
+                if channel is None:  # hardware.yaml gives every sensor a channel when there is a multiplexer
+                    raise ValueError(f"sensor {name}: no multiplexer channel")
                 mux.attach(channel, config.i2c.sensor_address, chip)
             else:
                 self.bus.attach(config.i2c.sensor_address, chip)
 
         self._pending = sorted(faults, key=lambda f: f.at_s)
-        self._releases: list[tuple[float, object]] = []
+        self._releases: list[tuple[float, MockPin]] = []  # (when, pin): a pressed button let go
         self.fired: list[tuple[float, FaultSpec]] = []
         self.clock.on_advance(self._on_time)
 
@@ -110,7 +112,7 @@ class SimWorld:
         energised = pin.function == "output" and coil_energised_at(spec.active_high, bool(pin.state))
         return valve_open_when(spec, energised)
 
-    def _zone_hpa(self, index: int):
+    def _zone_hpa(self, index: int) -> Callable[[], float]:
         ambient = self.config.simulation.ambient_hpa
 
         def source() -> float:
@@ -179,10 +181,10 @@ class SimWorld:
         elif fault.name in PUMP_FAULTS:
             self.physics.set_pump_fault(fault.name)
         elif fault.name in SENSOR_FAULTS:
-            setattr(self.chips[fault.zone], _SENSOR_ATTR[fault.name], True)
+            setattr(self.chips[_zone_of(fault)], _SENSOR_ATTR[fault.name], True)
             self.bus.invalidate()  # a dead chip stops answering: the bus's routes change
         else:
-            self.physics.set_zone_fault(self.physics.index(fault.zone), fault.name)
+            self.physics.set_zone_fault(self.physics.index(_zone_of(fault)), fault.name)
         self.fired.append((self.clock.now(), fault))
 
     def zone_mmhg(self, name: str) -> float:
@@ -193,3 +195,10 @@ class SimWorld:
     def manifold_mmhg(self) -> float:
         self.settle()
         return self.physics.manifold_mmhg
+
+
+def _zone_of(fault: FaultSpec) -> str:
+    """The zone a sensor or zone fault concerns (`parse_fault` refuses one without)."""
+    if fault.zone is None:
+        raise ValueError(f"fault {fault}: {fault.name} needs a zone")
+    return fault.zone
