@@ -12,7 +12,8 @@ What it does:
   config     /etc/legsleeve/hardware.yaml and profiles/, never overwriting a file you edited: the new version of
              such a file is written beside it as NAME.dist
   boot       /boot/firmware/config.txt (or /boot/config.txt): I2C on at 400 kHz, the hardware watchdog, and
-             strict_gpiod (released outputs revert to inputs) - DESIGN.md §1; a reboot is needed after this changes
+             strict_gpiod (released outputs revert to inputs) - docs/safety-requirements.md §B1; a reboot is
+             needed after this changes
   modules    /etc/modules-load.d/legsleeve.conf: i2c-dev
   unit       /etc/systemd/system/legsleeve.service, enabled (started at the next boot, or with systemctl start)
 """
@@ -37,6 +38,9 @@ UNIT = Path("etc/systemd/system/legsleeve.service")
 MODULES = Path("etc/modules-load.d/legsleeve.conf")
 BOOT_CANDIDATES = (Path("boot/firmware/config.txt"), Path("boot/config.txt"))
 BOOT_LINES = ("dtparam=i2c_arm=on", "dtparam=i2c_arm_baudrate=400000", "dtparam=watchdog=on", "dtparam=strict_gpiod")
+# The block marker is written into the Pi's boot config and found there again on uninstall: it keeps the name of
+# the design document it was first written with (now docs/safety-requirements.md §B1), so existing installs still
+# uninstall cleanly.
 BEGIN, END = "# >>> legsleeve (DESIGN.md §1) >>>", "# <<< legsleeve <<<"
 SOURCE_ITEMS = ("firmware", "config", "systemd", "hardware", "docs", "pyproject.toml", "README.md")
 

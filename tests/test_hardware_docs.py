@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from legsleeve.hw import wiring
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def test_wiring_table_in_the_docs_matches_the_reference_config(cfg):

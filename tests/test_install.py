@@ -3,20 +3,12 @@ and uninstall undoing it."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
-
-
-def installer_module():
-    spec = importlib.util.spec_from_file_location("legsleeve_install", ROOT / "systemd" / "install.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers import ROOT, installer_module
 
 
 @pytest.fixture

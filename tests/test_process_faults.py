@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from legsleeve.app.sessionlog import read_log
-from tests.conftest import CONFIG_DIR
+from tests.helpers import CONFIG_DIR
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT, installer_module
 
 UNIT = ROOT / "systemd" / "legsleeve.service"
 SECURITY_THRESHOLD = 2.0  # systemd calls below 2.0 "OK" or "SAFE"; the unit scores about 1.0
@@ -89,8 +89,6 @@ def test_unit_says_what_the_sleeve_needs():
 
 
 def test_unit_runs_what_the_installer_installs():
-    from tests.test_install import installer_module
-
     VENV = installer_module().VENV
 
     svc = _unit()["Service"]

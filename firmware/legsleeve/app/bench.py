@@ -41,7 +41,8 @@ if TYPE_CHECKING:  # `bench --hardware` runs on the Pi: nothing here loads the s
     from legsleeve.hw.sensors import SensorArray
     from legsleeve.sim.world import SimWorld
 
-SWEEP_TRANSFER_S = 0.0003  # per sensor at 400 kHz (DESIGN §2): the physical limit is 5 ms + N x 0.3 ms
+# per sensor at 400 kHz (safety-requirements §B2): the physical limit of a sweep is 5 ms + N x 0.3 ms
+SWEEP_TRANSFER_S = 0.0003
 
 
 @dataclass

@@ -46,7 +46,8 @@ from legsleeve.core.limits import (
 )
 
 _I2C_PINS = {2, 3}  # SDA1/SCL1 carry the sensor bus
-_BOOT_PULLED_UP = range(9)  # GPIO 0-8 are pulled up at boot: an actuator there would switch on (DESIGN §1)
+# GPIO 0-8 are pulled up at boot: an actuator there would switch on (safety-requirements §B1)
+_BOOT_PULLED_UP = range(9)
 
 VALVE_FORMS = ("normally-open", "normally-closed")
 
@@ -112,7 +113,7 @@ class _Pins:
             sec.warn(
                 key,
                 f"GPIO{gpio} is pulled up at boot, so this actuator may switch on before the firmware "
-                "starts; prefer GPIO 9-27 (DESIGN.md §1)",
+                "starts; prefer GPIO 9-27 (docs/safety-requirements.md §B1)",
             )
         return PinSpec(name=str(raw) if isinstance(raw, str) else f"GPIO{raw}", gpio=gpio)
 
@@ -199,9 +200,11 @@ def _read_valve(zsec: Section, key: str, pins: _Pins, expect_form: str) -> Valve
     active_high = vsec.boolean("active_high", True)
     vsec.finish()
     if form is not None and form != expect_form:
-        # The safe state relies on unpowered = vented: NC inlets and NO exhausts (DESIGN §1).
+        # The safe state relies on unpowered = vented: NC inlets and NO exhausts (safety-requirements §B1).
         vsec.error(
-            "form", f"must be {expect_form}: an unpowered {key} valve must leave the sleeve vented (DESIGN.md §1)"
+            "form",
+            f"must be {expect_form}: an unpowered {key} valve must leave the sleeve vented "
+            "(docs/safety-requirements.md §B1)",
         )
         return None
     if pin is None or form is None or active_high is None:

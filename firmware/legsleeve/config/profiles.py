@@ -11,7 +11,7 @@ A cycle is a list of steps. A step is either a primitive:
 or a named pattern with parameters, expanded here into primitives (see PATTERNS). ZONES is a zone name, a list of
 names, or `all`. Validation (SAFE-2, SAFE-3) refuses unknown keys and zones, non-positive durations, targets above
 the configured maximum, and - unless `allow_reverse_gradient: true` - a proximal zone held more than 10 mmHg above
-a distal zone held at the same time (DESIGN §3).
+a distal zone held at the same time (safety-requirements §B3).
 """
 
 from __future__ import annotations
@@ -399,7 +399,8 @@ PATTERNS: dict[str, Callable[[_StepReader, Section, str, int], list[Step]]] = {
 
 def _check_gradient(profile: Profile, problems: Problems) -> None:
     """Walk one cycle; whenever two zones are inflated together, the proximal one must not be held more than
-    REVERSE_GRADIENT_MMHG above the distal one (DESIGN §3: a proximal cuff above a lower distal one traps blood)."""
+    REVERSE_GRADIENT_MMHG above the distal one (safety-requirements §B3: a proximal cuff above a lower distal one
+    traps blood)."""
     names = profile.zone_names
     inflated: dict[int, float] = {}
     for step in profile.steps:
@@ -420,7 +421,8 @@ def _check_gradient(profile: Profile, problems: Problems) -> None:
                         step.line,
                         step.source,
                         f"{names[p]} ({inflated[p]:g} mmHg) would be held {inflated[p] - inflated[d]:g} mmHg above "
-                        f"{names[d]} ({inflated[d]:g} mmHg) below it: a reverse gradient (DESIGN.md §3). If that is "
+                        f"{names[d]} ({inflated[d]:g} mmHg) below it: a reverse gradient "
+                        "(docs/safety-requirements.md §B3). If that is "
                         "meant, say allow_reverse_gradient: true",
                     )
                     return

@@ -1,7 +1,7 @@
 """What the control core asks of the actuators, as data whose default is the safe state.
 
-The safe state: pump off (duty 0), every inlet closed, every exhaust open (DESIGN §4). A zone with no action given
-is vented, so `Commands()` — and the constant `SAFE` — is the safe state for any number of zones.
+The safe state: pump off (duty 0), every inlet closed, every exhaust open (docs/safety-requirements.md). A zone
+with no action given is vented, so `Commands()` — and the constant `SAFE` — is the safe state for any number of zones.
 """
 
 from __future__ import annotations

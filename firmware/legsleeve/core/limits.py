@@ -10,16 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # --- Hard ceilings (SAFE-3). Config values beyond these are errors, never clamped silently. ---------------
-ABS_MAX_MMHG = 150.0  # the mechanical relief valve's setting; tourniquets work above 200 mmHg (DESIGN §3)
+ABS_MAX_MMHG = 150.0  # the mechanical relief valve's setting; tourniquets work above 200 mmHg (safety-requirements §B3)
 MAX_DEBOUNCE_S = 0.1  # SAFE-4: over-pressure must trip within 100 ms of persisting
 MAX_VENT_TIMEOUT_S = 30.0  # SAFE-8: a sleeve that has not vented by then has a stuck valve
 MAX_FILL_TIMEOUT_S = 120.0  # SAFE-5: even a thigh chamber on a weak pump fills in well under two minutes
 MAX_SENSOR_DEADLINE_S = 0.05  # one MPRLS conversion is ~5 ms; 50 ms is already ten of them
 MAX_STALE_S = 0.5  # SAFE-9: a pressure older than this is not a pressure
 MIN_TICK_HZ, MAX_TICK_HZ = 10, 200
-VENTED_MMHG = 5.0  # SAFE-8: "vented" means below this (DESIGN §4)
+VENTED_MMHG = 5.0  # SAFE-8: "vented" means below this (docs/safety-requirements.md)
 MAX_ZONES = 8  # one TCA9548A has eight channels
-REVERSE_GRADIENT_MMHG = 10.0  # SAFE-10: a reversal of up to 10 mmHg is reported harmless (DESIGN §3)
+REVERSE_GRADIENT_MMHG = 10.0  # SAFE-10: a reversal of up to 10 mmHg is reported harmless (safety-requirements §B3)
 MAX_REVERSE_GRADIENT_S = 1.0  # SAFE-10: beyond it for more than 1 s trips
 MAX_SESSION_MIN = 120.0  # SAFE-10: no session, however configured, runs longer
 MAX_ABOVE_VENOUS_S = 300.0  # SAFE-10: no zone stays squeezed above venous pressure for longer

@@ -91,7 +91,7 @@ class ZoneValves:
 
 class Pump:
     """The diaphragm pump on a PWM output. Duty 0-1; any non-zero duty below `min_duty` runs at `min_duty`,
-    because below it the motor stalls and heats without moving air (DESIGN §1)."""
+    because below it the motor stalls and heats without moving air (safety-requirements §B1)."""
 
     def __init__(self, spec: PumpSpec, *, pin_factory=None):
         self.spec = spec

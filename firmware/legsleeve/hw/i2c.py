@@ -2,10 +2,10 @@
 
 The stock drivers can wait forever: adafruit_mprls polls the busy bit in `while True` holding the bus lock;
 adafruit_bus_device and the TCA9548A channel spin on `try_lock()`; and the TCA channel's `unlock()` leaks the bus
-lock when its deselect write raises (DESIGN §2). Each call through `DeadlineI2C` checks the open transaction's
-deadline on the injected clock and raises `I2CDeadline` once it has passed, so every such loop ends; leaving
-the transaction releases a lock the driver left held. Nothing in the drivers is patched: they are simply handed
-this bus.
+lock when its deselect write raises (safety-requirements §B2). Each call through `DeadlineI2C` checks the open
+transaction's deadline on the injected clock and raises `I2CDeadline` once it has passed, so every such loop
+ends; leaving the transaction releases a lock the driver left held. Nothing in the drivers is patched: they are
+simply handed this bus.
 """
 
 from __future__ import annotations

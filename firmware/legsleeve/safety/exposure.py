@@ -12,8 +12,8 @@ from legsleeve.safety.trip import Priority, Trip
 
 class ReverseGradient:
     """SAFE-10: of two inflated zones, the proximal one must not read more than `margin` above the distal one for
-    longer than `max_s` (DESIGN §3: a proximal cuff above a lower distal one traps blood). A vented distal zone is
-    distal release, not a reversal."""
+    longer than `max_s` (safety-requirements §B3: a proximal cuff above a lower distal one traps blood). A vented
+    distal zone is distal release, not a reversal."""
 
     raw = False
 

@@ -110,7 +110,7 @@ class Pneumatics:
         if self.pump.stuck_on:
             duty = 1.0
         if duty < self._stall:
-            return 0.0  # a small diaphragm pump stalls at low duty (DESIGN §1)
+            return 0.0  # a small diaphragm pump stalls at low duty (safety-requirements §B1)
         return max(0.0, self._q_free * duty * (1.0 - manifold_mmhg / self.spec.pump_deadhead_mmhg))
 
     # -- integration -------------------------------------------------------------------------------------

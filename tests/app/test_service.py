@@ -9,7 +9,7 @@ from legsleeve.app.cli import main
 from legsleeve.app.service import ControlSocket, Service, send_command
 from legsleeve.hw.backends import open_sim
 from legsleeve.sim.faults import FaultSpec
-from tests.conftest import CONFIG_DIR
+from tests.helpers import CONFIG_DIR
 
 
 def _service(cfg, faults=(), control=None, tmp_path=None):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+
 import pytest
 
 from legsleeve.core.commands import FILL, HOLD, SAFE, VENT, Commands
-from legsleeve.core.controller import Controller, Phase
+from legsleeve.core.controller import Controller, Output, Phase, Status
 from legsleeve.core.plan import Step, StepKind
 from tests.helpers import FILL0, FILL1, VENT_ALL, profile, readings
 
@@ -162,3 +165,43 @@ def test_commands_default_to_the_safe_state():
     assert Commands() == SAFE and SAFE.is_safe()
     assert SAFE.action(7) is VENT
     assert not Commands(0.0, (HOLD,)).is_safe()
+
+
+def test_step_returns_output_with_a_frozen_status():
+    """step() returns Output(commands, status); the status is frozen, a snapshot that later steps leave alone, and
+    the same object for as long as nothing in it changes."""
+    ctl = Controller(profile([FILL0, Step(StepKind.HOLD, duration_s=60)]), min_duty=MIN_DUTY)
+    assert ctl.status.step == "start" and ctl.status.kind is None and not ctl.status.done  # before the first step
+
+    out = ctl.step(0.0, readings(0.0, 0, 0))
+    assert isinstance(out, Output) and isinstance(out.commands, Commands) and isinstance(out.status, Status)
+    commands, filling = out
+    assert (commands, filling) == (out.commands, out.status) and filling is ctl.status
+    assert (filling.step, filling.kind, filling.cycle, filling.done) == ("fill ankle", StepKind.FILL, 0, False)
+    assert isinstance(filling.kind, StepKind)
+    ankle = filling.zones[0]
+    assert (ankle.phase, ankle.target_mmhg, ankle.fill_times_s, ankle.topups) == (Phase.FILLING, 40.0, (), 0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        filling.step = "hold 60s"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        filling.zones[0].phase = Phase.HOLDING
+    as_it_was = copy.deepcopy(filling)
+
+    # nothing changes: the same object
+    assert ctl.step(0.02, readings(0.02, 1.0, 0)).status is filling
+    # the ankle reaches its target: a phase change, and the step moves on - a new status
+    holding = ctl.step(0.04, readings(0.04, 40.5, 0)).status
+    assert holding is not filling and holding.step == "hold 60s" and holding.kind is StepKind.HOLD
+    assert holding.zones[0].phase is Phase.HOLDING and holding.zones[0].fill_times_s == (pytest.approx(0.04),)
+    assert ctl.step(1.0, readings(1.0, 40.2, 0)).status is holding
+    # a top-up: the step stays, the zone's phase changes - a new status
+    topping_up = ctl.step(2.0, readings(2.0, 37.9, 0)).status
+    assert topping_up is not holding and topping_up.step == holding.step
+    assert topping_up.zones[0].phase is Phase.FILLING and topping_up.zones[0].topups == 1
+    # done: no kind
+    done = ctl.step(61.0, readings(61.0, 40.0, 0)).status
+    assert done.done and done.kind is None and done.step == "done" and done.cycle == 1
+
+    # the statuses handed out earlier are as they were
+    assert filling == as_it_was and filling.step == "fill ankle" and filling.zones[0].phase is Phase.FILLING
+    assert holding.zones[0].phase is Phase.HOLDING and holding.zones[0].topups == 0 and not holding.done

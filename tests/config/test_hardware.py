@@ -9,7 +9,7 @@ import pytest
 from legsleeve.config.hardware import load_hardware
 from legsleeve.core.limits import ABS_MAX_MMHG
 from legsleeve.errors import ConfigError
-from tests.conftest import CONFIG_DIR
+from tests.helpers import CONFIG_DIR
 
 SHIPPED = (CONFIG_DIR / "hardware.yaml").read_text()
 

@@ -1,4 +1,5 @@
-"""The command line: exit codes, messages without tracebacks, nothing actuated on bad input."""
+"""The command line: exit codes, messages without tracebacks, nothing actuated on bad input; the profile listings
+and `simulate --plot`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 import pytest
 
 from legsleeve.app.cli import main
-from tests.conftest import CONFIG_DIR, ROOT
+from tests.helpers import CONFIG_DIR, PROFILES, ROOT
 
 
 def run(capsys, *argv):
@@ -79,3 +80,57 @@ def test_console_script_is_installed():
         exe_cmd = [exe]
     proc = subprocess.run([*exe_cmd, "check-config", "--config", str(CONFIG_DIR)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["--fault", "leak:shin@3"], "no zone 'shin'"),
+        (["--fault", "leak@3"], "needs a zone"),
+        (["--profile", "nope"], "no such profile 'nope'"),
+    ],
+)
+def test_bad_input_exits_2_with_nothing_actuated(tmp_path, capsys, argv, fragment):
+    log = tmp_path / "never.csv"
+    code = main(["simulate", "--config", str(CONFIG_DIR), "--log", str(log), *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and fragment in err and "nothing was actuated" in err
+    assert not log.exists()  # the rig was never opened
+
+
+def test_simulate_writes_a_plot(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "s.png"
+    code = main(
+        [
+            "simulate",
+            "--config",
+            str(CONFIG_DIR),
+            "--profile",
+            "gradient",
+            "--cycles",
+            "1",
+            "--log",
+            str(tmp_path / "s.csv"),
+            "--plot",
+            str(png),
+        ]
+    )
+    assert code == 0 and png.stat().st_size > 10_000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_profile_show_prints_the_planned_cycle(capsys):
+    code = main(["profile", "show", "gradient", "--config", str(CONFIG_DIR)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "fill ankle" in out and "fill thigh" in out and "one cycle:" in out
+
+
+def test_profiles_lists_them_all(capsys):
+    code = main(["profiles", "--config", str(CONFIG_DIR)])
+    out = capsys.readouterr().out
+    assert code == 0
+    for name in PROFILES:
+        assert name in out
+    assert "(default)" in out

@@ -14,7 +14,7 @@ import pytest
 from legsleeve.app import bench
 from legsleeve.core.units import MMHG_PER_HPA
 from legsleeve.hw.backends import open_sim
-from tests.conftest import CONFIG_DIR, ROOT
+from tests.helpers import CONFIG_DIR, ROOT
 
 BASELINE = json.loads((ROOT / "tests" / "bench_baseline.json").read_text())
 

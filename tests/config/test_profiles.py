@@ -10,9 +10,7 @@ import pytest
 from legsleeve.config.profiles import REVERSE_GRADIENT_MMHG, load_all, load_profile
 from legsleeve.core.plan import StepKind
 from legsleeve.errors import ConfigError
-from tests.conftest import CONFIG_DIR
-
-SHIPPED = ("gentle", "gradient", "pulse", "lymphatic", "wave", "massage")
+from tests.helpers import CONFIG_DIR, PROFILES
 
 
 @pytest.fixture(scope="module")
@@ -23,13 +21,13 @@ def shipped(cfg):
 
 
 def test_every_required_profile_ships(shipped):
-    assert set(SHIPPED) <= set(shipped)
+    assert set(PROFILES) <= set(shipped)
 
 
 def test_every_shipped_profile_states_its_sources():
-    for name in SHIPPED:
+    for name in PROFILES:
         text = (CONFIG_DIR / "profiles" / f"{name}.yaml").read_text()
-        assert "Sources" in text and "DESIGN.md §3" in text, name
+        assert "Sources" in text and "docs/safety-requirements.md §B3" in text, name
 
 
 def test_gradient_is_a_clinical_gradient(shipped):

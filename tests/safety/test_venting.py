@@ -1,0 +1,81 @@
+"""SAFE-8 venting and stuck valves: a zone that will not empty (the vent check, early and slow), a held zone that
+gains pressure (an inlet letting air in), and a venting zone that gains."""
+
+from __future__ import annotations
+
+import math
+
+from legsleeve.core.commands import HOLD, SAFE, Commands
+from legsleeve.safety.supervisor import Supervisor
+from legsleeve.safety.trip import Priority
+from legsleeve.safety.venting import VentCheck
+from tests.helpers import HOLD_CALF, TICK, rd, run_until_trip
+
+# -- SAFE-8 vent check ------------------------------------------------------------------------------------------
+
+
+def _vent_from_hold(sup, tail_mmhg, seconds):
+    """Held at 40, then vented: the pressure falls like a bladder's towards `tail_mmhg` and stays there."""
+    sup.review(0.0, rd(0.0, ankle=40.0), Commands(0.0, (HOLD,)))
+    t = TICK
+    while t < seconds:
+        sup.review(t, rd(t, ankle=tail_mmhg + (40.0 - tail_mmhg) * math.exp(-t / 2.0)), SAFE)
+        if sup.tripped:
+            return t
+        t += TICK
+    return None
+
+
+def test_safe8_zone_that_vents_is_fine(sup, cfg):
+    assert _vent_from_hold(sup, 0.0, cfg.limits.vent_timeout_s + 5) is None
+
+
+def test_safe8_vent_that_levels_off_above_5_cannot_vent(sup):
+    t = _vent_from_hold(sup, 6.0, 30)
+    assert t is not None and t < 15
+    assert sup.tripped.rule == "SAFE-8" and "cannot vent ankle: stays at" in sup.tripped.reason
+    assert sup.cannot_vent is sup.tripped and sup.tripped.priority is Priority.HIGH
+
+
+def test_safe8_vent_timeout_both_sides(cfg):
+    """The slow net: a zone still above 5 mmHg a full vent timeout after venting began (the rule on its own)."""
+    limit = cfg.limits.vent_timeout_s
+    for rate, trips in ((40 / (limit - 1), False), (30 / (limit + 1), True)):  # 40 -> 5 before, or after, the limit
+        rule = VentCheck(cfg.zone_names, limit)
+        rule.check(0.0, rd(0.0, ankle=40.0), Commands(0.0, (HOLD,)))
+        t, trip = TICK, None
+        while t < limit + 3 and trip is None:
+            trip = rule.check(t, rd(t, ankle=max(40.0 - rate * t, 0.5)), SAFE)
+            t += TICK
+        assert (trip is not None) == trips
+        if trips:
+            assert "cannot vent ankle" in trip.reason and trip.cannot_vent and limit < trip.t_s <= limit + 2 * TICK
+
+
+# -- SAFE-8 stuck valves ----------------------------------------------------------------------------------------
+
+
+def test_safe8_gaining_while_held_means_an_inlet_lets_air_in(sup):
+    assert run_until_trip(sup, 0, 3, HOLD_CALF, lambda t: {"calf": 40 + 0.7 * t}) is None  # +2.1 mmHg: under the 2.5
+    t = run_until_trip(sup, 3, 3, HOLD_CALF, lambda t: {"calf": 42.1 + 2.0 * (t - 3)})
+    assert t is not None and sup.tripped.rule == "SAFE-8" and "gains pressure while held" in sup.tripped.reason
+
+
+def test_safe8_gaining_while_venting(sup):
+    assert run_until_trip(sup, 0, 2, SAFE, lambda t: {"knee": 4.0 + 4.5 * t}) is not None
+    assert sup.tripped.rule == "SAFE-8" and sup.tripped.zone == "knee" and "venting" in sup.tripped.reason
+
+
+def test_safe8_early_vent_check_both_sides(cfg):
+    for fall_fraction, trips in ((0.25, False), (0.15, True)):
+        sup = Supervisor(cfg, [45.0, 40.0, 35.0, 30.0])
+        sup.review(0.0, rd(0.0, ankle=40.0), Commands(0.0, (HOLD,)))
+        check_s = cfg.limits.vent_check_s
+
+        def falling(t, f=fall_fraction, c=check_s):
+            return {"ankle": 40 * (1 - f * min(t / c, 1))}
+
+        t = run_until_trip(sup, TICK, check_s + 0.5, SAFE, falling)
+        assert (t is not None) == trips
+        if trips:
+            assert sup.tripped.cannot_vent and "cannot vent ankle" in sup.tripped.reason
