@@ -157,6 +157,10 @@ CASES = [
         "no zone named 'thig'",
         "thig:",
     ),
+    # A pin given no value is an error, never a device quietly left out: an "OK" config without its E-stop.
+    ("estop pin null", "estop:  {pin: GPIO5}", "estop:  {pin: null}", "controls.estop.pin", "got nothing", "estop:"),
+    ("pump pin empty", "  pin: GPIO18 ", "  pin:  ", "pump.pin", "got nothing", "pin:  "),
+    ("valve pin empty", "{pin: GPIO17, form", "{pin: , form", "zones[0].inlet.pin", "got nothing", "{pin: , form"),
     (
         "zones not a list",
         "zones:\n  - name: ankle",

@@ -90,6 +90,9 @@ class _Pins:
     def read(self, sec: Section, key: str, *, actuator: bool, required: bool = True) -> PinSpec | None:
         raw = sec.raw(key) if required else sec.raw(key, None)
         if raw is None:
+            if required and key in sec.data:
+                # `pin:` with nothing after it: an error, never a device quietly left out (an E-stop, say)
+                sec.error(key, "must be a GPIO number or a gpiozero pin name such as GPIO17, got nothing")
             return None
         if isinstance(raw, bool) or not isinstance(raw, (int, str)):
             sec.error(key, f"must be a GPIO number or a gpiozero pin name such as GPIO17, got {raw!r}")
