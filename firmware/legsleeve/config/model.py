@@ -78,7 +78,7 @@ class ControlsSpec:
 
 @dataclass(frozen=True)
 class SelfTestSpec:
-    """The start-up check of each zone's valves and hoses (see firmware/selftest.py)."""
+    """The start-up check of each zone's valves and hoses (see legsleeve.app.selftest)."""
 
     valves: bool = True
     fill_mmhg: float = 8.0
@@ -94,7 +94,7 @@ class SimZoneSpec:
 
 @dataclass(frozen=True)
 class SimSpec:
-    """Parameters of the pneumatic model; see firmware/sim/physics.py for the equations."""
+    """Parameters of the pneumatic model; see legsleeve.sim.physics for the equations."""
 
     ambient_hpa: float = 1013.25
     pump_free_flow_lpm: float = 3.0
