@@ -43,3 +43,10 @@ def test_of_steps_builds_a_one_cycle_plan_at_one_target_for_every_zone():
             assert all(z.target_mmhg == 25.0 for z in status.zones)
         t += 0.1
     assert ctl.status.done and ctl.status.cycle == 1 and t < 10
+
+
+def test_session_length_is_what_was_asked_else_the_profiles_own():
+    plan = Profile.of_steps("valves", ("ankle",), (Step(StepKind.FILL, (0,)),), 25.0, cycles=3)
+    assert plan.session_length(None, None) == (3, None)  # the profile's own
+    assert plan.session_length(5, None) == (5, None)
+    assert plan.session_length(None, 2.5) == (None, 2.5)  # minutes asked: the profile's cycles do not apply

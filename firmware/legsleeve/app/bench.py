@@ -374,7 +374,7 @@ def hardware(cfg) -> list[Figure]:
             time.sleep(max(0.0, 1 / cfg.tick_hz - (time.perf_counter() - t0)))
     finally:
         rig.close()
-    n = len(cfg.zones) + (cfg.manifold_channel is not None)
+    n = len(cfg.zones) + (cfg.has_manifold_sensor)
     from legsleeve.hw.sensors import CONVERSION_S
 
     limit = CONVERSION_S + n * SWEEP_TRANSFER_S

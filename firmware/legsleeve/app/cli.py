@@ -131,9 +131,7 @@ def _session(args, *, sim: bool) -> int:
         from legsleeve.sim.faults import parse_fault
 
         try:
-            faults = [
-                parse_fault(f, cfg.zone_names, has_manifold_sensor=cfg.manifold_channel is not None) for f in args.fault
-            ]
+            faults = [parse_fault(f, cfg.zone_names, has_manifold_sensor=cfg.has_manifold_sensor) for f in args.fault]
         except ValueError as exc:
             raise ConfigError([f"--fault: {exc}"]) from None
         _plot_possible(args)

@@ -53,13 +53,12 @@ def run_session(
         status("self-test: sensors, zero" + (", valves and hoses zone by zone" if cfg.selftest.valves else ""))
     self_test(rig, liveness=liveness)
     stats = SessionStats(profile)
-    session_log = SessionLog(log_path, cfg.zone_names, cfg.manifold_channel is not None) if log_path else None
+    session_log = SessionLog(log_path, cfg.zone_names, cfg.has_manifold_sensor) if log_path else None
     steps: list[tuple[float, str]] = []
     start = rig.clock.now()
     if status is not None:
         status(f"self-test passed; session {profile.name} starts at t={start:.1f} s")
-    if cycles is None and minutes is None:
-        cycles, minutes = profile.session_cycles, profile.session_minutes
+    cycles, minutes = profile.session_length(cycles, minutes)
     total = f"/{cycles}" if cycles is not None else f" of {minutes:g} min" if minutes else ""
 
     def on_tick(runner: Runner, readings: Readings) -> None:

@@ -35,10 +35,9 @@ class SessionStats:
 
     def __init__(self, profile: Profile):
         self.zones = [ZoneStats(n, t) for n, t in zip(profile.zone_names, profile.targets_mmhg, strict=False)]
-        self.status: Status | None = None  # the controller's latest: fill times and top-ups for the table
+        self.status: Status | None = None  # the controller's at the end (finish): fill times and top-ups
 
     def update(self, readings: Readings, status: Status) -> None:
-        self.status = status
         for zs, z, r in zip(self.zones, status.zones, readings.zones, strict=False):
             holding = z.phase is Phase.HOLDING
             if not holding and zs._episode:

@@ -125,10 +125,9 @@ class Controller:
         self.profile = profile
         self.min_duty = min_duty
         self.tuning = tuning
-        if cycles is None and minutes is None:
-            cycles, minutes = profile.session_cycles, profile.session_minutes
-        self.session_cycles: int | None = cycles  # the session's length: cycles, or
-        self.session_s: float | None = minutes * 60.0 if minutes is not None else None  # seconds
+        cycles, minutes = profile.session_length(cycles, minutes)
+        self._session_cycles = cycles  # the session's length: cycles, or
+        self._session_s = minutes * 60.0 if minutes is not None else None  # seconds
         self._zones = [_Zone() for _ in profile.zone_names]
         self._cycle = 0
         self._step_index = 0
@@ -245,10 +244,10 @@ class Controller:
         self._enter(now_s)
 
     def _session_over(self, now_s: float) -> bool:
-        if self.session_cycles is not None and self._cycle >= self.session_cycles:
+        if self._session_cycles is not None and self._cycle >= self._session_cycles:
             return True
         assert self._start_s is not None
-        return self.session_s is not None and now_s - self._start_s >= self.session_s
+        return self._session_s is not None and now_s - self._start_s >= self._session_s
 
     def _finish(self) -> None:
         for z in self._zones:

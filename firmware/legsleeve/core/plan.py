@@ -80,6 +80,12 @@ class Profile:
             session_cycles=cycles,
         )
 
+    def session_length(self, cycles: int | None, minutes: float | None) -> tuple[int | None, float | None]:
+        """(cycles, minutes) of a session: what was asked for, else the profile's own."""
+        if cycles is None and minutes is None:
+            return self.session_cycles, self.session_minutes
+        return cycles, minutes
+
     def step_target(self, step: Step, zone: int, cycle: int) -> float:
         """The pressure a fill step aims for in this zone and cycle (ramp applied), mmHg."""
         base = step.target_mmhg if step.target_mmhg is not None else self.targets_mmhg[zone] * step.scale

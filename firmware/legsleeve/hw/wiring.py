@@ -72,7 +72,7 @@ def rows(cfg: HardwareConfig) -> list[tuple[str, str, str, str, str]]:
         add(c.buzzer.pin, "buzzer", "output", f"active buzzer via transistor; {level(c.buzzer.active_high)}")
     mux = f"TCA9548A at 0x{cfg.i2c.mux_address:02x}" if cfg.i2c.mux_address is not None else "sensor"
     sensors = ", ".join(f"{z.name} ch{z.sensor_channel}" for z in cfg.zones)
-    if cfg.manifold_channel is not None:
+    if cfg.has_manifold_sensor:
         sensors += f", manifold ch{cfg.manifold_channel}"
     table = [
         (

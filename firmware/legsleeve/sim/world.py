@@ -59,7 +59,7 @@ class SimWorld:
             self.bus.attach(mux.address, mux)
         self.chips: dict[str, SimMPRLS] = {}
         sensors = [(z.name, z.sensor_channel, self._zone_hpa(i)) for i, z in enumerate(config.zones)]
-        if config.manifold_channel is not None:
+        if config.has_manifold_sensor:
             sensors.append((MANIFOLD, config.manifold_channel, self._manifold_hpa))
         for name, channel, source in sensors:
             chip = SimMPRLS(
