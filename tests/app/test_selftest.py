@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from legsleeve.app.selftest import SelfTestFailed, self_test
+from legsleeve.app.selftest import SelfTestFailed, SelfTestStopped, self_test
 from legsleeve.errors import SensorFault
 from legsleeve.hw.backends import open_sim
 from legsleeve.hw.rig import build_rig
@@ -66,5 +66,78 @@ def test_self_test_catches_faults_before_a_session(cfg, fault, fragment):
     try:
         with pytest.raises(SelfTestFailed, match=fragment):
             self_test(rig)
+    finally:
+        rig.close()
+
+
+def _selftest_length_s(cfg) -> float:
+    rig = open_sim(cfg, seed=1)
+    try:
+        self_test(rig)
+        return rig.clock.now()
+    finally:
+        rig.close()
+
+
+@pytest.mark.parametrize("fraction", [0.02, 0.2, 0.4, 0.6, 0.8, 0.97])
+def test_a_stop_pressed_at_any_time_in_the_self_test_stops_it(cfg, fraction):
+    """SAFE-12 in the self-test: the button at any moment - the zero's wait, any zone's fill or vent - ends it as
+    stopped, never passed, with the sleeve vented on the true pressures and the outputs safe."""
+    at_s = fraction * _selftest_length_s(cfg)
+    rig = open_sim(cfg, seed=1, faults=[FaultSpec("button", None, at_s)])
+    try:
+        with pytest.raises(SelfTestStopped, match="no session was started"):
+            self_test(rig)
+        assert rig.clock.now() - at_s < 20.0  # it waited at most for the vent, not for the rest of the test
+        assert rig.pump.duty == 0 and not any(z.inlet.is_open for z in rig.zones)
+        assert all(z.exhaust.is_open for z in rig.zones)
+        world = rig.world
+        assert world is not None
+        # the button's 0.2 s press fell inside the self-test, and after it nothing was filled again
+        rig.clock.sleep(5.0)
+        assert all(world.zone_mmhg(n) < 5.0 for n in cfg.zone_names)
+    finally:
+        rig.close()
+
+
+@pytest.mark.parametrize("fraction", [0.05, 0.5])
+def test_a_stop_from_the_control_socket_stops_the_self_test(cfg, fraction):
+    at_s = fraction * _selftest_length_s(cfg)
+    rig = open_sim(cfg, seed=1)
+    asked = []
+
+    def poll():
+        asked.append(rig.clock.now())
+        return "stopped from the control socket" if rig.clock.now() >= at_s else None
+
+    try:
+        with pytest.raises(SelfTestStopped, match="control socket"):
+            self_test(rig, poll=poll)
+        assert asked and rig.clock.now() - at_s < 20.0
+        assert rig.pump.duty == 0 and not any(z.inlet.is_open for z in rig.zones)
+    finally:
+        rig.close()
+
+
+@pytest.mark.parametrize("fraction", [0.05, 0.5])
+def test_the_estop_in_the_self_test_fails_it(cfg, fraction):
+    at_s = fraction * _selftest_length_s(cfg)
+    rig = open_sim(cfg, seed=1, faults=[FaultSpec("estop", None, at_s)])
+    try:
+        with pytest.raises(SelfTestFailed, match="E-stop|SAFE-12"):
+            self_test(rig)
+        assert rig.pump.duty == 0 and not any(z.inlet.is_open for z in rig.zones)
+    finally:
+        rig.close()
+
+
+def test_the_zero_wait_feeds_the_watchdog(cfg):
+    """SAFE-11: the zero waits up to the vent time; the watchdog must hear from it every sweep meanwhile."""
+    rig = open_sim(cfg, seed=1)
+    pings: list[float] = []
+    try:
+        self_test(rig, liveness=lambda: pings.append(rig.clock.now()))
+        gaps = [b - a for a, b in zip([0.0, *pings], pings, strict=False)]
+        assert pings and max(gaps) < 0.2, max(gaps)
     finally:
         rig.close()

@@ -36,7 +36,7 @@ def build_session(
     on_tick: Callable[[Runner, Readings], None] | None = None,
     liveness: Callable[[], None] | None = None,
     annunciator: Annunciator | None = None,
-    poll: Callable[[Runner], None] | None = None,
+    poll: Callable[[], str | None] | None = None,
     tick_costs_ns: list[int] | None = None,
 ) -> Runner:
     """A runner for `plan` on `rig`, ready to `run()`.

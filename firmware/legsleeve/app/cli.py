@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from legsleeve import __version__
-from legsleeve.app.selftest import SelfTestFailed
+from legsleeve.app.selftest import SelfTestFailed, SelfTestStopped
 from legsleeve.config.hardware import default_config_dir, load_hardware
 from legsleeve.config.model import HardwareConfig
 from legsleeve.errors import ConfigError, HardwareError, SensorFault
@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # the hardware layer loads gpiozero and the drivers: only the
 
 DEFAULT_PROFILE = "gentle"
 
-EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_TRIP = 0, 1, 2, 3
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_TRIP, EXIT_STOPPED = 0, 1, 2, 3, 4
 
 log = logging.getLogger("legsleeve")
 
@@ -519,6 +519,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SelfTestFailed as exc:
         print(f"SAFETY: {exc}; nothing else was run, the sleeve was vented", file=sys.stderr)
         return EXIT_TRIP
+    except SelfTestStopped as exc:
+        print(f"STOPPED: {exc}; the sleeve was vented", file=sys.stderr)
+        return EXIT_STOPPED
     except HardwareError as exc:
         print(f"hardware: {exc}", file=sys.stderr)
         return EXIT_INTERNAL

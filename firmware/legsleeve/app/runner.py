@@ -69,7 +69,7 @@ class Runner:
         on_tick: Callable[[Runner, Readings], None] | None = None,
         liveness: Callable[[], None] | None = None,
         annunciator=None,
-        poll: Callable[[Runner], None] | None = None,
+        poll: Callable[[], str | None] | None = None,
         tick_costs_ns: list[int] | None = None,
     ):
         self.rig = rig
@@ -85,6 +85,7 @@ class Runner:
         self.tick_costs_ns = tick_costs_ns  # when given: the firmware's own work per tick, sensor waits excluded
         self.status: Status = controller.status  # the controller's, as of its last step
         self.stopped = False
+        self.stop_reason = ""
         self._button_was_down = False
         self._last_readings: Readings | None = None
         self.ticks = 0
@@ -139,7 +140,9 @@ class Runner:
             if pressed:
                 self._on_button(now)
             if self.poll is not None:
-                self.poll(self)
+                why = self.poll()  # a stop asked from outside the panel (the control socket): acted on this tick
+                if why:
+                    self.request_stop(now, why)
             if sup.tripped is None and not self.stopped:
                 wish, self.status = ctl.step(now, readings)
             else:
@@ -193,6 +196,7 @@ class Runner:
         """End the session in the safe state at the next tick (the button, or the control socket)."""
         if not self.stopped and self.supervisor.tripped is None:
             self.stopped = True
+            self.stop_reason = why
             log.warning("%s: session stopped, venting (SAFE-12)", why)
 
     def _on_button(self, now: float) -> None:

@@ -8,12 +8,14 @@
    That catches swapped hoses, swapped valve wires, swapped sensor channels, a dead pump, a stuck inlet and a
    kinked hose before anything is squeezed hard.
 
-A failure raises SelfTestFailed saying what to check; nothing further runs.
+A failure raises SelfTestFailed saying what to check; nothing further runs. The stop button, the E-stop and a stop
+from the control socket act in every part of it (SAFE-12): a stopped self-test raises SelfTestStopped, never counts
+as passed, and starts nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from legsleeve.app.builder import build_session
 from legsleeve.core.commands import FILL, Commands
@@ -30,6 +32,10 @@ class SelfTestFailed(SleeveError, RuntimeError):
     def __init__(self, message: str, trip: Trip | None = None):
         self.trip = trip
         super().__init__(message)
+
+
+class SelfTestStopped(SleeveError):
+    """A person stopped the self-test (the button, or `legsleeve stop`): the sleeve was vented, no session begins."""
 
 
 class CrossTalk:
@@ -74,16 +80,34 @@ class CrossTalk:
         return None
 
 
-def self_test(rig: Rig, *, liveness=None) -> dict[str, float]:
-    """Run the self-test; return the zero baselines (hPa). Raises SelfTestFailed or SensorFault."""
+def self_test(
+    rig: Rig, *, liveness: Callable[[], None] | None = None, poll: Callable[[], str | None] | None = None
+) -> dict[str, float]:
+    """Run the self-test; return the zero baselines (hPa). Raises SelfTestFailed, SelfTestStopped or SensorFault.
+
+    `liveness` is called every tick (the systemd watchdog), `poll` too: a reason it returns stops the self-test, as
+    the stop button does; the E-stop fails it (SAFE-12)."""
     cfg = rig.config
+    panel = rig.panel
+
+    def waiting() -> None:  # every sweep of the zero's wait: the panel and the socket are heard, the watchdog fed
+        if panel.estop_pressed:
+            raise SelfTestFailed("self-test: E-stop pressed (SAFE-12): release it when the sleeve is safe")
+        why = "stop button pressed" if panel.button is not None and panel.button.is_pressed else None
+        why = why or (poll() if poll is not None else None)
+        if why:
+            raise SelfTestStopped(f"{why} during the self-test: no session was started")
+        if liveness is not None:
+            liveness()
+
     try:
-        baselines = rig.zero_sensors()
+        baselines = rig.zero_sensors(on_wait=waiting)
     except SensorFault as fault:
         raise SelfTestFailed(
             f"self-test: {fault}. Check that sensor's wiring, its multiplexer channel and that its zone is empty"
         ) from fault
     readings = rig.read()
+    waiting()
     for name, r in zip(cfg.zone_names, readings.zones, strict=False):
         if not r.ok:
             raise SelfTestFailed(f"self-test: {r.fault}")
@@ -102,9 +126,16 @@ def self_test(rig: Rig, *, liveness=None) -> dict[str, float]:
             Step(StepKind.VENT, (i,), wait=True, source="self-test"),
         ]
     plan = Profile.of_steps("self-test", cfg.zone_names, tuple(steps), target, path=cfg.path)
-    outcome = build_session(
-        rig, plan, liveness=liveness, extra_monitors=[CrossTalk(cfg.zone_names, cfg.selftest.crosstalk_mmhg)]
-    ).run()
+    runner = build_session(
+        rig,
+        plan,
+        liveness=liveness,
+        poll=poll,
+        extra_monitors=[CrossTalk(cfg.zone_names, cfg.selftest.crosstalk_mmhg)],
+    )
+    outcome = runner.run()
+    if outcome.stopped:
+        raise SelfTestStopped(f"{runner.stop_reason} during the self-test's valve check: no session was started")
     if outcome.trip is not None:
         t = outcome.trip
         raise SelfTestFailed(f"self-test failed at {t.zone or 'the sleeve'}: {t.reason}. Check: {t.hint}", t)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from legsleeve.app.alarms import Annunciator
-from legsleeve.app.selftest import SelfTestFailed
+from legsleeve.app.selftest import SelfTestFailed, SelfTestStopped
 from legsleeve.config.profiles import load_all
 from legsleeve.core.plan import Profile
 from legsleeve.errors import ConfigError, SensorFault
@@ -274,13 +274,14 @@ class Service:
 
             log_path = self.log_dir / f"{wall.strftime('%Y%m%d-%H%M%S')}-{name}.csv"
 
-        def poll(runner) -> None:
+        def poll() -> str | None:
             now = self.rig.clock.now()
             if self.control is not None:
                 self.control.poll(lambda line: self.command(line, now))
             if "stop" in self.status.requests:
                 self.status.requests.clear()
-                runner.request_stop(now, "stopped from the control socket")
+                return "stopped from the control socket"
+            return None
 
         now = self.rig.clock.now
         try:
@@ -292,6 +293,12 @@ class Service:
                 liveness=self.notifier.watchdog if self.notifier else None,
                 poll=poll,
             )
+        except SelfTestStopped as exc:
+            self.rig.drive_safe()
+            self.status.state, self.status.last = "idle", str(exc)
+            self.annunciator.raise_alarm(now(), Priority.LOW, self.status.last)
+            log.info("session %s not started: %s", name, exc)
+            return
         except (SelfTestFailed, SensorFault) as exc:
             self.rig.drive_safe()
             self.status.sessions += 1

@@ -43,15 +43,16 @@ def run_session(
     status: Callable[[str], None] | None = None,
     realtime: bool = False,
     liveness: Callable[[], None] | None = None,
-    poll: Callable | None = None,
+    poll: Callable[[], str | None] | None = None,
     annunciator: Annunciator | None = None,
     tick_costs_ns: list[int] | None = None,
 ) -> SessionResult:
-    """Self-test, then the session. SelfTestFailed or SensorFault before it means nothing was squeezed."""
+    """Self-test, then the session. SelfTestFailed, SelfTestStopped or SensorFault before it means nothing was
+    squeezed. `poll` is called every tick of both: a reason it returns stops them (the control socket's stop)."""
     cfg = rig.config
     if status is not None:
         status("self-test: sensors, zero" + (", valves and hoses zone by zone" if cfg.selftest.valves else ""))
-    self_test(rig, liveness=liveness)
+    self_test(rig, liveness=liveness, poll=poll)
     stats = SessionStats(profile)
     session_log = SessionLog(log_path, cfg.zone_names, cfg.has_manifold_sensor) if log_path else None
     steps: list[tuple[float, str]] = []

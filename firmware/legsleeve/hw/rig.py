@@ -8,6 +8,7 @@ closed - attempting every step even when one raises, and never relies on `__del_
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -80,12 +81,13 @@ class Rig:
         self.commanded = SAFE
         return failures
 
-    def zero_sensors(self) -> dict[str, float]:
+    def zero_sensors(self, on_wait: Callable[[], None] | None = None) -> dict[str, float]:
         """Vent everything, then take every sensor's ambient baseline (SAFE-9 checks inside). Returns hPa.
 
         The check valve and the closed inlets trap air in the manifold, so when there is a manifold sensor the
         inlets stay open while the zero is taken - pump off, every exhaust open: air can only leave - or that
-        sensor's zero would be taken under pressure.
+        sensor's zero would be taken under pressure. `on_wait` runs every sweep of the wait (up to
+        `limits.vent_timeout_s`): feed the watchdog there, and raise to stop (the sleeve is driven safe on the way out).
         """
         assert self.sensors is not None
         self.drive_safe()
@@ -95,7 +97,7 @@ class Rig:
                 for zone in self.zones:
                     zone.inlet.open()
             return self.sensors.zero(
-                max_spread_mmhg=limits.max_zero_spread_mmhg, settle_timeout_s=limits.vent_timeout_s
+                max_spread_mmhg=limits.max_zero_spread_mmhg, settle_timeout_s=limits.vent_timeout_s, on_wait=on_wait
             )
         finally:
             self.drive_safe()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable
 
 import adafruit_mprls
 import adafruit_tca9548a
@@ -193,19 +194,26 @@ class SensorArray:
         return hpa
 
     def zero(
-        self, *, max_spread_mmhg: float, settle_timeout_s: float, window_s: float = 0.5, tolerance_mmhg: float = 0.15
+        self,
+        *,
+        max_spread_mmhg: float,
+        settle_timeout_s: float,
+        window_s: float = 0.5,
+        tolerance_mmhg: float = 0.15,
+        on_wait: Callable[[], None] | None = None,
     ) -> dict[str, float]:
         """Take each sensor's ambient baseline with the sleeve vented (the caller vents first).
 
         Waits until two successive windows agree within `tolerance_mmhg` for every sensor (the sleeve has stopped
         emptying), up to `settle_timeout_s`. Then checks each baseline is a plausible ambient pressure and that no
         sensor sits more than `max_spread_mmhg` from the median (a zone still under pressure, or a sensor far off
-        its zero: SAFE-9). Raises SensorFault; returns the baselines in hPa.
+        its zero: SAFE-9). Raises SensorFault; returns the baselines in hPa. `on_wait` is called after every
+        sweep (about 20 ms apart): the caller feeds the watchdog there and may raise to end the wait (a stop).
         """
         start = self._clock.now()
         previous = None
         while True:
-            means = self._window_means(window_s)
+            means = self._window_means(window_s, on_wait)
             if previous is not None and all(
                 abs(means[n] - previous[n]) * MMHG_PER_HPA <= tolerance_mmhg for n in means
             ):
@@ -238,13 +246,15 @@ class SensorArray:
             sensor.baseline_hpa = means[sensor.name]
         return means
 
-    def _window_means(self, window_s: float) -> dict[str, float]:
+    def _window_means(self, window_s: float, on_wait: Callable[[], None] | None) -> dict[str, float]:
         samples: dict[str, list[float]] = {s.name: [] for s in self.all}
         end = self._clock.now() + window_s
         while self._clock.now() < end:
             for sensor in self.all:
                 samples[sensor.name].append(sensor.read_hpa())
             self._clock.sleep(0.02)
+            if on_wait is not None:
+                on_wait()
         return {name: statistics.fmean(values) for name, values in samples.items()}
 
 
