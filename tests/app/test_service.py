@@ -1,15 +1,28 @@
 """The service (`legsleeve serve`) on the simulated rig: idle until told; the button and the control socket; alarms
-latched until a person resets them; a restart comes back idle. Time is the simulated rig's virtual clock."""
+latched until a person resets them; a restart comes back idle; an internal error sounds the alarm. Time is the
+simulated rig's virtual clock; the loop's own wall time per tick is measured where the test is that it never waits
+on a client."""
 
 from __future__ import annotations
 
-import threading
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+import pytest
 
 from legsleeve.app.cli import main
-from legsleeve.app.service import ControlSocket, Service, send_command
+from legsleeve.app.service import ControlSocket, Service
+from legsleeve.app.sessionlog import read_log
 from legsleeve.hw.backends import open_sim
+from legsleeve.safety.trip import Priority
 from legsleeve.sim.faults import FaultSpec
+from tests.app.control_clients import Ask, SocketCalls, silent, wait_for
 from tests.helpers import CONFIG_DIR
+
+TICK_S = 0.02  # the session's tick on the shipped config (50 Hz)
 
 
 def _service(cfg, faults=(), control=None, tmp_path=None):
@@ -94,36 +107,415 @@ def test_a_long_press_resets_an_alarm_a_short_one_silences_it(cfg):
         rig.close()
 
 
-def test_control_socket_start_status_stop(cfg, tmp_path):
-    sock = ControlSocket(str(tmp_path / "control.sock"))
-    rig, svc = _service(cfg, control=sock)
-    replies = {}
-    try:
-        # a client in another thread, as `legsleeve start` from a terminal would be; the service polls the socket
-        # from its own loop on the virtual clock, so the client simply waits for its answer
-        def client():
-            replies["start"] = send_command("start wave", sock.path)
-            # the session begins at the service's next loop: ask until it says so (each answer is a round trip)
-            for _ in range(500):
-                replies["status"] = send_command("status", sock.path)
-                if replies["status"].startswith("running"):
-                    break
-            replies["stop"] = send_command("stop", sock.path)
+class Ticks:
+    """A notifier stand-in: each liveness ping (one per completed tick: idle, self-test and session) on the virtual
+    clock and on the wall clock, the status lines, and a hook run in the loop's thread at each tick."""
 
-        t = threading.Thread(target=client)
-        t.start()
+    def __init__(self, clock):
+        self.clock = clock
+        self.virtual: list[float] = []
+        self.wall: list[float] = []
+        self.statuses: list[str] = []
+        self.hook = None
+
+    def ready(self, status: str = "") -> None:
+        self.statuses.append(status)
+
+    def status(self, text: str) -> None:
+        self.statuses.append(text)
+
+    def stopping(self) -> None:
+        pass
+
+    def watchdog(self) -> None:
+        self.virtual.append(self.clock.now())
+        self.wall.append(time.perf_counter())
+        if self.hook is not None:
+            self.hook()
+
+    def wall_per_tick_s(self) -> list[float]:
+        return [b - a for a, b in zip(self.wall, self.wall[1:], strict=False)]
+
+
+class Recorded(ControlSocket):
+    """The control socket, stamping requests on the rig's clock and noting for each request the loop takes: its line,
+    when it arrived and when the loop took it (virtual seconds)."""
+
+    def __init__(self, path, clock, **kw):
+        super().__init__(path, clock=clock, **kw)
+        self.rig_clock = clock
+        self.taken: list[tuple[str, float, float]] = []
+
+    def drain(self):
+        requests = super().drain()
+        self.taken += [(r.line, r.received_s, self.rig_clock.now()) for r in requests]
+        return requests
+
+    def when(self, line: str) -> tuple[float, float]:
+        (found,) = [(received, taken) for ln, received, taken in self.taken if ln == line]
+        return found
+
+
+def _taken_at_the_next_tick(sock: Recorded, ticks: Ticks, line: str) -> float:
+    """The loop took `line` at the first tick after it arrived (no tick completed in between; the same tick when it
+    arrived before that tick's drain); returns the lag in virtual seconds. A tick here is any of the loop's: idle, a
+    sweep of the zero's wait, the runner's."""
+    received_s, taken_s = sock.when(line)
+    assert received_s <= taken_s and taken_s in ticks.virtual
+    assert not [t for t in ticks.virtual if received_s < t < taken_s], (received_s, taken_s)
+    return taken_s - received_s
+
+
+def _served(cfg, tmp_path, faults=(), **socket_kw):
+    rig = open_sim(cfg, seed=3, faults=faults)
+    sock = Recorded(str(tmp_path / "control.sock"), rig.clock, **socket_kw)
+    ticks = Ticks(rig.clock)
+    svc = Service(rig, CONFIG_DIR, notifier=ticks, control=sock, log_dir=tmp_path)
+    svc.load_profiles()
+    return rig, sock, ticks, svc
+
+
+def _queued(sock, *lines: str) -> list[Ask]:
+    """Clients asking, one after the other, each in the queue before the next asks (the loop takes them in order)."""
+    asks = []
+    for line in lines:
+        asks.append(Ask(sock.path, line))
+        n = len(asks)
+        wait_for(lambda n=n: sock.pending() == n, f"{line!r} in the queue")
+    return asks
+
+
+def _first_row(log_path, state: str) -> float:
+    return next(float(r["t_s"]) for r in read_log(log_path) if r["state"] == state)
+
+
+def test_control_socket_start_status_stop(cfg, tmp_path):
+    """`legsleeve start wave`, then `status` and `stop` during the session: the loop answers each at its next tick,
+    and the stop ends the session at that tick (SAFE-12)."""
+    rig, sock, ticks, svc = _served(cfg, tmp_path)
+    asks: dict[str, Ask] = {}
+
+    def during_the_session():  # in the loop's thread: both queued before the loop goes on, so one drain takes both
+        if "stop" not in asks and list(tmp_path.glob("*.csv")):  # the session's log exists: the self-test passed
+            asks["status"], asks["stop"] = _queued(sock, "status", "stop")
+
+    ticks.hook = during_the_session
+    try:
+        (start,) = _queued(sock, "start wave")
         svc.serve(until_s=90.0)
-        t.join(timeout=30)
-        assert replies["start"] == "starting wave"
-        assert replies["status"].startswith("running wave; profile gentle")
-        assert replies["stop"] == "stopping: venting"
-        # the stop lands in the self-test or in the session, as the threads fall: either way it stopped (SAFE-12)
-        stopped_in_session = svc.status.sessions == 1 and svc.status.last == "stopped"
-        stopped_in_selftest = svc.status.sessions == 0 and "no session was started" in svc.status.last
-        assert svc.status.state == "idle" and (stopped_in_session or stopped_in_selftest), svc.status
+        assert start.result() == "starting wave"
+        assert asks["status"].result().startswith("running wave; profile gentle; sessions 0")
+        assert asks["stop"].result() == "stopping: venting"
+        assert svc.status.state == "idle" and svc.status.sessions == 1 and svc.status.last == "stopped"
+        _taken_at_the_next_tick(sock, ticks, "stop")
+        _, taken_s = sock.when("stop")
+        (log_path,) = tmp_path.glob("*-wave.csv")
+        assert _first_row(log_path, "stopped") == pytest.approx(taken_s, abs=TICK_S)  # and acted on at that tick
+        _safe(rig)
     finally:
         sock.close()
         rig.close()
+
+
+STOP_AT_S = 40.0  # virtual: the button starts gentle at 2 s, its self-test ends near 11.5 s; 40 s is mid-session
+
+
+def _session_stopped_from_the_socket(cfg, tmp_path, stop_at_s=STOP_AT_S):
+    """gentle from the button at 2 s; at `stop_at_s` (virtual) `legsleeve stop` from a terminal."""
+    rig, sock, ticks, svc = _served(cfg, tmp_path, faults=[FaultSpec("button", None, 2.0)], client_deadline_s=600)
+    asks: list[Ask] = []
+
+    def stop_mid_session():  # the loop does not wait for it: the client is a thread of its own
+        if not asks and rig.clock.now() >= stop_at_s:
+            asks.append(Ask(sock.path, "stop"))
+
+    ticks.hook = stop_mid_session
+    return rig, sock, ticks, svc, asks
+
+
+def _check_stopped_at_the_next_tick(sock, ticks, svc, asks, tmp_path) -> float:
+    assert asks[0].result() == "stopping: venting"
+    assert svc.status.sessions == 1 and svc.status.last == "stopped" and svc.status.state == "idle"
+    lag_s = _taken_at_the_next_tick(sock, ticks, "stop")
+    _, taken_s = sock.when("stop")
+    (log_path,) = tmp_path.glob("*-gentle.csv")
+    assert _first_row(log_path, "stopped") == pytest.approx(taken_s, abs=TICK_S)  # that tick's row says stopped
+    return lag_s
+
+
+def test_silent_clients_change_no_tick_and_stop_still_gets_through(cfg, tmp_path, capsys):
+    """50 clients connect and say nothing for the whole run. (a) Every tick up to the stop falls at the same virtual
+    time as in a run without them, and the loop's wall time per tick stays far under the 0.2 s a silent client used
+    to cost; (b) `legsleeve stop` is answered meanwhile, and the session stops at the next tick."""
+    base = tmp_path / "base"
+    rig, sock, ticks, svc, asks = _session_stopped_from_the_socket(cfg, base)
+    try:
+        svc.serve(until_s=STOP_AT_S + 20)
+        _check_stopped_at_the_next_tick(sock, ticks, svc, asks, base)
+        baseline = [t for t in ticks.virtual if t < STOP_AT_S]
+    finally:
+        sock.close()
+        rig.close()
+
+    crowd = tmp_path / "crowd"
+    rig, sock, ticks, svc, asks = _session_stopped_from_the_socket(cfg, crowd)
+    hanging = [silent(sock.path) for _ in range(50)]
+    try:
+        wait_for(lambda: sock.clients() == sock.max_clients, "the silent clients accepted")  # 16: the rest told busy
+        svc.serve(until_s=STOP_AT_S + 20)
+        lag_s = _check_stopped_at_the_next_tick(sock, ticks, svc, asks, crowd)  # the stop's newcomer let the oldest go
+        assert [t for t in ticks.virtual if t < STOP_AT_S] == baseline  # (a): not one tick moved
+        per_tick = ticks.wall_per_tick_s()
+        assert max(per_tick) < 0.1, max(per_tick)
+        wait_for(lambda: sock.clients() == sock.max_clients - 1, "the stop's connection closed")
+        assert sock.clients() == sock.max_clients - 1  # the others still hang, their deadline far off
+        with capsys.disabled():
+            print(
+                f"\n50 silent clients: {len(baseline)} ticks to {STOP_AT_S:g} s identical to the run without them; "
+                f"loop wall time per tick median {statistics.median(per_tick) * 1e3:.2f} ms, "
+                f"max {max(per_tick) * 1e3:.1f} ms; stop taken {lag_s * 1e3:.0f} ms (virtual) after it arrived, "
+                f"answered in {asks[0].round_trip_s * 1e3:.0f} ms (wall)"
+            )
+    finally:
+        for s in hanging:
+            s.close()
+        sock.close()
+        rig.close()
+
+
+FLOOD = r"""
+import os, socket, sys, threading, time
+os.nice(19)  # load the socket, not the machine: other tests run beside this one
+path = sys.argv[1]
+
+def client(payload, read):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    try:
+        s.connect(path)
+        if payload:
+            s.sendall(payload)
+        if read:
+            s.recv(100)
+    except OSError:
+        pass
+    finally:
+        s.close()
+
+def forever(*args):
+    while True:
+        client(*args)
+
+for args in (
+    (b"status\n", False),  # ask and hang up, again and again
+    (b"status\n", True),  # ask, read, again
+    (b"status\n" * 500, True),  # line after line on one connection
+    (b"x" * 4000, True),  # a line far too long
+    (b"", False),  # connect and hang up
+):
+    for _ in range(2):
+        threading.Thread(target=forever, args=args, daemon=True).start()
+print("flooding", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_flood_of_clients_does_not_starve_stop(cfg, tmp_path, capsys):
+    """(c) Another process floods the socket (ten threads: asking and hanging up, asking line after line, lines too
+    long, connecting and dropping). The loop's thread makes not one socket call meanwhile, the session's ticks stay
+    on time, `legsleeve stop` gets through, and the session stops at the next tick. (The loop's wall time per tick
+    is bounded loosely here: the flood itself takes CPU from it, on a small machine running other tests.)"""
+    rig, sock, ticks, svc, asks = _session_stopped_from_the_socket(cfg, tmp_path, stop_at_s=20.0)
+    flood = subprocess.Popen([sys.executable, "-c", FLOOD, sock.path], stdout=subprocess.PIPE, text=True)
+    try:
+        assert flood.stdout is not None and flood.stdout.readline().strip() == "flooding"
+        wait_for(lambda: sock.pending() > 0, "the flood reaching the queue")
+        t0 = time.perf_counter()
+        with SocketCalls() as loop_thread:
+            svc.serve(until_s=30.0)
+        wall_s = time.perf_counter() - t0
+        assert loop_thread.calls == []  # the loop never waited on a client: it never even touched one
+        lag_s = _check_stopped_at_the_next_tick(sock, ticks, svc, asks, tmp_path)
+        _, stopped_s = sock.when("stop")
+        session = [b - a for a, b in zip(ticks.virtual, ticks.virtual[1:], strict=False) if 12.0 < a and b <= stopped_s]
+        assert len(session) > 300 and max(session) == pytest.approx(TICK_S)  # every session tick on time
+        per_tick = ticks.wall_per_tick_s()
+        answered = len(sock.taken)
+        assert answered > 100  # the loop did hear the flood
+        assert statistics.median(per_tick) < 0.005 and max(per_tick) < 0.5, max(per_tick)
+        with capsys.disabled():
+            print(
+                f"\nflood: {answered} requests answered by the loop in {wall_s:.1f} s (wall), no socket call from its "
+                f"thread; loop wall time per tick (profiled) median {statistics.median(per_tick) * 1e3:.2f} ms, "
+                f"max {max(per_tick) * 1e3:.1f} ms; stop taken {lag_s * 1e3:.0f} ms (virtual) after it arrived, "
+                f"answered in {asks[0].round_trip_s * 1e3:.0f} ms (wall)"
+            )
+    finally:
+        flood.kill()
+        flood.wait()
+        sock.close()
+        rig.close()
+
+
+def test_the_socket_call_check_would_see_a_loop_that_reads_a_client(tmp_path):
+    """The check above can fail: a loop that reads its clients itself, as the control socket once did, is seen."""
+    a, b = socket.socketpair()
+    try:
+        b.send(b"status\n")
+        with SocketCalls() as loop_thread:
+            a.recv(100)
+        assert loop_thread.calls == ["socket.recv"]
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.parametrize("order", [("start wave", "stop"), ("stop", "start wave")])
+def test_a_start_and_a_stop_in_the_same_drain_start_nothing(cfg, tmp_path, order):
+    """(d) Stop wins, whichever came first."""
+    rig, sock, ticks, svc = _served(cfg, tmp_path)
+    try:
+        asks = dict(zip(order, _queued(sock, *order), strict=True))
+        svc.serve(until_s=5.0)
+        assert asks["start wave"].result() == "refused: a stop came at the same time; nothing was started"
+        assert asks["stop"].result() == "nothing running"
+        assert svc.status.state == "idle" and svc.status.sessions == 0 and svc.status.last == "started idle"
+        assert [s.state for s in rig.world.pin_factory.pin(cfg.pump.pin.name).states] == [0.0]  # never ran
+        assert not list(tmp_path.glob("*.csv"))
+    finally:
+        sock.close()
+        rig.close()
+
+
+@pytest.mark.parametrize("phase", ["zero", "valve check"])
+def test_stop_from_the_socket_during_the_self_test(cfg, tmp_path, phase):
+    """(e) `legsleeve stop` during the self-test (while the zero is taken, or while a zone fills in the valve check):
+    taken at the next tick, the self-test stopped, no session started, the sleeve vented, and status says so."""
+    rig, sock, ticks, svc = _served(cfg, tmp_path)
+    asks: list[Ask] = []
+
+    def in_the_self_test():
+        if asks or svc.status.state != "running" or (phase == "valve check" and rig.pump.duty == 0):
+            return
+        asks.extend(_queued(sock, "stop"))
+
+    ticks.hook = in_the_self_test
+    try:
+        _queued(sock, "start wave")
+        svc.serve(until_s=40.0)
+        assert asks[0].result() == "stopping: venting"
+        _taken_at_the_next_tick(sock, ticks, "stop")  # the next sweep of the zero's wait, or the next tick
+        assert svc.status.state == "idle" and svc.status.sessions == 0
+        assert "no session was started" in svc.status.last
+        assert not list(tmp_path.glob("*.csv"))  # the session's log is opened only once the self-test passed
+        pump = [s.state for s in rig.world.pin_factory.pin(cfg.pump.pin.name).states]
+        assert pump == [0.0] if phase == "zero" else pump[-1] == 0.0
+        _safe(rig)
+        ticks.hook = None
+        (status,) = _queued(sock, "status")
+        svc.serve(until_s=rig.clock.now() + 1.0)
+        assert status.result().startswith("idle; profile gentle; sessions 0; last: stopped from the control socket")
+        assert "no session was started" in status.result()
+    finally:
+        sock.close()
+        rig.close()
+
+
+def test_status_during_the_self_test_answers_promptly(cfg, tmp_path, capsys):
+    """(f) `legsleeve status` while the self-test runs: answered at the loop's next sweep, in milliseconds of wall
+    time (it used to wait out the client's 5 s timeout)."""
+    rig, sock, ticks, svc = _served(cfg, tmp_path)
+    asks: dict[str, Ask] = {}
+
+    def in_the_self_test():
+        if "status" not in asks and svc.status.state == "running":
+            (asks["status"],) = _queued(sock, "status")
+        elif "status" in asks and asks["status"].done and "stop" not in asks:
+            asks["stop"] = Ask(sock.path, "stop")  # done with it: end the test quickly
+
+    ticks.hook = in_the_self_test
+    try:
+        _queued(sock, "start wave")
+        svc.serve(until_s=40.0)
+        ask = asks["status"]
+        assert ask.result().startswith("running wave; profile gentle")
+        _taken_at_the_next_tick(sock, ticks, "status")
+        assert ask.round_trip_s is not None and ask.round_trip_s < 1.0
+        assert asks["stop"].result() == "stopping: venting" and svc.status.sessions == 0  # still in the self-test
+        with capsys.disabled():
+            print(f"\nstatus during the self-test: answered in {ask.round_trip_s * 1e3:.0f} ms (wall)")
+    finally:
+        sock.close()
+        rig.close()
+
+
+def test_an_exception_in_serve_drives_safe_then_sounds_the_high_alarm_and_goes_on_up(cfg, tmp_path):
+    """SAFE-1: an internal error mid-session (here: the liveness ping raises, with the pump running) vents the
+    sleeve first; then the service sounds the high alarm (buzzer, LED) and says why in systemd's status before the
+    error leaves `serve`."""
+    rig = open_sim(cfg, seed=3)
+    ticks = Ticks(rig.clock)
+    svc = Service(rig, CONFIG_DIR, notifier=ticks, log_dir=tmp_path)
+    svc.load_profiles()
+    events: list[str] = []
+    drive_safe, raise_alarm = rig.drive_safe, svc.annunciator.raise_alarm
+
+    def noted_drive_safe():
+        events.append("safe")
+        return drive_safe()
+
+    def noted_alarm(now_s, priority, message):
+        events.append(f"alarm {priority.name}")
+        raise_alarm(now_s, priority, message)
+
+    def bug_with_the_pump_on():
+        if rig.pump.duty > 0 and rig.clock.now() > 15.0:  # in the session, filling
+            raise RuntimeError("a bug")
+
+    rig.drive_safe = noted_drive_safe  # type: ignore[method-assign]
+    svc.annunciator.raise_alarm = noted_alarm  # type: ignore[method-assign]
+    ticks.hook = bug_with_the_pump_on
+    try:
+        svc.command("start wave", 0.0)
+        with pytest.raises(RuntimeError, match="a bug"):
+            svc.serve(until_s=60.0)
+        assert "alarm HIGH" in events and "safe" in events[: events.index("alarm HIGH")]
+        assert events[events.index("alarm HIGH") - 1] == "safe"  # the service's own drive_safe, just before
+        assert svc.status.state == "alarm" and svc.annunciator.priority == Priority.HIGH
+        assert ticks.statuses[-1] == (
+            "ALARM: internal error, the service stops: RuntimeError: a bug; the sleeve was vented"
+        )
+        buzzer = rig.world.pin_factory.pin(cfg.controls.buzzer.pin.name)
+        led = rig.world.pin_factory.pin(cfg.controls.led.pin.name)
+        assert sum(1 for s in buzzer.states if s.state) >= 5  # a burst of the high pattern: five beeps
+        assert led.states[-1].state or any(s.state for s in led.states[-4:])
+        _safe(rig)
+    finally:
+        rig.close()
+
+
+def test_serve_exits_1_after_an_internal_error(cfg, tmp_path, monkeypatch, caplog):
+    """The same from the command line: `legsleeve serve` exits 1 (systemd restarts it, idle), the traceback logged."""
+
+    def broken(self, now):
+        raise RuntimeError("a bug in the idle loop")
+
+    monkeypatch.setattr(Service, "_idle_tick", broken)
+    monkeypatch.setattr("legsleeve.app.service.FATAL_ALARM_S", 0.1)  # serve --sim runs at the pace of the wall clock
+    code = main(
+        [
+            "serve",
+            "--sim",
+            "--config",
+            str(CONFIG_DIR),
+            "--socket",
+            str(tmp_path / "control.sock"),
+            "--log-dir",
+            str(tmp_path),
+        ]
+    )
+    assert code == 1 and "internal error" in caplog.text and "RuntimeError: a bug in the idle loop" in caplog.text
+    assert not (tmp_path / "control.sock").exists()  # closed on the way out
 
 
 def test_control_commands_refuse_nonsense(cfg):

@@ -270,11 +270,14 @@ def cmd_sensors(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    """The systemd service: idle until the button or `legsleeve start`; never resumes a session."""
+    """The systemd service: idle until the button or `legsleeve start`; never resumes a session.
+
+    The control socket's lock is taken before the rig is opened: a second `serve` refuses before it touches a pin
+    or the running service's socket."""
     import os
 
     from legsleeve.app.notify import Notifier
-    from legsleeve.app.service import ControlSocket, Service, control_socket_path
+    from legsleeve.app.service import AlreadyServing, ControlSocket, Service, control_socket_path
 
     cfg = _config(args)
     from legsleeve.config.profiles import load_all
@@ -282,9 +285,13 @@ def cmd_serve(args) -> int:
     _, problems = load_all(_config_dir(args), cfg)  # refuse bad profiles before anything is actuated
     if problems:
         raise ConfigError(problems)
+    try:
+        control = ControlSocket(args.socket or control_socket_path())
+    except AlreadyServing as exc:
+        print(f"serve: {exc}; nothing was actuated", file=sys.stderr)
+        return EXIT_INTERNAL
     notifier = Notifier()
     log_dir = args.log_dir or Path(os.environ.get("STATE_DIRECTORY", "sessions")) / "sessions"
-    control = ControlSocket(args.socket or control_socket_path())
     try:
         with open_rig(cfg, args) as rig:
             if args.sim:
@@ -315,7 +322,7 @@ def cmd_control(args) -> int:
         print(f"control socket {path}: {exc}", file=sys.stderr)
         return EXIT_INTERNAL
     print(reply)
-    return EXIT_INTERNAL if reply.startswith(("error", "refused")) else EXIT_OK
+    return EXIT_INTERNAL if reply.startswith(("error", "refused", "busy")) else EXIT_OK
 
 
 def cmd_wiring(args) -> int:

@@ -156,6 +156,8 @@ class Runner:
                 self.stats.update(readings, self.status)
             if self.session_log is not None:
                 self._log_row(now, readings, cmd)
+                if sup.tripped is not None and tripped_before is None:
+                    self.session_log.sync()  # SAFE-13: the trip's evidence on the disk now; outputs are already safe
             if self.on_tick is not None:
                 self.on_tick(self, readings)
             if self.liveness is not None:

@@ -3,11 +3,16 @@
 Columns: t_s, state, pump_duty, then per zone <zone>_mmhg, <zone>_inlet, <zone>_exhaust (1 = open) and
 <zone>_target_mmhg (empty while vented), then manifold_mmhg (with a manifold sensor), cycle, and fault (empty
 unless tripped). Pressures are gauge mmHg; a missing reading is an empty cell.
+
+The file is the evidence of what the sleeve did, so it is written a row at a time: line-buffered (each row reaches
+the kernel as it is written, so a SIGKILL or a watchdog kill loses nothing the process had logged), and flushed to
+the disk itself (`sync`, an fsync) at a trip and at close, so a power cut right after a trip keeps the trip's rows.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
@@ -33,7 +38,7 @@ class SessionLog:
     def __init__(self, path: Path, zone_names: Sequence[str], has_manifold: bool):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] = self.path.open("w", encoding="utf-8", newline="")
+        self._file: IO[str] = self.path.open("w", encoding="utf-8", newline="", buffering=1)  # a row at a time
         self._n = len(zone_names)
         self._manifold = has_manifold
         self._file.write(",".join(header(zone_names, has_manifold)) + "\n")
@@ -64,8 +69,18 @@ class SessionLog:
         self._file.write(",".join(cells) + "\n")
         self.rows += 1
 
+    def sync(self) -> None:
+        """Every row written so far onto the disk (flush, then fsync): the runner calls it at a trip."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
     def close(self) -> None:
-        self._file.close()
+        if self._file.closed:
+            return
+        try:
+            self.sync()
+        finally:
+            self._file.close()
 
 
 def _quote(text: str) -> str:
