@@ -144,8 +144,9 @@ def test_a_full_queue_says_busy_but_a_stop_always_gets_in(path, wall):
         third.sendall(b"status\n")
         assert read_reply(third) == "busy: 2 requests are waiting for the service; try again"
         stop = Ask(path, "stop")
-        # the stop takes the place of the newest request that is not a stop, which is told so (nothing done)
-        assert read_reply(second) == "busy: a stop went first; try again"
+        # the stop takes the place of the newest request that is not a stop, which is refused: stop wins, and a
+        # refusal is not a "busy" that `legsleeve start` would ask again after
+        assert read_reply(second) == "refused: a stop went first; nothing was done"
         taken = loop_answers(sock, 2)
         assert [r.line for r in taken] == ["status", "stop"]
         assert first.result() == "ok status" and stop.result() == "ok stop"

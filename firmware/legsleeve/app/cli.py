@@ -290,6 +290,9 @@ def cmd_serve(args) -> int:
     except AlreadyServing as exc:
         print(f"serve: {exc}; nothing was actuated", file=sys.stderr)
         return EXIT_INTERNAL
+    except PermissionError as exc:
+        print(f"serve: cannot open the control socket: {exc}; nothing was actuated", file=sys.stderr)
+        return EXIT_INTERNAL
     notifier = Notifier()
     log_dir = args.log_dir or Path(os.environ.get("STATE_DIRECTORY", "sessions")) / "sessions"
     try:

@@ -5,11 +5,16 @@ after a crash, a watchdog kill, a power cut - never resumes one. From idle:
 
 - the button: a short press starts a session of the selected profile (a short press during it stops it); a long
   press (held 1.5 s) selects the next profile, announced by as many short beeps as its place in the list;
-- the control socket (`legsleeve start|stop|status|reset`), for a person at a terminal.
+- the control socket (`legsleeve start|stop|status|reset`), for a person at a terminal. `ControlSocket` serves it
+  from a thread of its own, so the loop never waits on a client; the loop takes the commands waiting at each tick
+  - idle, every sweep of the self-test's zero, every tick of its valve check and of the session - and answers them.
+  A stop is heard in every state and wins over a start that came with it (SAFE-12). `ControlSocket` also holds the
+  single-instance lock: a second `serve` refuses before it touches anything.
 
 A trip ends the session in the safe state and leaves its alarm sounding (latched, SAFE-13) until a person resets it:
 a long press, or `legsleeve reset`. A short press silences the buzzer meanwhile. The loop pings the systemd watchdog
-after every tick, idle or not (SAFE-11).
+after every tick, idle or not (SAFE-11). An exception out of the loop drives the safe state, sounds the high alarm
+and goes on up (SAFE-1).
 """
 
 from __future__ import annotations
@@ -391,7 +396,7 @@ class ControlSocket:
                     )
                     return
                 self._queue.remove(victim)
-                victim.reply = "busy: a stop went first; try again"
+                victim.reply = "refused: a stop went first; nothing was done"  # not "busy": no asking again
             self._queue.append(request)
 
     def _send_answers(self) -> None:
@@ -454,7 +459,10 @@ class ControlSocket:
 
 def _take_lock(lock_path: Path, socket_path: str) -> int:
     """The single-instance lock: an flock held for the life of the service. Raises AlreadyServing."""
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o660)
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o660)
+    except PermissionError:  # not the service's user: a read-only descriptor can still test the lock
+        fd = os.open(lock_path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -467,8 +475,11 @@ def _take_lock(lock_path: Path, socket_path: str) -> int:
     except BaseException:
         os.close(fd)
         raise
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # for the next one's message
+    except OSError:
+        pass  # read-only: the lock holds all the same
     return fd
 
 
@@ -494,10 +505,10 @@ def send_command(command: str, path: str | None = None, timeout_s: float = 5.0) 
 
 def _ask(command: str, path: str, timeout_s: float) -> str:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as s:
-        # A blocking connect waits in the kernel for room in a full listen queue (bounded by SO_SNDTIMEO); with a
-        # Python timeout it would fail at once with EAGAIN.
-        whole, part = divmod(timeout_s, 1.0)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", int(whole), int(part * 1e6)))
+        # A blocking connect waits in the kernel for room in a full listen queue, for as long as SO_SNDTIMEO says;
+        # with a Python timeout it would fail at once with EAGAIN (send_command then asks again).
+        if not _connect_timeout(s, timeout_s):
+            s.settimeout(timeout_s)
         s.connect(path)
         s.settimeout(timeout_s)
         try:
@@ -513,6 +524,18 @@ def _ask(command: str, path: str, timeout_s: float) -> str:
     if not reply:
         raise ConnectionError("the service closed the connection without an answer")
     return reply.decode(errors="replace").strip()
+
+
+def _connect_timeout(s: socket.socket, timeout_s: float) -> bool:
+    """SO_SNDTIMEO (a struct timeval: two longs, or two 64-bit fields where a 32-bit system has a 64-bit time_t)."""
+    whole, part = divmod(timeout_s, 1.0)
+    for layout in ("ll", "qq"):
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack(layout, int(whole), int(part * 1e6)))
+            return True
+        except OSError:
+            continue
+    return False
 
 
 class Service:
