@@ -716,6 +716,7 @@ class Service:
         if verb == "stop":
             if self.status.state == "running":
                 self.status.requests.append("stop")
+                self.status.last = "stop asked: venting"  # until the session (or its self-test) has ended
                 return "stopping: venting"
             return "nothing running"
         if verb == "reset":
