@@ -219,7 +219,9 @@ class Runner:
         if sup.cannot_vent is not None and ann.message != f"{sup.cannot_vent} - {sup.cannot_vent.hint}":
             ann.raise_alarm(now, Priority.HIGH, f"{sup.cannot_vent} - {sup.cannot_vent.hint}")
         if ann.priority is None and sup.tripped is None and (self.status.done or self.stopped):
-            ann.raise_alarm(now, Priority.LOW, "session stopped by the button" if self.stopped else "session complete")
+            ann.raise_alarm(
+                now, Priority.LOW, f"session stopped ({self.stop_reason})" if self.stopped else "session complete"
+            )
         ann.update(now)
 
     def _log_last(self, state: str) -> None:
