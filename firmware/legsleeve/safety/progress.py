@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from legsleeve.core.commands import FILL, Commands
 from legsleeve.core.readings import Readings
+from legsleeve.safety.plausibility import is_check
 from legsleeve.safety.trip import Priority, Trip
 
 
@@ -31,8 +32,11 @@ class FillProgress:
         self._window: list[tuple[float, float] | None] = [None] * n
 
     def check(self, now_s: float, readings: Readings, applied: Commands) -> Trip | None:
+        checking = is_check(applied)
         for i, r in enumerate(readings.zones):
             if applied.action(i) is not FILL:
+                if checking and self._since[i] is not None:
+                    continue  # held for a moment by another zone's SAFE-15 check: this fill goes on after it
                 self._since[i] = self._window[i] = None
                 continue
             since = self._since[i]
