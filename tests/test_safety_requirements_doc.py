@@ -1,4 +1,4 @@
-"""docs/safety-requirements.md is the home of SAFE-1..SAFE-14: it must have a section for every requirement (and for
+"""docs/safety-requirements.md is the home of SAFE-1..SAFE-15: it must have a section for every requirement (and for
 every SAFE-n the firmware mentions), and everything it cites must exist - the test functions in the files it names,
 the `legsleeve...` names, the config defaults and code bounds, and the fault matrix's detection bounds.
 
@@ -19,7 +19,7 @@ PACKAGE = FIRMWARE / "legsleeve"
 HARDWARE_PY = PACKAGE / "config" / "hardware.py"
 FAULT_MATRIX = ROOT / "tests" / "fault_matrix.py"
 
-REQUIREMENTS = [f"SAFE-{n}" for n in range(1, 15)]
+REQUIREMENTS = [f"SAFE-{n}" for n in range(1, 16)]
 PARTS = (
     "**Statement.**",
     "**Rationale.**",

@@ -20,7 +20,7 @@ from legsleeve.hw.backends import open_sim
 from legsleeve.safety.trip import Priority
 from legsleeve.sim.faults import FaultSpec
 from tests.app.control_clients import Ask, SocketCalls, silent, wait_for
-from tests.helpers import CONFIG_DIR
+from tests.helpers import CONFIG_DIR, PROFILES
 
 TICK_S = 0.02  # the session's tick on the shipped config (50 Hz)
 
@@ -549,3 +549,83 @@ def test_a_restart_comes_back_idle_whatever_was_running(cfg):
         _safe(rig)
     finally:
         rig.close()
+
+
+def _stopped_mid_fill(cfg, tmp_path, profile: str, *, crowd: bool):
+    """`legsleeve start PROFILE`; `legsleeve stop` when the zone with the highest target is halfway to it in its first
+    fill (true pressure). With `crowd`, 50 silent clients hang and another process floods the socket all along.
+    Returns the virtual tick times up to the stop, the lag from the stop's arrival to the tick that took it, each
+    zone's true peak, and how long after the stop was taken every zone was truly below 5 mmHg. (The simulated service
+    runs faster than real time: the virtual seconds between asking and arriving are the client's wall time, scaled.)"""
+    from legsleeve.config.profiles import load_profile
+
+    plan = load_profile(CONFIG_DIR, profile, cfg)
+    top = max(range(len(plan.targets_mmhg)), key=lambda i: plan.targets_mmhg[i])
+    rig, sock, ticks, svc = _served(cfg, tmp_path, client_deadline_s=600)
+    physics = rig.world.physics
+    n = len(cfg.zone_names)
+    peaks = [0.0] * n
+    seen: dict[str, float] = {}
+    asks: list[Ask] = []
+
+    def watch():  # in the loop's thread, once a completed tick
+        now = rig.clock.now()
+        truth = [physics.zone_mmhg(i) for i in range(n)]
+        peaks[:] = [max(p, q) for p, q in zip(peaks, truth, strict=True)]
+        if not asks and truth[top] >= plan.targets_mmhg[top] / 2:
+            seen["asked"] = now
+            asks.append(Ask(sock.path, "stop"))
+        if "asked" in seen and "vented" not in seen and svc.status.state == "idle" and max(truth) < 5.0:
+            seen["vented"] = now
+            svc.stopping = True  # seen through: end serve
+
+    ticks.hook = watch
+    hanging, flood = [], None
+    try:
+        (start,) = _queued(sock, f"start {profile}")
+        if crowd:
+            hanging = [silent(sock.path) for _ in range(50)]
+            flood = subprocess.Popen([sys.executable, "-c", FLOOD, sock.path], stdout=subprocess.PIPE, text=True)
+            assert flood.stdout is not None and flood.stdout.readline().strip() == "flooding"
+        svc.serve(until_s=200.0)
+        assert start.result() == f"starting {profile}"
+        assert asks and asks[0].result() == "stopping: venting"
+        assert svc.status.last == "stopped" and svc.status.sessions == 1
+        lag_s = _taken_at_the_next_tick(sock, ticks, "stop")
+        _, taken_s = sock.when("stop")
+        _safe(rig)
+        return [t for t in ticks.virtual if t < seen["asked"]], lag_s, peaks, seen["vented"] - taken_s
+    finally:
+        if flood is not None:
+            flood.kill()
+            flood.wait()
+        for s in hanging:
+            s.close()
+        sock.close()
+        rig.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("profile", PROFILES)
+def test_silent_and_flooding_clients_on_every_profile(cfg, tmp_path, profile, capsys):
+    """Every shipped profile, stopped from a terminal mid-fill, first alone, then with 50 silent clients and a flood:
+    not one tick moves, the stop is taken at the next tick, and, judged on the simulator's true pressures, no zone
+    passes its trip level and the sleeve is vented within the vent time."""
+    from legsleeve.config.profiles import load_profile
+
+    alone, _, _, _ = _stopped_mid_fill(cfg, tmp_path / "alone", profile, crowd=False)
+    ticks, lag_s, peaks, vented_s = _stopped_mid_fill(cfg, tmp_path / "crowd", profile, crowd=True)
+    assert ticks == alone  # the same virtual tick times, every one, up to the stop
+    assert lag_s <= TICK_S + 1e-9
+    plan = load_profile(CONFIG_DIR, profile, cfg)
+    lim = cfg.limits
+    levels = [min(lim.max_mmhg, t + lim.trip_margin_mmhg) for t in plan.targets_mmhg]
+    assert all(p <= level for p, level in zip(peaks, levels, strict=True)), (peaks, levels)
+    assert vented_s <= lim.vent_timeout_s
+    with capsys.disabled():
+        print(
+            f"\n{profile}: 50 silent clients and a flood: {len(ticks)} ticks identical to the run alone; stop taken "
+            f"{lag_s * 1e3:.0f} ms (virtual) after it arrived; true peaks "
+            + ", ".join(f"{p:.1f}/{level:g}" for p, level in zip(peaks, levels, strict=True))
+            + f" mmHg; vented {vented_s:.1f} s after the stop"
+        )

@@ -121,7 +121,7 @@ def test_no_late_ticks_on_a_healthy_rig(sessions):
 COVERED = [
     ("pump-dead@40", "SAFE-5", "ankle"),  # in the rest: found at the next fill
     ("disconnected:knee@14", "SAFE-5 SAFE-6", "knee"),  # no gain, or the open hose's jump: hose diagnoses both
-    ("leak:ankle@17", "SAFE-5", "ankle"),
+    ("leak:ankle@17", "SAFE-5 SAFE-7", "ankle"),  # the fill that meets it (SAFE-5), or the hold if it ended first
     ("sensor-dead:thigh@19", "SAFE-9", "thigh"),
     ("sensor-stuck:knee@21", "SAFE-9", "knee"),
     ("sensor-spike:calf@14", "SAFE-9", "calf"),

@@ -40,3 +40,29 @@ def test_safe5_fill_timeout(cfg):
 def test_safe5_only_watches_zones_being_filled(sup):
     _, tripped = drive(sup, 0, 20, HOLD_ALL, ankle=30.0)  # holding, not gaining: nothing to say
     assert tripped is None
+
+
+def test_safe5_the_pump_stopped_for_a_safe15_check_is_not_counted_against_the_fill(cfg):
+    """A fill at 1.1 mmHg/s, stopped 2 s in the middle for a check (pump off, the inlet open: no gain), passes; the
+    same fill at 0.9 mmHg/s still trips, the check's time left out of its window."""
+    from legsleeve.core.commands import FILL, VENT, Commands
+    from legsleeve.safety.progress import FillProgress
+
+    fill = Commands(1.0, (FILL, VENT, VENT, VENT))
+    check = Commands(0.0, (FILL, VENT, VENT, VENT))
+
+    def run(rate):
+        rule = FillProgress(cfg.zone_names, min_rate_mmhg_s=1.0, window_s=3.0, timeout_s=60.0)
+        t, p = 0.0, 0.0
+        while t < 12.0:
+            applied = check if 4.0 <= t < 6.0 else fill
+            trip = rule.check(t, rd(t, ankle=p), applied)
+            if trip:
+                return t
+            t += TICK
+            p += 0.0 if applied is check else rate * TICK
+        return None
+
+    assert run(1.1) is None
+    t = run(0.9)
+    assert t is not None and t == pytest.approx(3.02, abs=0.03)

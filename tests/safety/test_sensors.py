@@ -28,7 +28,7 @@ def test_safe9_no_good_reading_for_longer_than_stale_limit_trips(sup, cfg):
 
 
 def test_safe9_manifold_sensor_is_watched_too(sup):
-    _, tripped = drive(sup, 0, 1.0, HOLD_ALL, manifold=None)
+    _, tripped = drive(sup, 0, 1.0, HOLD_ALL, faults={"manifold": "sensor: NACK"})
     assert sup.tripped.zone == "manifold"
 
 

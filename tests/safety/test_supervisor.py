@@ -251,3 +251,19 @@ def test_safe14_the_supervisor_reviews_every_tick_and_has_no_off_switch(cfg):
     # supervisor returned, tick by tick: the controller never drives a pin itself
     assert len(reviewed) > result.outcome.ticks > 1000
     assert applied == reviewed
+
+
+def test_after_a_stalled_tick_the_rules_see_the_pressure_of_now_not_a_median_with_then(sup):
+    """The median of three hides one spike; across a 3 s stall its older samples are of another moment, so the
+    reading after it is taken as it is (a fill gained 30 mmHg meanwhile: not "stuck at the old value")."""
+    from legsleeve.safety.supervisor import _Median3
+
+    med = _Median3(4)
+    for t in (0.0, 0.02, 0.04):
+        med.update(rd(t, ankle=10.0))
+    step = med.update(rd(0.06, ankle=40.0)).zones[0].mmhg
+    assert step == pytest.approx(10.0, abs=0.01)  # one step: a spike until it is confirmed
+    med = _Median3(4)
+    for t in (0.0, 0.02, 0.04):
+        med.update(rd(t, ankle=10.0))
+    assert med.update(rd(3.04, ankle=40.0)).zones[0].mmhg == pytest.approx(40.0, abs=0.01)

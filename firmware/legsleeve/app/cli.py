@@ -423,12 +423,15 @@ def build_parser() -> argparse.ArgumentParser:
             "$STATE_DIRECTORY/sessions/ or ./sessions/ on the sleeve)",
         )
         if name == "simulate":
+            from legsleeve.sim.faults import EVENT_NAMES  # names only: stdlib, no simulator loaded
+
             p.add_argument(
                 "--fault",
                 action="append",
                 default=[],
                 metavar="SPEC",
-                help="inject a fault, NAME[:ZONE]@SECONDS (e.g. leak:calf@60); repeatable",
+                help="inject a fault or a panel event, NAME[:ZONE]@SECONDS[=VALUE] (e.g. leak:calf@60, "
+                "sensor-offset:ankle@20=-13, button@3); repeatable. Names: " + ", ".join(EVENT_NAMES),
             )
             p.add_argument("--seed", type=int, default=0, help="random seed (sensor noise and offsets)")
             p.add_argument("--plot", type=Path, metavar="PATH.png", help="plot the session (needs the plot extra)")

@@ -32,6 +32,8 @@ from legsleeve.core.limits import (
     MAX_ABOVE_VENOUS_S,
     MAX_DEBOUNCE_S,
     MAX_FILL_TIMEOUT_S,
+    MAX_PLAUSIBILITY_STEP_MMHG,
+    MAX_PLAUSIBILITY_TOL_MMHG,
     MAX_REVERSE_GRADIENT_S,
     MAX_SENSOR_DEADLINE_S,
     MAX_SESSION_MIN,
@@ -41,6 +43,7 @@ from legsleeve.core.limits import (
     MAX_VENT_TIMEOUT_S,
     MAX_ZONES,
     MIN_TICK_HZ,
+    NO_MANIFOLD_MAX_MMHG,
     REVERSE_GRADIENT_MMHG,
     Limits,
 )
@@ -146,7 +149,10 @@ def _read_hardware(doc: YMap, path: Path, problems: Problems) -> HardwareConfig 
         if manifold_channel is not None:
             _check_channel_free(sec, "channel", manifold_channel, zones)
     controls = _read_controls(top.section("controls", optional=True), pins)
-    limits = _read_limits(top.section("limits"))
+    limits_sec = top.section("limits")
+    limits = _read_limits(limits_sec)
+    if limits is not None and limits_sec is not None and manifold_channel is None:
+        _no_manifold(limits_sec, limits)
     selftest = _read_selftest(top.section("selftest", optional=True))
     sim = _read_simulation(top.section("simulation"), zones)
     top.finish()
@@ -286,6 +292,25 @@ def _read_controls(sec: Section | None, pins: _Pins) -> ControlsSpec:
     )
 
 
+def _no_manifold(sec: Section, limits: Limits) -> None:
+    """SAFE-15: without a manifold sensor no zone reading can be confirmed by a second sensor, so one sensor reading
+    low could squeeze unseen: such a build goes no higher than NO_MANIFOLD_MAX_MMHG, and is told so."""
+    if limits.max_mmhg > NO_MANIFOLD_MAX_MMHG:
+        sec.error(
+            "max_mmhg",
+            f"{limits.max_mmhg:g} mmHg needs a manifold sensor: without one nothing confirms the zone sensors "
+            f"(SAFE-15), so a build without one may go to {NO_MANIFOLD_MAX_MMHG:g} mmHg at most. Add a "
+            "manifold_sensor (one more MPRLS on a free multiplexer channel) or lower max_mmhg",
+        )
+    else:
+        sec.warn(
+            "max_mmhg",
+            f"no manifold sensor: each zone is judged on its own sensor alone (SAFE-15 cannot confirm it), so "
+            f"pressures are capped at {NO_MANIFOLD_MAX_MMHG:g} mmHg; a sensor reading low would squeeze unseen up "
+            "to the relief valve. A manifold sensor is strongly advised",
+        )
+
+
 def _read_limits(sec: Section | None) -> Limits | None:
     if sec is None:
         return None
@@ -342,6 +367,20 @@ def _read_limits(sec: Section | None) -> Limits | None:
             "pump_off_rise_mmhg", d.pump_off_rise_mmhg, minimum=2.0, maximum=50.0, unit="mmHg"
         ),
         "alarm_silence_s": sec.number("alarm_silence_s", d.alarm_silence_s, above=0.0, maximum=MAX_SILENCE_S, unit="s"),
+        "plausibility_tol_mmhg": sec.number(
+            "plausibility_tol_mmhg",
+            d.plausibility_tol_mmhg,
+            minimum=1.0,
+            maximum=MAX_PLAUSIBILITY_TOL_MMHG,
+            unit="mmHg",
+        ),
+        "plausibility_step_mmhg": sec.number(
+            "plausibility_step_mmhg",
+            d.plausibility_step_mmhg,
+            minimum=2.0,
+            maximum=MAX_PLAUSIBILITY_STEP_MMHG,
+            unit="mmHg",
+        ),
     }
     sec.finish()
     numbers = {key: value for key, value in values.items() if value is not None}

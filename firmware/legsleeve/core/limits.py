@@ -24,6 +24,9 @@ MAX_REVERSE_GRADIENT_S = 1.0  # SAFE-10: beyond it for more than 1 s trips
 MAX_SESSION_MIN = 120.0  # SAFE-10: no session, however configured, runs longer
 MAX_ABOVE_VENOUS_S = 300.0  # SAFE-10: no zone stays squeezed above venous pressure for longer
 MAX_SILENCE_S = 120.0  # an alarm silenced by a person sounds again after at most this
+MAX_PLAUSIBILITY_TOL_MMHG = 10.0  # SAFE-15: two sensors on the same air disagreeing by more are not both right
+MAX_PLAUSIBILITY_STEP_MMHG = 15.0  # SAFE-15: at most this much rise, unconfirmed, between two checks of a fill
+NO_MANIFOLD_MAX_MMHG = 60.0  # SAFE-15: a build with no sensor to confirm its zone sensors by goes no higher
 
 # Plausible ambient pressure for the zero taken at start: sea-level storms (~950 hPa) down to ~3,000 m
 # altitude (~700 hPa) and up to the highest recorded sea-level pressure (~1,084 hPa), with some margin.
@@ -57,4 +60,6 @@ class Limits:
     max_above_venous_s: float = 120.0
     session_max_min: float = 60.0
     pump_off_rise_mmhg: float = 10.0
+    plausibility_tol_mmhg: float = 5.0
+    plausibility_step_mmhg: float = 10.0
     alarm_silence_s: float = MAX_SILENCE_S

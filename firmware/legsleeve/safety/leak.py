@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from legsleeve.core.commands import FILL, HOLD, VENT, Commands
 from legsleeve.core.readings import Reading, Readings
+from legsleeve.safety.plausibility import is_check
 from legsleeve.safety.trip import Priority, Trip
 
 
@@ -14,11 +15,14 @@ class HoldLeak:
     """SAFE-7: a held zone (both valves closed) must not lose pressure faster than `max_rate` - judged on the time it
     has spent held since it was inflated, added up across the short holds between top-ups, once that reaches
     MIN_SPAN_S and then over each `window` - nor fall more than `max_drop` below the highest it reached (top-ups
-    keep a sound zone within 2 mmHg), nor need more than `max_topups` top-ups in any `topup_window`."""
+    keep a sound zone within 2 mmHg), nor need more than `max_topups` top-ups in any `topup_window`. A leak that
+    starts late in a window is diluted there by the sound time before it, so a hold that has settled (SETTLE_S: the
+    hose evening out with its bladder after a fill) is also judged on its last MIN_SPAN_S alone."""
 
     raw = False
     rule = "SAFE-7"
     MIN_SPAN_S = 0.5
+    SETTLE_S = 0.5
 
     def __init__(
         self,
@@ -48,6 +52,8 @@ class HoldLeak:
         self._topups: list[list[float]] = [[] for _ in range(n)]
         self._peak = [-math.inf] * n
         self._held_once = [False] * n
+        self._hold_start: list[float | None] = [None] * n  # when this uninterrupted hold began
+        self._recent: list[list[tuple[float, float]]] = [[] for _ in range(n)]  # (t, p) over its last MIN_SPAN_S
 
     def _trip(self, i: int, r: Reading, now_s: float, reason: str) -> Trip:
         return Trip(
@@ -62,8 +68,14 @@ class HoldLeak:
         )
 
     def check(self, now_s: float, readings: Readings, applied: Commands) -> Trip | None:
+        checking = is_check(applied)
         for i, r in enumerate(readings.zones):
             action = applied.action(i)
+            if checking and (action is FILL or self._previous[i] is FILL):
+                # A SAFE-15 check: the zone checked joined to the manifold for a moment (it may gain or lose a little
+                # to its few millilitres), the zones it interrupted held. Neither a top-up nor a hold: passed over.
+                self._last[i] = self._hold_start[i] = None
+                continue
             previous, self._previous[i] = self._previous[i], action
             if action is FILL and previous is HOLD:
                 topups = [t for t in self._topups[i] if now_s - t < self.topup_window_s] + [now_s]
@@ -78,11 +90,11 @@ class HoldLeak:
             if action is VENT:
                 self._peak[i] = -math.inf
                 self._held_once[i] = False
-                self._last[i] = None
+                self._last[i] = self._hold_start[i] = None
                 self._drop[i] = self._held_s[i] = 0.0
                 continue
             if not r.ok:
-                self._last[i] = None
+                self._last[i] = self._hold_start[i] = None
                 continue
             self._peak[i] = max(self._peak[i], r.mmhg)
             if action is HOLD:
@@ -93,8 +105,11 @@ class HoldLeak:
                     i, r, now_s, f"lost {self._peak[i] - r.mmhg:.1f} mmHg since it was full (at most {self.max_drop:g})"
                 )
             if action is not HOLD:
-                self._last[i] = None
+                self._last[i] = self._hold_start[i] = None
                 continue
+            trip = self._recent_loss(i, r, now_s)
+            if trip is not None:
+                return trip
             last = self._last[i]
             self._last[i] = (now_s, r.mmhg)
             if last is None:
@@ -108,3 +123,21 @@ class HoldLeak:
                 if self._held_s[i] >= self.window_s:
                     self._drop[i] = self._held_s[i] = 0.0
         return None
+
+    def _recent_loss(self, i: int, r: Reading, now_s: float) -> Trip | None:
+        start = self._hold_start[i]
+        if start is None:
+            self._hold_start[i] = now_s
+            self._recent[i].clear()
+            return None
+        if now_s - start < self.SETTLE_S:
+            return None
+        recent = self._recent[i]
+        recent.append((now_s, r.mmhg))
+        while len(recent) > 2 and now_s - recent[1][0] >= self.MIN_SPAN_S:
+            del recent[0]
+        t0, p0 = recent[0]
+        if now_s - t0 < self.MIN_SPAN_S or (p0 - r.mmhg) / (now_s - t0) <= self.max_rate:
+            return None
+        rate = (p0 - r.mmhg) / (now_s - t0)
+        return self._trip(i, r, now_s, f"loses {rate:.1f} mmHg/s while held (at most {self.max_rate:g})")

@@ -14,16 +14,26 @@ from legsleeve.safety.trip import Trip
 
 class OverPressure:
     """SAFE-4: a zone above its trip level - min(configured max, its highest target + margin) - for longer than the
-    debounce trips. A faulted reading neither starts nor clears the count (the sensor rule judges it)."""
+    debounce trips. A faulted reading neither starts nor clears the count (the sensor rule judges it).
+
+    `corrections_mmhg` (SAFE-15, with a manifold sensor): how far the manifold read above each zone when the two were
+    last compared; a zone is judged at its reading plus that, the higher of its two measurements."""
 
     raw = True
 
     rule = "SAFE-4"
 
-    def __init__(self, names: Sequence[str], trip_levels_mmhg: Sequence[float], debounce_s: float):
+    def __init__(
+        self,
+        names: Sequence[str],
+        trip_levels_mmhg: Sequence[float],
+        debounce_s: float,
+        corrections_mmhg: Sequence[float] | None = None,
+    ):
         self.names = list(names)
         self.levels = list(trip_levels_mmhg)
         self.debounce_s = debounce_s
+        self.corrections = corrections_mmhg if corrections_mmhg is not None else [0.0] * len(self.names)
         self.reset()
 
     def reset(self) -> None:
@@ -34,27 +44,35 @@ class OverPressure:
         for i, r in enumerate(readings.zones):
             if not r.ok:
                 continue
-            if r.mmhg <= self.levels[i]:
+            mmhg = self.judged(i, r)
+            if mmhg <= self.levels[i]:
                 self._above_since[i] = None
                 continue
             since = self._above_since[i]
             if since is None:
                 since = self._above_since[i] = r.t_s
-            if r.mmhg > ABS_MAX_MMHG or r.t_s - since >= self.debounce_s:
+            if mmhg > ABS_MAX_MMHG or r.t_s - since >= self.debounce_s:
+                corrected = (
+                    f" (read {r.mmhg:.1f} + {self.corrections[i]:.1f} the manifold read more)" if mmhg != r.mmhg else ""
+                )
                 return Trip(
                     self.rule,
                     self.names[i],
-                    r.mmhg,
+                    mmhg,
                     now_s,
-                    f"over-pressure: {r.mmhg:.1f} mmHg above the {self.levels[i]:g} mmHg trip level for "
+                    f"over-pressure: {mmhg:.1f} mmHg{corrected} above the {self.levels[i]:g} mmHg trip level for "
                     f"{r.t_s - since:.2f} s",
                     "check the profile's targets, and the zone's inlet valve (stuck open?) and hose (kinked "
                     "between sensor and bladder?)",
                 )
         return None
 
+    def judged(self, i: int, reading: Reading) -> float:
+        """The zone's pressure as this rule judges it: its reading, plus the manifold's excess at the last check."""
+        return reading.mmhg + self.corrections[i]
+
     def above(self, i: int, reading: Reading) -> bool:
-        return reading.ok and reading.mmhg > self.levels[i]
+        return reading.ok and self.judged(i, reading) > self.levels[i]
 
 
 class PumpCheck:
@@ -89,14 +107,18 @@ class PumpCheck:
             return None
         self._low = min(self._low, m.mmhg)
         if now_s - self._off_since >= self.SETTLE_S and m.mmhg > self._low + self.rise:
-            return Trip(
-                self.rule,
-                "manifold",
-                m.mmhg,
-                now_s,
-                f"pump runs while commanded off: manifold up {m.mmhg - self._low:.1f} mmHg to "
-                f"{m.mmhg:.1f} with every inlet closed",
-                "the pump's MOSFET may be shorted: press the E-stop or unplug the 12 V supply; the closed "
-                "inlets and the relief valve hold it off the sleeve",
-            )
+            return pump_runs(now_s, m.mmhg, m.mmhg - self._low, "with every inlet closed")
         return None
+
+
+def pump_runs(now_s: float, manifold_mmhg: float, rise_mmhg: float, how: str) -> Trip:
+    """SAFE-4's verdict on air that keeps coming into the manifold with the pump commanded off."""
+    return Trip(
+        PumpCheck.rule,
+        "manifold",
+        manifold_mmhg,
+        now_s,
+        f"pump runs while commanded off: manifold up {rise_mmhg:.1f} mmHg to {manifold_mmhg:.1f} {how}",
+        "the pump's MOSFET may be shorted: press the E-stop or unplug the 12 V supply; the closed "
+        "inlets and the relief valve hold it off the sleeve",
+    )

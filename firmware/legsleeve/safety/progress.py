@@ -6,12 +6,14 @@ from collections.abc import Sequence
 
 from legsleeve.core.commands import FILL, Commands
 from legsleeve.core.readings import Readings
+from legsleeve.safety.plausibility import is_check
 from legsleeve.safety.trip import Priority, Trip
 
 
 class FillProgress:
     """SAFE-5: while a zone is being filled it must gain at least `min_rate` over every `window`, and no fill may
-    last longer than `timeout` (a pulled-off hose, a dead pump, a big leak)."""
+    last longer than `timeout` (a pulled-off hose, a dead pump, a big leak). The moments the pump is stopped for a
+    SAFE-15 check are not counted."""
 
     raw = False
 
@@ -29,8 +31,21 @@ class FillProgress:
         n = len(self.names)
         self._since: list[float | None] = [None] * n
         self._window: list[tuple[float, float] | None] = [None] * n
+        self._last_s: float | None = None
 
     def check(self, now_s: float, readings: Readings, applied: Commands) -> Trip | None:
+        dt = 0.0 if self._last_s is None else max(now_s - self._last_s, 0.0)
+        self._last_s = now_s
+        if is_check(applied):
+            # The pump stopped for a SAFE-15 check: that time is not filling time, for the zone checked or the ones
+            # held meanwhile - their fills go on after it.
+            for i in range(len(self.names)):
+                since, window = self._since[i], self._window[i]
+                if since is not None:
+                    self._since[i] = since + dt
+                if window is not None:
+                    self._window[i] = (window[0] + dt, window[1])
+            return None
         for i, r in enumerate(readings.zones):
             if applied.action(i) is not FILL:
                 self._since[i] = self._window[i] = None

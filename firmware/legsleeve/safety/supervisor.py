@@ -23,6 +23,7 @@ from legsleeve.safety.exposure import ReverseGradient, TimeUnderPressure
 from legsleeve.safety.leak import HoldLeak
 from legsleeve.safety.occlusion import Occlusion
 from legsleeve.safety.overpressure import OverPressure, PumpCheck
+from legsleeve.safety.plausibility import Plausibility
 from legsleeve.safety.progress import FillProgress
 from legsleeve.safety.sensors import SensorHealth
 from legsleeve.safety.trip import Monitor, Trip, all_readings
@@ -48,14 +49,17 @@ class Build(Protocol):
 class _Median3:
     """Each sensor's median of its last three good readings: one spike (SAFE-9's business) must not look like a
     rise, an occlusion or the start of a slow fill to the rules that measure rates and windows. A step change
-    passes one tick later; a faulted reading stays faulted."""
+    passes one tick later; a faulted reading stays faulted. Readings older than SPAN_S before the newest are not
+    part of it: after a stalled tick the air has moved on, and the median of then and now is neither."""
+
+    SPAN_S = 0.25  # three ticks at 50 Hz span 0.04 s; a slower loop's too
 
     def __init__(self, n: int):
         self._n = n
         self.reset()
 
     def reset(self) -> None:
-        self._last: list[list[float]] = [[] for _ in range(self._n)]
+        self._last: list[list[tuple[float, float]]] = [[] for _ in range(self._n)]
 
     def update(self, readings: Readings) -> Readings:
         out: list[Reading] = []
@@ -63,10 +67,10 @@ class _Median3:
             if not r.ok:
                 out.append(r)
                 continue
-            last.append(r.mmhg)
-            if len(last) > 3:
+            last.append((r.t_s, r.mmhg))
+            while len(last) > 3 or last[0][0] < r.t_s - self.SPAN_S:
                 del last[0]
-            value = sorted(last)[len(last) // 2] if len(last) == 3 else r.mmhg
+            value = sorted(v for _, v in last)[1] if len(last) == 3 else r.mmhg
             out.append(r if value == r.mmhg else Reading(value, r.t_s))
         n = len(readings.zones)
         manifold = out[n] if readings.manifold is not None else None
@@ -83,15 +87,29 @@ class Supervisor:
         names = build.zone_names
         sensor_names = [*names, *(["manifold"] if build.has_manifold_sensor else [])]
         self.trip_levels_mmhg = [min(lim.max_mmhg, t + lim.trip_margin_mmhg, ABS_MAX_MMHG) for t in peak_targets_mmhg]
-        self.over_pressure = OverPressure(names, self.trip_levels_mmhg, lim.overpressure_debounce_s)
+        # SAFE-15: with a manifold sensor every zone reading is confirmed against it; without one there is nothing
+        # to confirm against, and the config caps the build's pressures instead (legsleeve.config.hardware).
+        self.plausibility = (
+            Plausibility(names, tol_mmhg=lim.plausibility_tol_mmhg, step_mmhg=lim.plausibility_step_mmhg)
+            if build.has_manifold_sensor
+            else None
+        )
+        self.over_pressure = OverPressure(
+            names,
+            self.trip_levels_mmhg,
+            lim.overpressure_debounce_s,
+            self.plausibility.corrections_mmhg if self.plausibility is not None else None,
+        )
         self.vent_check = VentCheck(names, lim.vent_timeout_s)
+        self.occlusion = Occlusion(names, lim.occlusion_rate_mmhg_s)
         # Order matters only when two rules see the same tick: the most specific diagnosis speaks first.
         self.monitors: list[Monitor] = [
             EStop(),
             SensorHealth(sensor_names, stale_s=lim.sensor_stale_s, stuck_s=lim.sensor_stuck_s),
-            Occlusion(names, lim.occlusion_rate_mmhg_s),
+            self.occlusion,
             self.over_pressure,
             PumpCheck(lim.pump_off_rise_mmhg),
+            *([self.plausibility] if self.plausibility is not None else []),
             ValveCheck(names, lim.vent_check_s),
             HoldLeak(
                 names,
@@ -127,12 +145,17 @@ class Supervisor:
         """Check every rule against these readings and what was applied since; return `wish` made no less safe."""
         smooth = self._median.update(readings)
         if self.tripped is not None:
-            # Latched: safe state, but keep watching the vent (a stuck exhaust is the worst news there is).
+            # Latched: safe state, but keep watching the vent (a stuck exhaust is the worst news there is), and a
+            # hose that empties at once while its bladder beyond a kink may not (SAFE-6, judged as a vent now).
             if self.cannot_vent is None:
-                trip = self.vent_check.check(now_s, self._trusted(smooth), self.applied)
-                if trip is not None:
-                    self.cannot_vent = trip
-                    log.critical("%s - %s", trip, trip.hint)
+                trusted = self._trusted(smooth)
+                watching: tuple[Monitor, ...] = (self.vent_check, self.occlusion)
+                for watch in watching:
+                    trip = watch.check(now_s, trusted, self.applied)
+                    if trip is not None and trip.cannot_vent:
+                        self.cannot_vent = trip
+                        log.critical("%s - %s", trip, trip.hint)
+                        break
             self.applied = SAFE
             return SAFE
         for monitor in self.monitors:
@@ -141,13 +164,15 @@ class Supervisor:
                 self.trip(trip)
                 return SAFE
         out = self._guard(readings, wish)
+        if self.plausibility is not None:
+            out = self.plausibility.shape(out)  # a check due: pump off, that zone's inlet alone open (SAFE-15)
         self.applied = out
         return out
 
     def untrusted(self) -> set[str]:
-        """Sensors a SAFE-9 trip declared bad: after it, their readings decide nothing."""
+        """Sensors a SAFE-9 or SAFE-15 trip declared bad: after it, their readings decide nothing."""
         t = self.tripped
-        return {t.zone} if t is not None and t.rule == SensorHealth.rule and t.zone else set()
+        return {t.zone} if t is not None and t.rule in (SensorHealth.rule, Plausibility.rule) and t.zone else set()
 
     def _trusted(self, readings: Readings) -> Readings:
         bad = self.untrusted()
