@@ -44,10 +44,13 @@ def test_parse_rejects(text, fragment):
     assert fragment in str(err.value)
 
 
+# the size of each sensor error in this pattern (a value is what their FaultSpec carries)
+VALUES = {"sensor-offset": -13.0, "sensor-drift": -1.0, "sensor-gain": 0.6, "sensor-lag": 6.0, "sensor-frozen": None}
+
+
 def _rig(cfg, fault):
-    rig = open_sim(
-        cfg, seed=2, faults=[FaultSpec(fault, "calf" if fault not in ("pump-dead", "pump-stuck-on") else None, 8.0)]
-    )
+    zone = "calf" if fault not in ("pump-dead", "pump-stuck-on") else None
+    rig = open_sim(cfg, seed=2, faults=[FaultSpec(fault, zone, 8.0, VALUES.get(fault))])
     rig.zero_sensors()
     rig.clock.sleep(8.0 - rig.clock.now())  # the fault fires now
     return rig
@@ -116,6 +119,14 @@ EFFECTS = {
     "sensor-busy": lambda o: all("deadline missed" in r.fault for r in o["readings"]),
     "sensor-integrity": lambda o: all("Integrity failure" in r.fault for r in o["readings"]),
     "sensor-spike": lambda o: sum(r.mmhg > o["held"] + 40 for r in o["readings"]) == 2,
+    # sensor errors: plausible readings of the wrong pressure (tests/sim/test_sensor_errors.py measures each)
+    "sensor-offset": lambda o: all(abs(r.mmhg - (o["held"] - 13.0)) < 1.0 for r in o["readings"]),
+    "sensor-drift": lambda o: all(o["held"] - 12.0 < r.mmhg < o["held"] - 8.0 for r in o["readings"]),  # ~9 s in
+    "sensor-gain": lambda o: all(abs(r.mmhg - 0.6 * o["held"]) < 1.0 for r in o["readings"]),
+    "sensor-lag": lambda o: all(5.0 < r.mmhg < o["held"] - 5.0 for r in o["readings"]),  # still filling, 6 s ago
+    "sensor-frozen": lambda o: (
+        all(abs(r.mmhg) < 1.0 for r in o["readings"]) and len({r.mmhg for r in o["readings"]}) == 8
+    ),
 }
 
 

@@ -19,7 +19,7 @@ from legsleeve.core.units import mmhg_to_hpa
 from legsleeve.hw.drivers import coil_energised_at, valve_open_when
 from legsleeve.sim.bus import SimI2C
 from legsleeve.sim.chips import SimMPRLS, SimTCA9548A
-from legsleeve.sim.faults import MANIFOLD, PUMP_FAULTS, SENSOR_FAULTS, FaultSpec
+from legsleeve.sim.faults import MANIFOLD, PUMP_FAULTS, SENSOR_ERRORS, SENSOR_FAULTS, FaultSpec, check_value
 from legsleeve.sim.physics import Pneumatics
 
 SAMPLE_HOLD_S = 0.001
@@ -35,6 +35,9 @@ _SENSOR_ATTR = {
 
 class SimWorld:
     def __init__(self, config: HardwareConfig, *, seed: int = 0, faults: Iterable[FaultSpec] = ()):
+        pending = sorted(faults, key=lambda f: f.at_s)
+        for fault in pending:
+            check_value(fault)  # a sensor error's size is refused before anything is built, not when it fires
         self.config = config
         self.clock = VirtualClock()
         self.pin_factory = MockFactory(pin_class=MockPWMPin)
@@ -70,6 +73,7 @@ class SimWorld:
                 noise_mmhg=sim.sensor_noise_mmhg,
                 offset_mmhg=rng.uniform(-sim.sensor_offset_mmhg, sim.sensor_offset_mmhg),
                 rng=random.Random(rng.random()),
+                ambient_hpa=sim.ambient_hpa,
             )
             self.chips[name] = chip
             if mux is not None:
@@ -79,7 +83,7 @@ class SimWorld:
             else:
                 self.bus.attach(config.i2c.sensor_address, chip)
 
-        self._pending = sorted(faults, key=lambda f: f.at_s)
+        self._pending = pending
         self._releases: list[tuple[float, MockPin]] = []  # (when, pin): a pressed button let go
         self.fired: list[tuple[float, FaultSpec]] = []
         self.clock.on_advance(self._on_time)
@@ -183,9 +187,31 @@ class SimWorld:
         elif fault.name in SENSOR_FAULTS:
             setattr(self.chips[_zone_of(fault)], _SENSOR_ATTR[fault.name], True)
             self.bus.invalidate()  # a dead chip stops answering: the bus's routes change
+        elif fault.name in SENSOR_ERRORS:
+            self._sensor_error(self.chips[_zone_of(fault)], fault)
         else:
             self.physics.set_zone_fault(self.physics.index(_zone_of(fault)), fault.name)
         self.fired.append((self.clock.now(), fault))
+
+    @staticmethod
+    def _sensor_error(chip: SimMPRLS, fault: FaultSpec) -> None:
+        """A chip that goes on answering normally, with a plausible reading of the wrong pressure."""
+        value = fault.value
+        if fault.name == "sensor-frozen":
+            chip.freeze(value)
+            return
+        if value is None:  # check_value refused this before the run
+            raise ValueError(f"fault {fault}: {fault.name} needs a value")
+        if fault.name == "sensor-offset":
+            chip.shift_zero(value)
+        elif fault.name == "sensor-drift":
+            chip.drift_zero(value)
+        elif fault.name == "sensor-gain":
+            chip.set_gain(value)
+        elif fault.name == "sensor-lag":
+            chip.set_lag(value)
+        else:
+            raise ValueError(fault.name)
 
     def zone_mmhg(self, name: str) -> float:
         """True pressure at a zone's sensor tee (for tests and plots; the firmware reads the chips)."""
