@@ -142,6 +142,13 @@ class SimWorld:
             self.inject_now(fault)
         self._last_s = t_s
 
+    def schedule(self, fault: FaultSpec) -> None:
+        """Add a fault to fire at its time, as if it had been given to the constructor (one whose time has passed
+        fires at the next advance of the clock)."""
+        check_value(fault)
+        self._pending.append(fault)
+        self._pending.sort(key=lambda f: f.at_s)
+
     def settle(self) -> None:
         """Bring the air up to the clock's time (the model is lazy; see physics.py).
 
