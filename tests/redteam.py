@@ -36,7 +36,8 @@ The simulation is deterministic, so a forked cell is the very run a fresh one is
 
 In the suite (tests/test_redteam.py) each family is one test, its cells run one profile trunk after another in the
 worker that drew it, from references computed once per worker. `python -m tests.redteam` runs them all over a
-process pool and prints the summary and every failing cell; `--fresh` runs every cell from scratch.
+process pool and prints the summary and every failing cell (`--cells`: every cell); `--fresh` runs every cell from
+scratch.
 """
 
 from __future__ import annotations
@@ -160,6 +161,7 @@ class Reference:
     profile: str
     zone: str
     times: dict[str, float]
+    cpu_s: float = 0.0  # what computing it cost
 
 
 def reference(profile: str) -> Reference:
@@ -167,6 +169,7 @@ def reference(profile: str) -> Reference:
     from legsleeve.app.sessionlog import read_log
     from legsleeve.hw.backends import open_sim
 
+    cpu = time.process_time()
     cfg, prof = _config(), _profile(profile)
     zone = target_zone(profile)
     rig = open_sim(cfg, seed=SEED)
@@ -232,7 +235,8 @@ def reference(profile: str) -> Reference:
     times["vent"] = t(vent) + 0.3
     rest = spans(lambda r: r["state"].startswith("rest"))[0]
     times["rest"] = t(rest[0]) + min(3.0, (t(rest[1]) - t(rest[0])) / 2)
-    return Reference(profile, zone, {phase: round(at, 2) for phase, at in times.items()})
+    rounded = {phase: round(at, 2) for phase, at in times.items()}
+    return Reference(profile, zone, rounded, time.process_time() - cpu)
 
 
 @functools.cache
@@ -680,14 +684,21 @@ def plan(refs: dict[str, Reference], families: Sequence[str] = tuple(FAMILIES)) 
     return cells
 
 
-def run_family(family: str, *, fork: bool = True) -> list[Cell]:
-    """One family's cells on every profile, one profile's trunk after another, in this process."""
+def run_family(family: str, *, fork: bool = True, cpu: dict[str, float] | None = None) -> list[Cell]:
+    """One family's cells on every profile, one profile's trunk after another, in this process. `cpu`, if given,
+    gets the CPU seconds of the references (this process's, computed once), the trunks and the cells."""
     if family not in FAMILIES:
         raise ValueError(family)
-    cells = plan(references(), (family,))
+    refs = references()
+    cells = plan(refs, (family,))
     out: list[Cell] = []
+    start = time.process_time()
     for profile in PROFILES:
         out += run_profile(profile, [c for c in cells if c.profile == profile], fork=fork)
+    if cpu is not None:
+        cpu["references"] = sum(r.cpu_s for r in refs.values())
+        cpu["trunks"] = time.process_time() - start - sum(c.cpu_s for c in out if not c.forked)
+        cpu["cells"] = sum(c.cpu_s for c in out)
     order = {c.key(): i for i, c in enumerate(cells)}
     return sorted(out, key=lambda c: order[c.key()])
 
@@ -704,8 +715,7 @@ def run_matrix(workers: int | None = None, *, fork: bool = True) -> tuple[list[C
     figures (s): references, trunks (and fresh cells), forked cells."""
     workers = workers or os.cpu_count() or 2
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        timed = list(pool.map(_timed_reference, PROFILES))
-        refs = {r.profile: r for r, _ in timed}
+        refs = {r.profile: r for r in pool.map(reference, PROFILES)}
         cells = plan(refs)
         tasks = [(p, [c for c in cells if c.profile == p], fork) for p in PROFILES]
         tasks.sort(key=lambda task: -max(c.at_s for c in task[1]))  # the longest trunks first
@@ -714,7 +724,7 @@ def run_matrix(workers: int | None = None, *, fork: bool = True) -> tuple[list[C
     order = {c.key(): i for i, c in enumerate(cells)}
     out.sort(key=lambda c: order[c.key()])
     figures = {
-        "references": sum(t for _, t in timed),
+        "references": sum(r.cpu_s for r in refs.values()),
         "trunks": sum(t for _, t in results) - sum(c.cpu_s for c in out if not c.forked),
         "fresh cells": sum(c.cpu_s for c in out if not c.forked),
         "forked cells": sum(c.cpu_s for c in out if c.forked),
@@ -722,22 +732,24 @@ def run_matrix(workers: int | None = None, *, fork: bool = True) -> tuple[list[C
     return out, figures
 
 
-def _timed_reference(profile: str) -> tuple[Reference, float]:
-    cpu = time.process_time()
-    ref = reference(profile)
-    return ref, time.process_time() - cpu
-
-
 def _cell_row(c: Cell) -> str:
     vent = "never" if c.vent_s is None else f"{c.vent_s:.1f} s"
     return (
         f"| {c.profile} | {c.spec()} | {c.phase} | {c.outcome}{' +cannot vent' if c.cannot_vent else ''} | "
         f"{c.worst_zone} {c.peak_mmhg:.1f} / {c.level_mmhg:g} ({c.excess_mmhg:+.1f}) | {c.above_s:.2f} s | {vent} | "
-        f"{'; '.join(c.problems)} |"
+        f"{c.ended} | {'; '.join(c.problems) or 'pass'} |"
     )
 
 
-def summary(cells: list[Cell]) -> str:
+TABLE_HEAD = [
+    "| profile | fault | phase | outcome | true peak / trip level (excess) | longest above | vented after | ended | "
+    "verdict |",
+    "|---|---|---|---|---|---|---|---|---|",
+]
+
+
+def summary(cells: list[Cell], cpu: dict[str, float] | None = None, *, every_cell: bool = False) -> str:
+    """The summary per family, then every failing cell (or every cell)."""
     families = [f for f in FAMILIES if any(c.family == f for c in cells)]
     lines = [
         f"red-team matrix: {len(cells)} cells ("
@@ -766,17 +778,13 @@ def summary(cells: list[Cell]) -> str:
             f"{longest.above_s:.1f} s ({longest.profile} {longest.spec()}) | {max(vents):.1f} s | "
             f"{sum(c.cpu_s for c in mine):.1f} |"
         )
-    bad = [c for c in cells if c.problems]
-    if bad:
-        lines += [
-            "",
-            f"{len(bad)} failing cells:",
-            "",
-            "| profile | fault | phase | outcome | true peak / trip level (excess) | longest above | vented after | "
-            "problems |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        lines += [_cell_row(c) for c in bad]
+    if cpu:
+        lines += ["", "CPU: " + ", ".join(f"{k} {v:.1f} s" for k, v in cpu.items())]
+    shown = cells if every_cell else [c for c in cells if c.problems]
+    if shown:
+        title = "every cell" if every_cell else f"{len(shown)} failing cells"
+        lines += ["", f"{title} (a cell ended before its zone was vented gives a longest-above that is a lower bound):"]
+        lines += ["", *TABLE_HEAD, *(_cell_row(c) for c in shown)]
     return "\n".join(lines)
 
 
@@ -785,12 +793,16 @@ def main(argv: Sequence[str] = ()) -> int:
 
     logging.disable(logging.CRITICAL)  # the firmware's alarm lines: the table says it all
     fresh = "--fresh" in argv
+    unknown = set(argv) - {"--fresh", "--cells"}
+    if unknown:
+        print(f"usage: python -m tests.redteam [--fresh] [--cells]; not {' '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
     wall = time.monotonic()
     cells, figures = run_matrix(fork=not fresh)
     wall = time.monotonic() - wall
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     own = resource.getrusage(resource.RUSAGE_SELF)
-    print(summary(cells))
+    print(summary(cells, every_cell="--cells" in argv))
     total = usage.ru_utime + usage.ru_stime + own.ru_utime + own.ru_stime
     print(
         f"\nCPU {total:.1f} s in all ("

@@ -28,8 +28,9 @@ from tests.redteam import (
 @pytest.mark.slow
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_redteam(family, record_property):
-    cells = run_family(family)
-    text = summary(cells)
+    cpu: dict[str, float] = {}
+    cells = run_family(family, cpu=cpu)
+    text = summary(cells, cpu)
     record_property("fault_matrix", text)  # printed with the fault matrix's summaries at the end of the run
     fam = FAMILIES[family]
     assert len(cells) == len(PROFILES) * len(fam.faults) * len(fam.phases)

@@ -158,9 +158,14 @@ def test_frozen_reports_the_pressure_of_that_moment_with_fresh_noise(noise_mmhg)
 T_FAULT = 12.0
 
 
-def _through_the_rig(cfg, fault: FaultSpec, zone: int = 0):
-    """Zero, fill `fault.zone` from 10 s for 6 s, hold 6 s: (t, true mmHg, reading) every tick; manifold too."""
-    rig = open_sim(cfg, seed=4, faults=[fault])
+def _through_the_rig(cfg, fault: FaultSpec, zone: int = 0, *, scheduled: bool = False):
+    """Zero, fill `fault.zone` from 10 s for 6 s, hold 6 s: (t, true mmHg, reading) every tick; manifold too. The
+    fault given to open_sim, or `scheduled` on the world after."""
+    if scheduled:
+        rig = open_sim(cfg, seed=4)
+        rig.world.schedule(fault)
+    else:
+        rig = open_sim(cfg, seed=4, faults=[fault])
     world = rig.world
     rows = []
     try:
@@ -337,3 +342,16 @@ def test_a_spec_built_in_code_is_checked_before_the_run(cfg, spec):
         check_value(spec)
     with pytest.raises(ValueError):
         open_sim(cfg, faults=[spec])
+
+
+def test_a_scheduled_fault_fires_as_one_given_at_the_start(cfg):
+    """SimWorld.schedule (the red-team matrix forks a healthy run and schedules the fault): the same readings as a
+    rig opened with the fault; and its value is checked as at the start."""
+    fault = FaultSpec("sensor-offset", "ankle", T_FAULT, -13.0)
+    assert _through_the_rig(cfg, fault, scheduled=True) == _through_the_rig(cfg, fault)
+    rig = open_sim(cfg, seed=4)
+    try:
+        with pytest.raises(ValueError, match="needs a value"):
+            rig.world.schedule(FaultSpec("sensor-gain", "ankle", 1.0))
+    finally:
+        rig.close()
