@@ -47,7 +47,6 @@ import itertools
 import math
 import os
 import pickle
-import resource
 import select
 import sys
 import tempfile
@@ -258,7 +257,9 @@ class Cell:
     phase: str
     at_s: float
     # what happened
-    outcome: str = ""  # "SAFE-4 ankle", "stopped", "no trip", "self-test stopped", "self-test refused: ..."
+    outcome: str = (
+        ""  # "SAFE-4 ankle", "SAFE-12", "stopped", "no trip", "self-test stopped", "self-test refused (SAFE-12)"
+    )
     rule: str | None = None
     trip_zone: str | None = None
     trip_s: float | None = None
@@ -732,6 +733,10 @@ def run_matrix(workers: int | None = None, *, fork: bool = True) -> tuple[list[C
     return out, figures
 
 
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _cell_row(c: Cell) -> str:
     vent = "never" if c.vent_s is None else f"{c.vent_s:.1f} s"
     return (
@@ -754,9 +759,9 @@ def summary(cells: list[Cell], cpu: dict[str, float] | None = None, *, every_cel
     lines = [
         f"red-team matrix: {len(cells)} cells ("
         + ", ".join(f"{f} {sum(c.family == f for c in cells)}" for f in families)
-        + f") over {len({c.profile for c in cells})} profiles; {sum(not c.problems for c in cells)} pass, judged on "
-        f"the true pressures (trip level + {MARGIN_MMHG:g} mmHg at most, above it {ABOVE_S:g} s at most, vented within "
-        "the vent time)",
+        + f") over {_plural(len({c.profile for c in cells}), 'profile')}; "
+        f"{sum(not c.problems for c in cells)} pass, judged on the true pressures (trip level + {MARGIN_MMHG:g} mmHg "
+        f"at most, above it {ABOVE_S:g} s at most, vented within the vent time)",
         "",
         "| family | cells | pass | outcomes | worst true peak vs trip level | longest above | slowest vent | CPU s |",
         "|---|---|---|---|---|---|---|---|",
@@ -778,6 +783,8 @@ def summary(cells: list[Cell], cpu: dict[str, float] | None = None, *, every_cel
             f"{longest.above_s:.1f} s ({longest.profile} {longest.spec()}) | {max(vents):.1f} s | "
             f"{sum(c.cpu_s for c in mine):.1f} |"
         )
+    lines.append("")
+    lines += [f"- {f}: {FAMILIES[f].why}; injected at {', '.join(FAMILIES[f].phases)}" for f in families]
     if cpu:
         lines += ["", "CPU: " + ", ".join(f"{k} {v:.1f} s" for k, v in cpu.items())]
     shown = cells if every_cell else [c for c in cells if c.problems]
@@ -790,6 +797,7 @@ def summary(cells: list[Cell], cpu: dict[str, float] | None = None, *, every_cel
 
 def main(argv: Sequence[str] = ()) -> int:
     import logging
+    import resource
 
     logging.disable(logging.CRITICAL)  # the firmware's alarm lines: the table says it all
     fresh = "--fresh" in argv
