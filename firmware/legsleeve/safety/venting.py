@@ -12,6 +12,19 @@ from legsleeve.core.readings import Readings
 from legsleeve.safety.trip import Trip
 
 
+def exhaust_stuck(name: str, mmhg: float, now_s: float, how: str) -> Trip:
+    """SAFE-8's "cannot vent" verdict on a zone whose exhaust does not let its air out: `how` says what was seen."""
+    return Trip(
+        VentCheck.rule,
+        name,
+        mmhg,
+        now_s,
+        f"cannot vent {name}: {how}",
+        f"the exhaust valve of {name} may be stuck closed or its outlet blocked: release the sleeve by hand",
+        cannot_vent=True,
+    )
+
+
 class VentCheck:
     """SAFE-8: once a zone is told to vent it must fall below 5 mmHg within the vent timeout, else it cannot vent
     (a stuck exhaust) - the highest-priority alarm."""
@@ -46,16 +59,11 @@ class VentCheck:
             if r.mmhg < VENTED_MMHG:
                 self._since[i] = None  # vented: nothing more to watch
             elif now_s - since > self.timeout_s:
-                return Trip(
-                    self.rule,
+                return exhaust_stuck(
                     self.names[i],
                     r.mmhg,
                     now_s,
-                    f"cannot vent {self.names[i]}: still {r.mmhg:.1f} mmHg {self.timeout_s:g} s after "
-                    "opening its exhaust",
-                    f"the exhaust valve of {self.names[i]} may be stuck closed or its outlet blocked: "
-                    "release the sleeve by hand",
-                    cannot_vent=True,
+                    f"still {r.mmhg:.1f} mmHg {self.timeout_s:g} s after opening its exhaust",
                 )
         return None
 
@@ -156,29 +164,20 @@ class ValveCheck:
                 and self.QUICK_S <= now_s - t0 < self.QUICK_S + 0.03
                 and p0 - r.mmhg < max(1.0, self.QUICK_MIN_FALL * p0)
             ):
-                return Trip(
-                    self.rule,
+                return exhaust_stuck(
                     name,
                     r.mmhg,
                     now_s,
-                    f"cannot vent {name}: {r.mmhg:.1f} mmHg {now_s - t0:.1f} s after opening its exhaust "
-                    f"(from {p0:.1f}, a vent loses 13 % by now)",
-                    f"the exhaust valve of {name} may be stuck closed or its outlet blocked: release the "
-                    "sleeve by hand",
-                    cannot_vent=True,
+                    f"{r.mmhg:.1f} mmHg {now_s - t0:.1f} s after opening its exhaust (from {p0:.1f}, a vent loses "
+                    "13 % by now)",
                 )
             if action is VENT and not self._fall_checked[i] and now_s - t0 >= self.check_s and p0 > 2 * VENTED_MMHG:
                 self._fall_checked[i] = True
                 if r.mmhg > VENTED_MMHG and r.mmhg > 0.8 * p0:
-                    return Trip(
-                        self.rule,
+                    return exhaust_stuck(
                         name,
                         r.mmhg,
                         now_s,
-                        f"cannot vent {name}: {r.mmhg:.1f} mmHg {now_s - t0:.1f} s after opening its exhaust "
-                        f"(from {p0:.1f})",
-                        f"the exhaust valve of {name} may be stuck closed or its outlet blocked: release the "
-                        "sleeve by hand",
-                        cannot_vent=True,
+                        f"{r.mmhg:.1f} mmHg {now_s - t0:.1f} s after opening its exhaust (from {p0:.1f})",
                     )
         return None
