@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from legsleeve.app.service import read_reply as service_reply
 from legsleeve.app.service import send_command
 
 
@@ -62,13 +63,7 @@ def silent(path: str) -> socket.socket:
 
 def read_reply(s: socket.socket, timeout_s: float = 5.0) -> str:
     s.settimeout(timeout_s)
-    data = b""
-    while b"\n" not in data:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    return data.decode().strip()
+    return service_reply(s)
 
 
 class SocketCalls:

@@ -515,14 +515,20 @@ def _ask(command: str, path: str, timeout_s: float) -> str:
             s.sendall((command + "\n").encode())
         except (BrokenPipeError, ConnectionResetError):
             pass  # answered and closed before we spoke (a refusal, "busy"): the answer is there to read
-        reply = b""
-        while b"\n" not in reply:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            reply += chunk
+        reply = read_reply(s)
     if not reply:
         raise ConnectionError("the service closed the connection without an answer")
+    return reply
+
+
+def read_reply(s: socket.socket) -> str:
+    """The service's one-line answer on a connected client socket (within its timeout); "" if it closed first."""
+    reply = b""
+    while b"\n" not in reply:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
     return reply.decode(errors="replace").strip()
 
 
