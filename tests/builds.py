@@ -1,0 +1,72 @@
+"""Varied builds: the shipped config with its `simulation` section scaled the way makers' parts differ from the
+reference (pumps, bladders, valves, manifold 2-3x either way), so a rule or a matrix can be tried beyond
+`config/hardware.yaml`'s figures.
+
+`python -m tests.builds OUT_DIR` writes one config directory per build (hardware.yaml and profiles/), for example
+`python -m tests.redteam --config OUT_DIR/pump1.5`. Only the simulated sleeve changes: every limit stays as shipped.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.helpers import CONFIG_DIR
+
+# build -> simulation keys set; "zones" scales every zone's (volume, compliance, leak)
+BUILDS: dict[str, dict[str, object]] = {
+    "pump1.5": {"pump_free_flow_lpm": 1.5},
+    "pump5": {"pump_free_flow_lpm": 5.0},
+    "small-bladders": {"zones": (0.5, 0.5, 1.0)},
+    "big-bladders": {"zones": (2.0, 2.0, 1.0)},
+    "slow-exhaust": {"exhaust_lpm_per_mmhg": 0.08},
+    "small-inlet": {"inlet_lpm_per_mmhg": 0.05},
+    "leaky": {"zones": (1.0, 1.0, 10.0)},
+    "big-manifold": {"manifold_volume_l": 0.06},
+    "small-inlet-big-manifold-pump5": {
+        "inlet_lpm_per_mmhg": 0.05,
+        "manifold_volume_l": 0.06,
+        "pump_free_flow_lpm": 5.0,
+    },
+    "noisy-sensors": {"sensor_noise_mmhg": 0.3},
+}
+_ZONE_KEYS = ("volume_l", "compliance_l_per_mmhg", "leak_lpm_per_mmhg")
+
+
+def write_build(name: str, out_dir: Path) -> Path:
+    """A copy of the shipped config directory with build `name`'s simulation; returns the directory."""
+    target = out_dir / name
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(CONFIG_DIR, target)
+    hardware = yaml.safe_load((target / "hardware.yaml").read_text())
+    sim = hardware["simulation"]
+    for key, value in BUILDS[name].items():
+        if key != "zones":
+            sim[key] = value
+            continue
+        assert isinstance(value, tuple)
+        for zone in (sim["zone_defaults"], *sim.get("zones", {}).values()):
+            for k, factor in zip(_ZONE_KEYS, value, strict=True):
+                if k in zone:
+                    zone[k] *= factor
+    (target / "hardware.yaml").write_text(yaml.safe_dump(hardware, sort_keys=False))
+    return target
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m tests.builds OUT_DIR", file=sys.stderr)
+        return 2
+    out = Path(argv[0])
+    out.mkdir(parents=True, exist_ok=True)
+    for name in BUILDS:
+        print(write_build(name, out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
