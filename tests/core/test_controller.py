@@ -205,3 +205,35 @@ def test_step_returns_output_with_a_frozen_status():
     # the statuses handed out earlier are as they were
     assert filling == as_it_was and filling.step == "fill ankle" and filling.zones[0].phase is Phase.FILLING
     assert holding.zones[0].phase is Phase.HOLDING and holding.zones[0].topups == 0 and not holding.done
+
+
+def test_a_top_up_pauses_a_lower_fill_sharing_the_pump():
+    # one pump, two open inlets: the air goes to the lower zone, so a top-up beside a fill would starve. The top-up
+    # takes the pump alone for its moment; the lower fill waits, then goes on.
+    ctl = Controller(profile([FILL0, FILL1, Step(StepKind.HOLD, duration_s=60)]), min_duty=MIN_DUTY)
+    run_table(
+        ctl,
+        [
+            (0.00, (0, 0), (FILL, VENT), 1.0, "fill ankle"),
+            (5.00, (40.1, 0), (HOLD, FILL), 1.0, "fill calf"),
+            (6.00, (38.5, 10), (HOLD, FILL), 1.0, "fill calf"),  # within the band: no top-up yet
+            (6.02, (37.9, 11), (FILL, HOLD), None, "fill calf"),  # the ankle sags: its top-up alone
+            (6.30, (39.5, 11), (FILL, HOLD), None, "fill calf"),
+            (6.32, (40.2, 11), (HOLD, FILL), 1.0, "fill calf"),  # topped up: the calf's fill goes on
+            (7.00, (39.8, 20), (HOLD, FILL), 1.0, "fill calf"),
+        ],
+    )
+    assert ctl.status.zones[0].topups == 1
+
+
+def test_a_top_up_shares_the_pump_with_a_fill_close_to_it():
+    # a fill within share_mmhg of the top-up is not starved by it: both inlets stay open
+    ctl = Controller(profile([FILL0, FILL1, Step(StepKind.HOLD, duration_s=60)]), min_duty=MIN_DUTY)
+    run_table(
+        ctl,
+        [
+            (0.00, (0, 0), (FILL, VENT), 1.0, "fill ankle"),
+            (5.00, (40.1, 0), (HOLD, FILL), 1.0, "fill calf"),
+            (6.00, (37.9, 34), (FILL, FILL), None, "fill calf"),
+        ],
+    )

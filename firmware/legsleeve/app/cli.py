@@ -105,9 +105,54 @@ def cmd_check_config(args) -> int:
     profiles, problems = load_all(_config_dir(args), cfg)
     for p in profiles:
         print(f"{p.path}: OK - {len(p.steps)} steps a cycle")
+    print_limits(cfg)
     if problems:
         raise ConfigError(problems)
     return EXIT_OK
+
+
+def print_limits(cfg: HardwareConfig, out=None) -> None:
+    """The limits in force and where each came from: hardware.yaml, or the calibration's measured figures."""
+    import dataclasses
+
+    out = out or sys.stdout
+    cal = cfg.calibration
+    sources = dict(cfg.limit_sources)
+    if cal is None:
+        print(
+            "limits in force: hardware.yaml's (the reference build's); run `legsleeve calibrate` to fit the rate, "
+            "time and vent limits to this build",
+            file=out,
+        )
+    else:
+        print(
+            f"limits in force: {len(sources)} derived from {cal.path.name} (measured {cal.date}, firmware "
+            f"{cal.firmware_version}), the rest from hardware.yaml",
+            file=out,
+        )
+    for f in dataclasses.fields(cfg.limits):
+        value = getattr(cfg.limits, f.name)
+        if f.name in sources:
+            configured = getattr(cfg.configured_limits, f.name)
+            print(
+                f"  {f.name:<24} {value:>8.3g}  calibration: {sources[f.name]} (hardware.yaml: {configured:g})",
+                file=out,
+            )
+        else:
+            print(f"  {f.name:<24} {value:>8.3g}  hardware.yaml", file=out)
+
+
+def _twin(cfg: HardwareConfig, args) -> HardwareConfig:
+    """With --twin: the config whose simulated sleeve is the twin calibration fitted (refused without one)."""
+    import dataclasses
+
+    if not getattr(args, "twin", False):
+        return cfg
+    if cfg.calibration is None:
+        raise ConfigError(
+            [f"--twin: no calibration.yaml in {cfg.path.parent}: run `legsleeve calibrate` on the sleeve first"]
+        )
+    return dataclasses.replace(cfg, simulation=cfg.calibration.twin)
 
 
 def _profile(args, cfg: HardwareConfig):
@@ -128,6 +173,7 @@ def _session(args, *, sim: bool) -> int:
     profile = _profile(args, cfg)
     faults = []
     if sim:
+        cfg = _twin(cfg, args)
         from legsleeve.sim.faults import parse_fault
 
         try:
@@ -205,7 +251,7 @@ def cmd_profile_show(args) -> int:
     from legsleeve.app.session import run_session
     from legsleeve.hw import backends
 
-    cfg = _config(args)
+    cfg = _twin(_config(args), args)
     profile = _profile(args, cfg)
     _plot_possible(args)
     print(f"{profile.name}: {profile.description}")
@@ -222,7 +268,12 @@ def cmd_profile_show(args) -> int:
             result = run_session(rig, profile, cycles=1, log_path=log_path)
         finally:
             rig.close()
-        print("\nplanned cycle on the simulated rig (your hardware.yaml's simulation section):")
+        model = (
+            "the twin of your sleeve (calibration.yaml)"
+            if getattr(args, "twin", False)
+            else "your hardware.yaml's simulation section"
+        )
+        print(f"\nplanned cycle on the simulated rig ({model}):")
         print(f"{'start s':>8}  step")
         for t_s, state in result.steps:
             print(f"{t_s:8.1f}  {state}")
@@ -234,6 +285,45 @@ def cmd_profile_show(args) -> int:
             from legsleeve.app.plot import plot_log
 
             print(f"plot: {plot_log(log_path, args.plot, title=f'planned cycle: {profile.name}')}")
+    return EXIT_OK
+
+
+def cmd_calibrate(args) -> int:
+    """Characterise the build (sleeve off the leg), fit the twin, and write calibration.yaml."""
+    from legsleeve.app.calibrate import (
+        CalibrationRefused,
+        CalibrationTripped,
+        calibrate,
+        report,
+        write_calibration,
+    )
+
+    cfg = load_hardware(_config_dir(args), calibrated=False)  # measured against hardware.yaml's limits
+    for warning in cfg.warnings:
+        log.warning("%s", warning)
+    _plot_possible(args)
+    where = "the simulated rig" if args.sim else "the sleeve"
+    print(
+        f"calibrating {where}: take the sleeve OFF the leg. Each zone is filled alone up to "
+        f"{cfg.limits.max_mmhg - cfg.limits.trip_margin_mmhg:g} mmHg, held and vented (a few minutes).",
+        file=sys.stderr,
+    )
+    with open_rig(cfg, args) as rig:
+        try:
+            result = calibrate(rig, firmware_version=__version__, status=_status)
+        except CalibrationTripped as exc:
+            print(f"legsleeve: {exc}", file=sys.stderr)
+            return EXIT_TRIP
+        except CalibrationRefused as exc:
+            print(f"legsleeve: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    report(result, sys.stdout)
+    path = write_calibration(result.calibration, _config_dir(args) / "calibration.yaml")
+    print(f"\nwritten: {path}")
+    if args.plot:
+        from legsleeve.app.plot import plot_calibration
+
+        print(f"plot: {plot_calibration(result, args.plot)}")
     return EXIT_OK
 
 
@@ -436,6 +526,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--seed", type=int, default=0, help="random seed (sensor noise and offsets)")
             p.add_argument("--plot", type=Path, metavar="PATH.png", help="plot the session (needs the plot extra)")
             p.add_argument("--realtime", action="store_true", help="run at the pace of real time")
+            p.add_argument(
+                "--twin", action="store_true", help="simulate the twin `legsleeve calibrate` fitted to your sleeve"
+            )
         p.set_defaults(func=func)
 
     p = sub.add_parser("serve", help="the service: idle until the button or `legsleeve start` (systemd runs this)")
@@ -456,6 +549,15 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("profile", nargs="?", help="profile (default: the one selected on the service)")
         p.add_argument("--socket", help="control socket path")
         p.set_defaults(func=cmd_control, command=name)
+
+    p = sub.add_parser(
+        "calibrate",
+        help="bring-up: measure this build (sleeve off the leg), fit its twin, and write calibration.yaml",
+    )
+    _add_config(p)
+    _add_sim(p)
+    p.add_argument("--plot", type=Path, metavar="PATH.png", help="plot the recording and the twin's replay")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("wiring", help="print the GPIO -> device table of your hardware.yaml")
     _add_config(p)
@@ -492,6 +594,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("profile", metavar="NAME")
     _add_config(show)
     show.add_argument("--plot", type=Path, metavar="PATH.png", help="plot the planned cycle")
+    show.add_argument(
+        "--twin", action="store_true", help="plan on the twin `legsleeve calibrate` fitted to your sleeve"
+    )
     show.set_defaults(func=cmd_profile_show)
     return parser
 

@@ -84,3 +84,35 @@ def plot_log(log_path: Path, png_path: Path, *, title: str = "") -> Path:
     fig.savefig(png_path, dpi=90)
     plt.close(fig)
     return png_path
+
+
+def plot_calibration(result, png_path: Path) -> Path:
+    """The characterisation as recorded (each zone, and the manifold where there is a sensor) with the twin's replay
+    of it over it: how well the twin describes this sleeve, at a glance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rec = result.recording
+    cal = result.calibration
+    names = rec.zone_names
+    t0 = rec.t_apply_s[0]
+    fig, axes = plt.subplots(len(names), 1, sharex=True, figsize=(11, 1.9 * len(names)))
+    for i, (ax, name) in enumerate(zip(axes, names, strict=False)):
+        t = [ts[i] - t0 for ts in rec.zone_t_s]
+        ax.plot(t, [p[i] for p in rec.zone_mmhg], lw=1.0, label=f"{name}: measured")
+        ax.plot(t, [p[i] for p in result.replay_mmhg], lw=1.0, ls="--", color="black", label="twin")
+        ax.set_ylabel("mmHg")
+        ax.legend(loc="upper right", fontsize=8, title=f"RMS {cal.twin_rms_mmhg.get(name, float('nan')):.2f} mmHg")
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("s")
+    fig.suptitle(f"legsleeve calibrate {cal.date}: the recording and the twin's replay")
+    fig.tight_layout()
+    png_path = Path(png_path)
+    if png_path.suffix.lower() != ".png":
+        png_path = png_path.with_suffix(png_path.suffix + ".png") if png_path.suffix else png_path.with_suffix(".png")
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=90)
+    plt.close(fig)
+    return png_path

@@ -84,6 +84,7 @@ class Runner:
         self.poll = poll
         self.tick_costs_ns = tick_costs_ns  # when given: the firmware's own work per tick, sensor waits excluded
         self.status: Status = controller.status  # the controller's, as of its last step
+        self.applied = SAFE  # what the outputs were last set to (the supervisor's verdict on the wish)
         self.stopped = False
         self.stop_reason = ""
         self._button_was_down = False
@@ -150,6 +151,7 @@ class Runner:
             tripped_before = sup.tripped
             cmd = sup.review(now, readings, wish)
             self.rig.apply(cmd)
+            self.applied = cmd
             self.ticks += 1
             self._annunciate(now, tripped_before)
             if self.stats is not None and sup.tripped is None:

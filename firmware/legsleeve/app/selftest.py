@@ -15,9 +15,12 @@ as passed, and starts nothing.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from legsleeve.app.builder import build_session
+from legsleeve.config.model import HardwareConfig
 from legsleeve.core.commands import FILL, Commands
 from legsleeve.core.plan import Profile, Step, StepKind
 from legsleeve.core.readings import Readings
@@ -80,10 +83,25 @@ class CrossTalk:
         return None
 
 
+@dataclass(frozen=True)
+class SelfTestResult:
+    """What a passed self-test saw: the zero baselines (hPa), each zone's fill time to the self-test pressure (s),
+    and what changed since calibration (words; empty without calibration.yaml)."""
+
+    baselines: dict[str, float]
+    fill_times_s: dict[str, float] = field(default_factory=dict)
+    changes: tuple[str, ...] = ()
+
+
+# Against calibration.yaml's baseline: a fill this much slower or faster is named; twice is refused.
+CHANGE_SLOWER, CHANGE_FASTER = 1.3, 1 / 1.3
+REFUSE_SLOWER, REFUSE_FASTER = 2.0, 0.5
+
+
 def self_test(
     rig: Rig, *, liveness: Callable[[], None] | None = None, poll: Callable[[], str | None] | None = None
-) -> dict[str, float]:
-    """Run the self-test; return the zero baselines (hPa). Raises SelfTestFailed, SelfTestStopped or SensorFault.
+) -> SelfTestResult:
+    """Run the self-test. Raises SelfTestFailed, SelfTestStopped or SensorFault.
 
     `liveness` is called every tick (the systemd watchdog), `poll` too: a reason it returns stops the self-test, as
     the stop button does; the E-stop fails it (SAFE-12)."""
@@ -117,7 +135,7 @@ def self_test(
                 "not settled or the sensor drifts; try again with the sleeve off the leg"
             )
     if not cfg.selftest.valves:
-        return baselines
+        return SelfTestResult(baselines)
     target = cfg.selftest.fill_mmhg
     steps: list[Step] = []
     for i in range(len(cfg.zones)):
@@ -150,4 +168,38 @@ def self_test(
                 f"any bladder fills (SAFE-6). Check: the hose of {name} is kinked, blocked or pulled off between the "
                 "valve block and the bladder"
             )
-    return baselines
+    fills = {name: min(z.fill_times_s) for name, z in zip(cfg.zone_names, outcome.status.zones, strict=False)}
+    return SelfTestResult(baselines, fills, compare_with_calibration(cfg, fills))
+
+
+def compare_with_calibration(cfg: HardwareConfig, fills: dict[str, float]) -> tuple[str, ...]:
+    """Each zone's self-test fill against the one calibration measured: what changed, in words. A fill twice as slow
+    (a leak, a hose half off) or twice as fast (a kinked hose, a smaller bladder) fails the self-test."""
+    cal = cfg.calibration
+    if cal is None:
+        return ()
+    changes = []
+    refused = []
+    for name, t in fills.items():
+        then = cal.zone(name).selftest_fill_s
+        if not (then > 0 and math.isfinite(then)):
+            continue
+        ratio = t / then
+        if ratio >= CHANGE_SLOWER:
+            words = f"{name} fills {ratio - 1:.0%} slower than at calibration ({t:.2f} s, then {then:.2f} s)"
+            hint = "check its hose, the bladder for a leak, and the pump"
+        elif ratio <= CHANGE_FASTER:
+            words = f"{name} fills {1 - ratio:.0%} faster than at calibration ({t:.2f} s, then {then:.2f} s)"
+            hint = "check its hose is not kinked and that the same bladder is connected"
+        else:
+            continue
+        changes.append(f"{words}: {hint}")
+        if ratio >= REFUSE_SLOWER or ratio <= REFUSE_FASTER:
+            refused.append(f"{words}: {hint}")
+    if refused:
+        raise SelfTestFailed(
+            "self-test: the sleeve is not the one calibrated - "
+            + "; ".join(refused)
+            + " (or run `legsleeve calibrate` again if you changed the build)"
+        )
+    return tuple(changes)

@@ -4,6 +4,7 @@ rig)."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from legsleeve.core.clock import RealTimePacer, VirtualClock
 from legsleeve.core.plan import Profile
 from legsleeve.core.readings import Readings
 from legsleeve.hw.rig import Rig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,7 +55,11 @@ def run_session(
     cfg = rig.config
     if status is not None:
         status("self-test: sensors, zero" + (", valves and hoses zone by zone" if cfg.selftest.valves else ""))
-    self_test(rig, liveness=liveness, poll=poll)
+    checked = self_test(rig, liveness=liveness, poll=poll)
+    for change in checked.changes:
+        log.warning("self-test: %s", change)
+        if status is not None:
+            status(f"self-test: {change}")
     stats = SessionStats(profile)
     session_log = SessionLog(log_path, cfg.zone_names, cfg.has_manifold_sensor) if log_path else None
     steps: list[tuple[float, str]] = []

@@ -6,6 +6,7 @@ ceilings (SAFE-3) live in `legsleeve.core.limits`; the config may only tighten t
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from legsleeve.core.limits import (
     MAX_PLAUSIBILITY_TOL_MMHG,
     MAX_REVERSE_GRADIENT_S,
     MAX_SENSOR_DEADLINE_S,
+    MAX_SENSOR_NOISE_MMHG,
     MAX_SESSION_MIN,
     MAX_SILENCE_S,
     MAX_STALE_S,
@@ -69,15 +71,33 @@ def default_config_dir() -> Path:
     return Path("/etc/legsleeve")
 
 
-def load_hardware(config_dir: Path | str) -> HardwareConfig:
-    """Load and validate `<config_dir>/hardware.yaml`. Raises ConfigError listing every problem."""
+def load_hardware(config_dir: Path | str, *, calibrated: bool = True) -> HardwareConfig:
+    """Load and validate `<config_dir>/hardware.yaml`, and with it `calibration.yaml` where there is one (unless
+    `calibrated` is false): the limits in force are then derived from what calibration measured. Raises ConfigError
+    listing every problem."""
     path = Path(config_dir) / "hardware.yaml"
     doc = load_document(path)
     problems = Problems()
     cfg = _read_hardware(doc, path, problems)
     problems.raise_if_any()
     assert cfg is not None
-    return cfg
+    if not calibrated:
+        return cfg
+    from legsleeve.config.calibration import derive_limits, load_calibration
+
+    cal = load_calibration(
+        config_dir,
+        cfg.zone_names,
+        manifold_sensor=cfg.has_manifold_sensor,
+        min_duty=cfg.pump.min_duty,
+        base=cfg.simulation,
+    )
+    if cal is None:
+        return cfg
+    limits, sources = derive_limits(cfg.limits, cal)
+    return dataclasses.replace(
+        cfg, limits=limits, configured=cfg.limits, calibration=cal, limit_sources=tuple(sources.items())
+    )
 
 
 class _Pins:
@@ -344,12 +364,16 @@ def _read_limits(sec: Section | None) -> Limits | None:
         ),
         "leak_rate_mmhg_s": sec.number("leak_rate_mmhg_s", d.leak_rate_mmhg_s, above=0.0, maximum=10.0, unit="mmHg/s"),
         "leak_window_s": sec.number("leak_window_s", d.leak_window_s, minimum=0.5, maximum=10.0, unit="s"),
+        "sensor_noise_mmhg": sec.number(
+            "sensor_noise_mmhg", d.sensor_noise_mmhg, minimum=0.01, maximum=MAX_SENSOR_NOISE_MMHG, unit="mmHg"
+        ),
     }
     max_topups = sec.integer("max_topups", d.max_topups, minimum=1, maximum=20)
     values |= {
         "topup_window_s": sec.number("topup_window_s", d.topup_window_s, minimum=2.0, maximum=120.0, unit="s"),
         "max_drop_mmhg": sec.number("max_drop_mmhg", d.max_drop_mmhg, minimum=3.0, maximum=30.0, unit="mmHg"),
         "vent_check_s": sec.number("vent_check_s", d.vent_check_s, minimum=0.5, maximum=MAX_VENT_TIMEOUT_S, unit="s"),
+        "vent_tau_s": sec.number("vent_tau_s", d.vent_tau_s, minimum=0.1, maximum=MAX_VENT_TIMEOUT_S, unit="s"),
         "reverse_gradient_mmhg": sec.number(
             "reverse_gradient_mmhg", d.reverse_gradient_mmhg, minimum=0.0, maximum=REVERSE_GRADIENT_MMHG, unit="mmHg"
         ),
@@ -459,6 +483,11 @@ def _read_sim_zone(sec: Section, base: SimZoneSpec | None) -> SimZoneSpec | None
     volume = sec.number("volume_l", default("volume_l"), above=0.0, maximum=5.0, unit="L")
     compliance = sec.number("compliance_l_per_mmhg", default("compliance_l_per_mmhg"), minimum=0.0, maximum=0.1)
     leak = sec.number("leak_lpm_per_mmhg", default("leak_lpm_per_mmhg"), minimum=0.0, maximum=1.0)
+    # this zone's own valves, where they differ from the build's (`simulation.inlet_lpm_per_mmhg` and the exhaust's)
+    inlet = sec.number("inlet_lpm_per_mmhg", None if base is None else base.inlet_lpm_per_mmhg, above=0.0, maximum=10.0)
+    exhaust = sec.number(
+        "exhaust_lpm_per_mmhg", None if base is None else base.exhaust_lpm_per_mmhg, above=0.0, maximum=10.0
+    )
     if volume is None or compliance is None or leak is None:
         return None
-    return SimZoneSpec(volume, compliance, leak)
+    return SimZoneSpec(volume, compliance, leak, inlet, exhaust)

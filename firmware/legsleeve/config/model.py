@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from legsleeve.core.limits import Limits
+
+if TYPE_CHECKING:
+    from legsleeve.config.calibration import Calibration
 
 # The 40-pin header is the same on every Pi since the B+; gpiozero resolves names against it.
 HEADER_REVISION = 0xA02082
@@ -90,6 +94,8 @@ class SimZoneSpec:
     volume_l: float
     compliance_l_per_mmhg: float
     leak_lpm_per_mmhg: float
+    inlet_lpm_per_mmhg: float | None = None  # this zone's valves, where they differ from the build's (None: the same)
+    exhaust_lpm_per_mmhg: float | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,15 @@ class HardwareConfig:
     simulation: SimSpec
     selftest: SelfTestSpec = SelfTestSpec()
     warnings: tuple[str, ...] = ()
+    # calibration.yaml, where there is one: `limits` are then derived from it, and `configured` holds hardware.yaml's
+    calibration: Calibration | None = None
+    configured: Limits | None = None
+    limit_sources: tuple[tuple[str, str], ...] = ()  # (limit, how it was derived) for each derived limit
+
+    @property
+    def configured_limits(self) -> Limits:
+        """hardware.yaml's limits, before any calibration derived its own."""
+        return self.configured if self.configured is not None else self.limits
 
     @property
     def zone_names(self) -> tuple[str, ...]:

@@ -108,6 +108,7 @@ class Tuning:
     taper_mmhg: float = 4.0  # pump duty falls from 1 to min_duty over the last this-many mmHg
     lead_s: float = 0.02  # close the inlet this early at the present rate of rise (one 50 Hz tick)
     rate_smoothing: float = 0.3  # weight of the newest sample in the rate estimate
+    share_mmhg: float = 5.0  # a top-up pauses the fills of zones lower than it by more than this (one pump)
 
 
 class Controller:
@@ -204,13 +205,21 @@ class Controller:
             self._status = None  # fill times and top-ups change only with a phase
 
     def _commands(self, pressures: list[float]) -> Commands:
+        # Inlets open together share one pump, and the air goes to the lowest pressure: a top-up beside a lower
+        # zone's fill would gain almost nothing (and stall). The top-up is short; the lower fill waits for it.
+        topping = [
+            p
+            for z, p in zip(self._zones, pressures, strict=False)
+            if z.phase is Phase.FILLING and z.topping_up and not math.isnan(p)
+        ]
+        floor = min(topping) - self.tuning.share_mmhg if topping else -math.inf
         actions = []
         worst_gap = -math.inf
         for z, p in zip(self._zones, pressures, strict=False):
             action = _ACTION[z.phase]
             if action is FILL:
-                if math.isnan(p):
-                    action = HOLD  # never fill blind
+                if math.isnan(p) or p < floor:
+                    action = HOLD  # never fill blind; a lower fill waits for a top-up
                 else:
                     worst_gap = max(worst_gap, z.target_mmhg - p)
             actions.append(action)

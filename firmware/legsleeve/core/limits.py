@@ -26,6 +26,7 @@ MAX_ABOVE_VENOUS_S = 300.0  # SAFE-10: no zone stays squeezed above venous press
 MAX_SILENCE_S = 120.0  # an alarm silenced by a person sounds again after at most this
 MAX_PLAUSIBILITY_TOL_MMHG = 10.0  # SAFE-15: two sensors on the same air disagreeing by more are not both right
 MAX_PLAUSIBILITY_STEP_MMHG = 15.0  # SAFE-15: at most this much rise, unconfirmed, between two checks of a fill
+MAX_SENSOR_NOISE_MMHG = 0.5  # SAFE-7: a sensor noisier than this cannot tell a slow leak from a sound hold
 NO_MANIFOLD_MAX_MMHG = 60.0  # SAFE-15: a build with no sensor to confirm its zone sensors by goes no higher
 
 # Plausible ambient pressure for the zero taken at start: sea-level storms (~950 hPa) down to ~3,000 m
@@ -62,4 +63,10 @@ class Limits:
     pump_off_rise_mmhg: float = 10.0
     plausibility_tol_mmhg: float = 5.0
     plausibility_step_mmhg: float = 10.0
+    # The sensor noise (one reading's standard deviation) a rate judged over a short span allows for: the reference
+    # MPRLS's ~0.08 mmHg (safety-requirements §B2); calibration measures the build's own.
+    sensor_noise_mmhg: float = 0.08
+    # The slowest zone's vent time constant (SAFE-8's quick look expects a quarter of the loss it gives): the reference
+    # thigh's ~2.9 s; calibration measures the build's own.
+    vent_tau_s: float = 2.9
     alarm_silence_s: float = MAX_SILENCE_S

@@ -11,18 +11,76 @@ from legsleeve.safety.plausibility import is_check
 from legsleeve.safety.trip import Priority, Trip
 
 
+class _Slope:
+    """A least-squares fit of pressure against time, with one slope shared by separate stretches (the holds between
+    top-ups, each with its own level), in running sums. The noise of a
+    sensor moves two samples half a second apart by as much as a slow leak; a fit over every sample does not."""
+
+    __slots__ = ("_origin", "_runs")
+
+    def __init__(self) -> None:
+        self._origin = math.nan
+        self._runs: list[list[float]] = []  # per stretch: n, Σt, Σp, Σt², Σtp
+
+    def __eq__(self, other: object) -> bool:  # as new equals as new (the supervisor's reset is checked so)
+        if not isinstance(other, _Slope):
+            return NotImplemented
+        same_origin = self._origin == other._origin or (math.isnan(self._origin) and math.isnan(other._origin))
+        return same_origin and self._runs == other._runs
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def clear(self) -> None:
+        self._origin = math.nan
+        self._runs.clear()
+
+    def new_run(self) -> None:
+        if not self._runs or self._runs[-1][0]:
+            self._runs.append([0.0] * 5)
+
+    def add(self, t_s: float, mmhg: float, sign: float = 1.0) -> None:
+        """Add a sample to the latest stretch (sign -1 takes one back out: a window sliding over one stretch)."""
+        if math.isnan(self._origin):
+            self._origin = t_s
+        if not self._runs:
+            self.new_run()
+        t = t_s - self._origin
+        run = self._runs[-1]
+        for k, v in enumerate((1.0, t, mmhg, t * t, t * mmhg)):
+            run[k] += sign * v
+
+    def fit(self) -> tuple[float, float] | None:
+        """(slope mmHg/s, Σ(t - t̄)² in s² within the stretches), or None with too few samples to say."""
+        sxx = sxy = 0.0
+        for n, st, sp, stt, stp in self._runs:
+            if n < 1.5:
+                continue
+            sxx += stt - st * st / n
+            sxy += stp - st * sp / n
+        if sxx <= 1e-12:
+            return None
+        return sxy / sxx, sxx
+
+
 class HoldLeak:
     """SAFE-7: a held zone (both valves closed) must not lose pressure faster than `max_rate` - judged on the time it
     has spent held since it was inflated, added up across the short holds between top-ups, once that reaches
     MIN_SPAN_S and then over each `window` - nor fall more than `max_drop` below the highest it reached (top-ups
     keep a sound zone within 2 mmHg), nor need more than `max_topups` top-ups in any `topup_window`. A leak that
     starts late in a window is diluted there by the sound time before it, so a hold that has settled (SETTLE_S: the
-    hose evening out with its bladder after a fill) is also judged on its last MIN_SPAN_S alone."""
+    hose evening out with its bladder after a fill) is also judged on its last MIN_SPAN_S alone. Rates are
+    least-squares fits over every sample (one level per stretch between top-ups), judged clear of what the sensor's
+    noise (`noise_mmhg`, one reading's standard deviation) could make of them."""
 
     raw = False
     rule = "SAFE-7"
     MIN_SPAN_S = 0.5
     SETTLE_S = 0.5
+    # A loss is a leak once it stands clear of the sensor's noise: the fitted rate, less NOISE_SE of the slope's
+    # spread that noise alone gives (noise / sqrt(Σ(t - t̄)²): measured on the median of three of white noise, the
+    # median's smaller spread and its neighbours' shared samples cancel), above max_rate. With 0.3 mmHg of noise, over
+    # half a second, that is 1.2 mmHg/s; over the 2 s window 0.14 mmHg/s.
+    NOISE_SE = 3.0
 
     def __init__(
         self,
@@ -33,8 +91,10 @@ class HoldLeak:
         max_topups: int,
         topup_window_s: float,
         max_drop_mmhg: float,
+        noise_mmhg: float = 0.0,
     ):
         self.names = list(names)
+        self.noise = noise_mmhg
         self.max_rate = max_rate_mmhg_s
         self.window_s = window_s
         self.max_topups = max_topups
@@ -47,13 +107,14 @@ class HoldLeak:
         n = len(self.names)
         self._previous = [VENT] * n
         self._last: list[tuple[float, float] | None] = [None] * n  # the previous held sample
-        self._drop = [0.0] * n  # pressure lost while held, summed
+        self._fit = [_Slope() for _ in range(n)]  # every held sample since the window began
         self._held_s = [0.0] * n  # time held, summed
         self._topups: list[list[float]] = [[] for _ in range(n)]
         self._peak = [-math.inf] * n
         self._held_once = [False] * n
         self._hold_start: list[float | None] = [None] * n  # when this uninterrupted hold began
         self._recent: list[list[tuple[float, float]]] = [[] for _ in range(n)]  # (t, p) over its last MIN_SPAN_S
+        self._recent_fit = [_Slope() for _ in range(n)]
 
     def _trip(self, i: int, r: Reading, now_s: float, reason: str) -> Trip:
         return Trip(
@@ -91,7 +152,8 @@ class HoldLeak:
                 self._peak[i] = -math.inf
                 self._held_once[i] = False
                 self._last[i] = self._hold_start[i] = None
-                self._drop[i] = self._held_s[i] = 0.0
+                self._held_s[i] = 0.0
+                self._fit[i].clear()
                 continue
             if not r.ok:
                 self._last[i] = self._hold_start[i] = None
@@ -112,32 +174,45 @@ class HoldLeak:
                 return trip
             last = self._last[i]
             self._last[i] = (now_s, r.mmhg)
+            fit = self._fit[i]
+            if last is None:
+                fit.new_run()  # a new stretch of hold, at its own level
+            fit.add(now_s, r.mmhg)
             if last is None:
                 continue
-            self._drop[i] += last[1] - r.mmhg
             self._held_s[i] += now_s - last[0]
             if self._held_s[i] >= self.MIN_SPAN_S:
-                rate = self._drop[i] / self._held_s[i]
-                if rate > self.max_rate:
-                    return self._trip(i, r, now_s, f"loses {rate:.1f} mmHg/s while held (at most {self.max_rate:g})")
+                trip = self._judge(i, r, now_s, fit)
+                if trip is not None:
+                    return trip
                 if self._held_s[i] >= self.window_s:
-                    self._drop[i] = self._held_s[i] = 0.0
+                    self._held_s[i] = 0.0
+                    fit.clear()
         return None
+
+    def _judge(self, i: int, r: Reading, now_s: float, fit: _Slope) -> Trip | None:
+        result = fit.fit()
+        if result is None:
+            return None
+        slope, sxx = result
+        if -slope - self.NOISE_SE * self.noise / math.sqrt(sxx) <= self.max_rate:
+            return None
+        return self._trip(i, r, now_s, f"loses {-slope:.1f} mmHg/s while held (at most {self.max_rate:g})")
 
     def _recent_loss(self, i: int, r: Reading, now_s: float) -> Trip | None:
         start = self._hold_start[i]
         if start is None:
             self._hold_start[i] = now_s
             self._recent[i].clear()
+            self._recent_fit[i].clear()
             return None
         if now_s - start < self.SETTLE_S:
             return None
-        recent = self._recent[i]
+        recent, fit = self._recent[i], self._recent_fit[i]
         recent.append((now_s, r.mmhg))
+        fit.add(now_s, r.mmhg)
         while len(recent) > 2 and now_s - recent[1][0] >= self.MIN_SPAN_S:
-            del recent[0]
-        t0, p0 = recent[0]
-        if now_s - t0 < self.MIN_SPAN_S or (p0 - r.mmhg) / (now_s - t0) <= self.max_rate:
+            fit.add(*recent.pop(0), -1.0)
+        if now_s - recent[0][0] < self.MIN_SPAN_S:
             return None
-        rate = (p0 - r.mmhg) / (now_s - t0)
-        return self._trip(i, r, now_s, f"loses {rate:.1f} mmHg/s while held (at most {self.max_rate:g})")
+        return self._judge(i, r, now_s, fit)

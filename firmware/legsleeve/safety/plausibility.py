@@ -170,6 +170,9 @@ class Plausibility:
             return None
         if abs(z.mmhg - m.mmhg) > self.tolerance(m.mmhg):
             if m.mmhg > z.mmhg:  # before blaming the zone's sensor: is the manifold being fed?
+                # Meanwhile the zone, joined to the manifold, is at the manifold's pressure whichever is to blame:
+                # the higher of the two sensors decides for SAFE-4 while we wait, as after a check.
+                self.corrections_mmhg[c] = max(self.corrections_mmhg[c], m.mmhg - z.mmhg)
                 waiting, fed = self._fed(now_s, c, m, applied)
                 if waiting or fed is not None:
                     return fed

@@ -110,7 +110,7 @@ class Supervisor:
             self.over_pressure,
             PumpCheck(lim.pump_off_rise_mmhg),
             *([self.plausibility] if self.plausibility is not None else []),
-            ValveCheck(names, lim.vent_check_s),
+            ValveCheck(names, lim.vent_check_s, vent_tau_s=lim.vent_tau_s, noise_mmhg=lim.sensor_noise_mmhg),
             HoldLeak(
                 names,
                 max_rate_mmhg_s=lim.leak_rate_mmhg_s,
@@ -118,6 +118,7 @@ class Supervisor:
                 max_topups=lim.max_topups,
                 topup_window_s=lim.topup_window_s,
                 max_drop_mmhg=lim.max_drop_mmhg,
+                noise_mmhg=lim.sensor_noise_mmhg,
             ),
             FillProgress(
                 names,

@@ -77,15 +77,20 @@ class ValveCheck:
 
     rule = "SAFE-8"
     RISE_MMHG = 2.5  # below the controller's 3 mmHg bleed band (which would hide it); the median's noise is ~0.06
-    # Quick look: 0.4 s into a vent from above 15 mmHg, the slowest reference zone (thigh, ~2.9 s time constant) has
-    # lost 13 %; a stuck exhaust loses nothing. Pulses vent for as little as 0.5 s, so the 3 s check alone misses them.
-    QUICK_S, QUICK_FROM_MMHG, QUICK_MIN_FALL = 0.4, 15.0, 0.03
+    # Quick look: 0.4 s into a vent from above 15 mmHg, the slowest zone (time constant `vent_tau_s`: the reference
+    # thigh's ~2.9 s) has lost 1 - exp(-0.4 / tau) (13 %); a stuck exhaust loses nothing. A vent that has lost less
+    # than a quarter of that, and less than QUICK_NOISE x the sensor noise, cannot vent; where a sound vent's own loss
+    # would not stand twice clear of that noise, the look says nothing (the check at vent_check_s speaks). Pulses vent
+    # for as little as 0.5 s, so the later check alone misses them.
+    QUICK_S, QUICK_FROM_MMHG, QUICK_FRACTION, QUICK_NOISE = 0.4, 15.0, 0.25, 3.0 * math.sqrt(2.0)
     # A vent that levels off above 5 mmHg is being fed: at 5 mmHg a sound zone still falls ~1.7 mmHg/s.
     STALL_S, STALL_MMHG = 1.0, 0.3
 
-    def __init__(self, names: Sequence[str], check_s: float):
+    def __init__(self, names: Sequence[str], check_s: float, *, vent_tau_s: float = 2.9, noise_mmhg: float = 0.08):
         self.names = list(names)
         self.check_s = check_s
+        self.quick_loss = 1.0 - math.exp(-self.QUICK_S / vent_tau_s)  # of p0, by QUICK_S into a sound vent
+        self.quick_floor = self.QUICK_NOISE * noise_mmhg
         self.reset()
 
     def reset(self) -> None:
@@ -158,18 +163,20 @@ class ValveCheck:
                     "open or leaks",
                     f"the inlet valve of {name} does not close: check its wiring and replace the valve",
                 )
+            expected = self.quick_loss * p0
             if (
                 action is VENT
                 and p0 > self.QUICK_FROM_MMHG
                 and self.QUICK_S <= now_s - t0 < self.QUICK_S + 0.03
-                and p0 - r.mmhg < max(1.0, self.QUICK_MIN_FALL * p0)
+                and expected >= 2.0 * self.quick_floor
+                and p0 - r.mmhg < max(self.quick_floor, self.QUICK_FRACTION * expected)
             ):
                 return exhaust_stuck(
                     name,
                     r.mmhg,
                     now_s,
                     f"{r.mmhg:.1f} mmHg {now_s - t0:.1f} s after opening its exhaust (from {p0:.1f}, a vent loses "
-                    "13 % by now)",
+                    f"{self.quick_loss:.0%} by now)",
                 )
             if action is VENT and not self._fall_checked[i] and now_s - t0 >= self.check_s and p0 > 2 * VENTED_MMHG:
                 self._fall_checked[i] = True

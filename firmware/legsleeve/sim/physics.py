@@ -75,9 +75,9 @@ class Pneumatics:
         self._inlets: tuple[bool, ...] = (False,) * len(self.names)
         self._exhausts: tuple[bool, ...] = (True,) * len(self.names)
         self._pa = spec.ambient_hpa * MMHG_PER_HPA  # ambient, mmHg absolute
-        # conductances in L/s per mmHg
-        self._g_in = spec.inlet_lpm_per_mmhg / 60.0
-        self._g_ex = spec.exhaust_lpm_per_mmhg / 60.0
+        # conductances in L/s per mmHg: each zone's valves (a zone may have its own)
+        self._g_in = [_lps(z.spec.inlet_lpm_per_mmhg, spec.inlet_lpm_per_mmhg) for z in self.zones]
+        self._g_ex = [_lps(z.spec.exhaust_lpm_per_mmhg, spec.exhaust_lpm_per_mmhg) for z in self.zones]
         self._g_relief = spec.relief_lpm_per_mmhg / 60.0
         self._q_free = spec.pump_free_flow_lpm / 60.0
 
@@ -136,10 +136,10 @@ class Pneumatics:
         slope = q0 / self.spec.pump_deadhead_mmhg if q0 > 0.0 else 0.0  # pump flow falls by this per mmHg
         g_total = slope
         drive = q0
-        for open_, z in zip(inlets, self.zones, strict=False):
+        for open_, z, g_in in zip(inlets, self.zones, self._g_in, strict=False):
             if open_:
-                g_total += self._g_in
-                drive += self._g_in * z.hose_mmhg
+                g_total += g_in
+                drive += g_in * z.hose_mmhg
         if pm > self.spec.relief_mmhg:
             g_total += self._g_relief
             drive += self._g_relief * self.spec.relief_mmhg
@@ -156,10 +156,10 @@ class Pneumatics:
             g = 0.0
             drive = 0.0
             if inlets[i]:
-                g += self._g_in
-                drive += self._g_in * pm_mid
+                g += self._g_in[i]
+                drive += self._g_in[i] * pm_mid
             if ex_open:
-                g += self._g_ex
+                g += self._g_ex[i]
             leak = z.spec.leak_lpm_per_mmhg / 60.0
             if z.faults.leak:
                 leak += LEAK_FAULT_LPM_PER_MMHG / 60.0
@@ -192,6 +192,11 @@ class Pneumatics:
             self.pump.stuck_on = True
         else:
             raise ValueError(name)
+
+
+def _lps(zone_lpm_per_mmhg: float | None, build_lpm_per_mmhg: float) -> float:
+    """A valve's conductance in L/s per mmHg: the zone's own, else the build's."""
+    return (build_lpm_per_mmhg if zone_lpm_per_mmhg is None else zone_lpm_per_mmhg) / 60.0
 
 
 def _relax(p: float, drive: float, g: float, cap: float, dt: float) -> float:
