@@ -3,7 +3,10 @@ gains pressure (an inlet letting air in), and a venting zone that gains."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+
+import pytest
 
 from legsleeve.core.commands import HOLD, SAFE, Commands
 from legsleeve.safety.supervisor import Supervisor
@@ -79,3 +82,31 @@ def test_safe8_early_vent_check_both_sides(cfg):
         assert (t is not None) == trips
         if trips:
             assert sup.tripped.cannot_vent and "cannot vent ankle" in sup.tripped.reason
+
+
+def _quick_look(cfg, vent_tau_s, actual_tau_s, from_mmhg=15.0, noise_mmhg=0.08):
+    """A vent from `from_mmhg` falling with time constant `actual_tau_s`, judged by a supervisor told the build's
+    slowest is `vent_tau_s`; the trip (or None) within its first second."""
+    limits = dataclasses.replace(cfg.limits, vent_tau_s=vent_tau_s, sensor_noise_mmhg=noise_mmhg)
+    sup = Supervisor(dataclasses.replace(cfg, limits=limits), [45.0, 40.0, 35.0, 30.0])
+    sup.review(0.0, rd(0.0, thigh=from_mmhg), Commands(0.0, (HOLD, HOLD, HOLD, HOLD)))
+    run_until_trip(sup, TICK, 1.0, SAFE, lambda t: {"thigh": from_mmhg * math.exp(-t / actual_tau_s)})
+    return sup.tripped
+
+
+def test_safe8_quick_look_expects_the_loss_of_the_builds_own_vent_time_constant(cfg):
+    # a sound vent 5x slower than the reference thigh's (a small exhaust, a big bladder) from 30 mmHg loses 0.8 mmHg
+    # in 0.4 s: against the reference figure (a quarter of 13 %) that is stuck; told this build's own time constant
+    # (by calibration) it is not
+    trip = _quick_look(cfg, 2.9, 14.0, from_mmhg=30.0)
+    assert trip is not None and "cannot vent thigh" in trip.reason
+    assert _quick_look(cfg, 14.0, 14.0, from_mmhg=30.0) is None
+    # a stuck exhaust (losing nearly nothing) is still caught at 0.4 s on that slow build, from a higher pressure
+    trip = _quick_look(cfg, 14.0, 500.0, from_mmhg=40.0)
+    assert trip is not None and trip.cannot_vent and trip.t_s == pytest.approx(0.4 + TICK, abs=2 * TICK)
+
+
+def test_safe8_quick_look_says_nothing_where_the_noise_would_drown_a_sound_vent(cfg):
+    # 0.5 mmHg of noise and a slow build: a sound vent's 0.4 s loss from 15 mmHg (~0.8 mmHg) is within what noise
+    # could make of it, so the quick look stays silent (the check at vent_check_s speaks later)
+    assert _quick_look(cfg, 7.0, 500.0, noise_mmhg=0.5) is None

@@ -35,7 +35,7 @@ MIN_FILL_RATE_FLOOR, MIN_FILL_RATE_CEILING = 0.5, 5.0  # mmHg/s: below the floor
 VENT_TIMEOUT_FACTOR, VENT_TIMEOUT_PLUS_S, VENT_TIMEOUT_FLOOR_S = 1.5, 2.0, 5.0
 VENT_CHECK_FACTOR, VENT_CHECK_FLOOR_S, VENT_CHECK_CEILING_S = 0.7, 1.0, 10.0  # x the slowest vent time constant
 OCCLUSION_FACTOR, OCCLUSION_FLOOR, OCCLUSION_CEILING = 2.5, 20.0, 200.0  # x the fastest rate a bladder moves at
-LEAK_RATE_FACTOR, LEAK_RATE_PLUS, LEAK_RATE_CEILING = 3.0, 0.5, 1.5  # mmHg/s: 3x the worst hold loss, + 0.5
+LEAK_RATE_FACTOR, LEAK_RATE_PLUS, LEAK_RATE_CEILING = 3.0, 0.5, 2.0  # mmHg/s: 3x the worst hold loss, + 0.5
 NOISE_FACTOR, NOISE_FLOOR = 1.25, 0.03  # x the noisiest sensor's standard deviation
 
 
