@@ -100,7 +100,8 @@ class Reference:
         return float(self.rows[i]["t_s"])
 
     def injections(self) -> dict[str, tuple[float, str]]:
-        """phase -> (time, zone) to inject at."""
+        """phase -> (time, zone) to inject at; a phase the run never reached (a run cut short by a trip, say) is left
+        out."""
         rows, zones = self.rows, self.zones
         out = {}
         # fill: the middle of the second zone's first fill (the first zone may still be in the self-test's wake)
@@ -109,9 +110,10 @@ class Reference:
             for i, r in enumerate(rows)
             if r["state"].startswith("fill ") and (i == 0 or rows[i - 1]["state"] != r["state"])
         ]
-        i0, state = fills[1] if len(fills) > 1 else fills[0]
-        i1 = next((k for k in range(i0, len(rows)) if rows[k]["state"] != state), len(rows) - 1)
-        out["fill"] = ((self.t(i0) + self.t(i1)) / 2, state.split()[1] if state.split()[1] in zones else zones[0])
+        if fills:
+            i0, state = fills[1] if len(fills) > 1 else fills[0]
+            i1 = next((k for k in range(i0, len(rows)) if rows[k]["state"] != state), len(rows) - 1)
+            out["fill"] = ((self.t(i0) + self.t(i1)) / 2, state.split()[1] if state.split()[1] in zones else zones[0])
         # hold: the middle of the first hold with a zone held
         for k, r in enumerate(rows):
             held = [z for z in zones if r[f"{z}_inlet"] == "0" and r[f"{z}_exhaust"] == "0" and _f(r[f"{z}_mmhg"]) > 10]
@@ -132,9 +134,10 @@ class Reference:
             if "vent" in out:
                 break
         # rest: the middle of the first rest
-        k = next(k for k, r in enumerate(rows) if r["state"].startswith("rest"))
-        k1 = next((j for j in range(k, len(rows)) if rows[j]["state"] != rows[k]["state"]), len(rows) - 1)
-        out["rest"] = ((self.t(k) + self.t(k1)) / 2, zones[1])
+        rest = next((k for k, r in enumerate(rows) if r["state"].startswith("rest")), None)
+        if rest is not None:
+            k1 = next((j for j in range(rest, len(rows)) if rows[j]["state"] != rows[rest]["state"]), len(rows) - 1)
+            out["rest"] = ((self.t(rest) + self.t(k1)) / 2, zones[1])
         return out
 
 
