@@ -17,7 +17,8 @@ import yaml
 from tests.helpers import CONFIG_DIR
 
 # build -> simulation keys set; "zones" scales every zone's (volume, compliance, leak)
-BUILDS: dict[str, dict[str, object]] = {
+Build = dict[str, object]
+BUILDS: dict[str, Build] = {
     "pump1.5": {"pump_free_flow_lpm": 1.5},
     "pump5": {"pump_free_flow_lpm": 5.0},
     "small-bladders": {"zones": (0.5, 0.5, 1.0)},
@@ -36,15 +37,17 @@ BUILDS: dict[str, dict[str, object]] = {
 _ZONE_KEYS = ("volume_l", "compliance_l_per_mmhg", "leak_lpm_per_mmhg")
 
 
-def write_build(name: str, out_dir: Path) -> Path:
-    """A copy of the shipped config directory with build `name`'s simulation; returns the directory."""
+def write_build(name: str, out_dir: Path, build: Build | None = None) -> Path:
+    """A copy of the shipped config directory, as out_dir/name, with the simulation of `build` (a dict as BUILDS
+    holds; by default BUILDS[name]); returns the directory."""
     target = out_dir / name
     if target.exists():
         shutil.rmtree(target)
-    shutil.copytree(CONFIG_DIR, target)
+    # A calibration fitted to one build is not another's: the build gets its own (`legsleeve calibrate`) or none.
+    shutil.copytree(CONFIG_DIR, target, ignore=shutil.ignore_patterns("calibration.yaml"))
     hardware = yaml.safe_load((target / "hardware.yaml").read_text())
     sim = hardware["simulation"]
-    for key, value in BUILDS[name].items():
+    for key, value in (BUILDS[name] if build is None else build).items():
         if key != "zones":
             sim[key] = value
             continue

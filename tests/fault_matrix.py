@@ -9,6 +9,9 @@ fault visible (a leak needs the zone inflated, a dead pump needs the pump asked 
 In the suite (tests/test_fault_matrix.py) each fault kind is one test: its 24 cells, run one after another in the
 worker that drew it, from references computed once per worker (`references()`). `python -m tests.fault_matrix` runs
 it all over a process pool and prints the summary per fault kind.
+
+Every run is on the shipped config unless given another build's config directory (`reference(profile, config_dir)`,
+`references(config_dir)`, `Cell.config_dir`): tests/build_matrix.py runs cells on varied builds.
 """
 
 from __future__ import annotations
@@ -20,8 +23,13 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tests.helpers import CONFIG_DIR, PROFILES
+
+if TYPE_CHECKING:
+    from legsleeve.app.runner import Outcome
+    from legsleeve.config.model import HardwareConfig
 
 PHASES = ("fill", "hold", "vent", "rest")
 SEED = 11
@@ -86,12 +94,14 @@ class Reference:
     profile: str
     rows: list[dict]
     zones: tuple[str, ...]
+    config_dir: Path = CONFIG_DIR
 
     def t(self, i: int) -> float:
         return float(self.rows[i]["t_s"])
 
     def injections(self) -> dict[str, tuple[float, str]]:
-        """phase -> (time, zone) to inject at."""
+        """phase -> (time, zone) to inject at; a phase the run never reached (a run cut short by a trip, say) is left
+        out."""
         rows, zones = self.rows, self.zones
         out = {}
         # fill: the middle of the second zone's first fill (the first zone may still be in the self-test's wake)
@@ -100,9 +110,10 @@ class Reference:
             for i, r in enumerate(rows)
             if r["state"].startswith("fill ") and (i == 0 or rows[i - 1]["state"] != r["state"])
         ]
-        i0, state = fills[1] if len(fills) > 1 else fills[0]
-        i1 = next((k for k in range(i0, len(rows)) if rows[k]["state"] != state), len(rows) - 1)
-        out["fill"] = ((self.t(i0) + self.t(i1)) / 2, state.split()[1] if state.split()[1] in zones else zones[0])
+        if fills:
+            i0, state = fills[1] if len(fills) > 1 else fills[0]
+            i1 = next((k for k in range(i0, len(rows)) if rows[k]["state"] != state), len(rows) - 1)
+            out["fill"] = ((self.t(i0) + self.t(i1)) / 2, state.split()[1] if state.split()[1] in zones else zones[0])
         # hold: the middle of the first hold with a zone held
         for k, r in enumerate(rows):
             held = [z for z in zones if r[f"{z}_inlet"] == "0" and r[f"{z}_exhaust"] == "0" and _f(r[f"{z}_mmhg"]) > 10]
@@ -123,9 +134,10 @@ class Reference:
             if "vent" in out:
                 break
         # rest: the middle of the first rest
-        k = next(k for k, r in enumerate(rows) if r["state"].startswith("rest"))
-        k1 = next((j for j in range(k, len(rows)) if rows[j]["state"] != rows[k]["state"]), len(rows) - 1)
-        out["rest"] = ((self.t(k) + self.t(k1)) / 2, zones[1])
+        rest = next((k for k, r in enumerate(rows) if r["state"].startswith("rest")), None)
+        if rest is not None:
+            k1 = next((j for j in range(rest, len(rows)) if rows[j]["state"] != rows[rest]["state"]), len(rows) - 1)
+            out["rest"] = ((self.t(rest) + self.t(k1)) / 2, zones[1])
         return out
 
 
@@ -167,23 +179,23 @@ def exposure(rows: list[dict], fault: str, zone: str | None, at_s: float) -> tup
     raise ValueError(fault)
 
 
-def reference(profile: str, seed: int = SEED) -> Reference:
+def reference(profile: str, seed: int = SEED, config_dir: Path = CONFIG_DIR) -> Reference:
     from legsleeve.app.session import run_session
     from legsleeve.app.sessionlog import read_log
     from legsleeve.config.hardware import load_hardware
     from legsleeve.config.profiles import load_profile
     from legsleeve.hw.backends import open_sim
 
-    cfg = load_hardware(CONFIG_DIR)
+    cfg = load_hardware(config_dir)
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "ref.csv"
         rig = open_sim(cfg, seed=seed)
         try:
-            result = run_session(rig, load_profile(CONFIG_DIR, profile, cfg), cycles=2, log_path=log)
+            result = run_session(rig, load_profile(config_dir, profile, cfg), cycles=2, log_path=log)
         finally:
             rig.close()
         assert result.outcome.trip is None, result.outcome.trip
-        return Reference(profile, read_log(log), cfg.zone_names)
+        return Reference(profile, read_log(log), cfg.zone_names, Path(config_dir))
 
 
 @dataclass
@@ -193,6 +205,7 @@ class Cell:
     fault: str
     zone: str | None
     at_s: float
+    config_dir: Path = CONFIG_DIR  # the build: its hardware.yaml (limits and simulated sleeve) and profiles/
     exposure_s: float = math.nan
     exposed_how: str = ""
     rule: str | None = None
@@ -212,22 +225,24 @@ class Cell:
         return f"{self.fault}{':' + self.zone if self.zone else ''}@{self.at_s:.2f}"
 
 
-def run_cell(cell: Cell) -> Cell:
-    """Run one cell end to end and judge it; problems are recorded on the cell, not raised."""
+Truth = list[tuple[float, list[float]]]  # (t, every zone's true pressure) at every read, then every 0.1 s
+
+
+def run_followed(config_dir: Path, profile: str, faults=()) -> tuple[HardwareConfig, Outcome, list[dict], Truth]:
+    """One session of a profile (two cycles, seed SEED) on a build, with these faults (FaultSpec) scheduled, and the
+    truth followed: every zone's true pressure (its hose or its bladder, the higher) at every read, then every
+    0.1 s for the vent timeout after the trip or the end. Returns (config, outcome, log rows, truth)."""
     from legsleeve.app.session import run_session
     from legsleeve.app.sessionlog import read_log
     from legsleeve.config.hardware import load_hardware
     from legsleeve.config.profiles import load_profile
-    from legsleeve.core.limits import VENTED_MMHG
     from legsleeve.hw.backends import open_sim
-    from legsleeve.sim.faults import FaultSpec
 
-    cfg = load_hardware(CONFIG_DIR)
-    fault = FaultSpec(cell.fault, cell.zone, cell.at_s)
-    truth: list[tuple[float, list[float]]] = []
+    cfg = load_hardware(config_dir)
+    truth: Truth = []
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "cell.csv"
-        rig = open_sim(cfg, seed=SEED, faults=[fault])
+        rig = open_sim(cfg, seed=SEED, faults=list(faults))
         world = rig.world
         physics = world.physics
         real_read = rig.read
@@ -241,7 +256,7 @@ def run_cell(cell: Cell) -> Cell:
 
         rig.read = read
         try:
-            result = run_session(rig, load_profile(CONFIG_DIR, cell.profile, cfg), cycles=2, log_path=log)
+            result = run_session(rig, load_profile(config_dir, profile, cfg), cycles=2, log_path=log)
         finally:
             rig.close()
         # The process has ended, outputs released (which is the safe state): the air goes on as physics says.
@@ -253,7 +268,15 @@ def run_cell(cell: Cell) -> Cell:
                 (world.clock.now(), [max(physics.zone_mmhg(i), physics.bladder_mmhg(i)) for i in range(len(cfg.zones))])
             )
         rows = read_log(log)
-    o = result.outcome
+    return cfg, result.outcome, rows, truth
+
+
+def run_cell(cell: Cell) -> Cell:
+    """Run one cell end to end and judge it; problems are recorded on the cell, not raised."""
+    from legsleeve.core.limits import VENTED_MMHG
+    from legsleeve.sim.faults import FaultSpec
+
+    cfg, o, rows, truth = run_followed(cell.config_dir, cell.profile, [FaultSpec(cell.fault, cell.zone, cell.at_s)])
     cell.peak_mmhg = max(max(p) for _, p in truth)
     limit = cfg.limits.max_mmhg + 5.0
     if cell.peak_mmhg > limit:
@@ -304,15 +327,15 @@ def plan(references: dict[str, Reference]) -> list[Cell]:
         for phase, (at_s, zone) in ref.injections().items():
             for fault in EXPECTED:
                 z = zone if fault in ZONE_FAULTS else None
-                cells.append(Cell(profile, phase, fault, z, round(at_s, 2)))
+                cells.append(Cell(profile, phase, fault, z, round(at_s, 2), ref.config_dir))
     return cells
 
 
 @functools.cache
-def references() -> dict[str, Reference]:
-    """Every profile's healthy reference run, computed once per process: every fault kind's cells are planned
-    from them."""
-    return {profile: reference(profile) for profile in PROFILES}
+def references(config_dir: Path = CONFIG_DIR) -> dict[str, Reference]:
+    """Every profile's healthy reference run on a build, computed once per process: every fault kind's cells are
+    planned from them."""
+    return {profile: reference(profile, config_dir=config_dir) for profile in PROFILES}
 
 
 def run_fault(fault: str) -> list[Cell]:
