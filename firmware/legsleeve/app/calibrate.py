@@ -26,15 +26,30 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from legsleeve.app.builder import build_session
 from legsleeve.app.runner import Runner
 from legsleeve.app.selftest import CrossTalk, self_test
-from legsleeve.config.calibration import Calibration, ZoneFigures, calibration_document, derive_limits
+from legsleeve.config.calibration import (
+    VENT_TIMEOUT_FACTOR,
+    VENT_TIMEOUT_PLUS_S,
+    Calibration,
+    ZoneFigures,
+    calibration_document,
+    derive_limits,
+)
 from legsleeve.config.model import HardwareConfig, SimSpec, SimZoneSpec
 from legsleeve.core.commands import FILL, HOLD, SAFE, VENT, Commands, ZoneAction
 from legsleeve.core.controller import Output, Phase, Status, ZoneStatus
-from legsleeve.core.limits import MAX_FILL_TIMEOUT_S, MAX_SENSOR_NOISE_MMHG, MAX_VENT_TIMEOUT_S, VENTED_MMHG, Limits
+from legsleeve.core.limits import (
+    MAX_ABOVE_VENOUS_S,
+    MAX_FILL_TIMEOUT_S,
+    MAX_SENSOR_NOISE_MMHG,
+    MAX_VENT_TIMEOUT_S,
+    VENTED_MMHG,
+    Limits,
+)
 from legsleeve.core.plan import StepKind
 from legsleeve.core.readings import Readings
 from legsleeve.core.units import MMHG_PER_HPA
@@ -47,12 +62,14 @@ HOLD_S = 8.0  # long enough to see a reference bladder's ~0.03 mmHg/s loss throu
 REST_S = 2.0  # vented, at rest: the noise
 EMPTY_MMHG = 1.0  # a vent is followed down to this
 SETTLE_S = 0.5  # after a fill, before a hold's loss is judged (the hose evens out with the bladder)
-MIN_CHUNK_S = 0.5  # the shortest stretch of a fill whose rate is used
+CHUNK_MMHG, MIN_CHUNK_S = 5.0, 0.5  # a fill's rate is taken over stretches of 5 mmHg and at least half a second
+MIN_RUN_S = 0.25  # ...or the whole of a shorter run between SAFE-15's checks, if it lasts this long
 
 # Refusals: a build outside these is not calibrated; it is fixed first.
 REFUSE_LEAK_MMHG_S = 1.0
 REFUSE_SLOW_FILL_MMHG_S = 1.0  # at minimum duty near the top: the pump barely moves air
 REFUSE_RMS_MMHG = 5.0  # the model cannot describe this sleeve
+REFUSE_VENT_FROM_MMHG = 45.0  # a sleeve that cannot vent from a moderate squeeze within SAFE-8's ceiling
 
 
 class CalibrationRefused(SleeveError):
@@ -109,6 +126,7 @@ def calibration_limits(limits: Limits) -> Limits:
         max_drop_mmhg=30.0,
         occlusion_rate_mmhg_s=200.0,
         sensor_noise_mmhg=MAX_SENSOR_NOISE_MMHG,
+        max_above_venous_s=MAX_ABOVE_VENOUS_S,  # off the leg: a slow build's three holds take their time
     )
 
 
@@ -289,6 +307,15 @@ def calibrate(
         for name, value in rms.items()
         if value > 2.0
     ]
+    top_mmhg = cfg.configured_limits.max_mmhg
+    for z in figures:
+        t_vent = z.vent_time_s(top_mmhg)
+        if t_vent * VENT_TIMEOUT_FACTOR + VENT_TIMEOUT_PLUS_S > MAX_VENT_TIMEOUT_S:
+            warnings.append(
+                f"{z.name} vents from {top_mmhg:g} mmHg in {t_vent:.0f} s: the vent limit stays at its "
+                f"{MAX_VENT_TIMEOUT_S:g} s ceiling, closer than the usual margin; the session plan refuses a profile "
+                "that would not vent within it"
+            )
     return Result(cal, recording, replay, cfg.configured_limits, after, sources, warnings)
 
 
@@ -330,9 +357,19 @@ def _slope(ts: Sequence[float], ps: Sequence[float]) -> float:
     return statistics.linear_regression(ts, ps).slope if len(ts) >= 2 and len(set(ts)) > 1 else math.nan
 
 
-def fill_runs(rec: Recording, i: int, duty_pred: Callable[[float], bool]) -> list[tuple[float, float, float, float]]:
-    """Stretches of zone i filling with the pump on (SAFE-15's pump-off checks cut them): (mean pressure, rate
-    mmHg/s, mean manifold, duty) for each stretch of ~5 mmHg."""
+class FillStretch(NamedTuple):
+    """A stretch of one zone's fill with the pump on: its mean pressure and rate, the manifold's mean and rate."""
+
+    mmhg: float
+    rate_mmhg_s: float
+    manifold_mmhg: float
+    duty: float
+    manifold_rate_mmhg_s: float
+
+
+def fill_runs(rec: Recording, i: int, duty_pred: Callable[[float], bool]) -> list[FillStretch]:
+    """Stretches of zone i filling with the pump on (SAFE-15's pump-off checks cut them), of ~5 mmHg and 0.5 s each
+    (or a whole shorter run)."""
     out = []
 
     def filling(k: int) -> bool:
@@ -341,18 +378,30 @@ def fill_runs(rec: Recording, i: int, duty_pred: Callable[[float], bool]) -> lis
     for run in _runs(rec, i, filling):
         # a sample read during the tick after the pump started sees its effect: skip the first two of each run
         run = run[2:]
-        chunk: list[int] = []
+        chunks: list[list[int]] = [[]]
         for k in run:
+            chunk = chunks[-1]
             chunk.append(k)
+            rise = rec.zone_mmhg[chunk[-1]][i] - rec.zone_mmhg[chunk[0]][i]
+            if rise >= CHUNK_MMHG and rec.zone_t_s[chunk[-1]][i] - rec.zone_t_s[chunk[0]][i] >= MIN_CHUNK_S:
+                chunks.append([])
+        if len(chunks) > 1 and _span_s(rec, i, chunks[-1]) < MIN_CHUNK_S:
+            tail = chunks.pop()
+            chunks[-1].extend(tail)  # a short tail joins the stretch before it
+        for chunk in chunks:
+            if len(chunk) < 5 or _span_s(rec, i, chunk) < MIN_RUN_S:
+                continue  # a short stretch's slope is mostly noise
+            ts = [rec.zone_t_s[j][i] for j in chunk]
             p = [rec.zone_mmhg[j][i] for j in chunk]
-            if p[-1] - p[0] >= 5.0 or k == run[-1]:
-                ts = [rec.zone_t_s[j][i] for j in chunk]
-                if len(chunk) >= 5 and ts[-1] - ts[0] >= MIN_CHUNK_S:  # a short stretch's slope is mostly noise
-                    rate = _slope(ts, p)
-                    m = [rec.manifold_mmhg[j] for j in chunk]
-                    out.append((statistics.fmean(p), rate, statistics.fmean(m), rec.duty[chunk[0]]))
-                chunk = []
+            m = [rec.manifold_mmhg[j] for j in chunk]
+            out.append(
+                FillStretch(statistics.fmean(p), _slope(ts, p), statistics.fmean(m), rec.duty[chunk[0]], _slope(ts, m))
+            )
     return out
+
+
+def _span_s(rec: Recording, i: int, ks: Sequence[int]) -> float:
+    return rec.zone_t_s[ks[-1]][i] - rec.zone_t_s[ks[0]][i] if ks else 0.0
 
 
 def analyse(rec: Recording, cfg: HardwareConfig, selftest_fills: dict[str, float]) -> list[ZoneFigures]:
@@ -381,8 +430,8 @@ def analyse(rec: Recording, cfg: HardwareConfig, selftest_fills: dict[str, float
         figures.append(
             ZoneFigures(
                 name,
-                tuple((round(p, 2), rate) for p, rate, _, _ in full),
-                tuple((round(p, 2), rate) for p, rate, _, _ in slow),
+                tuple((round(f.mmhg, 2), f.rate_mmhg_s) for f in full),
+                tuple((round(f.mmhg, 2), f.rate_mmhg_s) for f in slow),
                 tuple(losses),
                 tau,
                 crosstalk,
@@ -429,17 +478,24 @@ def fit_twin(rec: Recording, cfg: HardwareConfig, figures: list[ZoneFigures]) ->
     per_zone_in: dict[str, float] = {}
     deadheads = []
     runs = {name: fill_runs(rec, i, lambda d: True) for i, name in enumerate(cfg.zone_names)}
+    cap_m = base.manifold_volume_l / pa  # the manifold's own capacity, L/mmHg (kept as configured)
     if cfg.has_manifold_sensor:
-        # Pump and inlet, quasi-static: Q = q0·d·(1 - pm/D) = g_in·(pm - pz)
-        #   => pm - pz = (q0/g_in)·d - (q0/(g_in·D))·d·pm: a line through the origin in d and d·pm.
+        # Pump, manifold and inlet: q0·d·(1 - pm/D) = g_in·(pm - pz) + cap_m·dpm/dt
+        #   => pm - pz = A·(q0·d - cap_m·dpm/dt) - B·d·pm, with A = 1/g_in and B = q0/(D·g_in): a plane through
+        #      the origin, fitted by least squares over the stretches
         for name, rows in runs.items():
-            rows = [r for r in rows if not math.isnan(r[2])]
+            rows = [r for r in rows if not (math.isnan(r.manifold_mmhg) or math.isnan(r.manifold_rate_mmhg_s))]
             if len(rows) < 3:
                 continue
-            a, b = _lstsq2([(d, d * pm, pm - pz) for pz, _, pm, d in rows])
-            if a > 0 and b < 0:
-                per_zone_in[name] = q0 / a
-                deadheads.append(-a / b)
+            a, b = _lstsq2(
+                [
+                    (q0 * r.duty - cap_m * r.manifold_rate_mmhg_s, -r.duty * r.manifold_mmhg, r.manifold_mmhg - r.mmhg)
+                    for r in rows
+                ]
+            )
+            if a > 0 and b > 0:
+                per_zone_in[name] = 1.0 / a
+                deadheads.append(q0 * a / b)
     deadhead = statistics.median(deadheads) if deadheads else None
     dead = deadhead if deadhead is not None else base.pump_deadhead_mmhg
     zones: dict[str, SimZoneSpec] = {}
@@ -450,7 +506,7 @@ def fit_twin(rec: Recording, cfg: HardwareConfig, figures: list[ZoneFigures]) ->
         # each stretch: the flow the pump and inlet give at its pressures, over its rate, is the capacity there:
         # cap(p) = (V0 + C·(Pa + 2p)) / Pa  =>  C = Σ (cap·Pa - V0)(Pa + 2p) / Σ (Pa + 2p)²
         num = den = 0.0
-        for pz, rate, pm, d in runs[name]:
+        for pz, rate, pm, d, _ in runs[name]:
             if not rate > 0:
                 continue
             if math.isnan(pm) or not cfg.has_manifold_sensor:
@@ -543,6 +599,9 @@ def refuse(cal: Calibration, cfg: HardwareConfig) -> None:
     top = calibration_top_mmhg(cfg.configured_limits)
     reasons = []
     for z in cal.zones:
+        if not (z.fill_rate_mmhg_s and z.min_duty_fill_rate_mmhg_s and z.hold_loss_mmhg_s and z.vent_tau_s > 0):
+            reasons.append(f"{z.name}: its fill, hold or vent could not be measured (a sensor dropping out?)")
+            continue
         worst = max(z.hold_loss_mmhg_s, key=lambda pl: pl[1])
         if worst[1] > REFUSE_LEAK_MMHG_S:
             reasons.append(
@@ -561,12 +620,14 @@ def refuse(cal: Calibration, cfg: HardwareConfig) -> None:
                 f"{z.name} takes {t_fill:.0f} s to fill to {top:g} mmHg (at most {MAX_FILL_TIMEOUT_S / 2:g}): "
                 "the pump is too weak or the inlet too small for this bladder"
             )
-        t_vent = z.vent_time_s(cfg.configured_limits.max_mmhg)
-        if not t_vent * 1.5 + 2.0 <= MAX_VENT_TIMEOUT_S:
+        t_vent = z.vent_time_s(REFUSE_VENT_FROM_MMHG)
+        if not t_vent * VENT_TIMEOUT_FACTOR + VENT_TIMEOUT_PLUS_S <= MAX_VENT_TIMEOUT_S:
             reasons.append(
-                f"{z.name} takes {t_vent:.0f} s to vent from {cfg.configured_limits.max_mmhg:g} mmHg: its exhaust "
-                "is too small or restricted (a sleeve must empty well within 30 s)"
+                f"{z.name} takes {t_vent:.0f} s to vent from {REFUSE_VENT_FROM_MMHG:g} mmHg: its exhaust is too "
+                f"small or restricted for its bladder (a sleeve must empty well within {MAX_VENT_TIMEOUT_S:g} s)"
             )
+        if not (z.fill_rate_mmhg_s and z.min_duty_fill_rate_mmhg_s and z.hold_loss_mmhg_s and z.vent_tau_s > 0):
+            reasons.append(f"{z.name}: its fill, hold or vent could not be measured (a sensor dropping out?)")
         if z.noise_mmhg > MAX_SENSOR_NOISE_MMHG / NOISE_MARGIN:
             reasons.append(f"{z.name}'s sensor is noisy ({z.noise_mmhg:.2f} mmHg at rest): check its supply and wiring")
         rms = cal.twin_rms_mmhg.get(z.name, 0.0)
