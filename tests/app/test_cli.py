@@ -134,3 +134,21 @@ def test_profiles_lists_them_all(capsys):
     for name in PROFILES:
         assert name in out
     assert "(default)" in out
+
+
+@pytest.mark.slow
+def test_asking_for_the_session_limit_completes_normally(tmp_path, capsys):
+    """SAFE-10: `--minutes 60` with `limits.session_max_min: 60` ends with its last whole cycle that fits, vented,
+    inside the limit: exit 0, no trip (it used to trip the session limit at 60:00 and exit 3). ~40 s."""
+    import csv
+
+    log = tmp_path / "s.csv"
+    code, out, err = run(capsys, "simulate", "--config", str(CONFIG_DIR), "--minutes", "60", "--log", str(log))
+    assert code == 0, err
+    assert "no trip" in out and "SAFE-10" not in out + err and "ended early, at the session limit" in out
+    with log.open() as f:
+        rows = list(csv.DictReader(f))
+    assert not any(r["fault"] for r in rows)
+    session_s = float(rows[-1]["t_s"]) - float(rows[0]["t_s"])
+    assert 59 * 60 < session_s < 60 * 60  # the session, its final vent included, inside the hour
+    assert rows[-1]["state"] == "done" and rows[-1]["pump_duty"] == "0.000"

@@ -10,16 +10,27 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from legsleeve.app.alarms import Annunciator
+from legsleeve.app.runner import END_VENT_GRACE_S, Runner
 from legsleeve.app.runner import Controller as ControllerLike
-from legsleeve.app.runner import Runner
 from legsleeve.app.sessionlog import SessionLog
 from legsleeve.app.summary import SessionStats
+from legsleeve.config.model import HardwareConfig
 from legsleeve.core.controller import Controller
 from legsleeve.core.plan import Profile
 from legsleeve.core.readings import Readings
 from legsleeve.hw.rig import Rig
 from legsleeve.safety.supervisor import Supervisor
 from legsleeve.safety.trip import Monitor
+
+LATE_TICKS_S = 1.0  # margin for the tick that notices the deadline, and for late ones
+
+
+def session_deadline_s(cfg: HardwareConfig) -> float:
+    """How long into a session its controller may run: `limits.session_max_min` less the longest the loop then
+    waits for the final vent and a margin, so that a session ends, vented, inside the limit. The supervisor's
+    session limit (SAFE-10) is not moved: it stays the hard cut-off behind this."""
+    lim = cfg.limits
+    return lim.session_max_min * 60.0 - (lim.vent_timeout_s + END_VENT_GRACE_S + LATE_TICKS_S)
 
 
 def build_session(
@@ -48,7 +59,9 @@ def build_session(
     """
     cfg = rig.config
     if controller is None:
-        controller = Controller(plan, min_duty=cfg.pump.min_duty, cycles=cycles, minutes=minutes)
+        controller = Controller(
+            plan, min_duty=cfg.pump.min_duty, cycles=cycles, minutes=minutes, deadline_s=session_deadline_s(cfg)
+        )
     if trip_targets_mmhg is None:
         trip_targets_mmhg = [plan.peak_target_mmhg(i) for i in range(len(cfg.zones))]
     supervisor = Supervisor(cfg, trip_targets_mmhg, extra_monitors=extra_monitors)
