@@ -2,7 +2,9 @@
 
 Every run of the loop - a therapy session (`run`, `simulate`, `serve`), the self-test, `test-valve` and the bench -
 is built here, so each gets the same supervisor with every rule on (SAFE-14) and the same runner with its safe
-exits (SAFE-1). What differs between them is data: the plan, the trip levels, an extra rule, what to log.
+exits (SAFE-1). What differs between them is data: the plan, the trip levels, an extra rule, what to log. The
+planner's run of a session on the pneumatic model, before anything moves, gets the same controller and supervisor
+(`build_plan_loop`).
 """
 
 from __future__ import annotations
@@ -59,12 +61,8 @@ def build_session(
     """
     cfg = rig.config
     if controller is None:
-        controller = Controller(
-            plan, min_duty=cfg.pump.min_duty, cycles=cycles, minutes=minutes, deadline_s=session_deadline_s(cfg)
-        )
-    if trip_targets_mmhg is None:
-        trip_targets_mmhg = [plan.peak_target_mmhg(i) for i in range(len(cfg.zones))]
-    supervisor = Supervisor(cfg, trip_targets_mmhg, extra_monitors=extra_monitors)
+        controller = _controller(cfg, plan, cycles, minutes)
+    supervisor = _supervisor(cfg, plan, trip_targets_mmhg, extra_monitors)
     return Runner(
         rig,
         controller,
@@ -78,3 +76,25 @@ def build_session(
         poll=poll,
         tick_costs_ns=tick_costs_ns,
     )
+
+
+def build_plan_loop(
+    cfg: HardwareConfig, plan: Profile, *, cycles: int | None = None, minutes: float | None = None
+) -> tuple[Controller, Supervisor]:
+    """The controller and the supervisor a session of `plan` would run with, as `build_session` wires them, for a
+    run of the loop on a pneumatic model with no rig: the planner's (`legsleeve.app.validate`)."""
+    return _controller(cfg, plan, cycles, minutes), _supervisor(cfg, plan, None, ())
+
+
+def _controller(cfg: HardwareConfig, plan: Profile, cycles: int | None, minutes: float | None) -> Controller:
+    return Controller(
+        plan, min_duty=cfg.pump.min_duty, cycles=cycles, minutes=minutes, deadline_s=session_deadline_s(cfg)
+    )
+
+
+def _supervisor(
+    cfg: HardwareConfig, plan: Profile, trip_targets_mmhg: Sequence[float] | None, extra_monitors: Sequence[Monitor]
+) -> Supervisor:
+    if trip_targets_mmhg is None:
+        trip_targets_mmhg = [plan.peak_target_mmhg(i) for i in range(len(cfg.zones))]
+    return Supervisor(cfg, trip_targets_mmhg, extra_monitors=extra_monitors)
