@@ -94,6 +94,8 @@ def open_rig(cfg: HardwareConfig, args, *, faults=(), with_sensors: bool = True)
 
 
 def cmd_check_config(args) -> int:
+    """Every file checked, then every profile's session planned on the model: all that would trip, refused."""
+    from legsleeve.app.validate import describe, plan_session
     from legsleeve.config.profiles import load_all
 
     cfg = _config(args)
@@ -104,7 +106,11 @@ def cmd_check_config(args) -> int:
     )
     profiles, problems = load_all(_config_dir(args), cfg)
     for p in profiles:
-        print(f"{p.path}: OK - {len(p.steps)} steps a cycle")
+        plan = plan_session(cfg, p, sim=cfg.simulation)
+        verdict = "OK" if plan.ok else f"WOULD TRIP ({len(plan.findings)} finding(s) below)"
+        print(f"{p.path}: {verdict} - {len(p.steps)} steps a cycle")
+        print("\n".join(describe(plan, cfg)))
+        problems += [str(f) for f in plan.findings]
     if problems:
         raise ConfigError(problems)
     return EXIT_OK
@@ -126,6 +132,7 @@ def _session(args, *, sim: bool) -> int:
 
     cfg = _config(args)
     profile = _profile(args, cfg)
+    _plan(cfg, profile, args)
     faults = []
     if sim:
         from legsleeve.sim.faults import parse_fault
@@ -153,6 +160,16 @@ def _session(args, *, sim: bool) -> int:
 
         print(f"plot: {plot_log(log_path, args.plot, title=f'legsleeve simulate: {profile.name}')}")
     return EXIT_TRIP if result.outcome.trip is not None else EXIT_OK
+
+
+def _plan(cfg: HardwareConfig, profile, args) -> None:
+    """The whole session planned on the model before the rig opens: what would certainly trip is refused."""
+    from legsleeve.app.validate import headline, plan_session
+
+    plan = plan_session(cfg, profile, cycles=args.cycles, minutes=args.minutes, sim=cfg.simulation)
+    if not plan.ok:
+        raise ConfigError([str(f) for f in plan.findings])
+    _status(headline(plan))
 
 
 def _plot_possible(args) -> None:
