@@ -316,3 +316,13 @@ def test_a_session_at_the_limit_ends_vented_inside_it_as_planned(config_dir):
     assert all(p < VENTED_MMHG for p in rig.final_mmhg.values())
     [over] = plan_session(cfg, profile, minutes=5.5, sim=cfg.simulation).findings
     assert "at most 5" in over.message
+
+
+def test_a_cycle_longer_than_the_session_allows(config_dir):
+    """With a 1-minute limit a session must end by 43 s (the final vent's 17 s kept): gradient's 63 s cycle cannot."""
+    set_limit(config_dir, "session_max_min", "1")
+    cfg, profile = load(config_dir, "gradient")
+    plan = plan_session(cfg, profile, minutes=1, sim=cfg.simulation)
+    [finding] = plan.findings
+    assert finding.key == "--minutes 1" and finding.message.startswith("one cycle takes more than 43 s: not one fits")
+    assert plan.limited and plan.session_cycles == 0 and plan.session_s == pytest.approx(43.0, abs=0.05)

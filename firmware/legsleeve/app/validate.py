@@ -150,7 +150,8 @@ def plan_session(
             squeezed.add(name)
 
     trip = run.supervisor.tripped
-    if trip is not None and not (trip.rule == "SAFE-10" and trip.zone in squeezed):  # that one is said already
+    said = trip is not None and trip.rule == "SAFE-10" and trip.zone in squeezed  # the squeeze it tripped on
+    if trip is not None and not (said and trip.zone is not None and run.above_at_trip[names.index(trip.zone)]):
         findings.append(_trip_finding(cfg, profile, trip, run))
 
     return SessionPlan(
