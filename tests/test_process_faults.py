@@ -109,7 +109,9 @@ def test_a_fresh_start_after_a_kill_begins_again_from_idle(quick_config, tmp_pat
         timeout=120,
     )
     assert again.returncode == 0, again.stderr
-    assert "self-test" in again.stderr.splitlines()[0]
+    lines = again.stderr.splitlines()
+    assert lines[0].startswith("planned on the model:")  # the plan, before the rig opens
+    assert "self-test" in lines[1]  # the first thing done on the rig
     rows = read_log(log2)
     assert rows[0]["cycle"] == "0" and rows[0]["state"] == "fill ankle"
     assert set(tmp_path.rglob("*")) - before == {log2}  # the run left nothing but its log
@@ -117,13 +119,14 @@ def test_a_fresh_start_after_a_kill_begins_again_from_idle(quick_config, tmp_pat
 
 def test_exception_inside_a_tick_exits_1_with_outputs_safe(quick_config, tmp_path):
     """An internal error mid-fill: exit 1, traceback in the log, outputs safe (the rig's pins are checked in
-    test_session; here, the process's own report and log)."""
+    test_session; here, the process's own report and log). The bug fires in the runner's tick only: the plan made
+    before the rig opens runs the same controller, and a bug there stops everything before anything moves."""
     log = tmp_path / "s.csv"
     code = (
         "import sys, legsleeve.core.controller as c\n"
         "real = c.Controller.step\n"
         "def step(self, now_s, r):\n"
-        "    if now_s > 6: raise ZeroDivisionError('a bug')\n"
+        "    if now_s > 6 and sys._getframe(1).f_code.co_name == '_loop': raise ZeroDivisionError('a bug')\n"
         "    return real(self, now_s, r)\n"
         "c.Controller.step = step\n"
         "from legsleeve.app.cli import main\n"

@@ -37,6 +37,24 @@ def test_bad_usage_exits_2(capsys):
 def test_check_config_accepts_the_shipped_config(capsys):
     code, out, _ = run(capsys, "check-config", "--config", str(CONFIG_DIR))
     assert code == 0 and "OK - 4 zones (ankle, calf, knee, thigh)" in out
+    # each profile with its session planned on the model: the cycle, the session, each zone's figures
+    assert out.count("planned on the model: a cycle takes") == len(PROFILES) and "WOULD TRIP" not in out
+    assert f"{CONFIG_DIR}/profiles/gradient.yaml: OK" in out and "20 min (the profile's): 20 cycle(s)" in out
+    assert out.count("(limit 120)") == out.count("(limit 40)") == 4 * len(PROFILES)
+
+
+def test_check_config_refuses_a_profile_that_would_trip_with_its_file_and_line(capsys, tmp_path):
+    shutil.copytree(CONFIG_DIR, tmp_path, dirs_exist_ok=True)
+    path = tmp_path / "profiles" / "squeeze.yaml"
+    path.write_text(
+        "name: squeeze\ndescription: one long squeeze\ntargets: {default_mmhg: 35}\nsession: {cycles: 2}\n"
+        "cycle:\n  - fill: calf\n  - hold_s: 150\n  - rest_s: 10\n"
+    )
+    code, out, err = run(capsys, "check-config", "--config", str(tmp_path))
+    assert code == 2
+    assert f"{path}: WOULD TRIP (1 finding(s) below)" in out and f"{tmp_path}/profiles/wave.yaml: OK" in out
+    assert f"{path}:6: cycle[0]: calf would stay above 20 mmHg for more than 120 s without a break" in err
+    assert err.rstrip().endswith("config: 1 problem(s); nothing was actuated") and "Traceback" not in err
 
 
 def test_check_config_rejects_with_file_line_key_and_exit_2(capsys, tmp_path):
@@ -88,6 +106,8 @@ def test_console_script_is_installed():
         (["--fault", "leak:shin@3"], "no zone 'shin'"),
         (["--fault", "leak@3"], "needs a zone"),
         (["--profile", "nope"], "no such profile 'nope'"),
+        (["--minutes", "61"], "--minutes 61: a session of 61 min is longer than limits.session_max_min (60 min"),
+        (["--profile", "gradient", "--cycles", "100"], "--cycles 100: 100 cycles would end at about 1:45:"),
     ],
 )
 def test_bad_input_exits_2_with_nothing_actuated(tmp_path, capsys, argv, fragment):
@@ -134,3 +154,28 @@ def test_profiles_lists_them_all(capsys):
     for name in PROFILES:
         assert name in out
     assert "(default)" in out
+
+
+@pytest.mark.slow
+def test_asking_for_the_session_limit_completes_normally(tmp_path, capsys):
+    """SAFE-10: `--minutes 60` with `limits.session_max_min: 60` ends with its last whole cycle that fits, vented,
+    inside the limit: exit 0, no trip (it used to trip the session limit at 60:00 and exit 3). ~40 s."""
+    import csv
+
+    log = tmp_path / "s.csv"
+    code, out, err = run(capsys, "simulate", "--config", str(CONFIG_DIR), "--minutes", "60", "--log", str(log))
+    assert code == 0, err
+    assert "no trip" in out and "SAFE-10" not in out + err and "ended early, at the session limit" in out
+    with log.open() as f:
+        rows = list(csv.DictReader(f))
+    assert not any(r["fault"] for r in rows)
+    session_s = float(rows[-1]["t_s"]) - float(rows[0]["t_s"])
+    assert 59 * 60 < session_s < 60 * 60  # the session, its final vent included, inside the hour
+    assert rows[-1]["state"] == "done" and rows[-1]["pump_duty"] == "0.000"
+
+
+def test_run_refuses_a_session_beyond_the_limit_before_opening_the_sleeve(capsys):
+    """The plan comes before the rig: on a PC, opening the sleeve would fail (exit 1); refused first, exit 2."""
+    code, _, err = run(capsys, "run", "--config", str(CONFIG_DIR), "--minutes", "90")
+    assert code == 2 and "ask for at most 60" in err and "nothing was actuated" in err
+    assert "no GPIO library" not in err  # the sleeve was never opened

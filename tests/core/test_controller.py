@@ -136,6 +136,42 @@ def test_session_by_minutes_finishes_the_cycle_under_way():
     assert ctl.status.done and ctl.status.cycle == 2 and 60.0 <= t < 61.0
 
 
+def test_no_cycle_starts_that_would_end_past_the_deadline():
+    """SAFE-10: a session asked for longer than the deadline allows ends at the last whole cycle that fits, done and
+    vented, `limited` saying why; one asked for less is not touched."""
+    steps = [FILL0, Step(StepKind.HOLD, duration_s=30), VENT_ALL]
+
+    def run(**length):
+        ctl = Controller(profile(steps, cycles=None), min_duty=MIN_DUTY, deadline_s=100.0, **length)
+        t = 0.0
+        while not ctl.step(t, readings(t, 40.0, 0)).status.done:
+            t += 0.5
+            assert t < 1000
+        return ctl.status, t
+
+    status, t = run(minutes=10.0)  # cycles of ~30 s: the fourth would end at ~120 s, past 100 s
+    assert status.cycle == 3 and status.limited and 90.0 <= t <= 93.0
+    status, t = run(cycles=3)  # the same three cycles, asked for: not limited
+    assert status.cycle == 3 and not status.limited and 90.0 <= t <= 93.0
+    status, t = run(minutes=1.0)  # ends at the first cycle end after 60 s, well inside the deadline
+    assert status.cycle == 2 and not status.limited and 60.0 <= t <= 63.0
+
+
+def test_a_cycle_under_way_at_the_deadline_ends_there_vented():
+    """A cycle longer than those before it (a slow fill) does not run past the deadline: every zone vents then."""
+    steps = [FILL0, Step(StepKind.HOLD, duration_s=30), VENT_ALL]
+    ctl = Controller(profile(steps, cycles=None), min_duty=MIN_DUTY, minutes=10.0, deadline_s=70.0)
+    t = 0.0
+    while t < 69.99:
+        p = 0.0 if t >= 30.0 else 40.0  # from the second cycle on, the ankle never fills
+        out = ctl.step(t, readings(t, p, 0))
+        assert not out.status.done
+        t += 0.5
+    assert out.commands.action(0) is FILL
+    out = ctl.step(70.0, readings(70.0, 0.0, 0))
+    assert out.commands == SAFE and out.status.done and out.status.limited and out.status.cycle == 1
+
+
 def test_ramp_scales_targets_by_cycle():
     p = profile([FILL0, Step(StepKind.HOLD, duration_s=1), VENT_ALL], cycles=4, ramp_cycles=2, ramp_start=0.5)
     ctl = Controller(p, min_duty=MIN_DUTY)

@@ -20,6 +20,7 @@ safe state: nothing pneumatic happens.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import statistics
 import subprocess
@@ -40,6 +41,8 @@ if TYPE_CHECKING:  # `bench --hardware` runs on the Pi: nothing here loads the s
     from legsleeve.hw.rig import Rig
     from legsleeve.hw.sensors import SensorArray
     from legsleeve.sim.world import SimWorld
+
+log = logging.getLogger(__name__)
 
 # per sensor at 400 kHz (safety-requirements §B2): the physical limit of a sweep is 5 ms + N x 0.3 ms
 SWEEP_TRANSFER_S = 0.0003
@@ -261,6 +264,11 @@ def reaction(cfg) -> list[Figure]:
     from legsleeve.hw.backends import open_sim
 
     level = 30.0
+    log.info(
+        "reaction: a runaway fill of the %s on the simulated rig, on purpose: SAFE-4 must trip at %g mmHg",
+        cfg.zone_names[0],
+        level,
+    )
     rig = open_sim(cfg, seed=0)
     seen: dict[str, float | None] = {"onset": None, "safe": None}
     peak_mmhg = [0.0]  # the zone's highest true pressure

@@ -94,6 +94,8 @@ def open_rig(cfg: HardwareConfig, args, *, faults=(), with_sensors: bool = True)
 
 
 def cmd_check_config(args) -> int:
+    """Every file checked, then every profile's session planned on the model: all that would trip, refused."""
+    from legsleeve.app.validate import describe, plan_session
     from legsleeve.config.profiles import load_all
 
     cfg = _config(args)
@@ -104,7 +106,11 @@ def cmd_check_config(args) -> int:
     )
     profiles, problems = load_all(_config_dir(args), cfg)
     for p in profiles:
-        print(f"{p.path}: OK - {len(p.steps)} steps a cycle")
+        plan = plan_session(cfg, p, sim=planning_model(cfg))
+        verdict = "OK" if plan.ok else f"WOULD TRIP ({len(plan.findings)} finding(s) below)"
+        print(f"{p.path}: {verdict} - {len(p.steps)} steps a cycle")
+        print("\n".join(describe(plan, cfg)))
+        problems += [str(f) for f in plan.findings]
     print_limits(cfg)
     if problems:
         raise ConfigError(problems)
@@ -142,6 +148,11 @@ def print_limits(cfg: HardwareConfig, out=None) -> None:
             print(f"  {f.name:<24} {value:>8.3g}  hardware.yaml", file=out)
 
 
+def planning_model(cfg: HardwareConfig):
+    """The sleeve a session is planned on: the twin calibration fitted to it, else hardware.yaml's model."""
+    return cfg.calibration.twin if cfg.calibration is not None else cfg.simulation
+
+
 def _twin(cfg: HardwareConfig, args) -> HardwareConfig:
     """With --twin: the config whose simulated sleeve is the twin calibration fitted (refused without one)."""
     import dataclasses
@@ -171,6 +182,7 @@ def _session(args, *, sim: bool) -> int:
 
     cfg = _config(args)
     profile = _profile(args, cfg)
+    _plan(cfg, profile, args)
     faults = []
     if sim:
         cfg = _twin(cfg, args)
@@ -199,6 +211,16 @@ def _session(args, *, sim: bool) -> int:
 
         print(f"plot: {plot_log(log_path, args.plot, title=f'legsleeve simulate: {profile.name}')}")
     return EXIT_TRIP if result.outcome.trip is not None else EXIT_OK
+
+
+def _plan(cfg: HardwareConfig, profile, args) -> None:
+    """The whole session planned on the model before the rig opens: what would certainly trip is refused."""
+    from legsleeve.app.validate import headline, plan_session
+
+    plan = plan_session(cfg, profile, cycles=args.cycles, minutes=args.minutes, sim=planning_model(cfg))
+    if not plan.ok:
+        raise ConfigError([str(f) for f in plan.findings])
+    _status(headline(plan))
 
 
 def _plot_possible(args) -> None:

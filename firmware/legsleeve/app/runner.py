@@ -26,6 +26,8 @@ from legsleeve.safety.trip import Priority, Trip
 
 log = logging.getLogger(__name__)
 
+END_VENT_GRACE_S = 1.0  # at the end, the loop waits for the vent up to limits.vent_timeout_s and this much more
+
 
 class Controller(Protocol):
     """What the runner needs of a controller (`legsleeve.core.controller.Controller` is the one that ships)."""
@@ -185,7 +187,8 @@ class Runner:
                 emptied = all(r.ok and r.mmhg < VENTED_MMHG - 1.0 for r in watched)
                 if emptied and not skip:
                     return True
-                if now - ending_since > vent_limit_s + 1.0 or (emptied and now - ending_since > vent_limit_s):
+                waited_s = now - ending_since
+                if waited_s > vent_limit_s + END_VENT_GRACE_S or (emptied and waited_s > vent_limit_s):
                     return False  # what could empty has; the rest is reported, after a full vent time open
 
             next_s += self.tick_s

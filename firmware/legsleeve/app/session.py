@@ -75,7 +75,7 @@ def run_session(
             steps.append((readings.t_s - start, state))
             if status is not None and (state.startswith("fill") or state in ("done", "tripped")):
                 status(
-                    f"cycle {min(runner.status.cycle + 1, cycles or 10**9)}{total} "
+                    f"cycle {min(runner.status.cycle + (state != 'done'), cycles or 10**9)}{total} "
                     f"{_mmss(readings.t_s - start)}  {state}"
                 )
 
@@ -126,6 +126,12 @@ def report(result: SessionResult, profile: Profile, out=None) -> None:
         file=out,
     )
     print(result.stats.table(faults), file=out)
+    if o.status.limited and trip is None and not o.stopped:
+        print(
+            "ended early, at the session limit: one more cycle would not have ended, vented, inside "
+            "limits.session_max_min (hardware.yaml)",
+            file=out,
+        )
     if trip is not None:
         print(f"hint: {trip.hint}", file=out)
     if o.cannot_vent is not None:

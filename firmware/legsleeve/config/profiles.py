@@ -94,11 +94,13 @@ def _read_profile(doc: YMap, path: Path, hw: HardwareConfig, problems: Problems)
     timing = _Timing(top.section("timing", optional=True))
 
     minutes = cycles = None
+    session_line = 0
     if (ssec := top.section("session")) is not None:
         if ssec.has("minutes") == ssec.has("cycles"):
             ssec.error("minutes", "give exactly one of minutes or cycles")
         minutes = ssec.number("minutes", None, above=0.0, maximum=MAX_SESSION_MIN, unit="min")
         cycles = ssec.integer("cycles", None, minimum=1, maximum=10_000)
+        session_line = ssec.line_of("minutes" if ssec.has("minutes") else "cycles")
         ssec.finish()
 
     ramp_cycles, ramp_start = 0, 1.0
@@ -136,6 +138,7 @@ def _read_profile(doc: YMap, path: Path, hw: HardwareConfig, problems: Problems)
         ramp_cycles=ramp_cycles,
         ramp_start=ramp_start,
         allow_reverse_gradient=bool(allow_reverse),
+        session_line=session_line,
     )
     for step in steps:
         for zone in step.zones:

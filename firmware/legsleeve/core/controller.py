@@ -60,6 +60,7 @@ class Status:
     cycle: int  # completed cycles
     done: bool
     zones: tuple[ZoneStatus, ...]
+    limited: bool = False  # done early, by the session deadline rather than the length asked for
 
 
 class Output(NamedTuple):
@@ -111,8 +112,35 @@ class Tuning:
     share_mmhg: float = 5.0  # a top-up pauses the fills of zones lower than it by more than this (one pump)
 
 
+def session_over(
+    cycles_done: int,
+    elapsed_s: float,
+    longest_cycle_s: float,
+    *,
+    cycles: int | None,
+    session_s: float | None,
+    deadline_s: float | None,
+) -> bool:
+    """Whether a session ends at this cycle boundary, `elapsed_s` into it with `cycles_done` whole cycles behind it:
+    the cycles asked for are done, or the minutes asked for have passed (the cycle under way has finished), or
+    another cycle as long as the longest so far would not end by `deadline_s`.
+
+    The one rule of a session's length: the controller applies it as each cycle ends, and the planner
+    (`legsleeve.app.validate`) to the cycles it plans."""
+    if cycles is not None and cycles_done >= cycles:
+        return True
+    if session_s is not None and elapsed_s >= session_s:
+        return True
+    return deadline_s is not None and elapsed_s + longest_cycle_s > deadline_s
+
+
 class Controller:
-    """Runs a profile's cycles for a session of `cycles` cycles or `minutes` (the cycle under way finishes)."""
+    """Runs a profile's cycles for a session of `cycles` cycles or `minutes` (the cycle under way finishes).
+
+    `deadline_s`, seconds from the first step: the session is over by then, whatever was asked. No cycle starts
+    that would not end by it (judged by the longest cycle so far), and a cycle still under way at the deadline ends
+    there, every zone vented (`Status.limited`). The builder sets it so that the final vent, too, ends inside the
+    supervisor's session limit (SAFE-10), which stays the hard cut-off."""
 
     def __init__(
         self,
@@ -121,6 +149,7 @@ class Controller:
         min_duty: float,
         cycles: int | None = None,
         minutes: float | None = None,
+        deadline_s: float | None = None,
         tuning: Tuning = Tuning(),
     ):
         self.profile = profile
@@ -129,6 +158,10 @@ class Controller:
         cycles, minutes = profile.session_length(cycles, minutes)
         self._session_cycles = cycles  # the session's length: cycles, or
         self._session_s = minutes * 60.0 if minutes is not None else None  # seconds
+        self._deadline_s = deadline_s
+        self._cycle_start_s = 0.0
+        self._longest_cycle_s = 0.0
+        self._limited = False
         self._zones = [_Zone() for _ in profile.zone_names]
         self._cycle = 0
         self._step_index = 0
@@ -142,8 +175,10 @@ class Controller:
     def step(self, now_s: float, readings: Readings) -> Output:
         """One tick: regulate every zone on its reading, advance the profile, and say what the outputs should do."""
         if self._start_s is None:
-            self._start_s = now_s
+            self._start_s = self._cycle_start_s = now_s
             self._enter(now_s)
+        if not self._done and self._deadline_s is not None and now_s - self._start_s >= self._deadline_s:
+            self._finish(limited=True)  # the cycle under way does not run past the deadline
         if self._done:
             return Output(SAFE, self.status)
         pressures = [r.mmhg if r.ok else math.nan for r in readings.zones]
@@ -167,6 +202,7 @@ class Controller:
                 self._cycle,
                 self._done,
                 tuple(z.status() for z in self._zones),
+                self._limited,
             )
         return self._status
 
@@ -247,21 +283,30 @@ class Controller:
         if self._step_index == len(self.profile.steps):
             self._step_index = 0
             self._cycle += 1
-            if self._session_over(now_s):
-                self._finish()
+            self._longest_cycle_s = max(self._longest_cycle_s, now_s - self._cycle_start_s)
+            self._cycle_start_s = now_s
+            assert self._start_s is not None
+            elapsed_s = now_s - self._start_s
+            if self._over(elapsed_s, self._deadline_s):
+                self._finish(limited=not self._over(elapsed_s, None))  # limited: the deadline ended it
                 return
         self._enter(now_s)
 
-    def _session_over(self, now_s: float) -> bool:
-        if self._session_cycles is not None and self._cycle >= self._session_cycles:
-            return True
-        assert self._start_s is not None
-        return self._session_s is not None and now_s - self._start_s >= self._session_s
+    def _over(self, elapsed_s: float, deadline_s: float | None) -> bool:
+        return session_over(
+            self._cycle,
+            elapsed_s,
+            self._longest_cycle_s,
+            cycles=self._session_cycles,
+            session_s=self._session_s,
+            deadline_s=deadline_s,
+        )
 
-    def _finish(self) -> None:
+    def _finish(self, *, limited: bool = False) -> None:
         for z in self._zones:
             z.phase = Phase.VENTED
         self._done = True
+        self._limited = limited
         self._step_words = "done"
         self._status = None
 

@@ -55,6 +55,7 @@ class Profile:
     ramp_cycles: int = 0
     ramp_start: float = 1.0
     allow_reverse_gradient: bool = False
+    session_line: int = 0  # the line of its session length in its file, for messages (0: none)
 
     @classmethod
     def of_steps(
