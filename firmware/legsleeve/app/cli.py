@@ -215,12 +215,12 @@ def _session(args, *, sim: bool) -> int:
 
 def _plan(cfg: HardwareConfig, profile, args) -> None:
     """The whole session planned on the model before the rig opens: what would certainly trip is refused."""
-    from legsleeve.app.validate import headline, plan_session
+    from legsleeve.app.validate import headline, model_words, plan_session
 
     plan = plan_session(cfg, profile, cycles=args.cycles, minutes=args.minutes, sim=planning_model(cfg))
     if not plan.ok:
         raise ConfigError([str(f) for f in plan.findings])
-    _status(headline(plan))
+    _status(headline(plan, model_words(cfg)))
 
 
 def _plot_possible(args) -> None:

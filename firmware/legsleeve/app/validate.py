@@ -487,8 +487,8 @@ def _trip_finding(cfg: HardwareConfig, profile: Profile, trip: Trip, run: _Model
 # -- words -------------------------------------------------------------------------------------------------------
 
 
-def headline(plan: SessionPlan) -> str:
-    """The plan in one line: its cycle, and the session's cycles and end."""
+def headline(plan: SessionPlan, on: str = "the model") -> str:
+    """The plan in one line: what it was planned on, its cycle, and the session's cycles and end."""
     ramp = plan.profile.ramp_cycles
     if plan.cycle_s is not None:
         cycle = f"a cycle takes {plan.cycle_s:.0f} s"
@@ -502,14 +502,19 @@ def headline(plan: SessionPlan) -> str:
         )
     else:
         session = f"{plan.asked}: would not run to its end"
-    return f"planned on the model: {cycle}; {session}"
+    return f"planned on {on}: {cycle}; {session}"
+
+
+def model_words(cfg: HardwareConfig) -> str:
+    """What a plan for this config runs on, in words (the CLI plans on the twin once calibrated)."""
+    return "your sleeve's twin (calibration.yaml)" if cfg.calibration is not None else "the model"
 
 
 def describe(plan: SessionPlan, cfg: HardwareConfig) -> list[str]:
     """The plan's figures, for `check-config`: the headline, then each zone's longest squeeze and slowest fill."""
     lim = cfg.limits
     lines = [
-        f"  {headline(plan)}",
+        f"  {headline(plan, model_words(cfg))}",
         f"  {'zone':<8} {'longest above ' + f'{lim.venous_safe_mmhg:g} mmHg':<24} slowest fill",
     ]
     for z in plan.zones:

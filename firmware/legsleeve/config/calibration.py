@@ -174,7 +174,8 @@ def derive_limits(limits: Limits, cal: Calibration) -> tuple[Limits, dict[str, s
     new["sensor_noise_mmhg"] = _clamp(NOISE_FACTOR * noise, NOISE_FLOOR, MAX_SENSOR_NOISE_MMHG)
     sources["sensor_noise_mmhg"] = f"{name}'s sensor: {noise:.2f} mmHg at rest, x{NOISE_FACTOR:g}"
 
-    return dataclasses.replace(limits, **new), sources  # type: ignore[arg-type]  # every key a float limit
+    rounded = {key: float(f"{value:.3g}") for key, value in new.items()}  # what the figures can say
+    return dataclasses.replace(limits, **rounded), sources  # type: ignore[arg-type]  # every key a float limit
 
 
 def _clamp(value: float, low: float, high: float) -> float:
