@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import statistics
 import subprocess
 import sys
@@ -45,9 +46,15 @@ def test_fill_efficiency_and_overshoot(cfg):
     assert ratio.met and overshoot.met, (ratio, overshoot)
 
 
-def test_reaction_within_debounce_and_one_tick(cfg):
-    (figure,) = bench.reaction(cfg)
+def test_reaction_within_debounce_and_one_tick(cfg, caplog):
+    with caplog.at_level(logging.DEBUG):
+        (figure,) = bench.reaction(cfg)
     assert figure.met, figure
+    # the trip it provokes on purpose is logged as what it is, never as a CRITICAL alarm
+    assert not [r for r in caplog.records if r.levelno > logging.INFO], caplog.text
+    assert "(provoked by the bench) TRIP SAFE-4" in caplog.text
+    # and the filter does not outlive the measurement
+    assert not logging.getLogger("legsleeve.safety.supervisor").filters
 
 
 def test_run_loads_nothing_for_plotting():

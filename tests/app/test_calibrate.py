@@ -167,6 +167,7 @@ def test_the_cli_writes_calibration_yaml_and_refuses_without_writing(tmp_path):
     )
     assert shown.returncode == 0, shown.stderr
     assert "derived from calibration.yaml" in shown.stdout
+    assert "planned on your sleeve's twin (calibration.yaml)" in shown.stdout
     assert "vent_timeout_s" in shown.stdout and "calibration: thigh vents" in shown.stdout
     bad = tmp_path / "bad"
     shutil.copytree(CONFIG_DIR, bad)
