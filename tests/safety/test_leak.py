@@ -63,14 +63,14 @@ def test_safe7_a_held_zone_falling_8_mmhg_below_its_peak_trips(cfg):
     assert sup.tripped.rule == "SAFE-7" and "since it was full" in sup.tripped.reason
 
 
-def _topups(sup, n):
+def _topups(sup, n, hold_s=0.6):
+    """n times: held for hold_s, then two ticks of filling (a top-up)."""
     t = 0.0
     for _ in range(n):
-        for wish in (HOLD_CALF, FILL_CALF):
-            sup.review(t, rd(t, calf=39.0), wish)
-            t += TICK
-            sup.review(t, rd(t, calf=39.0), wish)
-            t += TICK
+        for wish, ticks in ((HOLD_CALF, round(hold_s / TICK)), (FILL_CALF, 2)):
+            for _ in range(ticks):
+                sup.review(t, rd(t, calf=39.0), wish)
+                t += TICK
     return sup.tripped
 
 
@@ -78,3 +78,8 @@ def test_safe7_top_up_budget(cfg):
     assert _topups(Supervisor(cfg, [45.0, 40.0, 35.0, 30.0]), 3) is None
     trip = _topups(Supervisor(cfg, [45.0, 40.0, 35.0, 30.0]), 4)
     assert trip.rule == "SAFE-7" and "4 top-ups" in trip.reason
+
+
+def test_safe7_a_fill_paused_for_another_zones_top_up_is_no_top_up(cfg):
+    # a fill held for a moment (0.2 s) while another zone's top-up has the pump, again and again: not a leak
+    assert _topups(Supervisor(cfg, [45.0, 40.0, 35.0, 30.0]), 10, hold_s=0.2) is None

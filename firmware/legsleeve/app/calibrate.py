@@ -67,7 +67,7 @@ MIN_RUN_S = 0.25  # ...or the whole of a shorter run between SAFE-15's checks, i
 
 # Refusals: a build outside these is not calibrated; it is fixed first.
 REFUSE_LEAK_MMHG_S = 1.0
-REFUSE_SLOW_FILL_MMHG_S = 1.0  # at minimum duty near the top: the pump barely moves air
+REFUSE_SLOW_FILL_MMHG_S = 0.6  # at minimum duty near the top: the pump barely moves air
 REFUSE_RMS_MMHG = 5.0  # the model cannot describe this sleeve
 REFUSE_VENT_FROM_MMHG = 45.0  # a sleeve that cannot vent from a moderate squeeze within SAFE-8's ceiling
 
@@ -621,7 +621,7 @@ def refuse(cal: Calibration, cfg: HardwareConfig) -> None:
                 "the pump is too weak or the inlet too small for this bladder"
             )
         t_vent = z.vent_time_s(REFUSE_VENT_FROM_MMHG)
-        if not t_vent * VENT_TIMEOUT_FACTOR + VENT_TIMEOUT_PLUS_S <= MAX_VENT_TIMEOUT_S:
+        if not t_vent + VENT_TIMEOUT_PLUS_S <= MAX_VENT_TIMEOUT_S:
             reasons.append(
                 f"{z.name} takes {t_vent:.0f} s to vent from {REFUSE_VENT_FROM_MMHG:g} mmHg: its exhaust is too "
                 f"small or restricted for its bladder (a sleeve must empty well within {MAX_VENT_TIMEOUT_S:g} s)"

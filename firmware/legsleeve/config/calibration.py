@@ -31,7 +31,7 @@ FORMAT = 1
 # -- margins: how far each derived limit stands from what the build was measured to do ---------------------------
 FILL_TIMEOUT_FACTOR, FILL_TIMEOUT_PLUS_S, FILL_TIMEOUT_FLOOR_S = 2.0, 5.0, 10.0
 MIN_FILL_RATE_FACTOR = 0.5  # of the slowest fill rate at minimum duty, at the top pressure
-MIN_FILL_RATE_FLOOR, MIN_FILL_RATE_CEILING = 0.5, 5.0  # mmHg/s: below the floor a stalled fill looks alive
+MIN_FILL_RATE_FLOOR, MIN_FILL_RATE_CEILING = 0.3, 5.0  # mmHg/s: below the floor a stalled fill looks alive
 VENT_TIMEOUT_FACTOR, VENT_TIMEOUT_PLUS_S, VENT_TIMEOUT_FLOOR_S = 1.5, 2.0, 5.0
 VENT_CHECK_FACTOR, VENT_CHECK_FLOOR_S, VENT_CHECK_CEILING_S = 0.7, 1.0, 10.0  # x the slowest vent time constant
 OCCLUSION_FACTOR, OCCLUSION_FLOOR, OCCLUSION_CEILING = 2.5, 20.0, 200.0  # x the fastest rate a bladder moves at

@@ -81,6 +81,9 @@ class HoldLeak:
     # median's smaller spread and its neighbours' shared samples cancel), above max_rate. With 0.3 mmHg of noise, over
     # half a second, that is 1.2 mmHg/s; over the 2 s window 0.14 mmHg/s.
     NOISE_SE = 3.0
+    # A fill after a hold this short is no top-up: a fill paused while another zone's top-up has the pump. (A leak
+    # fast enough to need a top-up within it loses 4 mmHg/s: the fitted rate trips on it.)
+    TOPUP_MIN_HOLD_S = 0.5
 
     def __init__(
         self,
@@ -110,6 +113,7 @@ class HoldLeak:
         self._fit = [_Slope() for _ in range(n)]  # every held sample since the window began
         self._held_s = [0.0] * n  # time held, summed
         self._topups: list[list[float]] = [[] for _ in range(n)]
+        self._held_since = [0.0] * n  # when the latest hold began
         self._peak = [-math.inf] * n
         self._held_once = [False] * n
         self._hold_start: list[float | None] = [None] * n  # when this uninterrupted hold began
@@ -138,7 +142,9 @@ class HoldLeak:
                 self._last[i] = self._hold_start[i] = None
                 continue
             previous, self._previous[i] = self._previous[i], action
-            if action is FILL and previous is HOLD:
+            if action is HOLD and previous is not HOLD:
+                self._held_since[i] = now_s
+            if action is FILL and previous is HOLD and now_s - self._held_since[i] >= self.TOPUP_MIN_HOLD_S:
                 topups = [t for t in self._topups[i] if now_s - t < self.topup_window_s] + [now_s]
                 self._topups[i] = topups
                 if len(topups) > self.max_topups:
