@@ -83,3 +83,20 @@ def test_safe7_top_up_budget(cfg):
 def test_safe7_a_fill_paused_for_another_zones_top_up_is_no_top_up(cfg):
     # a fill held for a moment (0.2 s) while another zone's top-up has the pump, again and again: not a leak
     assert _topups(Supervisor(cfg, [45.0, 40.0, 35.0, 30.0]), 10, hold_s=0.2) is None
+
+
+def test_safe7_on_a_calibrated_build_the_bound_scales_with_the_pressure_held(cfg):
+    # a sound zone loses in proportion to its pressure: calibration's leak_rate_per_mmhg_s lets a low target's leak
+    # be caught as early as a high one's. Held at 20 mmHg, losing 0.9 mmHg/s:
+    def held(per_mmhg_s):
+        limits = dataclasses.replace(cfg.limits, leak_rate_per_mmhg_s=per_mmhg_s)
+        sup = Supervisor(dataclasses.replace(cfg, limits=limits), [45.0, 40.0, 35.0, 30.0])
+        return run_until_trip(sup, 0, 5, HOLD_CALF, lambda t: {"calf": 20 - 0.9 * t}), sup.tripped
+
+    assert held(0.0)[0] is None  # the flat 1 mmHg/s bound: under it
+    t, trip = held(0.01)  # 0.5 + 0.01 x 19.4 = 0.69 mmHg/s, where it is judged
+    assert t is not None and t < 1.5 and "(at most 0.69)" in trip.reason  # judged at 19.4 mmHg
+    # never looser than the flat bound: at 80 mmHg, 0.5 + 0.8 is capped at 1.0
+    limits = dataclasses.replace(cfg.limits, leak_rate_per_mmhg_s=0.01)
+    sup = Supervisor(dataclasses.replace(cfg, limits=limits), [90.0, 90.0, 90.0, 90.0])
+    assert run_until_trip(sup, 0, 5, HOLD_CALF, lambda t: {"calf": 80 - 1.2 * t}) is not None

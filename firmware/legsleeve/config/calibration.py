@@ -169,6 +169,15 @@ def derive_limits(limits: Limits, cal: Calibration) -> tuple[Limits, dict[str, s
         f"(at most {LEAK_RATE_CEILING:g})"
     )
 
+    # a sound zone loses in proportion to its pressure: the worst loss per mmHg held, x3 (the floor is SAFE-7's)
+    fractions = {z.name: max((loss / p for p, loss in z.hold_loss_mmhg_s if p > 0), default=0.0) for z in cal.zones}
+    name = max(fractions, key=lambda n: fractions[n])
+    new["leak_rate_per_mmhg_s"] = min(max(LEAK_RATE_FACTOR * fractions[name], 1e-4), 0.1)
+    sources["leak_rate_per_mmhg_s"] = (
+        f"{name} loses {fractions[name] * 100:.2f} % of its pressure a second held: x{LEAK_RATE_FACTOR:g}, "
+        "above a 0.5 mmHg/s floor"
+    )
+
     noises = {z.name: z.noise_mmhg for z in cal.zones}
     name, noise = slowest("noise", noises)
     new["sensor_noise_mmhg"] = _clamp(NOISE_FACTOR * noise, NOISE_FLOOR, MAX_SENSOR_NOISE_MMHG)

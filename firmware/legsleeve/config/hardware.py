@@ -367,6 +367,9 @@ def _read_limits(sec: Section | None) -> Limits | None:
         "sensor_noise_mmhg": sec.number(
             "sensor_noise_mmhg", d.sensor_noise_mmhg, minimum=0.01, maximum=MAX_SENSOR_NOISE_MMHG, unit="mmHg"
         ),
+        "leak_rate_per_mmhg_s": sec.number(
+            "leak_rate_per_mmhg_s", d.leak_rate_per_mmhg_s, minimum=0.0, maximum=0.1, unit="mmHg/s per mmHg"
+        ),
     }
     max_topups = sec.integer("max_topups", d.max_topups, minimum=1, maximum=20)
     values |= {

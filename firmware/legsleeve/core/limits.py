@@ -66,6 +66,9 @@ class Limits:
     # The sensor noise (one reading's standard deviation) a rate judged over a short span allows for: the reference
     # MPRLS's ~0.08 mmHg (safety-requirements §B2); calibration measures the build's own.
     sensor_noise_mmhg: float = 0.08
+    # SAFE-7 on a calibrated build: a held zone may also lose no more than 0.5 mmHg/s plus this much per mmHg of its
+    # pressure (0: not measured, leak_rate_mmhg_s alone). Calibration sets it from the worst zone's loss.
+    leak_rate_per_mmhg_s: float = 0.0
     # The slowest zone's vent time constant (SAFE-8's quick look expects a quarter of the loss it gives): the reference
     # thigh's ~2.9 s; calibration measures the build's own.
     vent_tau_s: float = 2.9

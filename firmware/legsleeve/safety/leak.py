@@ -84,12 +84,14 @@ class HoldLeak:
     # A fill after a hold this short is no top-up: a fill paused while another zone's top-up has the pump. (A leak
     # fast enough to need a top-up within it loses 4 mmHg/s: the fitted rate trips on it.)
     TOPUP_MIN_HOLD_S = 0.5
+    FLOOR_MMHG_S = 0.5  # the pressure-scaled bound's floor (calibrated builds)
 
     def __init__(
         self,
         names: Sequence[str],
         *,
         max_rate_mmhg_s: float,
+        rate_per_mmhg_s: float = 0.0,
         window_s: float,
         max_topups: int,
         topup_window_s: float,
@@ -99,6 +101,7 @@ class HoldLeak:
         self.names = list(names)
         self.noise = noise_mmhg
         self.max_rate = max_rate_mmhg_s
+        self.per_mmhg = rate_per_mmhg_s
         self.window_s = window_s
         self.max_topups = max_topups
         self.topup_window_s = topup_window_s
@@ -201,9 +204,20 @@ class HoldLeak:
         if result is None:
             return None
         slope, sxx = result
-        if -slope - self.NOISE_SE * self.noise / math.sqrt(sxx) <= self.max_rate:
+        bound = self.bound(r.mmhg)
+        if -slope - self.NOISE_SE * self.noise / math.sqrt(sxx) <= bound:
             return None
-        return self._trip(i, r, now_s, f"loses {-slope:.1f} mmHg/s while held (at most {self.max_rate:g})")
+        return self._trip(
+            i, r, now_s, f"loses {-slope:.1f} mmHg/s while held at {r.mmhg:.0f} mmHg (at most {bound:.2g})"
+        )
+
+    def bound(self, mmhg: float) -> float:
+        """The fastest loss allowed at this pressure: max_rate; on a calibrated build, where a sound zone's loss grows
+        with its pressure, also no more than FLOOR_MMHG_S plus `rate_per_mmhg` per mmHg (a leak at a low target is
+        then caught as soon as one at a high one)."""
+        if self.per_mmhg <= 0.0:
+            return self.max_rate
+        return min(self.max_rate, self.FLOOR_MMHG_S + self.per_mmhg * max(mmhg, 0.0))
 
     def _recent_loss(self, i: int, r: Reading, now_s: float) -> Trip | None:
         start = self._hold_start[i]

@@ -114,6 +114,7 @@ class Supervisor:
             HoldLeak(
                 names,
                 max_rate_mmhg_s=lim.leak_rate_mmhg_s,
+                rate_per_mmhg_s=lim.leak_rate_per_mmhg_s,
                 window_s=lim.leak_window_s,
                 max_topups=lim.max_topups,
                 topup_window_s=lim.topup_window_s,
