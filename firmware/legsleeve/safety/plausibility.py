@@ -170,10 +170,14 @@ class Plausibility:
             return None
         if abs(z.mmhg - m.mmhg) > self.tolerance(m.mmhg):
             if m.mmhg > z.mmhg:  # before blaming the zone's sensor: is the manifold being fed?
-                # Meanwhile the zone, joined to the manifold, is at the manifold's pressure whichever is to blame:
-                # the higher of the two sensors decides for SAFE-4 while we wait, as after a check.
-                self.corrections_mmhg[c] = max(self.corrections_mmhg[c], m.mmhg - z.mmhg)
                 waiting, fed = self._fed(now_s, c, m, applied)
+                # Meanwhile, once the wait has seen the manifold hold level (nothing feeding it: no flow through the
+                # inlet, so no drop across it), the zone joined to it is at the manifold's pressure whichever sensor
+                # is wrong: the higher decides for SAFE-4 while the wait goes on, as after a check. A manifold still
+                # rising is the wait's to judge (a pump running anyway: the E-stop).
+                level = self._confirm_level()
+                if level is not None and math.isfinite(level):
+                    self.corrections_mmhg[c] = max(self.corrections_mmhg[c], level - z.mmhg)
                 if waiting or fed is not None:
                     return fed
             self._checking = None
@@ -188,6 +192,17 @@ class Plausibility:
         self._pump_base = None  # the next rise of the manifold counts from the next settled pump
         self.checks += 1
         return None
+
+    def _confirm_level(self) -> float | None:
+        """The manifold's mean over the wait's latest readings, once it has enough to show it is not rising (else
+        None)."""
+        if len(self._confirm) < 2 * CONFIRM_AVG_N:
+            return None
+        first, last = self._confirm[:CONFIRM_AVG_N], self._confirm[-CONFIRM_AVG_N:]
+        rise = _mean(s[0] for s in last) - _mean(s[0] for s in first)
+        # level: a quarter of the rise that names a running pump (a pump feeding a joined bladder raises the manifold
+        # ~0.5 mmHg between the two means; a manifold with nothing feeding it moves by its noise, ~0.03)
+        return _mean(s[0] for s in last) if rise < FED_RISE_MMHG / 4 else None
 
     def _fed(self, now_s: float, c: int, m: Reading, applied: Commands) -> tuple[bool, Trip | None]:
         """The manifold reads above the zone it should have equalised with. A sensor reading low, or air coming in
