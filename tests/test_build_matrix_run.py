@@ -1,6 +1,7 @@
 """The build-variation matrix in the suite (issue 11, item 6): on every build of tests/build_matrix.py, calibrated by
 `legsleeve calibrate --sim --config DIR`, no false trip in any profile's fault-free session (judged on the
-simulator's true pressures) and every injected fault caught by its rule within the fault matrix's bounds.
+simulator's true pressures), every injected fault caught by its rule within the fault matrix's bounds, and the twin
+fitted within 15 % of the simulator's true parameters, replaying the calibration within 2 mmHg RMS.
 
 A build calibrate will not take must be one that truly cannot be run within SAFE-5's and SAFE-8's ceilings: its
 refusal is checked against the build's true figures, computed here on the pneumatic model itself (not on anything
@@ -64,6 +65,30 @@ def refusal_is_justified(config_dir) -> list[str]:
     return reasons
 
 
+def twin_misfits(config_dir) -> list[str]:
+    """Each fitted parameter of the build's twin more than 15 % off the simulator's true one, and each zone the twin
+    replays with 2 mmHg RMS error or more (the issue's bounds); the anchor (the pump's stated flow) and what is kept
+    as configured (flat volumes, the manifold) are not fitted."""
+    cfg = load_hardware(config_dir)
+    truth, twin = cfg.simulation, cfg.calibration.twin
+    out = []
+    for name in cfg.zone_names:
+        t, f = truth.zones[name], twin.zones[name]
+        pairs = {
+            "compliance": (t.compliance_l_per_mmhg, f.compliance_l_per_mmhg),
+            "leak": (t.leak_lpm_per_mmhg, f.leak_lpm_per_mmhg),
+            "inlet": (t.inlet_lpm_per_mmhg or truth.inlet_lpm_per_mmhg, f.inlet_lpm_per_mmhg),
+            "exhaust": (t.exhaust_lpm_per_mmhg or truth.exhaust_lpm_per_mmhg, f.exhaust_lpm_per_mmhg),
+        }
+        out += [f"{name} {k}: {b:.4g} fitted, {a:.4g} true" for k, (a, b) in pairs.items() if abs(b - a) > 0.15 * a]
+        rms = cfg.calibration.twin_rms_mmhg[name]
+        if not rms < 2.0:
+            out.append(f"{name}: the twin replays it with {rms:.2f} mmHg RMS")
+    if abs(twin.pump_deadhead_mmhg - truth.pump_deadhead_mmhg) > 0.15 * truth.pump_deadhead_mmhg:
+        out.append(f"dead-head {twin.pump_deadhead_mmhg:.0f} fitted, {truth.pump_deadhead_mmhg:.0f} true")
+    return out
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(MATRIX))
 def test_a_calibrated_build_runs_every_profile_without_a_false_trip_and_catches_every_fault(tmp_path, name):
@@ -73,6 +98,7 @@ def test_a_calibrated_build_runs_every_profile_without_a_false_trip_and_catches_
         justified = refusal_is_justified(result.config_dir)
         assert justified, f"calibration refused a build that is within range:\n{text}"
         return
+    assert not twin_misfits(result.config_dir), twin_misfits(result.config_dir)
     assert len(result.fault_free) == len(PROFILES) and not result.false_trips, text
     assert not result.not_run and len(result.cells) == len(EXPECTED), text
     assert not result.failed_cells, text

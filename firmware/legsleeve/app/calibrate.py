@@ -4,9 +4,9 @@ The script runs under the full supervisor (every rule, the over-pressure limits 
 vent thresholds it is about to measure held at the code's ceilings meanwhile), after the self-test:
 
 1. at rest, vented: each sensor's noise;
-2. each zone alone: fill at full duty to a third of the top pressure, hold; fill at full duty to two thirds, hold;
-   fill at the pump's minimum duty to the top, hold; vent to empty. The top is `limits.max_mmhg` less the trip
-   margin. Every other zone is watched for cross-talk meanwhile.
+2. each zone alone: fill at full duty to a third of the top pressure, hold 5 s; fill at full duty to two thirds,
+   hold 5 s; fill at the pump's minimum duty to the top, hold 20 s; vent to empty. The top is `limits.max_mmhg` less
+   the trip margin. Every other zone is watched for cross-talk meanwhile.
 
 From the recording: fill rates at full and minimum duty, hold losses, vent time constants, noise and cross-talk per
 zone (`ZoneFigures`), and the twin: the pneumatic model's parameters fitted to the same samples. Pressures alone fix
@@ -58,7 +58,9 @@ from legsleeve.hw.rig import Rig
 from legsleeve.safety.trip import Trip
 
 LEVELS = (1 / 3, 2 / 3, 1.0)  # of the top pressure
-HOLD_S = 8.0  # long enough to see a reference bladder's ~0.03 mmHg/s loss through 0.08 mmHg of noise
+# Holds: the loss grows with the pressure, so the top's hold is the long one: 20 s sees a sound bladder's ~0.05 mmHg/s
+# within a few percent through 0.3 mmHg of noise; the lower two show it scales.
+HOLD_S, TOP_HOLD_S = 5.0, 20.0
 REST_S = 2.0  # vented, at rest: the noise
 EMPTY_MMHG = 1.0  # a vent is followed down to this
 SETTLE_S = 0.5  # after a fill, before a hold's loss is judged (the hose evens out with the bladder)
@@ -102,7 +104,7 @@ def script(cfg: HardwareConfig) -> list[Move]:
             Move(f"{name} fill full", i, FILL, 1.0, until_mmhg=mid),
             Move(f"{name} hold {mid:g}", i, HOLD, duration_s=HOLD_S),
             Move(f"{name} fill min", i, FILL, cfg.pump.min_duty, until_mmhg=high),
-            Move(f"{name} hold {high:g}", i, HOLD, duration_s=HOLD_S),
+            Move(f"{name} hold {high:g}", i, HOLD, duration_s=TOP_HOLD_S),
             Move(f"{name} vent", i, VENT, until_mmhg=EMPTY_MMHG),
         ]
     return moves
@@ -284,7 +286,7 @@ def calibrate(
     if outcome.stopped:
         raise CalibrationRefused(f"calibration stopped ({runner.stop_reason}): nothing was written")
     figures = analyse(recording, cfg, selftest_fills)
-    twin, deadhead = fit_twin(recording, cfg, figures)
+    twin, deadhead = fit_twin(recording, cfg)
     replay = replay_twin(recording, cfg, twin)
     rms = rms_per_zone(recording, replay)
     cal = Calibration(
@@ -400,6 +402,23 @@ def fill_runs(rec: Recording, i: int, duty_pred: Callable[[float], bool]) -> lis
     return out
 
 
+def holds(rec: Recording, i: int, name: str) -> list[tuple[float, float, float]]:
+    """Each hold of zone i, after its first SETTLE_S: (mean pressure, loss in mmHg/s by least squares, and that fit's
+    Σ(t - t̄)² in s²: the noise's share of the loss goes as 1/√ of it)."""
+    out = []
+    for label in sorted({lab for lab in rec.labels if lab.startswith(f"{name} hold ")}):
+        ks = rec.where(label)
+        t0 = rec.zone_t_s[ks[0]][i]
+        ks = [k for k in ks if rec.zone_t_s[k][i] - t0 >= SETTLE_S and not math.isnan(rec.zone_mmhg[k][i])]
+        ts = [rec.zone_t_s[k][i] for k in ks]
+        ps = [rec.zone_mmhg[k][i] for k in ks]
+        if len(ts) < 3:
+            continue
+        mean_t = statistics.fmean(ts)
+        out.append((statistics.fmean(ps), -_slope(ts, ps), sum((t - mean_t) ** 2 for t in ts)))
+    return out
+
+
 def _span_s(rec: Recording, i: int, ks: Sequence[int]) -> float:
     return rec.zone_t_s[ks[-1]][i] - rec.zone_t_s[ks[0]][i] if ks else 0.0
 
@@ -410,14 +429,7 @@ def analyse(rec: Recording, cfg: HardwareConfig, selftest_fills: dict[str, float
     for i, name in enumerate(cfg.zone_names):
         full = fill_runs(rec, i, lambda d: d >= 0.999)
         slow = fill_runs(rec, i, lambda d: d < 0.999)
-        losses = []
-        for label in sorted({lab for lab in rec.labels if lab.startswith(f"{name} hold ")}):
-            ks = rec.where(label)
-            t0 = rec.zone_t_s[ks[0]][i]
-            ks = [k for k in ks if rec.zone_t_s[k][i] - t0 >= SETTLE_S]
-            ts = [rec.zone_t_s[k][i] for k in ks]
-            ps = [rec.zone_mmhg[k][i] for k in ks]
-            losses.append((statistics.fmean(ps), -_slope(ts, ps)))
+        losses = [(p, loss) for p, loss, _ in holds(rec, i, name)]
         tau = vent_tau(rec, i, name)
         noise = _noise([rec.zone_mmhg[k][i] for k in rest])
         crosstalk = 0.0
@@ -470,7 +482,7 @@ def _pa_mmhg(sim: SimSpec) -> float:
     return sim.ambient_hpa * MMHG_PER_HPA
 
 
-def fit_twin(rec: Recording, cfg: HardwareConfig, figures: list[ZoneFigures]) -> tuple[SimSpec, float | None]:
+def fit_twin(rec: Recording, cfg: HardwareConfig) -> tuple[SimSpec, float | None]:
     """The simulation parameters fitted to the recording; and the pump's dead-head where the manifold shows it."""
     base = cfg.simulation
     pa = _pa_mmhg(base)
@@ -499,7 +511,7 @@ def fit_twin(rec: Recording, cfg: HardwareConfig, figures: list[ZoneFigures]) ->
     deadhead = statistics.median(deadheads) if deadheads else None
     dead = deadhead if deadhead is not None else base.pump_deadhead_mmhg
     zones: dict[str, SimZoneSpec] = {}
-    for (i, name), fig in zip(enumerate(cfg.zone_names), figures, strict=True):
+    for i, name in enumerate(cfg.zone_names):
         spec = base.zones[name]
         v0 = spec.volume_l
         g_in = per_zone_in.get(name, (spec.inlet_lpm_per_mmhg or base.inlet_lpm_per_mmhg) / 60.0)
@@ -521,10 +533,11 @@ def fit_twin(rec: Recording, cfg: HardwareConfig, figures: list[ZoneFigures]) ->
         def cap(p: float, c: float = compliance, v: float = v0) -> float:
             return (v + c * (pa + 2 * p)) / pa
 
-        # hold: loss = g_leak·p/cap(p), each hold's loss measured with the same noise: least squares through zero
-        xs = [(p / cap(p), loss) for p, loss in fig.hold_loss_mmhg_s if p > 0]
-        sxx = sum(x * x for x, _ in xs)
-        g_leak = max(sum(x * y for x, y in xs) / sxx, 0.0) if sxx > 0 else spec.leak_lpm_per_mmhg / 60.0
+        # hold: loss = g_leak·p/cap(p); least squares through zero, each hold weighted by how well its loss is known
+        # (its Σ(t - t̄)²: the long hold at the top, where the loss is largest, counts most)
+        xs = [(p / cap(p), loss, w) for p, loss, w in holds(rec, i, name) if p > 0]
+        sxx = sum(w * x * x for x, _, w in xs)
+        g_leak = max(sum(w * x * y for x, y, w in xs) / sxx, 0.0) if sxx > 0 else spec.leak_lpm_per_mmhg / 60.0
         # vent: cap(p)·dp/dt = -(g_ex + g_leak)·p  =>  ((V0 + C·Pa)·ln p + 2C·p)/Pa falls at (g_ex + g_leak)
         ks = rec.where(f"{name} vent")
         p0 = rec.zone_mmhg[ks[0]][i]

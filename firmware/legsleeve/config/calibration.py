@@ -116,12 +116,13 @@ def derive_limits(limits: Limits, cal: Calibration) -> tuple[Limits, dict[str, s
     sources: dict[str, str] = {}
     new: dict[str, float] = {}
 
-    def slowest(what: str, values: dict[str, float]) -> tuple[str, float]:
+    def slowest(values: dict[str, float]) -> tuple[str, float]:
+        """The zone with the largest figure, and that figure."""
         name = max(values, key=lambda n: values[n])
         return name, values[name]
 
     fills = {z.name: z.fill_time_s(top) for z in cal.zones}
-    name, t_fill = slowest("fill", fills)
+    name, t_fill = slowest(fills)
     new["fill_timeout_s"] = _clamp(
         FILL_TIMEOUT_FACTOR * t_fill + FILL_TIMEOUT_PLUS_S, FILL_TIMEOUT_FLOOR_S, MAX_FILL_TIMEOUT_S
     )
@@ -139,7 +140,7 @@ def derive_limits(limits: Limits, cal: Calibration) -> tuple[Limits, dict[str, s
     )
 
     vents = {z.name: z.vent_time_s(top) for z in cal.zones}
-    name, t_vent = slowest("vent", vents)
+    name, t_vent = slowest(vents)
     new["vent_timeout_s"] = _clamp(
         VENT_TIMEOUT_FACTOR * t_vent + VENT_TIMEOUT_PLUS_S, VENT_TIMEOUT_FLOOR_S, MAX_VENT_TIMEOUT_S
     )
@@ -147,7 +148,7 @@ def derive_limits(limits: Limits, cal: Calibration) -> tuple[Limits, dict[str, s
         f"{name} vents {top:g}->5 mmHg in {t_vent:.1f} s: x{VENT_TIMEOUT_FACTOR:g} + {VENT_TIMEOUT_PLUS_S:g} s"
     )
     taus = {z.name: z.vent_tau_s for z in cal.zones}
-    name, tau = slowest("tau", taus)
+    name, tau = slowest(taus)
     new["vent_check_s"] = _clamp(VENT_CHECK_FACTOR * tau, VENT_CHECK_FLOOR_S, VENT_CHECK_CEILING_S)
     sources["vent_check_s"] = f"{name}'s vent time constant {tau:.2f} s: x{VENT_CHECK_FACTOR:g}"
     new["vent_tau_s"] = _clamp(tau, 0.1, MAX_VENT_TIMEOUT_S)
@@ -162,7 +163,7 @@ def derive_limits(limits: Limits, cal: Calibration) -> tuple[Limits, dict[str, s
     )
 
     losses = {z.name: max((loss for _, loss in z.hold_loss_mmhg_s), default=0.0) for z in cal.zones}
-    name, loss = slowest("loss", losses)
+    name, loss = slowest(losses)
     new["leak_rate_mmhg_s"] = min(LEAK_RATE_FACTOR * max(loss, 0.0) + LEAK_RATE_PLUS, LEAK_RATE_CEILING)
     sources["leak_rate_mmhg_s"] = (
         f"{name} loses {loss:.2f} mmHg/s held: x{LEAK_RATE_FACTOR:g} + {LEAK_RATE_PLUS:g} "
@@ -179,7 +180,7 @@ def derive_limits(limits: Limits, cal: Calibration) -> tuple[Limits, dict[str, s
     )
 
     noises = {z.name: z.noise_mmhg for z in cal.zones}
-    name, noise = slowest("noise", noises)
+    name, noise = slowest(noises)
     new["sensor_noise_mmhg"] = _clamp(NOISE_FACTOR * noise, NOISE_FLOOR, MAX_SENSOR_NOISE_MMHG)
     sources["sensor_noise_mmhg"] = f"{name}'s sensor: {noise:.2f} mmHg at rest, x{NOISE_FACTOR:g}"
 
