@@ -27,7 +27,7 @@ def _swapped(cfg, a, b):
 def test_self_test_passes_on_a_healthy_rig(cfg):
     rig = open_sim(cfg, seed=1)
     try:
-        baselines = self_test(rig)
+        baselines = self_test(rig).baselines
         assert set(baselines) == {"ankle", "calf", "knee", "thigh", "manifold"}
         assert rig.pump.duty == 0 and not any(z.inlet.is_open for z in rig.zones)
     finally:

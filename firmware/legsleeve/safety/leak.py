@@ -81,9 +81,10 @@ class HoldLeak:
     # median's smaller spread and its neighbours' shared samples cancel), above max_rate. With 0.3 mmHg of noise, over
     # half a second, that is 1.2 mmHg/s; over the 2 s window 0.14 mmHg/s.
     NOISE_SE = 3.0
-    # A fill after a hold this short is no top-up: a fill paused while another zone's top-up has the pump. (A leak
-    # fast enough to need a top-up within it loses 4 mmHg/s: the fitted rate trips on it.)
-    TOPUP_MIN_HOLD_S = 0.5
+    # A fill after a hold shorter than this, while a zone PAUSE_ABOVE_MMHG above it was filled, is no top-up: a fill
+    # paused while another zone's top-up has the pump (the controller pauses fills more than 5 mmHg below a top-up).
+    # (A leak fast enough to need a top-up within it loses 4 mmHg/s: the fitted rate trips on it.)
+    TOPUP_MIN_HOLD_S, PAUSE_ABOVE_MMHG = 0.5, 5.0
     FLOOR_MMHG_S = 0.5  # the pressure-scaled bound's floor (calibrated builds)
 
     def __init__(
@@ -117,6 +118,7 @@ class HoldLeak:
         self._held_s = [0.0] * n  # time held, summed
         self._topups: list[list[float]] = [[] for _ in range(n)]
         self._held_since = [0.0] * n  # when the latest hold began
+        self._paused = [False] * n  # ...and whether a zone above it was being filled meanwhile
         self._peak = [-math.inf] * n
         self._held_once = [False] * n
         self._hold_start: list[float | None] = [None] * n  # when this uninterrupted hold began
@@ -147,7 +149,11 @@ class HoldLeak:
             previous, self._previous[i] = self._previous[i], action
             if action is HOLD and previous is not HOLD:
                 self._held_since[i] = now_s
-            if action is FILL and previous is HOLD and now_s - self._held_since[i] >= self.TOPUP_MIN_HOLD_S:
+                self._paused[i] = False
+            if action is HOLD and r.ok and self._fed_above(i, r.mmhg, readings, applied):
+                self._paused[i] = True
+            paused = self._paused[i] and now_s - self._held_since[i] < self.TOPUP_MIN_HOLD_S
+            if action is FILL and previous is HOLD and not paused:
                 topups = [t for t in self._topups[i] if now_s - t < self.topup_window_s] + [now_s]
                 self._topups[i] = topups
                 if len(topups) > self.max_topups:
@@ -198,6 +204,13 @@ class HoldLeak:
                     self._held_s[i] = 0.0
                     fit.clear()
         return None
+
+    def _fed_above(self, i: int, mmhg: float, readings: Readings, applied: Commands) -> bool:
+        """Another zone, well above this one, being filled: this one's hold is a pause while it has the pump."""
+        return any(
+            j != i and applied.action(j) is FILL and r.ok and r.mmhg > mmhg + self.PAUSE_ABOVE_MMHG
+            for j, r in enumerate(readings.zones)
+        )
 
     def _judge(self, i: int, r: Reading, now_s: float, fit: _Slope) -> Trip | None:
         result = fit.fit()
