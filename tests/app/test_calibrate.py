@@ -237,3 +237,22 @@ def test_the_self_test_matches_its_calibration_and_names_what_changed(reference,
     _edit(broken, lambda doc: doc["simulation"]["zones"].update(calf={"inlet_lpm_per_mmhg": 0.01}))
     with pytest.raises(SelfTestFailed, match="calf fills .* slower than at calibration"):
         _self_test_on(broken)
+
+
+def test_without_a_manifold_sensor_the_pump_and_inlets_stay_as_configured_and_the_rest_is_fitted(tmp_path):
+    config_dir = tmp_path / "config"
+    shutil.copytree(CONFIG_DIR, config_dir)
+
+    def no_manifold(doc):
+        del doc["manifold_sensor"]
+        doc["limits"]["max_mmhg"] = 60  # SAFE-15: the most a build without one may ask
+
+    _edit(config_dir, no_manifold)
+    truth = load_hardware(config_dir).simulation
+    cal = _calibrate(config_dir).calibration
+    assert cal.pump_deadhead_mmhg is None and cal.twin.pump_deadhead_mmhg == truth.pump_deadhead_mmhg
+    assert cal.levels_mmhg == (16.7, 33.3, 50.0)
+    for name in cal.zone_names:
+        for what, (true, fitted) in _true_and_fitted(truth, cal.twin, name).items():
+            assert fitted == pytest.approx(true, rel=FIT_TOLERANCE), (name, what)
+    assert max(cal.twin_rms_mmhg.values()) < RMS_BOUND_MMHG
