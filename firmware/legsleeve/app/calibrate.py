@@ -50,7 +50,7 @@ from legsleeve.core.limits import (
     VENTED_MMHG,
     Limits,
 )
-from legsleeve.core.plan import StepKind
+from legsleeve.core.plan import Profile, Step, StepKind
 from legsleeve.core.readings import Readings
 from legsleeve.core.units import MMHG_PER_HPA
 from legsleeve.errors import SleeveError
@@ -249,7 +249,8 @@ def calibrate(
     now_text: str | None = None,
 ) -> Result:
     """Self-test, then the script under the full supervisor, then the figures, the twin and the limits they give.
-    Raises SelfTestFailed, CalibrationRefused, or CalibrationTripped (a rule tripped: nothing is written)."""
+    Raises SelfTestFailed, CalibrationRefused, or CalibrationTripped (a rule tripped: nothing is written). The rig's
+    config is replaced by the one calibration runs under (`calibration_limits`): the rig is calibrate's alone."""
     configured = rig.config.configured_limits
     uncalibrated = dataclasses.replace(
         rig.config, limits=calibration_limits(configured), configured=configured, calibration=None, limit_sources=()
@@ -330,9 +331,7 @@ class CalibrationTripped(SleeveError):
         )
 
 
-def _profile_for(cfg: HardwareConfig):
-    from legsleeve.core.plan import Profile, Step
-
+def _profile_for(cfg: HardwareConfig) -> Profile:
     top = calibration_top_mmhg(cfg.configured_limits)
     return Profile.of_steps("calibrate", cfg.zone_names, (Step(StepKind.REST, duration_s=1.0),), top, path=cfg.path)
 
@@ -461,17 +460,18 @@ def _noise(ps: Sequence[float]) -> float:
     return math.sqrt(statistics.fmean(diffs) / 2.0) if diffs else math.nan
 
 
-def vent_tau(rec: Recording, i: int, name: str) -> float:
-    """The vent's time constant: a straight line through ln(p) against time, from 90 % of where it started down to
-    5 mmHg (below, the noise weighs too much)."""
+def vent_samples(rec: Recording, i: int, name: str) -> list[tuple[float, float]]:
+    """Zone i's vent as (t, p): from 90 % of where it started (past the valve's opening) down to 5 mmHg (below, the
+    noise weighs too much)."""
     ks = rec.where(f"{name} vent")
     p0 = rec.zone_mmhg[ks[0]][i]
-    pts = [
-        (rec.zone_t_s[k][i], math.log(rec.zone_mmhg[k][i]))
-        for k in ks
-        if VENTED_MMHG <= rec.zone_mmhg[k][i] <= 0.9 * p0
-    ]
-    slope = _slope([t for t, _ in pts], [y for _, y in pts])
+    return [(rec.zone_t_s[k][i], p) for k in ks if VENTED_MMHG <= (p := rec.zone_mmhg[k][i]) <= 0.9 * p0]
+
+
+def vent_tau(rec: Recording, i: int, name: str) -> float:
+    """The vent's time constant: a straight line through ln(p) against time."""
+    pts = vent_samples(rec, i, name)
+    slope = _slope([t for t, _ in pts], [math.log(p) for _, p in pts])
     return -1.0 / slope if slope < 0 else math.inf
 
 
@@ -489,7 +489,7 @@ def fit_twin(rec: Recording, cfg: HardwareConfig) -> tuple[SimSpec, float | None
     q0 = base.pump_free_flow_lpm / 60.0  # the anchor, L/s
     per_zone_in: dict[str, float] = {}
     deadheads = []
-    runs = {name: fill_runs(rec, i, lambda d: True) for i, name in enumerate(cfg.zone_names)}
+    runs = {name: fill_runs(rec, i, lambda _duty: True) for i, name in enumerate(cfg.zone_names)}
     cap_m = base.manifold_volume_l / pa  # the manifold's own capacity, L/mmHg (kept as configured)
     if cfg.has_manifold_sensor:
         # Pump, manifold and inlet: q0·d·(1 - pm/D) = g_in·(pm - pz) + cap_m·dpm/dt
@@ -539,14 +539,9 @@ def fit_twin(rec: Recording, cfg: HardwareConfig) -> tuple[SimSpec, float | None
         sxx = sum(w * x * x for x, _, w in xs)
         g_leak = max(sum(w * x * y for x, y, w in xs) / sxx, 0.0) if sxx > 0 else spec.leak_lpm_per_mmhg / 60.0
         # vent: cap(p)·dp/dt = -(g_ex + g_leak)·p  =>  ((V0 + C·Pa)·ln p + 2C·p)/Pa falls at (g_ex + g_leak)
-        ks = rec.where(f"{name} vent")
-        p0 = rec.zone_mmhg[ks[0]][i]
-        pts = [
-            (rec.zone_t_s[k][i], ((v0 + compliance * pa) * math.log(p) + 2 * compliance * p) / pa)
-            for k in ks
-            if VENTED_MMHG <= (p := rec.zone_mmhg[k][i]) <= 0.9 * p0
-        ]
-        g_total = -_slope([t for t, _ in pts], [y for _, y in pts])
+        pts = vent_samples(rec, i, name)
+        ys = [((v0 + compliance * pa) * math.log(p) + 2 * compliance * p) / pa for _, p in pts]
+        g_total = -_slope([t for t, _ in pts], ys)
         g_ex = max(g_total - g_leak, 1e-9)
         zones[name] = SimZoneSpec(v0, compliance, g_leak * 60.0, g_in * 60.0, g_ex * 60.0)
     inlets = [z.inlet_lpm_per_mmhg for z in zones.values() if z.inlet_lpm_per_mmhg is not None]

@@ -13,8 +13,8 @@ from legsleeve.safety.trip import Priority, Trip
 
 class _Slope:
     """A least-squares fit of pressure against time, with one slope shared by separate stretches (the holds between
-    top-ups, each with its own level), in running sums. The noise of a
-    sensor moves two samples half a second apart by as much as a slow leak; a fit over every sample does not."""
+    top-ups, each with its own level), in running sums. The noise of a sensor moves two samples half a second apart
+    by as much as a slow leak; a fit over every sample does not."""
 
     __slots__ = ("_origin", "_runs")
 
@@ -150,7 +150,7 @@ class HoldLeak:
             if action is HOLD and previous is not HOLD:
                 self._held_since[i] = now_s
                 self._paused[i] = False
-            if action is HOLD and r.ok and self._fed_above(i, r.mmhg, readings, applied):
+            if action is HOLD and not self._paused[i] and r.ok and self._fed_above(i, r.mmhg, readings, applied):
                 self._paused[i] = True
             paused = self._paused[i] and now_s - self._held_since[i] < self.TOPUP_MIN_HOLD_S
             if action is FILL and previous is HOLD and not paused:
