@@ -14,7 +14,8 @@ from legsleeve.core.readings import Reading, Readings
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"
-PROFILES = ("gentle", "gradient", "pulse", "lymphatic", "wave", "massage")  # every shipped profile
+PROFILES = ("gentle", "gradient", "pulse", "lymphatic", "wave", "massage")  # the fault and build matrices run these
+SHIPPED = (*PROFILES, "dvt")  # every shipped profile
 TICK = 0.02  # the supervisor tests' tick: 50 Hz, as the shipped config's
 
 # -- the control core: two zones, readings and profiles ---------------------------------------------------------
@@ -63,6 +64,13 @@ def rd(t, ankle=0.0, calf=0.0, knee=0.0, thigh=0.0, manifold=None, faults=None):
         else:
             out.append(Reading(p + 1e-6 * (next(_jitter) % 7), t))
     return Readings(t, tuple(out[:4]), out[4] if manifold is not None or "manifold" in faults else None)
+
+
+def rd_zones(t, zones, manifold=None):
+    """Readings of any number of zones (distal to proximal, every limb in turn), jittered as `rd`'s are."""
+    out = tuple(Reading(p + 1e-6 * (next(_jitter) % 7), t) for p in zones)
+    m = None if manifold is None else Reading(manifold + 1e-6 * (next(_jitter) % 7), t)
+    return Readings(t, out, m)
 
 
 def drive(sup, t0, t1, wish, **pressures):

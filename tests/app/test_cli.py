@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from legsleeve.app.cli import main
-from tests.helpers import CONFIG_DIR, PROFILES, ROOT
+from tests.helpers import CONFIG_DIR, ROOT, SHIPPED
 
 
 def run(capsys, *argv):
@@ -38,9 +38,9 @@ def test_check_config_accepts_the_shipped_config(capsys):
     code, out, _ = run(capsys, "check-config", "--config", str(CONFIG_DIR))
     assert code == 0 and "OK - 4 zones (ankle, calf, knee, thigh)" in out
     # each profile with its session planned on the model: the cycle, the session, each zone's figures
-    assert out.count("planned on the model: a cycle takes") == len(PROFILES) and "WOULD TRIP" not in out
+    assert out.count("planned on the model: a cycle takes") == len(SHIPPED) and "WOULD TRIP" not in out
     assert f"{CONFIG_DIR}/profiles/gradient.yaml: OK" in out and "20 min (the profile's): 20 cycle(s)" in out
-    assert out.count("(limit 120)") == out.count("(limit 40)") == 4 * len(PROFILES)
+    assert out.count("(limit 120)") == out.count("(limit 40)") == 4 * len(SHIPPED)
 
 
 def test_check_config_refuses_a_profile_that_would_trip_with_its_file_and_line(capsys, tmp_path):
@@ -151,7 +151,7 @@ def test_profiles_lists_them_all(capsys):
     code = main(["profiles", "--config", str(CONFIG_DIR)])
     out = capsys.readouterr().out
     assert code == 0
-    for name in PROFILES:
+    for name in SHIPPED:
         assert name in out
     assert "(default)" in out
 

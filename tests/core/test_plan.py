@@ -12,7 +12,8 @@ from tests.helpers import CONFIG_DIR, readings
 
 
 def test_shipped_profiles_contain_only_step_kind_members(cfg):
-    assert {k.value for k in StepKind} == {"fill", "hold", "vent", "rest"}  # the four primitives
+    # the four primitives, and the two of refill-adaptive rest
+    assert {k.value for k in StepKind} == {"fill", "hold", "vent", "rest", "measure", "refill"}
     paths = sorted((CONFIG_DIR / "profiles").glob("*.yaml"))
     assert len(paths) >= 6
     for path in paths:

@@ -537,7 +537,7 @@ def _asked(asked_cycles: int | None, asked_minutes: float | None, cycles: int | 
 
 
 def _where(profile: Profile, cycle: int, step_index: int) -> str:
-    return f"'{profile.steps[step_index].describe(profile.zone_names)}' in cycle {cycle + 1}"
+    return f"'{profile.describe(profile.steps[step_index])}' in cycle {cycle + 1}"
 
 
 def _mmss(seconds: float) -> str:

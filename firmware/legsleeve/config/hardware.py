@@ -44,6 +44,7 @@ from legsleeve.core.limits import (
     MAX_TICK_HZ,
     MAX_VENT_TIMEOUT_S,
     MAX_ZONES,
+    MAX_ZONES_PER_LIMB,
     MIN_TICK_HZ,
     NO_MANIFOLD_MAX_MMHG,
     REVERSE_GRADIENT_MMHG,
@@ -241,27 +242,38 @@ def _read_valve(zsec: Section, key: str, pins: _Pins, expect_form: str) -> Valve
     return ValveSpec(pin=pin, normally_open=(form == "normally-open"), active_high=active_high)
 
 
+def _identifier(sec: Section, key: str, what: str, default: object = REQUIRED) -> str | None:
+    """A zone or limb name: letters, digits, - and _ (a dot joins a limb and a zone: `left.calf`)."""
+    value = sec.string(key, default)
+    if value is not None and (not value.replace("_", "").replace("-", "").isalnum() or value == "manifold"):
+        sec.error(key, f"{value!r}: a {what} name uses letters, digits, - and _ (and is not 'manifold')")
+        return None
+    return value
+
+
 def _read_zones(top: Section, pins: _Pins, problems: Problems, i2c: I2CSpec | None) -> list[ZoneSpec]:
-    zones: list[ZoneSpec] = []
-    names: dict[str, str] = {}
+    """The zones, each in its limb (`limb:`, "leg" unless given). A zone's name is unique within its limb; where
+    there are several limbs its id is `limb.name`, so profiles can say `calf` for every limb's calf."""
+    read: list[tuple[str, str, ValveSpec, ValveSpec, int]] = []
+    names: dict[tuple[str, str], str] = {}
+    per_limb: dict[str, int] = {}
     channels: dict[int, str] = {}
     count = 0
-    for index, item, path, line in top.items("zones"):
+    for _index, item, path, line in top.items("zones"):
         count += 1
         zsec = top.item_section(item, path, line)
         if zsec is None:
             continue
-        name = zsec.string("name")
-        if name is not None:
-            if not name.replace("_", "").replace("-", "").isalnum() or name == "manifold":
-                zsec.error("name", f"{name!r}: use letters, digits, - and _ (and not 'manifold')")
-                name = None
-            elif name in names:
-                zsec.error("name", f"zone {name!r} is already defined at {names[name]}")
+        name = _identifier(zsec, "name", "zone")
+        limb = _identifier(zsec, "limb", "limb", "leg")
+        if name is not None and limb is not None:
+            if (limb, name) in names:
+                where = f" of limb {limb!r}" if limb != "leg" else ""
+                zsec.error("name", f"zone {name!r}{where} is already defined at {names[limb, name]}")
                 name = None
             else:
-                names[name] = path
-        limb = zsec.string("limb", "leg")
+                names[limb, name] = path
+                per_limb[limb] = per_limb.get(limb, 0) + 1
         inlet = _read_valve(zsec, "inlet", pins, "normally-closed")
         exhaust = _read_valve(zsec, "exhaust", pins, "normally-open")
         channel = zsec.integer("sensor_channel", minimum=0, maximum=7)
@@ -273,12 +285,19 @@ def _read_zones(top: Section, pins: _Pins, problems: Problems, i2c: I2CSpec | No
                 channels[channel] = path
         zsec.finish()
         if name is not None and limb is not None and inlet is not None and exhaust is not None and channel is not None:
-            zones.append(ZoneSpec(name, index, limb, inlet, exhaust, channel))
+            read.append((name, limb, inlet, exhaust, channel))
     if count > MAX_ZONES:
-        top.error("zones", f"at most {MAX_ZONES} zones (one multiplexer channel each), got {count}")
+        top.error("zones", f"at most {MAX_ZONES} zones, got {count}")
+    for limb, n in per_limb.items():
+        if n > MAX_ZONES_PER_LIMB:
+            top.error("zones", f"limb {limb!r} has {n} zones: at most {MAX_ZONES_PER_LIMB} a limb")
     if count > 1 and i2c is not None and i2c.mux_address is None:
         top.error("zones", "several zones need a TCA9548A multiplexer: set i2c.mux_address (sensors share 0x18)")
-    return zones
+    several = len(per_limb) > 1
+    return [
+        ZoneSpec(f"{limb}.{name}" if several else name, index, limb, inlet, exhaust, channel, site=name)
+        for index, (name, limb, inlet, exhaust, channel) in enumerate(read)
+    ]
 
 
 def _check_channel_free(sec: Section, key: str, channel: int, zones: list[ZoneSpec]) -> None:

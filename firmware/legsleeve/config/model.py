@@ -43,12 +43,20 @@ class PumpSpec:
 
 @dataclass(frozen=True)
 class ZoneSpec:
+    """One zone. `name` is its id everywhere (logs, faults, calibration): its `site` on a one-limb build, and
+    `limb.site` ("left.calf") where zones are grouped into several limbs."""
+
     name: str
-    index: int  # position distal (0) to proximal
+    index: int  # position in hardware.yaml's list; within a limb, distal (first) to proximal
     limb: str
     inlet: ValveSpec
     exhaust: ValveSpec
     sensor_channel: int | None
+    site: str = ""  # the zone's name within its limb ("calf"): profiles address zones by it on every limb
+
+    @property
+    def site_name(self) -> str:
+        return self.site or self.name
 
 
 @dataclass(frozen=True)
@@ -144,6 +152,25 @@ class HardwareConfig:
     @property
     def zone_names(self) -> tuple[str, ...]:
         return tuple(z.name for z in self.zones)
+
+    @property
+    def limbs(self) -> tuple[str, ...]:
+        """The limbs, in the order hardware.yaml first names them."""
+        return tuple(dict.fromkeys(z.limb for z in self.zones))
+
+    @property
+    def zone_limbs(self) -> tuple[str, ...]:
+        """Each zone's limb, in zone order."""
+        return tuple(z.limb for z in self.zones)
+
+    @property
+    def zone_sites(self) -> tuple[str, ...]:
+        """Each zone's name within its limb, in zone order."""
+        return tuple(z.site_name for z in self.zones)
+
+    def limb_zones(self, limb: str) -> tuple[int, ...]:
+        """The indices of a limb's zones, distal to proximal."""
+        return tuple(i for i, z in enumerate(self.zones) if z.limb == limb)
 
     @property
     def has_manifold_sensor(self) -> bool:

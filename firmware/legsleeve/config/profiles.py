@@ -23,10 +23,11 @@ from typing import Any
 from legsleeve.config.model import HardwareConfig
 from legsleeve.config.yamlconf import REQUIRED, Problems, Section, YList, YMap, load_document
 from legsleeve.core.limits import MAX_SESSION_MIN, REVERSE_GRADIENT_MMHG
-from legsleeve.core.plan import Profile, Step, StepKind
+from legsleeve.core.plan import Profile, RefillSpec, Step, StepKind
 from legsleeve.errors import ConfigError
 
 MAX_STEP_S = 3600.0
+MAX_REFILL_S = 300.0  # a leg refills within a minute or two; a rest longer than this is a mistake
 
 
 # -- loading -----------------------------------------------------------------------------------------------------
@@ -76,18 +77,24 @@ def _read_profile(doc: YMap, path: Path, hw: HardwareConfig, problems: Problems)
     description = top.string("description")
     max_mmhg = hw.limits.max_mmhg
     names = hw.zone_names
+    sites = hw.zone_sites
 
     targets: list[float | None] = [None] * len(names)
     if (tsec := top.section("targets")) is not None:
         default = tsec.number("default_mmhg", above=0.0, maximum=max_mmhg, unit="mmHg")
         targets = [default] * len(names)
         if (zsec := tsec.section("zones", optional=True)) is not None:
-            for zone in zsec.data:
-                if zone not in names:
-                    zsec.error(zone, f"no zone named {zone!r} in hardware.yaml (zones: {', '.join(names)})")
+            # a zone's name within its limb (calf: every limb's calf), then a zone's own id (left.calf) over that
+            keys = sorted(zsec.data, key=lambda key: key in names and key not in sites)
+            for zone in keys:
+                which = [names.index(zone)] if zone in names else [i for i, s in enumerate(sites) if s == zone]
+                if not which:
+                    zsec.error(zone, f"no zone named {zone!r} in hardware.yaml (zones: {_known(hw)})")
                     zsec._used.add(zone)
                     continue
-                targets[names.index(zone)] = zsec.number(zone, above=0.0, maximum=max_mmhg, unit="mmHg")
+                value = zsec.number(zone, above=0.0, maximum=max_mmhg, unit="mmHg")
+                for i in which:
+                    targets[i] = value
             zsec.finish()
         tsec.finish()
 
@@ -109,11 +116,25 @@ def _read_profile(doc: YMap, path: Path, hw: HardwareConfig, problems: Problems)
         ramp_start = rsec.number("start_fraction", minimum=0.2, maximum=1.0) or 1.0
         rsec.finish()
     allow_reverse = top.boolean("allow_reverse_gradient", False)
+    alternate = bool(top.boolean("alternate", False))
+    refill = _read_refill(top.section("refill", optional=True), hw)
 
+    # An alternating cycle is the cycle as written, once for each limb in turn; otherwise once, for every zone.
+    scopes = [(limb, hw.limb_zones(limb)) for limb in hw.limbs] if alternate else [("", tuple(range(len(names))))]
     steps: list[Step] = []
-    reader = _StepReader(top, names, timing, max_mmhg)
-    for _index, item, spath, line in top.items("cycle"):
-        steps.extend(reader.read(item, spath, line))
+    for limb, scope in scopes:
+        reader = _StepReader(top, hw, scope, limb, timing, max_mmhg)
+        body = [step for _index, item, spath, line in top.items("cycle") for step in reader.read(item, spath, line)]
+        if refill is not None:
+            # refill-adaptive rest: each limb waits for its refill before it is squeezed, and is measured after
+            limbs = [limb] if limb else list(hw.limbs)
+            line = top.line_of("refill")
+            waits = [Step(StepKind.REFILL, hw.limb_zones(lb), source="refill", line=line, limb=lb) for lb in limbs]
+            measures = [Step(StepKind.MEASURE, hw.limb_zones(lb), source="refill", line=line, limb=lb) for lb in limbs]
+            body = waits + body + measures
+        steps.extend(body)
+        if problems.errors:
+            break  # the same mistake again for the next limb says nothing new
     timing.finish()
     top.finish()
 
@@ -139,6 +160,9 @@ def _read_profile(doc: YMap, path: Path, hw: HardwareConfig, problems: Problems)
         ramp_start=ramp_start,
         allow_reverse_gradient=bool(allow_reverse),
         session_line=session_line,
+        zone_limbs=hw.zone_limbs,
+        alternate=alternate,
+        refill=refill,
     )
     for step in steps:
         for zone in step.zones:
@@ -153,6 +177,32 @@ def _read_profile(doc: YMap, path: Path, hw: HardwareConfig, problems: Problems)
     if not allow_reverse:
         _check_gradient(profile, problems)
     return None if problems.errors else profile
+
+
+def _known(hw: HardwareConfig) -> str:
+    """The names a profile may use for zones: each zone's, and on several limbs its name within its limb and the
+    limbs' own."""
+    sites = dict.fromkeys(hw.zone_sites)
+    if len(hw.limbs) < 2:
+        return ", ".join(hw.zone_names)
+    return f"{', '.join(sites)} (on every limb), {', '.join(hw.zone_names)}, or a limb: {', '.join(hw.limbs)}"
+
+
+def _read_refill(sec: Section | None, hw: HardwareConfig) -> RefillSpec | None:
+    if sec is None:
+        return None
+    d = RefillSpec()
+    venous = hw.limits.venous_safe_mmhg
+    measure = sec.number("measure_mmhg", d.measure_mmhg, minimum=0.0, maximum=venous, unit="mmHg")
+    min_s = sec.number("min_s", d.min_s, minimum=0.0, maximum=MAX_REFILL_S, unit="s")
+    max_s = sec.number("max_s", d.max_s, above=0.0, maximum=MAX_REFILL_S, unit="s")
+    sec.finish()
+    if measure is None or min_s is None or max_s is None:
+        return None
+    if max_s < min_s:
+        sec.error("max_s", f"must be at least min_s ({min_s:g} s), got {max_s:g}")
+        return None
+    return RefillSpec(measure, min_s, max_s)
 
 
 class _Timing:
@@ -180,9 +230,14 @@ class _Timing:
 class _StepReader:
     VERBS = ("fill", "hold_s", "vent", "rest_s", "pulse", "pattern")
 
-    def __init__(self, top: Section, names: tuple[str, ...], timing: _Timing, max_mmhg: float):
+    def __init__(
+        self, top: Section, hw: HardwareConfig, scope: tuple[int, ...], limb: str, timing: _Timing, max_mmhg: float
+    ):
         self.top = top
-        self.names = names
+        self.hw = hw
+        self.names = hw.zone_names
+        self.scope = scope  # the zones this reading of the cycle works on (an alternating cycle's limb, or all)
+        self.limb = limb
         self.timing = timing
         self.max_mmhg = max_mmhg
 
@@ -207,16 +262,33 @@ class _StepReader:
 
     # -- shared field readers --------------------------------------------------------------------------------
     def zones(self, sec: Section, key: str) -> tuple[int, ...]:
+        """ZONES: `all`, a zone, its name within its limb (every limb's, or the alternating limb's), a limb, or a
+        list of those."""
         raw = sec.raw(key)
         if raw == "all":
-            return tuple(range(len(self.names)))
+            return self.scope
+        hw = self.hw
         items = raw if isinstance(raw, YList) else [raw]
-        out = []
+        out: list[int] = []
         for z in items:
-            if not isinstance(z, str) or z not in self.names:
-                sec.error(key, f"no zone named {z!r} (zones: {', '.join(self.names)}, or all)")
+            if isinstance(z, str) and z in self.names:
+                which = [self.names.index(z)]
+            elif isinstance(z, str) and len(hw.limbs) > 1 and z in hw.limbs:
+                which = list(hw.limb_zones(z))
+            elif isinstance(z, str) and z in hw.zone_sites:
+                which = [i for i in self.scope if hw.zone_sites[i] == z]
+            else:
+                sec.error(key, f"no zone named {z!r} (zones: {_known(self.hw)}, or all)")
                 return ()
-            out.append(self.names.index(z))
+            outside = [self.names[i] for i in which if i not in self.scope]
+            if outside or not which:
+                sec.error(
+                    key,
+                    f"{z!r} is not on limb {self.limb!r}: an alternating cycle is written once for every limb, so "
+                    "name zones by their name within a limb (calf, not left.calf)",
+                )
+                return ()
+            out.extend(which)
         if len(set(out)) != len(out):
             sec.error(key, "names a zone twice")
             return ()
@@ -240,7 +312,7 @@ class _StepReader:
         return [Step(StepKind.FILL, zones, scale=scale, target_mmhg=target, source=path, line=line)] if zones else []
 
     def _hold_s(self, sec: Section, path: str, line: int) -> list[Step]:
-        return [Step(StepKind.HOLD, duration_s=self.seconds(sec, "hold_s"), source=path, line=line)]
+        return [Step(StepKind.HOLD, duration_s=self.seconds(sec, "hold_s"), source=path, line=line, limb=self.limb)]
 
     def _vent(self, sec: Section, path: str, line: int) -> list[Step]:
         zones = self.zones(sec, "vent")
@@ -251,10 +323,11 @@ class _StepReader:
         return [
             Step(
                 StepKind.REST,
-                tuple(range(len(self.names))),
+                self.scope,
                 duration_s=self.seconds(sec, "rest_s"),
                 source=path,
                 line=line,
+                limb=self.limb,
             )
         ]
 
@@ -298,78 +371,91 @@ def _pulses(
 # -- named patterns ----------------------------------------------------------------------------------------------
 
 
-def _ordered(reader: _StepReader, sec: Section) -> list[int]:
+def _ordered(reader: _StepReader, sec: Section) -> list[tuple[int, ...]]:
+    """The zones a pattern works through, in order, as groups: on one limb each zone alone; on several, the zones
+    at the same place on each limb together (every limb's ankle, then every limb's calf)."""
     direction = sec.string("direction", "up", choices=("up", "down"))
-    zones = list(reader.zones(sec, "zones")) if sec.has("zones") else list(range(len(reader.names)))
-    return zones if direction == "up" else zones[::-1]
+    zones = reader.zones(sec, "zones") if sec.has("zones") else reader.scope
+    limbs = reader.hw.zone_limbs
+    per_limb: dict[str, list[int]] = {}
+    for z in zones:
+        per_limb.setdefault(limbs[z], []).append(z)
+    depth = max((len(v) for v in per_limb.values()), default=0)
+    groups = [tuple(sorted(v[k] for v in per_limb.values() if k < len(v))) for k in range(depth)]
+    return groups if direction == "up" else groups[::-1]
 
 
 def _p_sequential(reader: _StepReader, sec: Section, src: str, line: int) -> list[Step]:
     """Fill zones one after another distal to proximal, each held until all are full; hold; vent all (with
     `wait: true`, until they are below 5 mmHg, so the next stroke starts from an empty sleeve)."""
-    zones = _ordered(reader, sec)
+    groups = _ordered(reader, sec)
     hold_s = reader.seconds(sec, "hold_s", reader.timing["hold_s"])
     wait = sec.boolean("wait", False)
     scale, target = reader.level(sec)
-    steps = [Step(StepKind.FILL, (z,), scale=scale, target_mmhg=target, source=src, line=line) for z in zones]
+    steps = [Step(StepKind.FILL, g, scale=scale, target_mmhg=target, source=src, line=line) for g in groups]
     return steps + [
         Step(StepKind.HOLD, duration_s=hold_s, source=src, line=line),
-        Step(StepKind.VENT, tuple(sorted(zones)), wait=bool(wait), source=src, line=line),
+        Step(StepKind.VENT, _all(groups), wait=bool(wait), source=src, line=line),
     ]
+
+
+def _all(groups: list[tuple[int, ...]]) -> tuple[int, ...]:
+    return tuple(sorted(z for g in groups for z in g))
 
 
 def _p_wave(reader: _StepReader, sec: Section, src: str, line: int) -> list[Step]:
     """A band of `band` inflated zones moving up the leg: fill the next zone, hold, release the last of the band."""
-    zones = _ordered(reader, sec)
+    groups = _ordered(reader, sec)
     band = sec.integer("band", 2, minimum=1, maximum=8) or 2
     hold_s = reader.seconds(sec, "hold_s", reader.timing["hold_s"])
     scale, target = reader.level(sec)
     steps = []
-    for i, z in enumerate(zones):
-        steps.append(Step(StepKind.FILL, (z,), scale=scale, target_mmhg=target, source=src, line=line))
+    for i, g in enumerate(groups):
+        steps.append(Step(StepKind.FILL, g, scale=scale, target_mmhg=target, source=src, line=line))
         steps.append(Step(StepKind.HOLD, duration_s=hold_s, source=src, line=line))
         if i + 1 >= band:
-            steps.append(Step(StepKind.VENT, (zones[i + 1 - band],), source=src, line=line))
-    tail = zones[max(0, len(zones) - band + 1) :]
+            steps.append(Step(StepKind.VENT, groups[i + 1 - band], source=src, line=line))
+    tail = groups[max(0, len(groups) - band + 1) :]
     if tail:
-        steps.append(Step(StepKind.VENT, tuple(sorted(tail)), source=src, line=line))
+        steps.append(Step(StepKind.VENT, _all(tail), source=src, line=line))
     return steps
 
 
 def _p_pulse_hold(reader: _StepReader, sec: Section, src: str, line: int) -> list[Step]:
     """Recovery-boot style: each zone pulses, then fills and holds; distal zones are released as proximal ones
     work, keeping at most `keep` zones inflated ("distal release")."""
-    zones = _ordered(reader, sec)
+    groups = _ordered(reader, sec)
     pulses = sec.integer("pulses", 2, minimum=0, maximum=20)
     on_s = reader.seconds(sec, "on_s", reader.timing["pulse_on_s"])
     off_s = reader.seconds(sec, "off_s", reader.timing["pulse_off_s"])
     hold_s = reader.seconds(sec, "hold_s", reader.timing["hold_s"])
     keep = sec.integer("keep", 2, minimum=2, maximum=8) or 2
     scale, target = reader.level(sec)
-    steps, held = [], []
-    for z in zones:
-        steps += _pulses((z,), pulses or 0, on_s, off_s, scale, target, src, line) if pulses else []
-        steps.append(Step(StepKind.FILL, (z,), scale=scale, target_mmhg=target, source=src, line=line))
+    steps: list[Step] = []
+    held: list[tuple[int, ...]] = []
+    for g in groups:
+        steps += _pulses(g, pulses or 0, on_s, off_s, scale, target, src, line) if pulses else []
+        steps.append(Step(StepKind.FILL, g, scale=scale, target_mmhg=target, source=src, line=line))
         steps.append(Step(StepKind.HOLD, duration_s=hold_s, source=src, line=line))
-        held.append(z)
+        held.append(g)
         if len(held) >= keep:
-            steps.append(Step(StepKind.VENT, (held.pop(0),), source=src, line=line))
-    steps.append(Step(StepKind.VENT, tuple(sorted(held)), source=src, line=line))
+            steps.append(Step(StepKind.VENT, held.pop(0), source=src, line=line))
+    steps.append(Step(StepKind.VENT, _all(held), source=src, line=line))
     return steps
 
 
 def _p_squeeze(reader: _StepReader, sec: Section, src: str, line: int) -> list[Step]:
     """Zone by zone: fill, hold, vent before the next (kneading; or a proximal clearing pass with direction down)."""
-    zones = _ordered(reader, sec)
+    groups = _ordered(reader, sec)
     hold_s = reader.seconds(sec, "hold_s", reader.timing["hold_s"])
     gap_s = reader.seconds(sec, "gap_s", 0.5)
     scale, target = reader.level(sec)
     steps = []
-    for z in zones:
+    for g in groups:
         steps += [
-            Step(StepKind.FILL, (z,), scale=scale, target_mmhg=target, source=src, line=line),
+            Step(StepKind.FILL, g, scale=scale, target_mmhg=target, source=src, line=line),
             Step(StepKind.HOLD, duration_s=hold_s, source=src, line=line),
-            Step(StepKind.VENT, (z,), wait=True, source=src, line=line),
+            Step(StepKind.VENT, g, wait=True, source=src, line=line),
             Step(StepKind.HOLD, duration_s=gap_s, source=src, line=line),
         ]
     return steps
@@ -377,14 +463,14 @@ def _p_squeeze(reader: _StepReader, sec: Section, src: str, line: int) -> list[S
 
 def _p_percussion(reader: _StepReader, sec: Section, src: str, line: int) -> list[Step]:
     """Short quick pulses on each zone in turn."""
-    zones = _ordered(reader, sec)
+    groups = _ordered(reader, sec)
     times = sec.integer("times", 4, minimum=1, maximum=50) or 1
     on_s = reader.seconds(sec, "on_s", reader.timing["pulse_on_s"])
     off_s = reader.seconds(sec, "off_s", reader.timing["pulse_off_s"])
     scale, target = reader.level(sec)
     steps = []
-    for z in zones:
-        steps += _pulses((z,), times, on_s, off_s, scale, target, src, line)
+    for g in groups:
+        steps += _pulses(g, times, on_s, off_s, scale, target, src, line)
     return steps
 
 
@@ -418,7 +504,8 @@ def _check_gradient(profile: Profile, problems: Problems) -> None:
             continue
         for d in sorted(inflated):
             for p in sorted(inflated):
-                if p > d and inflated[p] > inflated[d] + REVERSE_GRADIENT_MMHG:
+                same_limb = profile.limb_of(p) == profile.limb_of(d)  # a gradient is a thing of one limb
+                if p > d and same_limb and inflated[p] > inflated[d] + REVERSE_GRADIENT_MMHG:
                     problems.error(
                         profile.path,
                         step.line,

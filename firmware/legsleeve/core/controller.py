@@ -22,6 +22,7 @@ from legsleeve.core.commands import FILL, HOLD, SAFE, VENT, Commands
 from legsleeve.core.limits import VENTED_MMHG
 from legsleeve.core.plan import Profile, Step, StepKind
 from legsleeve.core.readings import Readings
+from legsleeve.core.refill import RefillMeasure
 
 
 class Phase(enum.Enum):
@@ -31,9 +32,20 @@ class Phase(enum.Enum):
     FILLING = "filling"  # inlet open, pump on: a fill or a top-up
     HOLDING = "holding"  # both valves closed at the target
     BLEEDING = "bleeding"  # exhaust open down to a lower target
+    MEASURING = "measuring"  # held closed after a compression while its limb's refill is measured (no top-ups)
 
 
-_ACTION = {Phase.VENTED: VENT, Phase.FILLING: FILL, Phase.HOLDING: HOLD, Phase.BLEEDING: VENT}
+_ACTION = {Phase.VENTED: VENT, Phase.FILLING: FILL, Phase.HOLDING: HOLD, Phase.BLEEDING: VENT, Phase.MEASURING: HOLD}
+
+
+@dataclass(frozen=True)
+class Refill:
+    """A limb's rest as refill-adaptive rest ended it: its measured refill time (T90 from the release, None when
+    the rise could not be trusted) and how long it rested, s."""
+
+    limb: str
+    refill_s: float | None
+    rest_s: float
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,7 @@ class Status:
     done: bool
     zones: tuple[ZoneStatus, ...]
     limited: bool = False  # done early, by the session deadline rather than the length asked for
+    refills: tuple[Refill, ...] = ()  # every refill-adaptive rest so far, oldest first
 
 
 class Output(NamedTuple):
@@ -83,6 +96,7 @@ class _Zone:
         "rate_mmhg_s",
         "fill_times_s",
         "topups",
+        "measuring",
     )
 
     def __init__(self) -> None:
@@ -95,6 +109,7 @@ class _Zone:
         self.rate_mmhg_s = 0.0
         self.fill_times_s: tuple[float, ...] = ()
         self.topups = 0
+        self.measuring = False  # bled to the refill level, to be held there while its limb's refill is measured
 
     def status(self) -> ZoneStatus:
         return ZoneStatus(self.phase, self.target_mmhg, self.fill_times_s, self.topups)
@@ -170,6 +185,8 @@ class Controller:
         self._start_s: float | None = None
         self._step_start_s = 0.0
         self._status: Status | None = None  # rebuilt only when something in it changed
+        self._measures: dict[str, tuple[RefillMeasure, tuple[int, ...]]] = {}  # limb: its refill since release
+        self._refills: tuple[Refill, ...] = ()
 
     # -- the step function ---------------------------------------------------------------------------------------
     def step(self, now_s: float, readings: Readings) -> Output:
@@ -184,6 +201,8 @@ class Controller:
         pressures = [r.mmhg if r.ok else math.nan for r in readings.zones]
         for zone, p, reading in zip(self._zones, pressures, readings.zones, strict=False):
             self._regulate(zone, p, reading.t_s, now_s)
+        if self._measures:
+            self._measure(now_s, pressures)
         for _ in range(len(self.profile.steps) + 1):  # zero-time steps chain within one tick, but never forever
             if self._done or not self._step_complete(now_s, pressures):
                 break
@@ -203,6 +222,7 @@ class Controller:
                 self._done,
                 tuple(z.status() for z in self._zones),
                 self._limited,
+                self._refills,
             )
         return self._status
 
@@ -236,7 +256,7 @@ class Controller:
             elif p > z.target_mmhg + t.bleed_mmhg:
                 z.phase = Phase.BLEEDING
         elif z.phase is Phase.BLEEDING and p <= z.target_mmhg:
-            z.phase = Phase.HOLDING
+            z.phase = Phase.MEASURING if z.measuring else Phase.HOLDING
         if z.phase is not before:
             self._status = None  # fill times and top-ups change only with a phase
 
@@ -266,9 +286,40 @@ class Controller:
             duty = self.min_duty + (1.0 - self.min_duty) * fraction
         return Commands(duty, tuple(actions))
 
+    # -- refill-adaptive rest ------------------------------------------------------------------------------------
+    def _measure(self, now_s: float, pressures: list[float]) -> None:
+        """Feed each limb's refill measure its held sleeve's mean pressure; a hold broken ends what it adds."""
+        for measure, zones in self._measures.values():
+            if measure.ended_s is not None:
+                continue
+            phases = [self._zones[i].phase for i in zones]
+            if any(ph is not Phase.MEASURING and ph is not Phase.BLEEDING for ph in phases):
+                measure.interrupt()
+            elif all(ph is Phase.MEASURING for ph in phases):
+                values = [pressures[i] for i in zones]
+                if all(math.isfinite(v) for v in values):
+                    measure.add(now_s, math.fsum(values) / len(values))
+
+    def _refilled(self, now_s: float, limb: str) -> bool:
+        entry = self._measures.get(limb)
+        if entry is None:
+            return True  # never compressed yet
+        measure = entry[0]
+        if measure.ended_s is not None:
+            return True
+        if not measure.done(now_s):
+            return False
+        self._refills += (Refill(limb, measure.refill_s if measure.detected else None, now_s - measure.release_s),)
+        self._status = None
+        return True
+
     # -- steps ---------------------------------------------------------------------------------------------------
     def _step_complete(self, now_s: float, pressures: list[float]) -> bool:
         step = self._current_step
+        if step.kind is StepKind.REFILL:
+            return self._refilled(now_s, step.limb)
+        if step.kind is StepKind.MEASURE:
+            return True
         if step.kind is StepKind.FILL:
             return all(self._zones[i].phase is Phase.HOLDING for i in step.zones)  # at target, not bleeding to it
         if step.kind is StepKind.HOLD or step.kind is StepKind.REST:
@@ -313,21 +364,33 @@ class Controller:
     def _enter(self, now_s: float) -> None:
         step = self._current_step
         self._step_start_s = now_s
-        self._step_words = step.describe(self.profile.zone_names)
+        self._step_words = self.profile.describe(step)
         self._status = None
         if step.kind is StepKind.FILL:
             for i in step.zones:
                 z = self._zones[i]
                 z.target_mmhg = self.profile.step_target(step, i, self._cycle)
                 z.topping_up = False
+                z.measuring = False
                 if z.last_mmhg > z.target_mmhg + self.tuning.bleed_mmhg:
                     z.phase, z.fill_started_s = Phase.BLEEDING, None  # already above a lower target
-                elif z.phase is not Phase.VENTED and z.last_mmhg >= z.target_mmhg:
+                elif z.phase is not Phase.VENTED and z.phase is not Phase.MEASURING and z.last_mmhg >= z.target_mmhg:
                     z.phase = Phase.HOLDING  # already there
                 else:
-                    if z.phase is Phase.VENTED:
-                        z.fill_started_s = now_s
+                    if z.phase is Phase.VENTED or z.phase is Phase.MEASURING:
+                        z.fill_started_s = now_s  # from empty (a measured limb is held near empty)
                     z.phase = Phase.FILLING
         elif step.kind is StepKind.VENT or step.kind is StepKind.REST:
             for i in step.zones:
                 self._zones[i].phase = Phase.VENTED
+                self._zones[i].measuring = False
+        elif step.kind is StepKind.MEASURE:
+            refill = self.profile.refill
+            assert refill is not None  # the loader adds MEASURE steps only to a profile with `refill:`
+            self._measures[step.limb] = (RefillMeasure(now_s, min_s=refill.min_s, max_s=refill.max_s), step.zones)
+            for i in step.zones:
+                z = self._zones[i]
+                z.target_mmhg = refill.measure_mmhg
+                z.measuring, z.topping_up, z.fill_started_s = True, False, None
+                # down to the refill level through the exhaust, then closed; a sleeve already below it closes now
+                z.phase = Phase.BLEEDING if not z.last_mmhg <= refill.measure_mmhg else Phase.MEASURING

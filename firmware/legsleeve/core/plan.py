@@ -16,7 +16,9 @@ class StepKind(enum.Enum):
     FILL = "fill"  # fill `zones` to their targets; filled zones then hold (done when all are at target)
     HOLD = "hold"  # wait `duration_s`, every zone as it is (held zones are topped up)
     VENT = "vent"  # open the exhausts of `zones` (with `wait`: done when they read below VENTED_MMHG)
-    REST = "rest"  # vent every zone and wait `duration_s`
+    REST = "rest"  # vent `zones` (every zone, or an alternating cycle's limb) and wait `duration_s`
+    MEASURE = "measure"  # a limb just released: hold its `zones` closed, bled to the refill level, and measure the rise
+    REFILL = "refill"  # wait until the limb of `zones` has refilled since its MEASURE (within the refill bounds)
 
 
 @dataclass(frozen=True)
@@ -31,12 +33,41 @@ class Step:
     wait: bool = False
     source: str = ""  # where it came from, for messages: "cycle[2]" or "cycle[0] (pattern wave)"
     line: int = 0
+    limb: str = ""  # MEASURE and REFILL: the limb; an alternating cycle's other steps: the limb they work on
 
-    def describe(self, names: tuple[str, ...]) -> str:
-        who = "all" if len(self.zones) == len(names) and len(names) > 1 else " ".join(names[i] for i in self.zones)
+    def describe(self, names: tuple[str, ...], limbs: tuple[str, ...] = ()) -> str:
+        """In words, as logs and status show it: "fill ankle", "hold 10s", "refill left"."""
+        if self.kind in (StepKind.MEASURE, StepKind.REFILL):
+            return f"{self.kind.value} {self.limb}".rstrip()
         if self.kind in (StepKind.HOLD, StepKind.REST):
             return f"{self.kind.value} {self.duration_s:g}s"
-        return f"{self.kind.value} {who}"
+        return f"{self.kind.value} {_who(self.zones, names, limbs)}"
+
+
+def _who(zones: tuple[int, ...], names: tuple[str, ...], limbs: tuple[str, ...]) -> str:
+    """Zones in words: "all", a limb's name for all of its zones, else their names."""
+    if len(zones) == len(names) and len(names) > 1:
+        return "all"
+    if len(set(limbs)) > 1:
+        whole = [
+            limb
+            for limb in dict.fromkeys(limbs)
+            if {i for i, lb in enumerate(limbs) if lb == limb} <= set(zones) and limbs.count(limb) > 1
+        ]
+        covered = {i for i, lb in enumerate(limbs) if lb in whole}
+        return " ".join([*whole, *(names[i] for i in zones if i not in covered)])
+    return " ".join(names[i] for i in zones)
+
+
+@dataclass(frozen=True)
+class RefillSpec:
+    """Refill-adaptive rest (a profile's `refill:`): after a limb's compression its sleeve is bled to `measure_mmhg`
+    and held closed; the limb is compressed again once the rise its refilling veins cause has levelled off (90 % of
+    it), no sooner than `min_s` and no later than `max_s` after its release."""
+
+    measure_mmhg: float = 10.0
+    min_s: float = 20.0
+    max_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +87,15 @@ class Profile:
     ramp_start: float = 1.0
     allow_reverse_gradient: bool = False
     session_line: int = 0  # the line of its session length in its file, for messages (0: none)
+    zone_limbs: tuple[str, ...] = ()  # each zone's limb (empty: one limb)
+    alternate: bool = False  # the cycle works the limbs one after another
+    refill: RefillSpec | None = None  # refill-adaptive rest, where the profile asks for it
+
+    def describe(self, step: Step) -> str:
+        return step.describe(self.zone_names, self.zone_limbs)
+
+    def limb_of(self, zone: int) -> str:
+        return self.zone_limbs[zone] if self.zone_limbs else ""
 
     @classmethod
     def of_steps(
@@ -108,4 +148,4 @@ class Profile:
 
     def fill_order(self) -> list[str]:
         """The fill steps of one cycle, as the controller will announce them ("fill ankle", ...)."""
-        return [s.describe(self.zone_names) for s in self.steps if s.kind is StepKind.FILL]
+        return [self.describe(s) for s in self.steps if s.kind is StepKind.FILL]

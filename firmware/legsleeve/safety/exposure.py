@@ -13,16 +13,17 @@ from legsleeve.safety.trip import Priority, Trip
 class ReverseGradient:
     """SAFE-10: of two inflated zones, the proximal one must not read more than `margin` above the distal one for
     longer than `max_s` (safety-requirements §B3: a proximal cuff above a lower distal one traps blood). A vented
-    distal zone is distal release, not a reversal."""
+    distal zone is distal release, not a reversal. Zones are compared within their own limb only."""
 
     raw = False
 
     rule = "SAFE-10"
 
-    def __init__(self, names: Sequence[str], margin_mmhg: float, max_s: float):
+    def __init__(self, names: Sequence[str], margin_mmhg: float, max_s: float, limbs: Sequence[str] = ()):
         self.names = list(names)
         self.margin = margin_mmhg
         self.max_s = max_s
+        self.limbs = list(limbs) or [""] * len(self.names)
         self.reset()
 
     def reset(self) -> None:
@@ -35,7 +36,7 @@ class ReverseGradient:
         seen = set()
         for a in inflated:
             for b in inflated:
-                if b <= a or zones[b].mmhg <= zones[a].mmhg + self.margin:
+                if b <= a or self.limbs[a] != self.limbs[b] or zones[b].mmhg <= zones[a].mmhg + self.margin:
                     continue
                 seen.add((a, b))
                 since = self._since.setdefault((a, b), now_s)

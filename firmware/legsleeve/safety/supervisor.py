@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 
 
 class Build(Protocol):
-    """What the supervisor needs to know of a build: its zones, its limits, whether it has a manifold sensor.
-    `legsleeve.config.model.HardwareConfig` is one."""
+    """What the supervisor needs to know of a build: its zones and their limbs, its limits, whether it has a
+    manifold sensor. `legsleeve.config.model.HardwareConfig` is one."""
 
     @property
     def zone_names(self) -> tuple[str, ...]: ...
@@ -44,6 +44,9 @@ class Build(Protocol):
 
     @property
     def has_manifold_sensor(self) -> bool: ...
+
+    @property
+    def zone_limbs(self) -> tuple[str, ...]: ...
 
 
 class _Median3:
@@ -110,7 +113,13 @@ class Supervisor:
             self.over_pressure,
             PumpCheck(lim.pump_off_rise_mmhg),
             *([self.plausibility] if self.plausibility is not None else []),
-            ValveCheck(names, lim.vent_check_s, vent_tau_s=lim.vent_tau_s, noise_mmhg=lim.sensor_noise_mmhg),
+            ValveCheck(
+                names,
+                lim.vent_check_s,
+                vent_tau_s=lim.vent_tau_s,
+                noise_mmhg=lim.sensor_noise_mmhg,
+                venous_mmhg=lim.venous_safe_mmhg,
+            ),
             HoldLeak(
                 names,
                 max_rate_mmhg_s=lim.leak_rate_mmhg_s,
@@ -128,7 +137,7 @@ class Supervisor:
                 timeout_s=lim.fill_timeout_s,
             ),
             self.vent_check,
-            ReverseGradient(names, lim.reverse_gradient_mmhg, lim.reverse_gradient_s),
+            ReverseGradient(names, lim.reverse_gradient_mmhg, lim.reverse_gradient_s, build.zone_limbs),
             TimeUnderPressure(
                 names,
                 venous_mmhg=lim.venous_safe_mmhg,

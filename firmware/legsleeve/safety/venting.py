@@ -77,6 +77,9 @@ class ValveCheck:
 
     rule = "SAFE-8"
     RISE_MMHG = 2.5  # below the controller's 3 mmHg bleed band (which would hide it); the median's noise is ~0.06
+    # A sleeve held closed below venous pressure gains a few mmHg as the veins under it refill after a compression
+    # (what refill-adaptive rest measures); above it the sleeve itself keeps them empty. So a zone held from below
+    # `venous_mmhg` may rise to it: a stuck inlet still trips there, harmlessly low (docs/refill.md).
     # Quick look: 0.4 s into a vent from above 15 mmHg, the slowest zone (time constant `vent_tau_s`: the reference
     # thigh's ~2.9 s) has lost 1 - exp(-0.4 / tau) (13 %); a stuck exhaust loses nothing. A vent that has lost less
     # than a quarter of that, and less than QUICK_NOISE x the sensor noise, cannot vent; where a sound vent's own loss
@@ -86,9 +89,18 @@ class ValveCheck:
     # A vent that levels off above 5 mmHg is being fed: at 5 mmHg a sound zone still falls ~1.7 mmHg/s.
     STALL_S, STALL_MMHG = 1.0, 0.3
 
-    def __init__(self, names: Sequence[str], check_s: float, *, vent_tau_s: float = 2.9, noise_mmhg: float = 0.08):
+    def __init__(
+        self,
+        names: Sequence[str],
+        check_s: float,
+        *,
+        vent_tau_s: float = 2.9,
+        noise_mmhg: float = 0.08,
+        venous_mmhg: float = 20.0,
+    ):
         self.names = list(names)
         self.check_s = check_s
+        self.venous_mmhg = venous_mmhg
         self.quick_loss = 1.0 - math.exp(-self.QUICK_S / vent_tau_s)  # of p0, by QUICK_S into a sound vent
         self.quick_floor = self.QUICK_NOISE * noise_mmhg
         self.reset()
@@ -152,7 +164,10 @@ class ValveCheck:
                         )
             else:
                 self._level[i] = None
-            if r.mmhg > self._low[i] + self.RISE_MMHG and r.mmhg > VENTED_MMHG:
+            rise_to = self._low[i] + self.RISE_MMHG
+            if action is not VENT and self._low[i] < self.venous_mmhg:
+                rise_to = max(rise_to, self.venous_mmhg)  # a refilling leg under a sleeve held low
+            if r.mmhg > rise_to and r.mmhg > VENTED_MMHG:
                 doing = "venting" if action is VENT else "held with both valves closed"
                 return Trip(
                     self.rule,
