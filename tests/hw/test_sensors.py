@@ -224,7 +224,7 @@ def test_zero_waits_for_a_quiet_sleeve_and_names_a_zone_that_will_not_empty(cfg)
 
 def test_single_sensor_build_without_mux(cfg):
     one = dataclasses.replace(
-        cfg, zones=cfg.zones[:1], manifold_channel=None, i2c=dataclasses.replace(cfg.i2c, mux_address=None)
+        cfg, zones=cfg.zones[:1], manifold_channel=None, i2c=dataclasses.replace(cfg.i2c, mux_addresses=())
     )
     rig = open_sim(one, seed=2)
     try:
