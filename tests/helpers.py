@@ -3,6 +3,7 @@ hardware, the supervisor's tick loops, and the installer loaded from its file. F
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import itertools
 import math
@@ -140,3 +141,19 @@ def write_multiplexed_hardware(
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "hardware.yaml").write_text(text)
     return directory
+
+
+def quiet_sensors(cfg):
+    """The config with a noiseless, offset-free sensor model: a reading is the air's pressure to the count."""
+    sim = dataclasses.replace(cfg.simulation, sensor_noise_mmhg=0.0, sensor_offset_mmhg=0.0)
+    return dataclasses.replace(cfg, simulation=sim)
+
+
+def fill_unevenly(rig, n_zones: int, step_s: float = 0.4) -> None:
+    """Every zone at its own pressure, distal lowest: each filled alone, `step_s` longer than the one before, then
+    held. Two sensors answering at once would then read a mixture, never a coincidence."""
+    for k in range(n_zones):
+        rig.apply(Commands(1.0, tuple(FILL if i == k else HOLD for i in range(n_zones))))
+        rig.clock.sleep(step_s * (k + 1))
+    rig.apply(Commands(0.0, (HOLD,) * n_zones))
+    rig.clock.sleep(0.5)
