@@ -3,6 +3,7 @@ hardware, the supervisor's tick loops, and the installer loaded from its file. F
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import itertools
 import math
@@ -110,3 +111,57 @@ def installer_module():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+# -- builds wired over several TCA9548A multiplexers --------------------------------------------------------------
+
+# Zones beyond the shipped four, on the reference build's free GPIOs (inlet, exhaust)
+_MORE_ZONES = (("zone5", 9, 10), ("zone6", 11, 12), ("zone7", 14, 15), ("zone8", 20, 21))
+
+
+def write_multiplexed_hardware(
+    directory: Path, mux_address: str, zone_channels: list[int], manifold_channel: int = 4
+) -> Path:
+    """Write `directory`/hardware.yaml: the shipped file with `i2c.mux_address: <mux_address>` (YAML text, such as
+    "[0x70, 0x71]"), one zone per channel in `zone_channels` (the shipped four, then up to four more after the thigh)
+    and the manifold sensor on `manifold_channel`. Returns the directory."""
+    text = (CONFIG_DIR / "hardware.yaml").read_text()
+    more = "".join(
+        f"  - name: {name}\n"
+        f"    inlet:   {{pin: GPIO{inlet}, form: normally-closed, active_high: true}}\n"
+        f"    exhaust: {{pin: GPIO{exhaust}, form: normally-open,   active_high: true}}\n"
+        "    sensor_channel: 0\n"
+        for name, inlet, exhaust in _MORE_ZONES[: len(zone_channels) - 4]
+    )
+    text = text.replace("\n# Optional: a sensor on the manifold", more + "\n# Optional: a sensor on the manifold", 1)
+    lines = text.splitlines(keepends=True)
+    zone_lines = [n for n, line in enumerate(lines) if line.startswith("    sensor_channel: ")]
+    assert len(zone_lines) == len(zone_channels), "4 to 8 zones"
+    for n, channel in zip(zone_lines, zone_channels, strict=True):
+        lines[n] = f"    sensor_channel: {channel}\n"
+    text = "".join(lines)
+    for old, new in (
+        ("  mux_address: 0x70", f"  mux_address: {mux_address}"),
+        ("  channel: 4", f"  channel: {manifold_channel}"),
+    ):
+        assert old in text
+        text = text.replace(old, new, 1)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "hardware.yaml").write_text(text)
+    return directory
+
+
+def quiet_sensors(cfg):
+    """The config with a noiseless, offset-free sensor model: a reading is the air's pressure to the count."""
+    sim = dataclasses.replace(cfg.simulation, sensor_noise_mmhg=0.0, sensor_offset_mmhg=0.0)
+    return dataclasses.replace(cfg, simulation=sim)
+
+
+def fill_unevenly(rig, n_zones: int, step_s: float = 0.4) -> None:
+    """Every zone at its own pressure, distal lowest: each filled alone, `step_s` longer than the one before, then
+    held. Two sensors answering at once would then read a mixture, never a coincidence."""
+    for k in range(n_zones):
+        rig.apply(Commands(1.0, tuple(FILL if i == k else HOLD for i in range(n_zones))))
+        rig.clock.sleep(step_s * (k + 1))
+    rig.apply(Commands(0.0, (HOLD,) * n_zones))
+    rig.clock.sleep(0.5)

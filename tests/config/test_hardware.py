@@ -236,3 +236,144 @@ def test_pin_names_resolve_to_bcm(tmp_path):
 def test_numbers_are_floats_and_finite(cfg):
     for value in (cfg.limits.max_mmhg, cfg.tick_hz, cfg.simulation.ambient_hpa):
         assert isinstance(value, float) and math.isfinite(value)
+
+
+# -- several multiplexers: sensor channel n is channel n % 8 of the multiplexer mux_address[n // 8] ---------------
+
+TWO_MUXES = (
+    SHIPPED.replace("  mux_address: 0x70", "  mux_address: [0x70, 0x71]")
+    .replace("    sensor_channel: 1", "    sensor_channel: 9")
+    .replace("    sensor_channel: 3", "    sensor_channel: 11")
+)
+
+
+def test_a_list_of_multiplexers_spreads_the_channels_over_them(tmp_path):
+    cfg = _load_variant(tmp_path, TWO_MUXES)
+    assert cfg.i2c.mux_addresses == (0x70, 0x71)
+    assert cfg.i2c.mux_address == 0x70  # the first, for code that asks whether there is one
+    assert [z.sensor_channel for z in cfg.zones] == [0, 9, 2, 11]
+    assert [cfg.i2c.mux_channel(z.sensor_channel) for z in cfg.zones] == [(0x70, 0), (0x71, 1), (0x70, 2), (0x71, 3)]
+    assert cfg.warnings == ()
+
+
+@pytest.mark.parametrize(
+    "value, addresses",
+    [("0x70", (0x70,)), ("0x73", (0x73,)), ("[0x72]", (0x72,)), ("[0x71, 0x70, 0x77]", (0x71, 0x70, 0x77))],
+)
+def test_one_address_or_a_list(tmp_path, value, addresses):
+    cfg = _load_variant(tmp_path, SHIPPED.replace("  mux_address: 0x70", f"  mux_address: {value}"))
+    assert cfg.i2c.mux_addresses == addresses and cfg.i2c.mux_address == addresses[0]
+
+
+def test_null_is_no_multiplexer(tmp_path):
+    one = SHIPPED.replace("  mux_address: 0x70", "  mux_address: null").replace("manifold_sensor:\n  channel: 4\n", "")
+    start, end = one.index("  - name: calf"), one.index("# Optional: a sensor")
+    one = (one[:start] + one[end:]).replace("    thigh:\n      compliance", "    ankle:\n      compliance")
+    one = one.replace("  max_mmhg: 90", "  max_mmhg: 60")  # no manifold sensor: SAFE-15's ceiling
+    cfg = _load_variant(tmp_path, one)
+    assert cfg.i2c.mux_addresses == () and cfg.i2c.mux_address is None
+
+
+ONE = "  mux_address: 0x70"
+TWO = "  mux_address: [0x70, 0x71]"
+
+MUX_CASES = [
+    # (id, edits to the shipped file, key path, message fragments, text on the expected line)
+    (
+        "channel needs a second multiplexer",
+        [("    sensor_channel: 3", "    sensor_channel: 9")],
+        "zones[3].sensor_channel",
+        ("must be <= 7 (got 9)", "channel 1 of a second TCA9548A", "lists one (0x70)", "mux_address: [0x70, 0x71]"),
+        "sensor_channel: 9",
+    ),
+    (
+        "manifold channel needs a second multiplexer",
+        [("  channel: 4", "  channel: 12")],
+        "manifold_sensor.channel",
+        ("channel 4 of a second TCA9548A", "mux_address: [0x70, 0x71]"),
+        "channel: 12",
+    ),
+    (
+        "channel needs a third multiplexer",
+        [(ONE, TWO), ("    sensor_channel: 3", "    sensor_channel: 17")],
+        "zones[3].sensor_channel",
+        ("must be <= 15 (got 17)", "third TCA9548A", "lists two (0x70, 0x71)", "[0x70, 0x71, 0x72]"),
+        "sensor_channel: 17",
+    ),
+    (
+        "beyond three multiplexers",
+        [("    sensor_channel: 3", "    sensor_channel: 24")],
+        "zones[3].sensor_channel",
+        ("must be <= 23",),
+        "sensor_channel: 24",
+    ),
+    (
+        "same channel on the second multiplexer",
+        [(ONE, TWO), ("sensor_channel: 1", "sensor_channel: 8"), ("sensor_channel: 2", "sensor_channel: 8  # knee")],
+        "zones[2].sensor_channel",
+        ("channel 8 is already used by zones[1]",),
+        "# knee",
+    ),
+    (
+        "address out of range in a list",
+        [(ONE, "  mux_address: [0x70, 0x20]")],
+        "i2c.mux_address[1]",
+        ("0x70-0x77 (got 0x20)",),
+        "mux_address",
+    ),
+    (
+        "address not a number",
+        [(ONE, "  mux_address:\n    - 0x70\n    - second")],
+        "i2c.mux_address[1]",
+        ("must be a TCA9548A address", "'second'"),
+        "- second",
+    ),
+    (
+        "address listed twice",
+        [(ONE, "  mux_address: [0x71, 0x71]")],
+        "i2c.mux_address[1]",
+        ("0x71 is listed twice", "A0-A2"),
+        "mux_address",
+    ),
+    (
+        "four multiplexers",
+        [(ONE, "  mux_address: [0x70, 0x71, 0x72, 0x73]")],
+        "i2c.mux_address",
+        ("at most 3 multiplexers (24 sensor channels), got 4",),
+        "mux_address",
+    ),
+    ("empty list", [(ONE, "  mux_address: []")], "i2c.mux_address", ("must not be empty",), "mux_address"),
+]
+
+
+@pytest.mark.parametrize("case", MUX_CASES, ids=[c[0] for c in MUX_CASES])
+def test_bad_multiplexer_config_names_file_line_and_key(tmp_path, case):
+    _id, edits, key, fragments, marker = case
+    text = SHIPPED
+    for old, new in edits:
+        assert old in text, f"fixture out of date: {old!r}"
+        text = text.replace(old, new, 1)
+    with pytest.raises(ConfigError) as err:
+        _load_variant(tmp_path, text)
+    matching = [p for p in err.value.problems if f": {key}: " in p and all(f in p for f in fragments)]
+    assert matching, f"no problem for {key} with {fragments!r}; got:\n" + "\n".join(err.value.problems)
+    assert matching[0].startswith(f"{tmp_path / 'hardware.yaml'}:{_line_of(text, marker)}: {key}: ")
+
+
+def test_a_multiplexer_with_no_sensor_on_it_warns(tmp_path):
+    cfg = _load_variant(tmp_path, SHIPPED.replace(ONE, "  mux_address: [0x70, 0x74]"))
+    assert cfg.i2c.mux_addresses == (0x70, 0x74)
+    [warning] = cfg.warnings
+    assert f":{_line_of(SHIPPED, ONE)}: i2c.mux_address: no sensor is on the multiplexer at 0x74" in warning
+    assert "sensor channels 8-15" in warning
+
+
+def test_a_manifold_sensor_beside_a_zone_sensor_needs_a_multiplexer(tmp_path):
+    one = SHIPPED.replace(ONE, "  mux_address: null")
+    start, end = one.index("  - name: calf"), one.index("# Optional: a sensor")
+    one = (one[:start] + one[end:]).replace("    thigh:\n      compliance", "    ankle:\n      compliance")
+    with pytest.raises(ConfigError) as err:
+        _load_variant(tmp_path, one)
+    [problem] = err.value.problems
+    line = _line_of(one, "  channel: 4")
+    assert f"hardware.yaml:{line}: manifold_sensor.channel: the manifold sensor and the zone's sensor both" in problem

@@ -1,5 +1,5 @@
-"""Sensors: the unmodified adafruit_mprls driver on simulated chips through the (simulated) TCA9548A, the deadline,
-lock recovery, status bits, and the zero taken at start."""
+"""Sensors: the unmodified adafruit_mprls driver on simulated chips through the (simulated) TCA9548As, the deadline,
+lock recovery, status bits, the zero taken at start, and a sweep over several multiplexers."""
 
 from __future__ import annotations
 
@@ -9,15 +9,19 @@ import random
 import adafruit_mprls
 import pytest
 
+from legsleeve.config.hardware import load_hardware
 from legsleeve.core.clock import VirtualClock
 from legsleeve.core.commands import FILL, HOLD, Commands
 from legsleeve.core.units import HPA_PER_PSI, MMHG_PER_HPA
-from legsleeve.errors import SensorFault
+from legsleeve.errors import HardwareError, SensorFault
 from legsleeve.hw.backends import open_sim
 from legsleeve.hw.i2c import DeadlineI2C
+from legsleeve.hw.rig import build_rig
 from legsleeve.sim.bus import SimI2C
 from legsleeve.sim.chips import COUNT_MAX, COUNT_MIN, SimMPRLS, SimTCA9548A, psi_to_count
 from legsleeve.sim.faults import FaultSpec
+from legsleeve.sim.world import SimWorld
+from tests.helpers import fill_unevenly, quiet_sensors, write_multiplexed_hardware
 
 RESOLUTION_MMHG = 25 * HPA_PER_PSI * MMHG_PER_HPA / (COUNT_MAX - COUNT_MIN)  # one count, ~1e-4 mmHg
 
@@ -224,7 +228,7 @@ def test_zero_waits_for_a_quiet_sleeve_and_names_a_zone_that_will_not_empty(cfg)
 
 def test_single_sensor_build_without_mux(cfg):
     one = dataclasses.replace(
-        cfg, zones=cfg.zones[:1], manifold_channel=None, i2c=dataclasses.replace(cfg.i2c, mux_address=None)
+        cfg, zones=cfg.zones[:1], manifold_channel=None, i2c=dataclasses.replace(cfg.i2c, mux_addresses=())
     )
     rig = open_sim(one, seed=2)
     try:
@@ -247,3 +251,175 @@ def test_deadline_wrapper_raises_on_a_spinning_lock():
             while not wrapped.try_lock():
                 pass  # what adafruit_bus_device does (with time.sleep(0))
     assert 0.02 <= clock.now() < 0.021
+
+
+# -- several multiplexers -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def four_on_two(tmp_path):
+    """The reference four zones with the calf and thigh sensors on a second multiplexer (sensor channels 9 and 11):
+    ankle 0x70/0, calf 0x71/1, knee 0x70/2, thigh 0x71/3, manifold 0x70/4."""
+    return quiet_sensors(load_hardware(write_multiplexed_hardware(tmp_path, "[0x70, 0x71]", [0, 9, 2, 11], 4)))
+
+
+class _RecordingMux(SimTCA9548A):
+    """A multiplexer that logs each control byte written to it as (address, byte), in a log shared by several."""
+
+    def __init__(self, original: SimTCA9548A, log: list):
+        super().__init__(original.address)
+        self.channels, self.mask, self.log = original.channels, original.mask, log
+
+    def write(self, data):
+        self.log.append((self.address, data[-1]))
+        super().write(data)
+
+
+class _SilentMux(_RecordingMux):
+    """A multiplexer that stops answering (a loose wire) while `silent`."""
+
+    silent = False
+
+    def acks(self):
+        return not self.silent
+
+
+def _silence(world, address, silent=True):
+    world.muxes[address].silent = silent
+    world.bus.invalidate()  # the bus caches who answers
+
+
+def _swap_muxes(world, cls=_RecordingMux) -> list:
+    log: list = []
+    for address, mux in list(world.muxes.items()):
+        world.muxes[address] = cls(mux, log)
+        world.bus.attach(address, world.muxes[address])
+    return log
+
+
+def _open_channels(world) -> int:
+    return sum(bin(mux.mask).count("1") for mux in world.muxes.values())
+
+
+ONE_MUX_SWEEP = [(0x70, 1 << ch) for ch in (0, 1, 2, 3, 4)] * 2  # starts, then reads: one write per channel
+TWO_MUX_SWEEP = [
+    # the previous sweep ended on 0x71: close it, then 0x70's sensors in the config's order, then 0x71's
+    *[(0x71, 0), (0x70, 0x01), (0x70, 0x04), (0x70, 0x10), (0x70, 0), (0x71, 0x02), (0x71, 0x08)],  # starts
+    *[(0x71, 0), (0x70, 0x01), (0x70, 0x04), (0x70, 0x10), (0x70, 0), (0x71, 0x02), (0x71, 0x08)],  # reads
+]
+
+
+@pytest.mark.parametrize("build, expected", [("shipped", ONE_MUX_SWEEP), ("two muxes", TWO_MUX_SWEEP)])
+def test_a_sweep_writes_each_channel_once_and_closes_a_multiplexer_only_when_leaving_it(
+    cfg, four_on_two, build, expected
+):
+    config = quiet_sensors(cfg) if build == "shipped" else four_on_two
+    rig = open_sim(config, seed=3)
+    try:
+        log = _swap_muxes(rig.world)
+        rig.zero_sensors()
+        fill_unevenly(rig, 4)
+        rig.read()
+        for _ in range(3):  # in steady state every sweep writes the same bytes
+            del log[:]
+            readings = rig.read()
+            assert log == expected
+            for reading, name in zip(readings.zones, config.zone_names, strict=True):
+                assert reading.mmhg == pytest.approx(rig.world.zone_mmhg(name), abs=0.01), name
+            assert _open_channels(rig.world) == 1
+    finally:
+        rig.close()
+
+
+def test_a_driver_read_first_closes_the_channel_a_sweep_left_open_on_another_multiplexer(four_on_two):
+    rig = open_sim(four_on_two, seed=3)
+    try:
+        log = _swap_muxes(rig.world)
+        rig.zero_sensors()
+        fill_unevenly(rig, 4)
+        rig.read()
+        assert rig.world.muxes[0x71].mask == 0x08  # the sweep ends on the thigh, and leaves its channel open
+        del log[:]
+        ankle = rig.sensors.zones[0]
+        mmhg = ankle.to_mmhg(ankle.read_hpa())  # the stock adafruit_mprls driver, through adafruit_tca9548a
+        assert mmhg == pytest.approx(rig.world.zone_mmhg("ankle"), abs=0.01)
+        # ours closes 0x71; the Adafruit channel opens 0x70 ch0 for the read and closes it on unlock()
+        assert log == [(0x71, 0), (0x70, 0x01), (0x70, 0)]
+        assert _open_channels(rig.world) == 0
+        readings = rig.read()  # and the sweep after it opens its channels again
+        assert [r.mmhg for r in readings.zones] == pytest.approx(
+            [rig.world.zone_mmhg(n) for n in four_on_two.zone_names], abs=0.01
+        )
+    finally:
+        rig.close()
+
+
+def test_channels_left_open_by_an_earlier_run_are_closed_before_the_sensors_are_probed(four_on_two):
+    world = SimWorld(four_on_two)
+    world.muxes[0x70].mask, world.muxes[0x71].mask = 0x01, 0x02  # a run killed mid-sweep, the Pi left powered
+    log = _swap_muxes(world)
+    rig = build_rig(four_on_two, clock=world.clock, pin_factory=world.pin_factory, i2c_bus=world.bus, world=world)
+    try:
+        assert log[:2] == [(0x70, 0), (0x71, 0)]  # every multiplexer closed before the first probe
+        assert _open_channels(world) == 0
+        rig.zero_sensors()
+        fill_unevenly(rig, 4)
+        readings = rig.read()
+        assert [r.mmhg for r in readings.zones] == pytest.approx(
+            [world.zone_mmhg(n) for n in four_on_two.zone_names], abs=0.01
+        )
+    finally:
+        rig.close()
+
+
+def test_a_multiplexer_that_does_not_answer_at_start_is_named(four_on_two):
+    world = SimWorld(four_on_two)
+    _swap_muxes(world, _SilentMux)
+    _silence(world, 0x71)
+    with pytest.raises(HardwareError, match=r"TCA9548A multiplexer at 0x71 does not answer .*address pins"):
+        build_rig(four_on_two, clock=world.clock, pin_factory=world.pin_factory, i2c_bus=world.bus, world=world)
+
+
+def test_a_sensor_not_found_names_its_multiplexer(four_on_two):
+    with pytest.raises(
+        SensorFault, match=r"sensor calf: not found on mux channel 9 \(channel 1 of the TCA9548A at 0x71\)"
+    ):
+        open_sim(four_on_two, seed=1, faults=[FaultSpec("sensor-dead", "calf", 0.0)])
+
+
+def test_a_dead_sensor_on_the_second_multiplexer_faults_alone(four_on_two):
+    rig = open_sim(four_on_two, seed=1, faults=[FaultSpec("sensor-dead", "calf", 10.0)])
+    try:
+        rig.zero_sensors()
+        fill_unevenly(rig, 4)
+        rig.clock.sleep(10.0 - rig.clock.now())
+        for _ in range(3):
+            readings = rig.read()
+            assert [r.ok for r in readings.zones] == [True, False, True, True] and readings.manifold.ok
+            assert "NACK" in readings.zones[1].fault
+            for i in (0, 2, 3):
+                name = four_on_two.zone_names[i]
+                assert readings.zones[i].mmhg == pytest.approx(rig.world.zone_mmhg(name), abs=0.01), name
+    finally:
+        rig.close()
+
+
+def test_a_multiplexer_that_stops_answering_faults_every_sensor_until_it_answers_again(four_on_two):
+    """It may still have a channel open - a sensor that would answer with every other one - so until it can be
+    closed no sensor is trusted (SAFE-9 trips the session on the faults)."""
+    rig = open_sim(four_on_two, seed=1)
+    try:
+        _swap_muxes(rig.world, _SilentMux)
+        rig.zero_sensors()
+        fill_unevenly(rig, 4)
+        _silence(rig.world, 0x71)
+        readings = rig.read()
+        assert not any(r.ok for r in (*readings.zones, readings.manifold))
+        assert all("NACK" in r.fault for r in readings.zones)
+        _silence(rig.world, 0x71, False)
+        readings = rig.read()
+        assert [r.mmhg for r in readings.zones] == pytest.approx(
+            [rig.world.zone_mmhg(n) for n in four_on_two.zone_names], abs=0.01
+        )
+    finally:
+        rig.close()

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from legsleeve.config.model import (
     HEADER_REVISION,
+    MAX_MUXES,
+    MUX_CHANNELS,
     ControlsSpec,
     HardwareConfig,
     I2CSpec,
@@ -52,6 +54,9 @@ from legsleeve.core.limits import (
 )
 
 _I2C_PINS = {2, 3}  # SDA1/SCL1 carry the sensor bus
+MUX_ADDRESSES = range(0x70, 0x78)  # a TCA9548A's, set by its A0-A2 pins
+_ORDINAL = ("first", "second", "third")
+_NUMBER = ("none", "one", "two", "three")
 # GPIO 0-8 are pulled up at boot: an actuator there would switch on (safety-requirements §B1)
 _BOOT_PULLED_UP = range(9)
 
@@ -161,14 +166,23 @@ def _read_hardware(doc: YMap, path: Path, problems: Problems) -> HardwareConfig 
         if pin is not None and pwm_hz is not None and min_duty is not None and active_high is not None:
             pump = PumpSpec(pin, pwm_hz, min_duty, active_high)
 
-    i2c = _read_i2c(top.section("i2c"))
+    i2c_sec = top.section("i2c")
+    i2c = _read_i2c(i2c_sec)
     zones = _read_zones(top, pins, problems, i2c)
     manifold_channel = None
     if (sec := top.section("manifold_sensor", optional=True)) is not None:
-        manifold_channel = sec.integer("channel", minimum=0, maximum=7)
+        manifold_channel = _read_channel(sec, "channel", i2c)
         sec.finish()
         if manifold_channel is not None:
             _check_channel_free(sec, "channel", manifold_channel, zones)
+            if i2c is not None and not i2c.mux_addresses:
+                sec.error(
+                    "channel",
+                    f"the manifold sensor and the zone's sensor both answer at 0x{i2c.sensor_address:02x}: two "
+                    "sensors need a TCA9548A multiplexer (set i2c.mux_address)",
+                )
+    if i2c_sec is not None and i2c is not None and len(i2c.mux_addresses) > 1:
+        _check_muxes_used(i2c_sec, i2c, [z.sensor_channel for z in zones], manifold_channel)
     controls = _read_controls(top.section("controls", optional=True), pins)
     limits_sec = top.section("limits")
     limits = _read_limits(limits_sec)
@@ -208,17 +222,68 @@ def _read_i2c(sec: Section | None) -> I2CSpec | None:
     if sec is None:
         return None
     bus = sec.integer("bus", 1, minimum=1, maximum=1)  # the header's I2C1; other buses are not supported yet
-    if "mux_address" in sec.data and sec.data["mux_address"] is None:
-        mux = sec.raw("mux_address")  # explicitly no multiplexer: a single sensor on the bus
-    else:
-        mux = sec.integer("mux_address", 0x70, minimum=0x70, maximum=0x77)
+    muxes = _read_mux_addresses(sec)
     addr = sec.integer("sensor_address", 0x18, minimum=0x08, maximum=0x77)
     freq = sec.integer("frequency_hz", 400_000, minimum=10_000, maximum=1_000_000)
     deadline = sec.number("deadline_s", 0.02, above=0.0, maximum=MAX_SENSOR_DEADLINE_S, unit="s")
     sec.finish()
-    if bus is None or addr is None or freq is None or deadline is None:
+    if bus is None or muxes is None or addr is None or freq is None or deadline is None:
         return None
-    return I2CSpec(bus=bus, mux_address=mux, sensor_address=addr, frequency_hz=freq, deadline_s=deadline)
+    return I2CSpec(bus=bus, mux_addresses=muxes, sensor_address=addr, frequency_hz=freq, deadline_s=deadline)
+
+
+def _read_mux_addresses(sec: Section) -> tuple[int, ...] | None:
+    """`i2c.mux_address`: one TCA9548A's address, a list of up to MAX_MUXES of them in channel order (sensor channels
+    0-7 on the first, 8-15 on the second, ...), or null for none (a single sensor straight on the bus)."""
+    raw = sec.raw("mux_address", MUX_ADDRESSES[0])
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        mux = sec.integer("mux_address", MUX_ADDRESSES[0], minimum=MUX_ADDRESSES[0], maximum=MUX_ADDRESSES[-1])
+        return None if mux is None else (mux,)
+    addresses: list[int] = []
+    ok = True
+    for _index, item, path, line in sec.items("mux_address"):
+        if isinstance(item, bool) or not isinstance(item, int):
+            problem = f"must be a TCA9548A address 0x70-0x77, got {item!r}"
+        elif item not in MUX_ADDRESSES:
+            problem = f"must be a TCA9548A address 0x70-0x77 (got 0x{item:02x})"
+        elif item in addresses:
+            problem = f"0x{item:02x} is listed twice: each multiplexer needs its own address (its A0-A2 pins)"
+        else:
+            addresses.append(item)
+            continue
+        sec.problems.error(sec.file, line, path, problem)
+        ok = False
+    if len(raw) > MAX_MUXES:
+        sec.error(
+            "mux_address",
+            f"at most {MAX_MUXES} multiplexers ({MAX_MUXES * MUX_CHANNELS} sensor channels), got {len(raw)}",
+        )
+        ok = False
+    return tuple(addresses) if ok and addresses else None
+
+
+def _read_channel(sec: Section, key: str, i2c: I2CSpec | None) -> int | None:
+    """A sensor's channel: n is channel n % 8 of the multiplexer at `i2c.mux_addresses[n // 8]`. A channel beyond the
+    multiplexers listed is an error that names the one it would need."""
+    channel = sec.integer(key, minimum=0, maximum=MUX_CHANNELS * MAX_MUXES - 1)
+    if channel is None or i2c is None:
+        return channel
+    listed = i2c.mux_addresses
+    available = MUX_CHANNELS * max(1, len(listed))  # without a multiplexer the channel is unused: 0-7 as with one
+    if channel < available:
+        return channel
+    need = channel // MUX_CHANNELS + 1
+    example = list(listed) + [a for a in MUX_ADDRESSES if a not in listed][: need - len(listed)]
+    have = f"{_NUMBER[len(listed)]} ({', '.join(f'0x{a:02x}' for a in listed)})" if listed else "none"
+    sec.error(
+        key,
+        f"must be <= {available - 1} (got {channel}): channel {channel} is channel {channel % MUX_CHANNELS} of a "
+        f"{_ORDINAL[need - 1]} TCA9548A, and i2c.mux_address lists {have}. List {_NUMBER[need]} multiplexers in "
+        f"channel order, e.g. mux_address: [{', '.join(f'0x{a:02x}' for a in example)}]",
+    )
+    return None
 
 
 def _read_valve(zsec: Section, key: str, pins: _Pins, expect_form: str) -> ValveSpec | None:
@@ -276,7 +341,7 @@ def _read_zones(top: Section, pins: _Pins, problems: Problems, i2c: I2CSpec | No
                 per_limb[limb] = per_limb.get(limb, 0) + 1
         inlet = _read_valve(zsec, "inlet", pins, "normally-closed")
         exhaust = _read_valve(zsec, "exhaust", pins, "normally-open")
-        channel = zsec.integer("sensor_channel", minimum=0, maximum=7)
+        channel = _read_channel(zsec, "sensor_channel", i2c)
         if channel is not None:
             if channel in channels:
                 zsec.error("sensor_channel", f"channel {channel} is already used by {channels[channel]}")
@@ -304,6 +369,18 @@ def _check_channel_free(sec: Section, key: str, channel: int, zones: list[ZoneSp
     for z in zones:
         if z.sensor_channel == channel:
             sec.error(key, f"channel {channel} is already used by zone {z.name!r}")
+
+
+def _check_muxes_used(sec: Section, i2c: I2CSpec, zone_channels: list[int | None], manifold: int | None) -> None:
+    """A multiplexer listed with no sensor behind it is most likely a channel mistyped: a warning."""
+    used = {c // MUX_CHANNELS for c in (*zone_channels, manifold) if c is not None}
+    for n, address in enumerate(i2c.mux_addresses):
+        if n not in used:
+            sec.warn(
+                "mux_address",
+                f"no sensor is on the multiplexer at 0x{address:02x} (sensor channels {n * MUX_CHANNELS}-"
+                f"{n * MUX_CHANNELS + MUX_CHANNELS - 1}): check the sensor channels, or leave it out",
+            )
 
 
 def _read_controls(sec: Section | None, pins: _Pins) -> ControlsSpec:

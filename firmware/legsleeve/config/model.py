@@ -59,13 +59,31 @@ class ZoneSpec:
         return self.site or self.name
 
 
+MUX_CHANNELS = 8  # a TCA9548A's channels
+# The biggest build is two 8-zone sleeves and a manifold: 17 sensors, all at one address, so three multiplexers.
+MAX_MUXES = 3
+
+
 @dataclass(frozen=True)
 class I2CSpec:
+    """The sensor bus. `mux_addresses` are the TCA9548A multiplexers in channel order (none: a single sensor straight
+    on the bus): sensor channel n is channel n % 8 of the multiplexer at `mux_addresses[n // 8]`."""
+
     bus: int
-    mux_address: int | None
+    mux_addresses: tuple[int, ...]
     sensor_address: int
     frequency_hz: int
     deadline_s: float
+
+    @property
+    def mux_address(self) -> int | None:
+        """The first multiplexer's address, None without one: for code that only asks whether there is one."""
+        return self.mux_addresses[0] if self.mux_addresses else None
+
+    def mux_channel(self, channel: int) -> tuple[int, int]:
+        """Where sensor channel `channel` is: (its multiplexer's address, that multiplexer's channel 0-7)."""
+        mux, local = divmod(channel, MUX_CHANNELS)
+        return self.mux_addresses[mux], local
 
 
 @dataclass(frozen=True)

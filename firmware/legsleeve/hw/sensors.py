@@ -5,7 +5,8 @@ the control loop reads all sensors at once with `SensorArray.read`, a sweep that
 but overlaps the conversions. Each read runs inside a `DeadlineI2C` transaction; any driver error (OSError from a
 NACK or bus timeout, the driver's RuntimeError for status bits, our I2CDeadline) becomes a `Reading` carrying the
 fault, never an exception that escapes into the loop. Readings are gauge mmHg against a baseline taken at start
-with the sleeve vented; hPa exists only here.
+with the sleeve vented; hPa exists only here. The sensors sit behind one to three TCA9548A multiplexers
+(`Multiplexers`), which keep at most one channel open across all of them.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable
 import adafruit_mprls
 import adafruit_tca9548a
 
-from legsleeve.config.model import HardwareConfig
+from legsleeve.config.model import MUX_CHANNELS, HardwareConfig
 from legsleeve.core.clock import Clock
 from legsleeve.core.limits import AMBIENT_MAX_HPA, AMBIENT_MIN_HPA
 from legsleeve.core.readings import Reading, Readings
@@ -37,14 +38,115 @@ PSI_MAX = 25.0
 CONVERSION_S = 0.005  # datasheet: a measurement takes up to ~5 ms
 
 
-class PressureSensor:
-    """One MPRLS: absolute hPa from the driver, gauge mmHg to everyone else."""
+class Multiplexers:
+    """The build's TCA9548A multiplexers on one bus, and which of them may have a channel open.
 
-    def __init__(self, name: str, driver: adafruit_mprls.MPRLS, bus: DeadlineI2C, channel: int | None = None):
+    Every sensor answers at the same address, so at most one channel may be open across all the multiplexers: with
+    two open, two sensors answer at once and their replies AND together on the open-drain bus into a count that is
+    wrong yet may look plausible (low, most likely). So before a channel opens on one multiplexer, any other that
+    may have one open is closed (written 0x00). With a single multiplexer nothing ever needs closing: a channel's
+    byte replaces the one before. Within a sweep that is one write per channel change, plus one per change of
+    multiplexer.
+
+    Two paths open channels. The sweep (`open`) writes a channel's byte itself and leaves it open, writing nothing
+    when it is open already. The stock drivers go through adafruit_tca9548a's channels, whose `try_lock()` opens the
+    channel and whose `unlock()` closes it again (it writes 0x00 before releasing the bus, in 0.8.6 and every
+    release since 2019; if that write fails it leaks the bus lock, which DeadlineI2C recovers). That closes only
+    the driver's own multiplexer, so `before_driver` closes whatever the sweep left open on another; the one the
+    driver used still counts as possibly open afterwards (its unlock may have failed, and costs nothing to
+    distrust). After any failed transfer every multiplexer counts as possibly open (`forget`), and the next channel
+    opened closes all the others first: a multiplexer that stops answering thus faults every sensor, since a
+    channel it left open would answer with each of them.
+    """
+
+    def __init__(self, bus: DeadlineI2C, addresses: tuple[int, ...]):
+        self._bus = bus
+        self.addresses = addresses
+        self._drivers = {address: adafruit_tca9548a.TCA9548A(bus, address=address) for address in addresses}
+        self._open = set(addresses)  # the multiplexers that may have a channel open: any, until `reset`
+        self._selected: tuple[int, int] | None = None  # the (multiplexer, channel) known to be the one open
+        self._select_bytes = [bytes((1 << ch,)) for ch in range(MUX_CHANNELS)]
+
+    def channel(self, address: int, channel: int) -> adafruit_tca9548a.TCA9548A_Channel:
+        """The Adafruit channel object (a `busio.I2C` look-alike) for a stock driver."""
+        return self._drivers[address][channel]
+
+    def reset(self) -> None:
+        """Close every channel of every multiplexer: a run that stopped mid-sweep may have left one open. Raises
+        HardwareError naming a multiplexer that does not answer."""
+        for address in self.addresses:
+            try:
+                with self._bus.transaction(f"multiplexer 0x{address:02x}"):
+                    self._lock()
+                    self._bus.writeto(address, b"\x00")
+                    self._bus.unlock()
+            except (OSError, I2CDeadline) as exc:
+                raise HardwareError(
+                    f"the TCA9548A multiplexer at 0x{address:02x} does not answer ({exc}): check its power, SDA/SCL "
+                    "and address pins (A0-A2)"
+                ) from exc
+            self._open.discard(address)
+        self._selected = None
+
+    def open(self, address: int, channel: int) -> None:
+        """Open `channel` of the multiplexer at `address`, and no other channel anywhere. The caller holds the bus
+        lock, inside a transaction; a failed write raises (the caller then calls `forget`)."""
+        if self._selected == (address, channel):
+            return
+        self._selected = None
+        self._close_others(address)
+        self._open.add(address)
+        self._bus.writeto(address, self._select_bytes[channel])
+        self._selected = (address, channel)
+
+    def before_driver(self, address: int) -> None:
+        """Ready the bus for a stock driver about to open a channel of the multiplexer at `address` itself (inside a
+        transaction, the bus unlocked): close any other multiplexer's channel."""
+        self._selected = None  # the driver's channel writes its own byte, and its unlock closes it
+        if any(other != address for other in self._open):
+            self._lock()
+            self._close_others(address)
+            self._bus.unlock()
+        self._open.add(address)
+
+    def forget(self) -> None:
+        """A transfer failed: any multiplexer may have heard anything, so any may have a channel open."""
+        self._selected = None
+        self._open.update(self.addresses)
+
+    def _close_others(self, address: int) -> None:
+        if len(self.addresses) == 1:
+            return  # one multiplexer: the channel byte about to be written replaces whatever was open
+        for other in self.addresses:
+            if other != address and other in self._open:
+                self._bus.writeto(other, b"\x00")
+                self._open.discard(other)
+
+    def _lock(self) -> None:
+        while not self._bus.try_lock():
+            pass  # DeadlineI2C raises once the deadline passes: this loop cannot hang
+
+
+class PressureSensor:
+    """One MPRLS: absolute hPa from the driver, gauge mmHg to everyone else. `channel` is its sensor channel as
+    configured, `port` the (multiplexer address, channel 0-7) that means; both None without a multiplexer."""
+
+    def __init__(
+        self,
+        name: str,
+        driver: adafruit_mprls.MPRLS,
+        bus: DeadlineI2C,
+        channel: int | None = None,
+        *,
+        muxes: Multiplexers | None = None,
+        port: tuple[int, int] | None = None,
+    ):
         self.name = name
         self._driver = driver
         self._bus = bus
         self.channel = channel
+        self.port = port
+        self._muxes = muxes
         self.baseline_hpa: float | None = None
         self.faults = 0
 
@@ -52,8 +154,12 @@ class PressureSensor:
         """Absolute pressure, hPa. Raises SensorFault (SAFE-9) for anything but a plausible number."""
         try:
             with self._bus.transaction(f"sensor {self.name}"):
+                if self._muxes is not None and self.port is not None:
+                    self._muxes.before_driver(self.port[0])
                 hpa = self._driver.pressure
         except (OSError, RuntimeError, ValueError, I2CDeadline) as exc:
+            if self._muxes is not None:
+                self._muxes.forget()
             self.faults += 1
             raise SensorFault(self.name, _describe(exc)) from exc
         if not math.isfinite(hpa) or not PHYSICAL_MIN_HPA <= hpa <= PHYSICAL_MAX_HPA:
@@ -95,18 +201,19 @@ class SensorArray:
         clock: Clock,
         *,
         bus: DeadlineI2C,
-        mux_address: int | None,
+        muxes: Multiplexers | None,
         address: int,
     ):
         self.zones = zones
         self.manifold = manifold
         self._clock = clock
         self._bus = bus
-        self._mux_address = mux_address
+        self._muxes = muxes
         self._address = address
         self._buf = bytearray(4)
-        self._selected: PressureSensor | None = None
-        self._select_bytes = {ch: bytes((1 << ch,)) for ch in range(8)}
+        # The sweep's order: the sensors of one multiplexer together (in the config's order), so a sweep changes
+        # multiplexer as few times as it can - each change costs one more write, closing the one left behind.
+        self._order = sorted(self.all, key=lambda s: 0 if s.port is None else s.port[0])
 
     @property
     def all(self) -> list[PressureSensor]:
@@ -120,12 +227,10 @@ class SensorArray:
         transactions keep their own deadline; a failing sensor gives a faulted Reading and the others go on.
         """
         clock = self._clock
-        sensors = self.all
         started: list[PressureSensor] = []
         faults: dict[str, str] = {}
         first_start = None
-        self._selected = None  # anything may have used the bus since (a driver read, the zero)
-        for sensor in sensors:
+        for sensor in self._order:
             try:
                 with self._bus.transaction(f"sensor {sensor.name}"):
                     self._select(sensor)
@@ -135,7 +240,7 @@ class SensorArray:
                     first_start = clock.now()
                 started.append(sensor)
             except (OSError, RuntimeError, I2CDeadline) as exc:
-                self._selected = None
+                self._forget()
                 faults[sensor.name] = str(SensorFault(sensor.name, _describe(exc)))
         if first_start is not None:
             clock.sleep(first_start + CONVERSION_S - clock.now())
@@ -157,14 +262,17 @@ class SensorArray:
         return Readings(now, zones, manifold)
 
     def _select(self, sensor: PressureSensor) -> None:
-        """Lock the bus (under the deadline) and point the multiplexer at this sensor's channel."""
+        """Lock the bus (under the deadline) and open this sensor's multiplexer channel, and no other."""
         while not self._bus.try_lock():
             pass  # DeadlineI2C raises once the deadline passes: this loop cannot hang
-        if self._mux_address is not None and sensor is not self._selected:
-            if sensor.channel is None:  # build_sensors gives every sensor its channel when there is a multiplexer
+        if self._muxes is not None:
+            if sensor.port is None:  # build_sensors gives every sensor its channel when there is a multiplexer
                 raise HardwareError(f"sensor {sensor.name}: no multiplexer channel")
-            self._bus.writeto(self._mux_address, self._select_bytes[sensor.channel])
-        self._selected = sensor
+            self._muxes.open(*sensor.port)
+
+    def _forget(self) -> None:
+        if self._muxes is not None:
+            self._muxes.forget()
 
     def _collect(self, sensor: PressureSensor) -> float:
         """Read status + 24-bit count once the conversion is done; return absolute hPa."""
@@ -178,7 +286,7 @@ class SensorArray:
                         break
                 self._bus.unlock()
         except (OSError, RuntimeError, I2CDeadline) as exc:
-            self._selected = None  # the mux may have heard anything
+            self._forget()  # the multiplexers may have heard anything
             raise SensorFault(sensor.name, _describe(exc)) from exc
         status = buf[0]
         if not status & STATUS_POWERED:
@@ -259,23 +367,36 @@ class SensorArray:
 
 
 def build_sensors(config: HardwareConfig, bus: DeadlineI2C, clock: Clock) -> SensorArray:
-    """Create the Adafruit drivers on `bus`. A sensor that does not answer raises SensorFault."""
-    mux = (
-        adafruit_tca9548a.TCA9548A(bus, address=config.i2c.mux_address) if config.i2c.mux_address is not None else None
-    )
+    """Create the Adafruit drivers on `bus`: one TCA9548A per multiplexer address (each checked and closed first),
+    one MPRLS per sensor on its channel. A multiplexer that does not answer raises HardwareError; a sensor,
+    SensorFault."""
+    i2c = config.i2c
+    muxes = Multiplexers(bus, i2c.mux_addresses) if i2c.mux_addresses else None
+    if muxes is not None:
+        muxes.reset()
 
     def make(name: str, channel: int | None) -> PressureSensor:
-        port = mux[channel] if mux is not None else bus
+        port = None
+        if muxes is not None:
+            if channel is None:  # hardware.yaml gives every sensor a channel when there is a multiplexer
+                raise HardwareError(f"sensor {name}: no multiplexer channel")
+            port = i2c.mux_channel(channel)
         try:
             with bus.transaction(f"probe {name}"):
-                driver = adafruit_mprls.MPRLS(port, addr=config.i2c.sensor_address, psi_min=0, psi_max=25)
+                target = bus
+                if muxes is not None and port is not None:
+                    muxes.before_driver(port[0])
+                    target = muxes.channel(*port)
+                driver = adafruit_mprls.MPRLS(target, addr=i2c.sensor_address, psi_min=0, psi_max=25)
         except (OSError, ValueError, RuntimeError, I2CDeadline) as exc:
-            where = f"mux channel {channel}" if mux is not None else "the bus"
-            raise SensorFault(name, f"not found on {where} at 0x{config.i2c.sensor_address:02x} ({exc})") from exc
-        return PressureSensor(name, driver, bus, channel)
+            if muxes is not None:
+                muxes.forget()
+            where = "the bus" if port is None else f"mux channel {channel}"
+            if port is not None and len(i2c.mux_addresses) > 1:
+                where += f" (channel {port[1]} of the TCA9548A at 0x{port[0]:02x})"
+            raise SensorFault(name, f"not found on {where} at 0x{i2c.sensor_address:02x} ({exc})") from exc
+        return PressureSensor(name, driver, bus, channel, muxes=muxes, port=port)
 
     zones = [make(z.name, z.sensor_channel) for z in config.zones]
     manifold = make(MANIFOLD, config.manifold_channel) if config.manifold_channel is not None else None
-    return SensorArray(
-        zones, manifold, clock, bus=bus, mux_address=config.i2c.mux_address, address=config.i2c.sensor_address
-    )
+    return SensorArray(zones, manifold, clock, bus=bus, muxes=muxes, address=i2c.sensor_address)

@@ -1,14 +1,16 @@
-"""The wiring table: every GPIO of a build, what it drives or reads, and where it is on the header, from the config.
+"""The wiring table: every GPIO of a build, what it drives or reads, and where it is on the header, from the config;
+and each TCA9548A multiplexer on the I2C bus, its address pins and the sensor on each of its channels.
 
-`legsleeve wiring` prints it for the user's own hardware.yaml; hardware/wiring.md holds the reference build's
+`legsleeve wiring` prints it for the user's own hardware.yaml; hardware/README.md holds the reference build's
 (a test keeps the two in step).
 """
 
 from __future__ import annotations
 
-from legsleeve.config.model import HardwareConfig, PinSpec
+from legsleeve.config.model import MUX_CHANNELS, HardwareConfig, PinSpec
 
 SDA, SCL = 2, 3
+MANIFOLD = "manifold"
 
 
 def _header_pin(gpio: int) -> int:
@@ -70,22 +72,66 @@ def rows(cfg: HardwareConfig) -> list[tuple[str, str, str, str, str]]:
         add(c.led.pin, "status LED", "output", f"LED + resistor to GND; {level(c.led.active_high)}")
     if c.buzzer:
         add(c.buzzer.pin, "buzzer", "output", f"active buzzer via transistor; {level(c.buzzer.active_high)}")
-    mux = f"TCA9548A at 0x{cfg.i2c.mux_address:02x}" if cfg.i2c.mux_address is not None else "sensor"
-    sensors = ", ".join(f"{z.name} ch{z.sensor_channel}" for z in cfg.zones)
-    if cfg.has_manifold_sensor:
-        sensors += f", manifold ch{cfg.manifold_channel}"
-    table = [
-        (
-            f"GPIO{SDA}",
-            str(_header_pin(SDA)),
-            "I2C SDA",
-            "bus",
-            f"{mux}; MPRLS 0x{cfg.i2c.sensor_address:02x}: {sensors}",
-        ),
-        (f"GPIO{SCL}", str(_header_pin(SCL)), "I2C SCL", "bus", f"{cfg.i2c.frequency_hz // 1000} kHz"),
-    ]
+    table = _i2c_rows(cfg)
     for gpio, device, direction, wiring in sorted(out):
         table.append((f"GPIO{gpio}", str(_header_pin(gpio)), device, direction, wiring))
+    return table
+
+
+def address_pins(address: int) -> str:
+    """How a TCA9548A's A0-A2 pins set `address` (0x70-0x77): each pin tied high adds 1, 2 or 4 to 0x70."""
+    bits = address - 0x70
+    high = [f"A{n}" for n in range(3) if bits >> n & 1]
+    low = [f"A{n}" for n in range(3) if not bits >> n & 1]
+    if not high:
+        return "A0-A2 low (the board's default)"
+    return f"{_and(high)} high (tied to VIN)" + (f", {_and(low)} low" if low else "")
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def _i2c_rows(cfg: HardwareConfig) -> list[tuple[str, str, str, str, str]]:
+    """SDA and SCL, then one row per multiplexer: its address, how its pins set it, and the sensor on each channel
+    (sensor channel n of the config is channel n % 8 of the n // 8-th multiplexer)."""
+    i2c = cfg.i2c
+    sensor = f"MPRLS at 0x{i2c.sensor_address:02x}"
+    khz = f"{i2c.frequency_hz // 1000} kHz"
+    sensors = [(z.name, z.sensor_channel) for z in cfg.zones]
+    if cfg.manifold_channel is not None:
+        sensors.append((MANIFOLD, cfg.manifold_channel))
+    if not i2c.mux_addresses:
+        return [
+            (f"GPIO{SDA}", str(_header_pin(SDA)), "I2C SDA", "bus", f"the {sensor} ({sensors[0][0]}), no multiplexer"),
+            (f"GPIO{SCL}", str(_header_pin(SCL)), "I2C SCL", "bus", khz),
+        ]
+    muxes = ", ".join(f"0x{a:02x}" for a in i2c.mux_addresses)
+    which = f"the TCA9548A at {muxes}" if len(i2c.mux_addresses) == 1 else f"every TCA9548A ({muxes})"
+    table = [
+        (f"GPIO{SDA}", str(_header_pin(SDA)), "I2C SDA", "bus", f"to SDA of {which}"),
+        (f"GPIO{SCL}", str(_header_pin(SCL)), "I2C SCL", "bus", f"{khz}; to SCL of {which}"),
+    ]
+    several = len(i2c.mux_addresses) > 1
+    for index, address in enumerate(i2c.mux_addresses):
+        on = sorted(
+            (channel % MUX_CHANNELS, name, channel)
+            for name, channel in sensors
+            if channel is not None and channel // MUX_CHANNELS == index
+        )
+        channels = ", ".join(
+            f"SD{local}/SC{local} {name}" + (f" (sensor channel {channel})" if several and index else "")
+            for local, name, channel in on
+        )
+        table.append(
+            (
+                "",
+                "",
+                f"TCA9548A at 0x{address:02x}",
+                "I2C multiplexer",
+                f"{address_pins(address)}; {channels}: an {sensor} on each" if channels else address_pins(address),
+            )
+        )
     return table
 
 

@@ -1,7 +1,7 @@
 """The simulated world under the real drivers: mock pins, simulated chips on a simulated bus, air, one clock.
 
 The firmware's own driver classes are built on `pin_factory` (gpiozero's `MockFactory(pin_class=MockPWMPin)`) and
-on `bus` (a `busio.I2C` look-alike hosting simulated MPRLS chips behind a simulated TCA9548A). The pneumatic model
+on `bus` (a `busio.I2C` look-alike hosting simulated MPRLS chips behind simulated TCA9548As). The pneumatic model
 reads the mock pins' states and feeds the chips' pressures; everything runs on `clock`, a virtual clock, so an
 hour of therapy takes seconds. Faults fire at their virtual time.
 """
@@ -56,10 +56,10 @@ class SimWorld:
         self._read_pins()
 
         self.bus = SimI2C(self.clock, frequency_hz=config.i2c.frequency_hz, overhead_s=sim.i2c_overhead_s)
-        mux = None
-        if config.i2c.mux_address is not None:
-            mux = SimTCA9548A(config.i2c.mux_address)
-            self.bus.attach(mux.address, mux)
+        # one multiplexer per address; the bus ANDs the replies of chips answering at once, as open drain does
+        self.muxes = {address: SimTCA9548A(address) for address in config.i2c.mux_addresses}
+        for address, mux in self.muxes.items():
+            self.bus.attach(address, mux)
         self.chips: dict[str, SimMPRLS] = {}
         sensors = [(z.name, z.sensor_channel, self._zone_hpa(i)) for i, z in enumerate(config.zones)]
         if config.has_manifold_sensor:
@@ -76,10 +76,11 @@ class SimWorld:
                 ambient_hpa=sim.ambient_hpa,
             )
             self.chips[name] = chip
-            if mux is not None:
+            if self.muxes:
                 if channel is None:  # hardware.yaml gives every sensor a channel when there is a multiplexer
                     raise ValueError(f"sensor {name}: no multiplexer channel")
-                mux.attach(channel, config.i2c.sensor_address, chip)
+                address, local = config.i2c.mux_channel(channel)
+                self.muxes[address].attach(local, config.i2c.sensor_address, chip)
             else:
                 self.bus.attach(config.i2c.sensor_address, chip)
 
