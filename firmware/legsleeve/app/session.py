@@ -17,6 +17,7 @@ from legsleeve.app.selftest import self_test
 from legsleeve.app.sessionlog import SessionLog
 from legsleeve.app.summary import SessionStats
 from legsleeve.core.clock import RealTimePacer, VirtualClock
+from legsleeve.core.controller import Refill
 from legsleeve.core.plan import Profile
 from legsleeve.core.readings import Readings
 from legsleeve.hw.rig import Rig
@@ -63,6 +64,7 @@ def run_session(
     stats = SessionStats(profile)
     session_log = SessionLog(log_path, cfg.zone_names, cfg.has_manifold_sensor) if log_path else None
     steps: list[tuple[float, str]] = []
+    reported: list[Refill] = []
     start = rig.clock.now()
     if status is not None:
         status(f"self-test passed; session {profile.name} starts at t={start:.1f} s")
@@ -70,6 +72,14 @@ def run_session(
     total = f"/{cycles}" if cycles is not None else f" of {minutes:g} min" if minutes else ""
 
     def on_tick(runner: Runner, readings: Readings) -> None:
+        refills = runner.status.refills
+        if len(refills) > len(reported):
+            for refill in refills[len(reported) :]:
+                if status is not None:
+                    status(f"        {_mmss(readings.t_s - start)}  {describe_refill(refill)}")
+                else:
+                    log.info("%s", describe_refill(refill))
+            reported[:] = refills
         state = "tripped" if runner.supervisor.tripped else runner.status.step
         if not steps or steps[-1][1] != state:
             steps.append((readings.t_s - start, state))
@@ -104,6 +114,32 @@ def run_session(
     return SessionResult(outcome, stats, log_path, steps)
 
 
+def describe_refill(refill: Refill) -> str:
+    """A refill-adaptive rest in words: "left refilled in 31.2 s (rested 31.5 s)"."""
+    if refill.refill_s is None:
+        return f"{refill.limb}: refill not detected; rested {refill.rest_s:.1f} s (the bound)"
+    return f"{refill.limb} refilled in {refill.refill_s:.1f} s (rested {refill.rest_s:.1f} s)"
+
+
+def refill_table(refills: tuple[Refill, ...]) -> str:
+    """Each limb's refill-adaptive rests over a session: how many, the measured refill times, the rests."""
+    lines = []
+    for limb in dict.fromkeys(r.limb for r in refills):
+        mine = [r for r in refills if r.limb == limb]
+        measured = [r.refill_s for r in mine if r.refill_s is not None]
+        rests = [r.rest_s for r in mine]
+        found = (
+            f"refill measured {min(measured):.1f}-{max(measured):.1f} s (mean {sum(measured) / len(measured):.1f})"
+            if measured
+            else "refill never detected"
+        )
+        lines.append(
+            f"{limb}: {len(mine)} rest(s), {found}; rested {min(rests):.1f}-{max(rests):.1f} s"
+            + (f", {len(mine) - len(measured)} at the bound" if len(measured) < len(mine) else "")
+        )
+    return "\n".join(lines)
+
+
 def _mmss(seconds: float) -> str:
     return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
 
@@ -126,6 +162,8 @@ def report(result: SessionResult, profile: Profile, out=None) -> None:
         file=out,
     )
     print(result.stats.table(faults), file=out)
+    if o.status.refills:
+        print("refill-adaptive rest:\n" + refill_table(o.status.refills), file=out)
     if o.status.limited and trip is None and not o.stopped:
         print(
             "ended early, at the session limit: one more cycle would not have ended, vented, inside "

@@ -294,7 +294,7 @@ class _ModelRun:
                     fill = self.filling[i] = _Fill(status.cycle, status.step_index, status.zones[i].target_mmhg, p)
                 if not checking:  # a SAFE-15 check stops the pump: not filling time (SAFE-5)
                     fill.pumped_s += tick_s
-            elif fill is not None:
+            elif fill is not None and not checking:  # held for another zone's check: its fill goes on after
                 self._end_fill(i)
 
     def _end_stretch(self, i: int, t: float) -> None:
@@ -513,9 +513,10 @@ def model_words(cfg: HardwareConfig) -> str:
 def describe(plan: SessionPlan, cfg: HardwareConfig) -> list[str]:
     """The plan's figures, for `check-config`: the headline, then each zone's longest squeeze and slowest fill."""
     lim = cfg.limits
+    w = max([8, *(len(z.name) for z in plan.zones)])
     lines = [
         f"  {headline(plan, model_words(cfg))}",
-        f"  {'zone':<8} {'longest above ' + f'{lim.venous_safe_mmhg:g} mmHg':<24} slowest fill",
+        f"  {'zone':<{w}} {'longest above ' + f'{lim.venous_safe_mmhg:g} mmHg':<24} slowest fill",
     ]
     for z in plan.zones:
         above = f"{z.above_venous_s:.0f} s (limit {lim.max_above_venous_s:g})" if z.above_from else "never"
@@ -524,7 +525,7 @@ def describe(plan: SessionPlan, cfg: HardwareConfig) -> list[str]:
             if z.slowest_fill_s is not None and z.slowest_fill_to_mmhg is not None
             else "never filled"
         )
-        lines.append(f"  {z.name:<8} {above:<24} {fill}")
+        lines.append(f"  {z.name:<{w}} {above:<24} {fill}")
     return lines
 
 
