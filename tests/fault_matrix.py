@@ -140,8 +140,8 @@ class Reference:
                     break
             if "vent" in out:
                 break
-        # rest: the middle of the first rest
-        rest = next((k for k, r in enumerate(rows) if r["state"].startswith("rest")), None)
+        # rest: the middle of the first rest (a refill-adaptive rest's wait too)
+        rest = next((k for k, r in enumerate(rows) if r["state"].startswith(("rest", "refill"))), None)
         if rest is not None:
             k1 = next((j for j in range(rest, len(rows)) if rows[j]["state"] != rows[rest]["state"]), len(rows) - 1)
             out["rest"] = ((self.t(rest) + self.t(k1)) / 2, zones[1])
@@ -363,17 +363,17 @@ def plan(references: dict[str, Reference]) -> list[Cell]:
 
 
 @functools.cache
-def references(config_dir: Path = CONFIG_DIR) -> dict[str, Reference]:
+def references(config_dir: Path = CONFIG_DIR, profiles: tuple[str, ...] = PROFILES) -> dict[str, Reference]:
     """Every profile's healthy reference run on a build, computed once per process: every fault kind's cells are
     planned from them."""
-    return {profile: reference(profile, config_dir=config_dir) for profile in PROFILES}
+    return {profile: reference(profile, config_dir=config_dir) for profile in profiles}
 
 
-def run_fault(fault: str) -> list[Cell]:
+def run_fault(fault: str, config_dir: Path = CONFIG_DIR, profiles: tuple[str, ...] = PROFILES) -> list[Cell]:
     """One fault kind's cells (every profile x every phase), run one after another in this process."""
     if fault not in EXPECTED:
         raise ValueError(fault)
-    return [run_cell(cell) for cell in plan(references()) if cell.fault == fault]
+    return [run_cell(cell) for cell in plan(references(config_dir, profiles)) if cell.fault == fault]
 
 
 def run_matrix(workers: int | None = None) -> list[Cell]:
