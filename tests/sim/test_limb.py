@@ -293,3 +293,13 @@ def test_truth_for_tests(cfg):
     m = _leg(cfg, refill_s=42.0)
     assert m.limb_names == ("leg",) and [m.limb_of(i) for i in range(4)] == ["leg"] * 4
     assert m.refill_s("leg") == 42.0
+
+
+def test_the_world_tells_the_truth_of_its_limbs(cfg, mock_factory):
+    from legsleeve.sim.world import SimWorld
+
+    limbs = {"leg": SimLimbSpec(refill_s=25.0, zones=cfg.zone_names)}
+    world = SimWorld(dataclasses.replace(cfg, simulation=dataclasses.replace(cfg.simulation, limbs=limbs)))
+    world.clock.advance(1.0)
+    assert world.limb_refill_s("leg") == 25.0
+    assert world.venous_ml("calf") == pytest.approx(15.0)
