@@ -518,8 +518,8 @@ def _read_sim_limbs(sec: Section, zones: list[ZoneSpec]) -> dict[str, SimLimbSpe
 
 
 def _read_sim_limb(sec: Section, base: SimLimbSpec) -> SimLimbSpec | None:
-    """One limb's veins; `base` (limb_defaults, else the code's defaults) supplies what it leaves out. The ranges
-    span what air plethysmography reports in patients and healthy legs, with room on either side."""
+    """One limb's veins; `base` (limb_defaults, else the code's defaults) supplies what it leaves out. What each key
+    means physiologically: SimLimbSpec's comments and docs/config-reference.md."""
     refill = sec.number("refill_s", base.refill_s, minimum=5.0, maximum=180.0, unit="s")
     venous = sec.number("venous_ml", base.venous_ml, minimum=0.0, maximum=500.0, unit="mL")
     empty = sec.number("empty_mmhg", base.empty_mmhg, minimum=10.0, maximum=100.0, unit="mmHg")

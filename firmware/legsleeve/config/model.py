@@ -110,8 +110,8 @@ class SimLimbSpec:
     # patients): the refill is exponential with time constant refill_s / ln 10.
     refill_s: float = 30.0
     # mL of blood compression can empty from the whole limb, shared among its zones in proportion to each zone's flat
-    # bladder volume (`simulation.zones.NAME.volume_l`). 60 mL lifts the reference leg's held bladders ~2 mmHg at
-    # 10 mmHg.
+    # bladder volume (`simulation.zones.NAME.volume_l`). 60 mL lifts a reference bladder held at 10 mmHg after a
+    # compression by ~1.8 mmHg (ankle) and ~1.1 (thigh, more compliant): a couple of mmHg, as a refill detector sees.
     venous_ml: float = 60.0
     # A bladder at this pressure empties the veins under it; below it they settle (1 - P/empty_mmhg) full, 75 % at 10.
     empty_mmhg: float = 40.0
