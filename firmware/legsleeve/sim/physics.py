@@ -70,6 +70,7 @@ class _Tissue:
     venous_l: float  # in its veins now
     deficit_mmhg: float = 0.0  # what the gas would regain, closed, once re-warmed
     thermal_per_mmhg: float = field(init=False)  # deficit gained per mmHg fallen
+    per_empty_mmhg: float = field(init=False)  # 1 / empty_mmhg
     # (time constant, its decay over a full substep): nearly every substep is a full one
     emptying: tuple[float, float] = field(init=False)
     refilling: tuple[float, float] = field(init=False)
@@ -77,13 +78,9 @@ class _Tissue:
 
     def __post_init__(self) -> None:
         self.thermal_per_mmhg = self.spec.thermal_mmhg / THERMAL_FALL_MMHG
+        self.per_empty_mmhg = 1.0 / self.spec.empty_mmhg
         taus = (self.spec.empty_s, self.spec.refill_s / math.log(10.0), self.spec.thermal_s)
         self.emptying, self.refilling, self.warming = ((tau, math.exp(-MAX_SUBSTEP_S / tau)) for tau in taus)
-
-
-def _decay(tau: tuple[float, float], dt: float) -> float:
-    """exp(-dt / τ) for a (τ, its full-substep decay) pair."""
-    return tau[1] if dt == MAX_SUBSTEP_S else math.exp(-dt / tau[0])
 
 
 @dataclass
@@ -277,16 +274,23 @@ class Pneumatics:
     ) -> float:
         """`_relax` for a bladder node (with its hose unless split from it) on a limb: its veins and its gas's warmth
         move the air too (see the module docstring). Returns the node's pressure after dt."""
-        v_eq = t.full_l * min(1.0, max(0.0, 1.0 - p / t.spec.empty_mmhg))
+        # (written out, not with min/max and helpers: this runs per zone every 5 ms substep)
+        filled = 1.0 - p * t.per_empty_mmhg
+        v_eq = t.full_l if filled >= 1.0 else t.full_l * filled if filled > 0.0 else 0.0
         v = t.venous_l
-        t.venous_l = v_eq + (v - v_eq) * _decay(t.emptying if v > v_eq else t.refilling, dt)
+        tau_s, decay = t.emptying if v > v_eq else t.refilling
+        if dt != MAX_SUBSTEP_S:
+            decay = math.exp(-dt / tau_s)
+        v_new = t.venous_l = v_eq + (v - v_eq) * decay
+        pa = self._pa
         # veins filling (or emptying) move the gas like free air flowing in (or out)
-        drive += (self._pa + p) / self._pa * (t.venous_l - v) / dt
+        drive += (pa + p) * (v_new - v) / (pa * dt)
         volume_l = spec.volume_l + (HOSE_VOLUME_L if hose else 0.0) + (t.full_l - v)  # emptied veins: more room
-        cap = self._capacitance(volume_l, spec.compliance_l_per_mmhg, p)
+        cap = (volume_l + spec.compliance_l_per_mmhg * (pa + 2.0 * (p if p > 0.0 else 0.0))) / pa  # _capacitance
         if t.thermal_per_mmhg == 0.0:
             return _relax(p, drive, g, cap, dt)
-        warmed = t.deficit_mmhg * (1.0 - _decay(t.warming, dt))
+        tau_s, decay = t.warming
+        warmed = t.deficit_mmhg * (1.0 - (decay if dt == MAX_SUBSTEP_S else math.exp(-dt / tau_s)))
         t.deficit_mmhg -= warmed
         drive += cap * warmed / dt  # re-warming: a closed bladder regains the deficit released
         p_new = _relax(p, drive, g, cap, dt)
