@@ -377,3 +377,135 @@ def test_a_manifold_sensor_beside_a_zone_sensor_needs_a_multiplexer(tmp_path):
     [problem] = err.value.problems
     line = _line_of(one, "  channel: 4")
     assert f"hardware.yaml:{line}: manifold_sensor.channel: the manifold sensor and the zone's sensor both" in problem
+# -- simulation.limbs: the venous model of the simulated leg ----------------------------------------------------
+
+TWO_LIMBS = (
+    SHIPPED.replace("  - name: knee\n", "  - name: knee\n    limb: right\n")
+    .replace("  - name: thigh\n", "  - name: thigh\n    limb: right\n")
+    .replace("  zones:\n    thigh:\n", "  zones:\n    right.thigh:\n")  # two limbs: zone ids are limb.name
+)
+
+
+def _with_limbs(text: str, extra: str) -> str:
+    """The config with lines appended to its `simulation` section (the file's last)."""
+    assert text.rstrip().endswith("compliance_l_per_mmhg: 0.008"), "fixture out of date: simulation is not last"
+    return text.rstrip("\n") + "\n" + extra
+
+
+def test_no_limbs_is_a_rigid_leg(cfg):
+    assert cfg.simulation.limbs == {}
+
+
+def test_limb_defaults_give_every_limb_the_code_defaults(tmp_path):
+    from legsleeve.config.model import SimLimbSpec
+
+    sim = _load_variant(tmp_path, _with_limbs(SHIPPED, "  limb_defaults: {}\n")).simulation
+    assert sim.limbs == {"leg": SimLimbSpec(zones=("ankle", "calf", "knee", "thigh"))}
+    leg = sim.limbs["leg"]
+    assert (leg.refill_s, leg.venous_ml, leg.empty_mmhg, leg.empty_s, leg.thermal_mmhg, leg.thermal_s) == (
+        30.0,
+        60.0,
+        40.0,
+        2.0,
+        0.0,
+        5.0,
+    )
+
+
+def test_limbs_override_limb_defaults_per_limb(tmp_path):
+    extra = "  limb_defaults:\n    refill_s: 40\n  limbs:\n    right:\n      venous_ml: 80\n      thermal_mmhg: 1.5\n"
+    limbs = _load_variant(tmp_path, _with_limbs(TWO_LIMBS, extra)).simulation.limbs
+    assert set(limbs) == {"leg", "right"}
+    assert limbs["leg"].zones == ("leg.ankle", "leg.calf") and limbs["right"].zones == ("right.knee", "right.thigh")
+    assert (limbs["leg"].refill_s, limbs["leg"].venous_ml, limbs["leg"].thermal_mmhg) == (40.0, 60.0, 0.0)
+    assert (limbs["right"].refill_s, limbs["right"].venous_ml, limbs["right"].thermal_mmhg) == (40.0, 80.0, 1.5)
+
+
+def test_limbs_without_defaults_model_only_the_limbs_named(tmp_path):
+    limbs = _load_variant(tmp_path, _with_limbs(TWO_LIMBS, "  limbs:\n    right: {refill_s: 20}\n")).simulation.limbs
+    assert list(limbs) == ["right"] and limbs["right"].refill_s == 20.0 and limbs["right"].venous_ml == 60.0
+
+
+# (id, lines appended to simulation, key path expected, message fragment, text on the expected line)
+LIMB_CASES = [
+    ("limb typo", "  limbs:\n    leg:\n      refil_s: 30\n", "simulation.limbs.leg.refil_s", "did you mean", "refil_s"),
+    ("refill too short", "  limbs:\n    leg: {refill_s: 3}\n", "simulation.limbs.leg.refill_s", "must be >= 5", "leg:"),
+    (
+        "refill too long",
+        "  limbs:\n    leg:\n      refill_s: 200\n",
+        "simulation.limbs.leg.refill_s",
+        "must be <= 180",
+        "refill_s",
+    ),
+    (
+        "venous negative",
+        "  limb_defaults:\n    venous_ml: -5\n",
+        "simulation.limb_defaults.venous_ml",
+        "must be >= 0",
+        "venous_ml",
+    ),
+    (
+        "empty pressure",
+        "  limb_defaults:\n    empty_mmhg: 5\n",
+        "simulation.limb_defaults.empty_mmhg",
+        "must be >= 10",
+        "empty_mmhg",
+    ),
+    ("empty time", "  limb_defaults:\n    empty_s: 0.1\n", "simulation.limb_defaults.empty_s", ">= 0.2", "empty_s"),
+    (
+        "thermal too big",
+        "  limb_defaults:\n    thermal_mmhg: 6\n",
+        "simulation.limb_defaults.thermal_mmhg",
+        "must be <= 5",
+        "thermal_mmhg",
+    ),
+    (
+        "thermal time",
+        "  limbs:\n    leg:\n      thermal_s: 0\n",
+        "simulation.limbs.leg.thermal_s",
+        "must be >= 0.5",
+        "thermal_s",
+    ),
+    (
+        "not a number",
+        "  limb_defaults:\n    refill_s: slow\n",
+        "simulation.limb_defaults.refill_s",
+        "must be a number in s",
+        "refill_s",
+    ),
+    (
+        "unknown limb",
+        "  limbs:\n    arm:\n      refill_s: 30\n",
+        "simulation.limbs.arm",
+        "no zone is on a limb named 'arm' (limbs: leg)",
+        "arm:",
+    ),
+    ("limb not a mapping", "  limbs:\n    leg: 30\n", "simulation.limbs.leg", "must be a mapping", "leg: 30"),
+    ("limbs not a mapping", "  limbs: [leg]\n", "simulation.limbs", "must be a mapping", "limbs:"),
+    (
+        "defaults typo",
+        "  limb_default: {}\n",
+        "simulation.limb_default",
+        "did you mean 'limb_defaults'",
+        "limb_default",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", LIMB_CASES, ids=[c[0] for c in LIMB_CASES])
+def test_bad_limb_config_names_file_line_and_key(tmp_path, case):
+    _id, extra, key, fragment, marker = case
+    text = _with_limbs(SHIPPED, extra)
+    with pytest.raises(ConfigError) as err:
+        _load_variant(tmp_path, text)
+    matching = [p for p in err.value.problems if f": {key}: " in p and fragment in p]
+    assert matching, f"no problem for {key} with {fragment!r}; got:\n" + "\n".join(err.value.problems)
+    assert matching[0].startswith(f"{tmp_path / 'hardware.yaml'}:{_line_of(text, marker)}: {key}:")
+
+
+def test_unknown_limb_lists_every_limb_of_the_build(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        _load_variant(tmp_path, _with_limbs(TWO_LIMBS, "  limbs:\n    left: {}\n"))
+    assert any(
+        "simulation.limbs.left: no zone is on a limb named 'left' (limbs: leg, right)" in p for p in err.value.problems
+    )

@@ -22,6 +22,7 @@ from legsleeve.config.model import (
     PinSpec,
     PumpSpec,
     SelfTestSpec,
+    SimLimbSpec,
     SimSpec,
     SimZoneSpec,
     ValveSpec,
@@ -564,13 +565,66 @@ def _read_simulation(sec: Section | None, zones: list[ZoneSpec]) -> SimSpec | No
                 if zone_spec is not None:  # None: its problems are recorded, and no config is built
                     per_zone[name] = zone_spec
                 zsec.finish()
+    limbs = _read_sim_limbs(sec, zones)
     sec.finish()
     numbers = {key: value for key, value in values.items() if value is not None}
-    if len(numbers) != len(values) or base is None:
+    if len(numbers) != len(values) or base is None or limbs is None:
         return None
     if numbers["relief_mmhg"] > ABS_MAX_MMHG:
         sec.warn("relief_mmhg", f"above the {ABS_MAX_MMHG:g} mmHg the reference relief valve is set to")
-    return SimSpec(**numbers, zones={z.name: per_zone.get(z.name, base) for z in zones})
+    return SimSpec(**numbers, zones={z.name: per_zone.get(z.name, base) for z in zones}, limbs=limbs)
+
+
+def _read_sim_limbs(sec: Section, zones: list[ZoneSpec]) -> dict[str, SimLimbSpec] | None:
+    """The venous model of each limb (`limb_defaults` for every limb of the build, `limbs` per limb by name); none
+    of either: a rigid leg. None when a problem was recorded."""
+    members: dict[str, list[str]] = {}
+    for z in zones:
+        members.setdefault(z.limb, []).append(z.name)
+    ok = True
+    base = SimLimbSpec()
+    defaults = sec.section("limb_defaults", optional=True)
+    if defaults is not None:
+        read = _read_sim_limb(defaults, base)
+        defaults.finish()
+        ok = read is not None
+        base = read or base
+    per_limb: dict[str, SimLimbSpec] = {}
+    overrides = sec.section("limbs", optional=True)
+    if overrides is not None:
+        for name in overrides.data:
+            lsec = overrides.section(name)
+            if name not in members:
+                overrides.error(name, f"no zone is on a limb named {name!r} (limbs: {', '.join(sorted(members))})")
+                ok = False
+                continue
+            if lsec is None:
+                ok = False
+                continue
+            limb = _read_sim_limb(lsec, base)
+            lsec.finish()
+            if limb is None:
+                ok = False
+            else:
+                per_limb[name] = limb
+    if not ok:
+        return None
+    named = members if defaults is not None else per_limb  # limb_defaults: every limb of the build has a model
+    return {name: dataclasses.replace(per_limb.get(name, base), zones=tuple(members[name])) for name in named}
+
+
+def _read_sim_limb(sec: Section, base: SimLimbSpec) -> SimLimbSpec | None:
+    """One limb's veins; `base` (limb_defaults, else the code's defaults) supplies what it leaves out. What each key
+    means physiologically: SimLimbSpec's comments and docs/config-reference.md."""
+    refill = sec.number("refill_s", base.refill_s, minimum=5.0, maximum=180.0, unit="s")
+    venous = sec.number("venous_ml", base.venous_ml, minimum=0.0, maximum=500.0, unit="mL")
+    empty = sec.number("empty_mmhg", base.empty_mmhg, minimum=10.0, maximum=100.0, unit="mmHg")
+    empty_s = sec.number("empty_s", base.empty_s, minimum=0.2, maximum=20.0, unit="s")
+    thermal = sec.number("thermal_mmhg", base.thermal_mmhg, minimum=0.0, maximum=5.0, unit="mmHg")
+    thermal_s = sec.number("thermal_s", base.thermal_s, minimum=0.5, maximum=60.0, unit="s")
+    if refill is None or venous is None or empty is None or empty_s is None or thermal is None or thermal_s is None:
+        return None
+    return SimLimbSpec(refill, venous, empty, empty_s, thermal, thermal_s)
 
 
 def _read_sim_zone(sec: Section, base: SimZoneSpec | None) -> SimZoneSpec | None:

@@ -125,6 +125,31 @@ class SimZoneSpec:
 
 
 @dataclass(frozen=True)
+class SimLimbSpec:
+    """The leg under one limb's bladders, for the simulated rig (legsleeve.sim.physics has the equations).
+
+    Its veins empty under compression and refill after release, so a bladder held closed at a low pressure after a
+    compression sees its pressure rise to a plateau as they refill (the venous refill Kendall's SCD 700 measures).
+    """
+
+    # Seconds after release for the veins to refill to 90 % (air plethysmography's VFT90; Kendall reports 20-60 s in
+    # patients): the refill is exponential with time constant refill_s / ln 10.
+    refill_s: float = 30.0
+    # mL of blood compression can empty from the whole limb, shared among its zones in proportion to each zone's flat
+    # bladder volume (`simulation.zones.NAME.volume_l`). 60 mL lifts a reference bladder held at 10 mmHg after a
+    # compression by ~1.8 mmHg (ankle) and ~1.1 (thigh, more compliant): a couple of mmHg, as a refill detector sees.
+    venous_ml: float = 60.0
+    # A bladder at this pressure empties the veins under it; below it they settle (1 - P/empty_mmhg) full, 75 % at 10.
+    empty_mmhg: float = 40.0
+    empty_s: float = 2.0  # time constant of the emptying under compression (fast)
+    # The gas of a bladder whose pressure falls 45 mmHg cools enough that, closed, it would regain thermal_mmhg as it
+    # re-warms against the skin with time constant thermal_s (Morris 2002's temperature artefact; 0: off).
+    thermal_mmhg: float = 0.0
+    thermal_s: float = 5.0
+    zones: tuple[str, ...] = ()  # the zones on this limb, distal to proximal (from `zones[].limb`)
+
+
+@dataclass(frozen=True)
 class SimSpec:
     """Parameters of the pneumatic model; see legsleeve.sim.physics for the equations."""
 
@@ -142,6 +167,7 @@ class SimSpec:
     conversion_s: float = 0.005
     i2c_overhead_s: float = 0.0001
     zones: dict[str, SimZoneSpec] = field(default_factory=dict)
+    limbs: dict[str, SimLimbSpec] = field(default_factory=dict)  # empty: a rigid leg (no venous model)
 
 
 @dataclass(frozen=True)

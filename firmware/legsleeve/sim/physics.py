@@ -12,6 +12,18 @@ substep, follows an exponential towards its equilibrium. The model integrates ex
 (exponential Euler): unconditionally stable, so a stiff manifold behind a wide-open relief valve needs no tiny
 steps.
 
+The limb (`simulation.limbs`, none by default: a rigid leg). Under each bladder lie veins holding V_t of the limb's
+venous volume; with them full (V_t = V_full, the zone's share) the bladder is as configured, and every millilitre
+they lose leaves the gas that much more room: V = V0 + C·P + (V_full − V_t). They move towards an equilibrium set by
+the bladder's pressure, V_eq(P) = V_full · clamp(1 − P/empty_mmhg, 0, 1), as
+
+    dV_t/dt = (V_eq(P) − V_t) / τ        τ = empty_s while emptying, refill_s / ln 10 while refilling
+
+and veins filling at r L/s squeeze the gas as free air flowing in at (Pa + P)/Pa · r would: a held bladder's pressure
+rises as they refill after a compression (explicit per substep, on the substep's starting pressure). A bladder's gas
+also cools as its pressure falls (expansion) and re-warms against the skin: each mmHg fallen adds thermal_mmhg/45 to
+a deficit, the pressure the gas would regain closed, released as an inflow of cap·d(deficit) over thermal_s.
+
 The model is lazy: `advance_to` integrates up to a time with the inputs last given by `set_inputs`; the world
 calls it whenever a pressure is looked at and whenever the actuators change, so what the pins say during an
 interval is what the air feels.
@@ -23,13 +35,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from legsleeve.config.model import SimSpec, SimZoneSpec
+from legsleeve.config.model import SimLimbSpec, SimSpec, SimZoneSpec
 from legsleeve.core.units import MMHG_PER_HPA
 
 MAX_SUBSTEP_S = 0.005
 HOSE_VOLUME_L = 0.004  # the tube between valve block, sensor tee and bladder port
 OPEN_PORT_LPM_PER_MMHG = 0.6  # a pulled-off hose: wider than any valve
 LEAK_FAULT_LPM_PER_MMHG = 0.03  # a pin-hole in a bladder: loses several mmHg/s at 45 mmHg
+THERMAL_FALL_MMHG = 45.0  # a limb's thermal_mmhg is what a fall of this much would let a closed bladder regain
 
 
 @dataclass
@@ -48,11 +61,35 @@ class PumpFaults:
 
 
 @dataclass
+class _Tissue:
+    """The limb under one bladder: its veins (litres) and its gas's thermal deficit (mmHg)."""
+
+    limb: str
+    spec: SimLimbSpec
+    full_l: float  # this zone's share of the limb's venous volume
+    venous_l: float  # in its veins now
+    deficit_mmhg: float = 0.0  # what the gas would regain, closed, once re-warmed
+    thermal_per_mmhg: float = field(init=False)  # deficit gained per mmHg fallen
+    per_empty_mmhg: float = field(init=False)  # 1 / empty_mmhg
+    # (time constant, its decay over a full substep): nearly every substep is a full one
+    emptying: tuple[float, float] = field(init=False)
+    refilling: tuple[float, float] = field(init=False)
+    warming: tuple[float, float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.thermal_per_mmhg = self.spec.thermal_mmhg / THERMAL_FALL_MMHG
+        self.per_empty_mmhg = 1.0 / self.spec.empty_mmhg
+        taus = (self.spec.empty_s, self.spec.refill_s / math.log(10.0), self.spec.thermal_s)
+        self.emptying, self.refilling, self.warming = ((tau, math.exp(-MAX_SUBSTEP_S / tau)) for tau in taus)
+
+
+@dataclass
 class _Zone:
     spec: SimZoneSpec
     hose_mmhg: float = 0.0  # what the sensor and valves see
     bladder_mmhg: float = 0.0  # the chamber on the leg
     faults: ZoneFaults = field(default_factory=ZoneFaults)
+    tissue: _Tissue | None = None  # None: a rigid leg under this bladder
 
     @property
     def split(self) -> bool:
@@ -80,6 +117,16 @@ class Pneumatics:
         self._g_ex = [_lps(z.spec.exhaust_lpm_per_mmhg, spec.exhaust_lpm_per_mmhg) for z in self.zones]
         self._g_relief = spec.relief_lpm_per_mmhg / 60.0
         self._q_free = spec.pump_free_flow_lpm / 60.0
+        for limb, limb_spec in spec.limbs.items():
+            self._add_limb(limb, limb_spec)
+
+    def _add_limb(self, limb: str, spec: SimLimbSpec) -> None:
+        """Veins, full, under each of the limb's zones, its venous volume shared in proportion to their flat volumes."""
+        total_l = sum(self.spec.zones[name].volume_l for name in spec.zones)
+        for i, name in enumerate(self.names):
+            if name in spec.zones:
+                full_l = spec.venous_ml / 1000.0 * self.zones[i].spec.volume_l / total_l
+                self.zones[i].tissue = _Tissue(limb, spec, full_l, full_l)
 
     def set_inputs(self, pump_duty: float, inlets_open: Sequence[bool], exhausts_open: Sequence[bool]) -> None:
         """What the actuators do from the current model time on (call `advance_to` up to the change first)."""
@@ -102,6 +149,43 @@ class Pneumatics:
 
     def index(self, name: str) -> int:
         return self.names.index(name)
+
+    @property
+    def limb_names(self) -> tuple[str, ...]:
+        """The limbs with a venous model (`simulation.limbs`); empty: a rigid leg."""
+        return tuple(self.spec.limbs)
+
+    def limb_of(self, index: int) -> str | None:
+        """The limb modelled under a zone, None where the leg is rigid."""
+        tissue = self.zones[index].tissue
+        return None if tissue is None else tissue.limb
+
+    def refill_s(self, limb: str) -> float:
+        """The limb's true refill time: seconds for its veins to refill to 90 % at a constant pressure."""
+        return self.spec.limbs[limb].refill_s
+
+    def closed_refill_s(self, index: int, hold_mmhg: float) -> float:
+        """The 90 % time of the rise a bladder held closed at about hold_mmhg (below its limb's empty_mmhg) shows as
+        the veins under it refill: shorter than the limb's refill_s, because the rise itself lowers the veins'
+        equilibrium as it builds. Closed, the node gains k mmHg per litre the veins take (k = (Pa + P)/gas volume
+        over the capacitance), so the veins relax k·V_full/empty_mmhg faster: refill_s / (1 + k·V_full/empty_mmhg).
+        The rise's size δ tells the same: k·V_full/empty_mmhg = δ / (empty_mmhg − hold_mmhg − δ)."""
+        z = self.zones[index]
+        t = z.tissue
+        if t is None:
+            raise ValueError(f"zone {self.names[index]!r} has no limb model (simulation.limbs)")
+        p = hold_mmhg
+        v_t = t.full_l * (1.0 - p / t.spec.empty_mmhg)  # at rest at that pressure
+        volume_l = z.spec.volume_l + (0.0 if z.split else HOSE_VOLUME_L) + t.full_l - v_t
+        k = (self._pa + p) / self._pa / self._capacitance(volume_l, z.spec.compliance_l_per_mmhg, p)
+        return t.spec.refill_s / (1.0 + k * t.full_l / t.spec.empty_mmhg)
+
+    def venous_ml(self, index: int) -> float:
+        """Blood in the veins under a zone now, mL (its share of the limb's `venous_ml` when full)."""
+        tissue = self.zones[index].tissue
+        if tissue is None:
+            raise ValueError(f"zone {self.names[index]!r} has no limb model (simulation.limbs)")
+        return tissue.venous_l * 1000.0
 
     def pump_flow_lps(self, duty: float, manifold_mmhg: float) -> float:
         """Free-air flow the pump delivers into the manifold at this duty and back pressure (check valve)."""
@@ -163,20 +247,56 @@ class Pneumatics:
             leak = z.spec.leak_lpm_per_mmhg / 60.0
             if z.faults.leak:
                 leak += LEAK_FAULT_LPM_PER_MMHG / 60.0
+            tissue = z.tissue  # the rigid leg's arithmetic stays exactly as it was without a limb model
             if z.split:
-                # The hose tee is its own small node; the bladder beyond the fault goes its own way.
+                # The hose tee is its own small node; the bladder beyond the fault goes its own way (with the limb).
                 if z.faults.disconnected:
                     g += OPEN_PORT_LPM_PER_MMHG / 60.0
                 cap_h = HOSE_VOLUME_L / self._pa
                 z.hose_mmhg = _relax(z.hose_mmhg, drive, g, cap_h, dt)
                 g_b = leak + (OPEN_PORT_LPM_PER_MMHG / 60.0 if z.faults.disconnected else 0.0)
-                cap_b = self._capacitance(z.spec.volume_l, z.spec.compliance_l_per_mmhg, z.bladder_mmhg)
-                z.bladder_mmhg = _relax(z.bladder_mmhg, 0.0, g_b, cap_b, dt)
+                if tissue is None:
+                    cap_b = self._capacitance(z.spec.volume_l, z.spec.compliance_l_per_mmhg, z.bladder_mmhg)
+                    z.bladder_mmhg = _relax(z.bladder_mmhg, 0.0, g_b, cap_b, dt)
+                else:
+                    z.bladder_mmhg = self._relax_on_limb(tissue, z.spec, z.bladder_mmhg, 0.0, g_b, dt, hose=False)
             else:
                 g += leak
-                cap = self._capacitance(z.spec.volume_l + HOSE_VOLUME_L, z.spec.compliance_l_per_mmhg, z.hose_mmhg)
-                z.hose_mmhg = _relax(z.hose_mmhg, drive, g, cap, dt)
+                if tissue is None:
+                    cap = self._capacitance(z.spec.volume_l + HOSE_VOLUME_L, z.spec.compliance_l_per_mmhg, z.hose_mmhg)
+                    z.hose_mmhg = _relax(z.hose_mmhg, drive, g, cap, dt)
+                else:
+                    z.hose_mmhg = self._relax_on_limb(tissue, z.spec, z.hose_mmhg, drive, g, dt, hose=True)
                 z.bladder_mmhg = z.hose_mmhg
+
+    def _relax_on_limb(
+        self, t: _Tissue, spec: SimZoneSpec, p: float, drive: float, g: float, dt: float, *, hose: bool
+    ) -> float:
+        """`_relax` for a bladder node (with its hose unless split from it) on a limb: its veins and its gas's warmth
+        move the air too (see the module docstring). Returns the node's pressure after dt."""
+        # (written out, not with min/max and helpers: this runs per zone every 5 ms substep)
+        filled = 1.0 - p * t.per_empty_mmhg
+        v_eq = t.full_l if filled >= 1.0 else t.full_l * filled if filled > 0.0 else 0.0
+        v = t.venous_l
+        tau_s, decay = t.emptying if v > v_eq else t.refilling
+        if dt != MAX_SUBSTEP_S:
+            decay = math.exp(-dt / tau_s)
+        v_new = t.venous_l = v_eq + (v - v_eq) * decay
+        pa = self._pa
+        # veins filling (or emptying) move the gas like free air flowing in (or out)
+        drive += (pa + p) * (v_new - v) / (pa * dt)
+        volume_l = spec.volume_l + (HOSE_VOLUME_L if hose else 0.0) + (t.full_l - v)  # emptied veins: more room
+        cap = (volume_l + spec.compliance_l_per_mmhg * (pa + 2.0 * (p if p > 0.0 else 0.0))) / pa  # _capacitance
+        if t.thermal_per_mmhg == 0.0:
+            return _relax(p, drive, g, cap, dt)
+        tau_s, decay = t.warming
+        warmed = t.deficit_mmhg * (1.0 - (decay if dt == MAX_SUBSTEP_S else math.exp(-dt / tau_s)))
+        t.deficit_mmhg -= warmed
+        drive += cap * warmed / dt  # re-warming: a closed bladder regains the deficit released
+        p_new = _relax(p, drive, g, cap, dt)
+        if p_new < p:
+            t.deficit_mmhg += (p - p_new) * t.thermal_per_mmhg  # the gas expanded: it cooled
+        return p_new
 
     # -- faults ------------------------------------------------------------------------------------------
     def set_zone_fault(self, index: int, name: str) -> None:

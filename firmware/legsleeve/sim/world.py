@@ -230,6 +230,15 @@ class SimWorld:
         self.settle()
         return self.physics.manifold_mmhg
 
+    def venous_ml(self, name: str) -> float:
+        """True blood volume in the veins under a zone, mL (for tests; needs `simulation.limbs`)."""
+        self.settle()
+        return self.physics.venous_ml(self.physics.index(name))
+
+    def limb_refill_s(self, limb: str) -> float:
+        """The limb's true venous refill time, s (what a refill detector should find)."""
+        return self.physics.refill_s(limb)
+
 
 def _zone_of(fault: FaultSpec) -> str:
     """The zone a sensor or zone fault concerns (`parse_fault` refuses one without)."""
