@@ -40,8 +40,10 @@ def test_fit_recovers_the_time_constant_from_noisy_samples():
 def test_the_rest_ends_near_the_limbs_refill_time(refill_s, rise_mmhg):
     m = _run(refill_s, rise_mmhg=rise_mmhg, max_s=150.0)
     assert m.detected and m.ended_s is not None and m.refill_s is not None
-    assert m.refill_s == pytest.approx(refill_s, rel=0.15)
-    assert m.ended_s == pytest.approx(refill_s, rel=0.2)  # the rest: from release to the next compression
+    # a rise of under a mmHg is told less well (the fit also allows for the sleeve's own slow loss)
+    small = rise_mmhg < 2.0
+    assert m.refill_s == pytest.approx(refill_s, rel=0.25 if small else 0.15)
+    assert m.ended_s == pytest.approx(refill_s, rel=0.25 if small else 0.2)  # the rest: release to next compression
 
 
 def test_bounds_hold_whatever_the_leg_does():
@@ -75,3 +77,17 @@ def test_an_interrupted_hold_adds_nothing_more():
     m.interrupt()
     m.add(10.0, 30.0)
     assert m.fit is None or m.fit.rise_mmhg < 1.0
+
+
+def test_the_sleeves_own_slow_loss_does_not_read_as_an_early_plateau():
+    """A held sleeve loses a little through its seams (the shipped bladders ~0.006 mmHg/s at 10 mmHg): the rise
+    levels off and then sags, which a plain exponential fit reads as an early plateau; the fit's drift term does
+    not."""
+    rng = random.Random(5)
+    tau = 45.0 / LN10
+    m = RefillMeasure(0.0, min_s=10.0, max_s=120.0)
+    t = 3.0
+    while not m.done(t):
+        m.add(t, 9.0 + 1.2 * (1.0 - math.exp(-t / tau)) - 0.006 * t + rng.gauss(0.0, 0.04))
+        t += TICK_S
+    assert m.detected and m.refill_s == pytest.approx(45.0, rel=0.15)

@@ -7,8 +7,8 @@ rises a few mmHg, quickly at first, then levels off. Kendall's SCD 700 ("Vascula
 rise per leg and compresses again once it has levelled off.
 
 Method: the mean pressure of the limb's held zones, averaged into BIN_S bins from SETTLE_S after the hold began,
-is fitted to a refill curve from the release, y(t) = c + A·(1 − exp(−t/τ)), by least squares over a geometric grid
-of τ (c and A solved exactly for each). The limb has refilled at T90 = τ·ln 10 after its release, the time it
+is fitted to a refill curve from the release, y(t) = c + A·(1 − exp(−t/τ)) + b·t, by least squares over τ (c, A
+and the sleeve's own slow loss b <= 0 solved exactly for each). The limb has refilled at T90 = τ·ln 10 after its release, the time it
 takes to reach 90 % of its plateau. The rest ends there once the estimate is trusted: the rise stands clear of the
 fit's own scatter, τ is not at the end of the grid, and T90 has held within STABLE of itself over the last
 refits. Bounds: never before `min_s`, always by `max_s` (then the refill is "not detected" unless trusted).
@@ -141,7 +141,7 @@ class RefillMeasure:
 
 
 def fit_refill(points: list[tuple[float, float]]) -> RefillFit | None:
-    """Least squares of y = c + A·(1 − exp(−t/τ)): the best τ of a coarse grid, then a golden-section search in log
+    """Least squares of y = c + A·(1 − exp(−t/τ)) + b·t (b <= 0): the best τ of a coarse grid, then a golden-section search in log
     τ between its neighbours (the squared error is smooth there); None when the points cannot tell. About 40 fits of
     c and A, each one pass over the points: cheap enough for the loop's tick on a Pi Zero."""
     ts = [t for t, _ in points]
@@ -181,12 +181,28 @@ def fit_refill(points: list[tuple[float, float]]) -> RefillFit | None:
 
 
 def _fit_at(tau: float, ts: list[float], ys: list[float], my: float, syy: float) -> tuple[float, float]:
-    """(squared error, A) of the best c and A for this τ."""
+    """(squared error, A) of the best c, A and drift b <= 0 for this τ: y = c + A·(1 − exp(−t/τ)) + b·t. The drift
+    is the held sleeve's own slow loss (its seams and fittings: calibration's hold loss), which would otherwise
+    bend the plateau down and read as an early one; it only ever loses, so a rising drift is left out."""
+    n = len(ts)
     xs = [1.0 - math.exp(-t / tau) for t in ts]
-    mx = math.fsum(xs) / len(xs)
-    sxx = math.fsum((x - mx) ** 2 for x in xs)
+    mx = sum(xs) / n
+    mt = sum(ts) / n
+    dx = [x - mx for x in xs]
+    dt = [t - mt for t in ts]
+    dy = [y - my for y in ys]
+    sxx = sum(x * x for x in dx)
     if sxx <= 1e-12:
         return math.inf, 0.0
-    sxy = math.fsum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    sxy = sum(x * y for x, y in zip(dx, dy, strict=True))
+    stt = sum(t * t for t in dt)
+    sxt = sum(x * t for x, t in zip(dx, dt, strict=True))
+    sty = sum(t * y for t, y in zip(dt, dy, strict=True))
+    det = sxx * stt - sxt * sxt
+    if det > 1e-9 * sxx * stt:
+        a = (sxy * stt - sty * sxt) / det
+        b = (sty * sxx - sxy * sxt) / det
+        if b <= 0.0:
+            return syy - a * sxy - b * sty, a
     a = sxy / sxx
     return syy - a * sxy, a
