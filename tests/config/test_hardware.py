@@ -377,6 +377,8 @@ def test_a_manifold_sensor_beside_a_zone_sensor_needs_a_multiplexer(tmp_path):
     [problem] = err.value.problems
     line = _line_of(one, "  channel: 4")
     assert f"hardware.yaml:{line}: manifold_sensor.channel: the manifold sensor and the zone's sensor both" in problem
+
+
 # -- simulation.limbs: the venous model of the simulated leg ----------------------------------------------------
 
 TWO_LIMBS = (

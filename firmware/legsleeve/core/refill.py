@@ -8,8 +8,8 @@ rise per leg and compresses again once it has levelled off.
 
 Method: the mean pressure of the limb's held zones, averaged into BIN_S bins from SETTLE_S after the hold began,
 is fitted to a refill curve from the release, y(t) = c + A·(1 − exp(−t/τ)) + b·t, by least squares over τ (c, A
-and the sleeve's own slow loss b <= 0 solved exactly for each). The limb has refilled at T90 = τ·ln 10 after its release, the time it
-takes to reach 90 % of its plateau. The rest ends there once the estimate is trusted: the rise stands clear of the
+and the sleeve's own slow loss b <= 0 solved exactly for each). The limb has refilled at T90 = τ·ln 10 after its
+release, the time it takes to reach 90 % of its plateau. The rest ends there once the estimate is trusted: the rise stands clear of the
 fit's own scatter, τ is not at the end of the grid, and T90 has held within STABLE of itself over the last
 refits. Bounds: never before `min_s`, always by `max_s` (then the refill is "not detected" unless trusted).
 
@@ -141,9 +141,9 @@ class RefillMeasure:
 
 
 def fit_refill(points: list[tuple[float, float]]) -> RefillFit | None:
-    """Least squares of y = c + A·(1 − exp(−t/τ)) + b·t (b <= 0): the best τ of a coarse grid, then a golden-section search in log
-    τ between its neighbours (the squared error is smooth there); None when the points cannot tell. About 40 fits of
-    c and A, each one pass over the points: cheap enough for the loop's tick on a Pi Zero."""
+    """Least squares of y = c + A·(1 − exp(−t/τ)) + b·t (b <= 0): the best τ of a coarse grid, then a golden-section
+    search in log τ between its neighbours (the squared error is smooth there); None when the points cannot tell.
+    About 40 fits of c, A and b, each a pass over the points: about 2 ms here once a second."""
     ts = [t for t, _ in points]
     ys = [y for _, y in points]
     n = len(points)
