@@ -11,7 +11,8 @@ is fitted to a refill curve from the release, y(t) = c + A·(1 − exp(−t/τ))
 and the sleeve's own slow loss b <= 0 solved exactly for each). The limb has refilled at T90 = τ·ln 10 after its
 release, the time it takes to reach 90 % of its plateau. The rest ends there once the estimate is trusted: the
 rise stands clear of the fit's own scatter, τ is not at the end of the grid, and T90 has held within STABLE of
-itself over the last refits. Bounds: never before `min_s`, always by `max_s` (then the refill is "not detected" unless trusted).
+itself over the last refits. Bounds: never before `min_s`, always by `max_s` (then the refill is "not detected"
+unless trusted).
 
 Limits, stated in docs/refill.md: the rise is small (a couple of mmHg), so a leak in the held sleeve, the leg
 moving, or the air in the bladder warming against the skin after the vent (Morris 2002) all add to or take from it;
