@@ -110,3 +110,23 @@ def test_safe8_quick_look_says_nothing_where_the_noise_would_drown_a_sound_vent(
     # 0.5 mmHg of noise and a slow build: a sound vent's 0.4 s loss from 15 mmHg (~0.8 mmHg) is within what noise
     # could make of it, so the quick look stays silent (the check at vent_check_s speaks later)
     assert _quick_look(cfg, 7.0, 500.0, noise_mmhg=0.5) is None
+
+
+def test_a_sleeve_held_below_venous_pressure_may_rise_to_it_as_the_leg_refills(cfg):
+    """Refill-adaptive rest holds an emptied sleeve closed at ~10 mmHg: the refilling veins raise it a few mmHg,
+    which is no stuck inlet. It may rise to limits.venous_safe_mmhg (20); past that a stuck inlet trips as ever."""
+    hold = Commands(0.0, (HOLD, HOLD, HOLD, HOLD))
+
+    def refill(top_mmhg):
+        return lambda t: {k: 10.0 + (top_mmhg - 10.0) * (1.0 - math.exp(-t / 13.0)) for k in ("ankle", "calf")}
+
+    assert run_until_trip(Supervisor(cfg, [45.0, 40.0, 35.0, 30.0]), 0.0, 40.0, hold, refill(13.0)) is None
+    assert run_until_trip(Supervisor(cfg, [45.0, 40.0, 35.0, 30.0]), 0.0, 40.0, hold, refill(19.5)) is None
+    sup = Supervisor(cfg, [45.0, 40.0, 35.0, 30.0])
+    assert run_until_trip(sup, 0.0, 40.0, hold, refill(26.0)) is not None
+    assert sup.tripped.rule == "SAFE-8" and "stuck open" in sup.tripped.reason
+    assert sup.tripped.reading_mmhg == pytest.approx(20.0, abs=0.5)  # at the venous-safe level, not later
+    # held from above it (a compression's hold), the old 2.5 mmHg still stands
+    above = lambda t: {"ankle": 30.0 + min(t, 4.0)}  # noqa: E731
+    sup = Supervisor(cfg, [45.0, 40.0, 35.0, 30.0])
+    assert run_until_trip(sup, 0.0, 10.0, hold, above) is not None and sup.tripped.rule == "SAFE-8"
