@@ -23,7 +23,7 @@ from typing import Any
 from legsleeve.config.model import HardwareConfig
 from legsleeve.config.yamlconf import REQUIRED, Problems, Section, YList, YMap, load_document
 from legsleeve.core.limits import MAX_SESSION_MIN, REVERSE_GRADIENT_MMHG
-from legsleeve.core.plan import Profile, RefillSpec, Step, StepKind
+from legsleeve.core.plan import Profile, RefillSpec, Step, StepKind, Turn
 from legsleeve.errors import ConfigError
 
 MAX_STEP_S = 3600.0
@@ -122,6 +122,7 @@ def _read_profile(doc: YMap, path: Path, hw: HardwareConfig, problems: Problems)
     # An alternating cycle is the cycle as written, once for each limb in turn; otherwise once, for every zone.
     scopes = [(limb, hw.limb_zones(limb)) for limb in hw.limbs] if alternate else [("", tuple(range(len(names))))]
     steps: list[Step] = []
+    turns: list[Turn] = []
     for limb, scope in scopes:
         reader = _StepReader(top, hw, scope, limb, timing, max_mmhg)
         body = [step for _index, item, spath, line in top.items("cycle") for step in reader.read(item, spath, line)]
@@ -132,6 +133,8 @@ def _read_profile(doc: YMap, path: Path, hw: HardwareConfig, problems: Problems)
             waits = [Step(StepKind.REFILL, hw.limb_zones(lb), source="refill", line=line, limb=lb) for lb in limbs]
             measures = [Step(StepKind.MEASURE, hw.limb_zones(lb), source="refill", line=line, limb=lb) for lb in limbs]
             body = waits + body + measures
+        if alternate:
+            turns.append(Turn(limb, len(steps), len(steps) + len(body)))
         steps.extend(body)
         if problems.errors:
             break  # the same mistake again for the next limb says nothing new
@@ -163,6 +166,7 @@ def _read_profile(doc: YMap, path: Path, hw: HardwareConfig, problems: Problems)
         zone_limbs=hw.zone_limbs,
         alternate=alternate,
         refill=refill,
+        turns=tuple(turns),
     )
     for step in steps:
         for zone in step.zones:

@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 from legsleeve.core.commands import FILL, HOLD, SAFE, VENT, Commands
 from legsleeve.core.limits import VENTED_MMHG
-from legsleeve.core.plan import Profile, Step, StepKind
+from legsleeve.core.plan import Profile, Step, StepKind, Turn
 from legsleeve.core.readings import Readings
 from legsleeve.core.refill import RefillMeasure
 
@@ -40,12 +40,14 @@ _ACTION = {Phase.VENTED: VENT, Phase.FILLING: FILL, Phase.HOLDING: HOLD, Phase.B
 
 @dataclass(frozen=True)
 class Refill:
-    """A limb's rest as refill-adaptive rest ended it: its measured refill time (T90 from the release, None when
-    the rise could not be trusted) and how long it rested, s."""
+    """A limb's rest as refill-adaptive rest ended it, s from its release: its measured refill time (T90; None when
+    the rise could not be trusted), how long it rested (to its next compression), and when it was judged ready. The
+    rest is longer than `ready_s` where another limb's turn was under way then."""
 
     limb: str
     refill_s: float | None
     rest_s: float
+    ready_s: float
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,11 @@ class Controller:
         self._status: Status | None = None  # rebuilt only when something in it changed
         self._measures: dict[str, tuple[RefillMeasure, tuple[int, ...]]] = {}  # limb: its refill since release
         self._refills: tuple[Refill, ...] = ()
+        # An alternating cycle's turns, taken by readiness (see `_take_turn`); None: the steps run in order.
+        self._turns = {turn.limb: turn for turn in profile.turns}
+        self._turn: Turn | None = profile.turns[0] if profile.turns else None
+        self._turned: set[str] = set()  # the limbs whose turn has ended in this cycle
+        self._turn_ended_s: dict[str, float] = {}  # when each limb's last turn ended
 
     # -- the step function ---------------------------------------------------------------------------------------
     def step(self, now_s: float, readings: Readings) -> Output:
@@ -288,7 +295,9 @@ class Controller:
 
     # -- refill-adaptive rest ------------------------------------------------------------------------------------
     def _measure(self, now_s: float, pressures: list[float]) -> None:
-        """Feed each limb's refill measure its held sleeve's mean pressure; a hold broken ends what it adds."""
+        """Feed each limb's refill measure its held sleeve's mean pressure; a hold broken ends what it adds. Every
+        measure is asked each tick whether its limb is ready, so that it says so when it is, whatever step is under
+        way (on two legs, often the other leg's compression)."""
         for measure, zones in self._measures.values():
             if measure.ended_s is not None:
                 continue
@@ -299,25 +308,66 @@ class Controller:
                 values = [pressures[i] for i in zones]
                 if all(math.isfinite(v) for v in values):
                     measure.add(now_s, math.fsum(values) / len(values))
+            measure.done(now_s)
 
     def _refilled(self, now_s: float, limb: str) -> bool:
+        """Whether the limb may be compressed: never compressed yet, or its refill measure says so."""
         entry = self._measures.get(limb)
+        return entry is None or entry[0].done(now_s)
+
+    def _end_rest(self, now_s: float, limb: str) -> None:
+        """The limb's rest is over: its sleeve is being filled again. Its measure's verdict joins `Status.refills`."""
+        entry = self._measures.pop(limb, None)
         if entry is None:
-            return True  # never compressed yet
+            return
         measure = entry[0]
-        if measure.ended_s is not None:
-            return True
-        if not measure.done(now_s):
-            return False
-        self._refills += (Refill(limb, measure.refill_s if measure.detected else None, now_s - measure.release_s),)
+        ready_s = (now_s if measure.ended_s is None else measure.ended_s) - measure.release_s
+        refill_s = measure.refill_s if measure.detected else None
+        self._refills += (Refill(limb, refill_s, now_s - measure.release_s, ready_s),)
         self._status = None
+
+    # -- turns: an alternating cycle's limbs, taken by readiness ----------------------------------------------
+    def _take_turn(self, now_s: float) -> bool:
+        """At a turn's REFILL step: whether a turn can start now, and if so the limb's whose. The limb refilled
+        soonest goes next, so that each limb rests its own refill time rather than the slowest limb's. Of several
+        ready at once, the one whose last turn ended longest ago (never: the first in the profile) - so two legs
+        take turns when tied, and a limb at its `max_s` (ready, whatever its fit says) goes before any limb that
+        became ready since, and never starves. None ready: wait, and say for which."""
+        ready = [limb for limb in self._turns if self._refilled(now_s, limb)]
+        if not ready:
+            words = "refill " + " or ".join(self._turns)
+            if words != self._step_words:
+                self._step_words, self._status = words, None
+            return False
+        turn = self._turns[min(ready, key=self._turn_order)]
+        if turn is not self._turn:
+            self._turn, self._step_index = turn, turn.first  # its REFILL step: the turn goes on from there
+            self._status = None
         return True
+
+    def _turn_order(self, limb: str) -> tuple[float, int]:
+        return self._turn_ended_s.get(limb, -math.inf), list(self._turns).index(limb)
+
+    def _end_turn(self, now_s: float, turn: Turn) -> bool:
+        """A limb's turn has ended: the cycle ends with it if every limb has had its turn in this cycle (the rule
+        of a cycle when turns go by readiness: each limb compressed at least once). Then the next turn, provisionally
+        (its REFILL step picks again, by readiness). True when the session is over."""
+        self._turn_ended_s[turn.limb] = now_s
+        self._turned.add(turn.limb)
+        if len(self._turned) == len(self._turns):
+            self._turned.clear()
+            if self._end_cycle(now_s):
+                return True
+        ready = [limb for limb in self._turns if self._refilled(now_s, limb)] or list(self._turns)
+        self._turn = self._turns[min(ready, key=self._turn_order)]
+        self._step_index = self._turn.first
+        return False
 
     # -- steps ---------------------------------------------------------------------------------------------------
     def _step_complete(self, now_s: float, pressures: list[float]) -> bool:
         step = self._current_step
         if step.kind is StepKind.REFILL:
-            return self._refilled(now_s, step.limb)
+            return self._take_turn(now_s) if self._turn is not None else self._refilled(now_s, step.limb)
         if step.kind is StepKind.MEASURE:
             return True
         if step.kind is StepKind.FILL:
@@ -331,17 +381,26 @@ class Controller:
     def _next_step(self, now_s: float) -> None:
         self._status = None
         self._step_index += 1
-        if self._step_index == len(self.profile.steps):
+        if self._turn is not None and self._step_index == self._turn.stop:
+            if self._end_turn(now_s, self._turn):
+                return
+        elif self._step_index == len(self.profile.steps):
             self._step_index = 0
-            self._cycle += 1
-            self._longest_cycle_s = max(self._longest_cycle_s, now_s - self._cycle_start_s)
-            self._cycle_start_s = now_s
-            assert self._start_s is not None
-            elapsed_s = now_s - self._start_s
-            if self._over(elapsed_s, self._deadline_s):
-                self._finish(limited=not self._over(elapsed_s, None))  # limited: the deadline ended it
+            if self._end_cycle(now_s):
                 return
         self._enter(now_s)
+
+    def _end_cycle(self, now_s: float) -> bool:
+        """A cycle has ended: count it, and end the session here if it is over (True)."""
+        self._cycle += 1
+        self._longest_cycle_s = max(self._longest_cycle_s, now_s - self._cycle_start_s)
+        self._cycle_start_s = now_s
+        assert self._start_s is not None
+        elapsed_s = now_s - self._start_s
+        if self._over(elapsed_s, self._deadline_s):
+            self._finish(limited=not self._over(elapsed_s, None))  # limited: the deadline ended it
+            return True
+        return False
 
     def _over(self, elapsed_s: float, deadline_s: float | None) -> bool:
         return session_over(
@@ -367,6 +426,9 @@ class Controller:
         self._step_words = self.profile.describe(step)
         self._status = None
         if step.kind is StepKind.FILL:
+            for limb in dict.fromkeys(self.profile.limb_of(i) for i in step.zones):
+                if limb in self._measures:
+                    self._end_rest(now_s, limb)  # the limb is being compressed again
             for i in step.zones:
                 z = self._zones[i]
                 z.target_mmhg = self.profile.step_target(step, i, self._cycle)
