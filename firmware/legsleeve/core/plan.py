@@ -73,11 +73,15 @@ class Turn:
 class RefillSpec:
     """Refill-adaptive rest (a profile's `refill:`): after a limb's compression its sleeve is bled to `measure_mmhg`
     and held closed; the limb is compressed again once the rise its refilling veins cause has levelled off (90 % of
-    it), no sooner than `min_s` and no later than `max_s` after its release."""
+    it), no sooner than `min_s` and no later than `max_s` after its release. Before its first compression each
+    limb's sleeve is held at `measure_mmhg` for `leak_check_s` to measure its own loss (0: none assumed); the fit
+    allows for the air rewarming after the vent with time constant `rewarm_s` (0: none). docs/refill.md"""
 
     measure_mmhg: float = 10.0
     min_s: float = 20.0
     max_s: float = 60.0
+    rewarm_s: float = 5.0
+    leak_check_s: float = 40.0
 
 
 @dataclass(frozen=True)
