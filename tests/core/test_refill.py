@@ -167,6 +167,16 @@ def test_the_learner_pools_holds_by_their_precision_and_forgets_old_ones():
     for _ in range(LEARN_HOLDS):
         learner.add(Rewarming(0.0, 1e-6, 4e-5))
     assert learner.holds == LEARN_HOLDS and learner.prior is not None and learner.prior.fraction == 0.0
+    # an estimate that cannot be weighed is not kept (it would make the pooled weight nothing, or NaN)
+    for bad in (Rewarming(0.01, math.inf, 4e-5), Rewarming(0.01, 0.0, 4e-5), Rewarming(math.nan, 1e-6, 4e-5)):
+        learner.add(bad)
+    assert learner.prior is not None and learner.prior.fraction == 0.0
+
+
+def test_the_learner_with_only_unweighable_estimates_has_no_prior():
+    learner = RewarmLearner()
+    learner.add(Rewarming(0.01, math.inf, 4e-5))
+    assert learner.holds == 0 and learner.prior is None
 
 
 def test_sleeve_loss_measures_the_fraction_lost_each_second():

@@ -101,7 +101,9 @@ class RewarmLearner:
         self._seen: list[Rewarming] = []
 
     def add(self, estimate: Rewarming) -> None:
-        self._seen = [*self._seen[-(LEARN_HOLDS - 1) :], estimate]
+        """One hold's estimate; one that cannot be weighed (no finite, positive variance) is not kept."""
+        if math.isfinite(estimate.fraction) and math.isfinite(estimate.variance) and estimate.variance > 0.0:
+            self._seen = [*self._seen[-(LEARN_HOLDS - 1) :], estimate]
 
     @property
     def holds(self) -> int:
@@ -242,7 +244,7 @@ class RefillMeasure:
         if fit is None or not fit.trusted:
             return None
         variance = _rewarm_variance(bins, fit, self.rewarm_s)
-        if not variance > 0.0:
+        if not (math.isfinite(variance) and variance > 0.0):
             return None
         return Rewarming(fit.rewarm_mmhg / drop, variance / drop**2, fit.scatter_mmhg**2)
 
