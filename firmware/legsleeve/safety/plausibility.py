@@ -217,11 +217,9 @@ class Plausibility:
         drains into the manifold). The pump stays off and the zone gains nothing meanwhile, so the check is kept up
         to CONFIRM_S to tell. Returns (still waiting, the Trip naming the source if one was found)."""
         zones = self._seen_zones
-        sample = (m.mmhg, tuple(r.mmhg if r.ok else math.nan for r in zones))
-        if self._confirm_since is None:
-            self._confirm_since, self._confirm = now_s, [sample]
+        if self._sample(now_s, m):
             return True, None
-        self._confirm.append(sample)
+        assert self._confirm_since is not None  # the wait began at an earlier tick
         first, last = self._confirm[:CONFIRM_AVG_N], self._confirm[-CONFIRM_AVG_N:]
         if len(self._confirm) >= 2 * CONFIRM_AVG_N:
             rise = _mean(s[0] for s in last) - _mean(s[0] for s in first)
@@ -250,11 +248,9 @@ class Plausibility:
         checked then falls while it stays joined (the pump is off and nothing else is open). Kept up to CONFIRM_S to
         tell. Returns (still waiting, the Trip naming where the air goes if it is found to leave)."""
         zones = self._seen_zones
-        sample = (m.mmhg, tuple(r.mmhg if r.ok else math.nan for r in zones))
-        if self._confirm_since is None:
-            self._confirm_since, self._confirm = now_s, [sample]
+        if self._sample(now_s, m):
             return True, None
-        self._confirm.append(sample)
+        assert self._confirm_since is not None  # the wait began at an earlier tick
         if len(self._confirm) >= 2 * CONFIRM_AVG_N:
             first, last = self._confirm[:CONFIRM_AVG_N], self._confirm[-CONFIRM_AVG_N:]
             fall = _mean(s[1][c] for s in first) - _mean(s[1][c] for s in last)
@@ -291,6 +287,15 @@ class Plausibility:
                     ),
                 )
         return now_s - self._confirm_since < CONFIRM_S, None
+
+    def _sample(self, now_s: float, m: Reading) -> bool:
+        """Keep this tick's manifold and zone readings for a check's confirm wait; True when the wait begins here."""
+        sample = (m.mmhg, tuple(r.mmhg if r.ok else math.nan for r in self._seen_zones))
+        if self._confirm_since is None:
+            self._confirm_since, self._confirm = now_s, [sample]
+            return True
+        self._confirm.append(sample)
+        return False
 
     def _disagree(self, now_s: float, i: int, z: Reading, m: Reading, how: str) -> Trip:
         name = self.names[i]
