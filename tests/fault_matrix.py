@@ -49,8 +49,8 @@ EXPECTED = {
         {"SAFE-5", "SAFE-6", "SAFE-7"},
         "fault",
         6.5,
-        "at once as a hose jump or a drop; filling, two fill windows (the one under way began sound), plus the "
-        "pump-off moments of SAFE-15's checks (not fill time)",
+        "at once as a hose jump or a drop; filling, two fill windows (the one under way began sound), counted in "
+        "fill time (SAFE-15's pump-off checks are not)",
     ),
     "inlet-stuck-open": (
         {"SAFE-8", "SAFE-4", "SAFE-7", "SAFE-5"},
@@ -65,8 +65,8 @@ EXPECTED = {
         {"SAFE-5"},
         "any",
         7.0,
-        "two fill windows (the one under way may have begun with a pump, or with air stored in the manifold), plus "
-        "SAFE-15's pump-off checks between them (not fill time)",
+        "two fill windows (the one under way may have begun with a pump, or with air stored in the manifold), "
+        "counted in fill time (SAFE-15's pump-off checks are not)",
     ),
     "pump-stuck-on": ({"SAFE-4"}, "manifold", 1.5, "0.5 s settle, then the manifold's 10 mmHg rise"),
     "sensor-dead": ({"SAFE-9"}, "fault", 0.3, "the stale limit (0.2 s)"),
@@ -151,14 +151,24 @@ class Reference:
 HELD_S = 0.5  # a hold: both valves closed this long
 
 
-def _first_hold(rows: list[dict], zone: str | None) -> float:
+def _first_hold(rows: list[dict], zone: str | None, measure_mmhg: float | None = None) -> float:
     """When the first hold of `zone` above 5 mmHg, lasting HELD_S, began (inf if none). A zone whose own fill step is
-    under way is not held but paused (while another zone's top-up has the pump): its fill goes on after."""
+    under way is not held but paused (while another zone's top-up has the pump): its fill goes on after. A sleeve
+    held for refill-adaptive rest's measure (its target the profile's `refill.measure_mmhg`, below venous pressure)
+    is not a hold that squeezes: a leak there only lowers it (the measure finds no refill; the next compression's
+    hold finds the leak)."""
     since = None
     for r in rows:
         t = float(r["t_s"])
         own_fill = r["state"].startswith("fill ") and zone in r["state"].split()[1:]
-        if r[f"{zone}_inlet"] == "0" and r[f"{zone}_exhaust"] == "0" and _f(r[f"{zone}_mmhg"]) > 5 and not own_fill:
+        measuring = measure_mmhg is not None and _f(r[f"{zone}_target_mmhg"]) <= measure_mmhg + 0.01
+        if (
+            r[f"{zone}_inlet"] == "0"
+            and r[f"{zone}_exhaust"] == "0"
+            and _f(r[f"{zone}_mmhg"]) > 5
+            and not own_fill
+            and not measuring
+        ):
             since = t if since is None else since
             if t - since >= HELD_S:
                 return since
@@ -167,7 +177,9 @@ def _first_hold(rows: list[dict], zone: str | None) -> float:
     return math.inf
 
 
-def exposure(rows: list[dict], fault: str, zone: str | None, at_s: float) -> tuple[float, str]:
+def exposure(
+    rows: list[dict], fault: str, zone: str | None, at_s: float, measure_mmhg: float | None = None
+) -> tuple[float, str]:
     """(time, how) of the first moment at or after `at_s` when this run's own log shows the situation that makes
     the fault visible - a leak needs the zone held, a dead pump needs the pump asked to run, and so on."""
     rows = [r for r in rows if float(r["t_s"]) >= at_s - 1e-9]
@@ -182,7 +194,7 @@ def exposure(rows: list[dict], fault: str, zone: str | None, at_s: float) -> tup
 
     inflated = lambda r: r[f"{zone}_exhaust"] == "0"  # noqa: E731 - filling or held
     if fault == "leak":  # a hold shows a leak; a fill may only slow down, and SAFE-5 judges that
-        held = _first_hold(rows, zone)
+        held = _first_hold(rows, zone, measure_mmhg)
         if math.isfinite(held):
             return held, "held"
         return first(lambda p, r: inflated(r)), "filling"
@@ -249,9 +261,13 @@ class Cell:
     cannot_vent: str | None = None
     problems: list[str] = field(default_factory=list)
 
+    fill_latency_s: float | None = None  # for faults SAFE-5 judges: the fill time (pump on) from exposure to trip
+
     @property
     def latency_s(self) -> float:
-        return (self.trip_s - self.exposure_s) if self.trip_s is not None else math.inf
+        if self.trip_s is None:
+            return math.inf
+        return self.fill_latency_s if self.fill_latency_s is not None else self.trip_s - self.exposure_s
 
     def spec(self) -> str:
         return f"{self.fault}{':' + self.zone if self.zone else ''}@{self.at_s:.2f}"
@@ -302,6 +318,25 @@ def run_followed(config_dir: Path, profile: str, faults=()) -> tuple[HardwareCon
     return cfg, result.outcome, rows, truth
 
 
+# Faults judged on fill time once the zone is being filled: SAFE-5's windows count only the time the pump fills it
+# (SAFE-15's checks stop it for a moment, more often where two zones fill together: both legs' calves, say; a fill
+# paused for another zone's top-up is held, and SAFE-7 may speak then).
+FILL_TIMED = ("disconnected", "pump-dead")
+
+
+def _fill_time(rows: list[dict], fault: str, zone: str | None, since_s: float, until_s: float) -> float:
+    """Time from `since_s` to `until_s` with the pump running (and, for a zone's fault, that zone's inlet open)."""
+    total = 0.0
+    for prev, r in zip(rows, rows[1:], strict=False):
+        t0, t1 = float(prev["t_s"]), float(r["t_s"])
+        if t1 <= since_s or t0 >= until_s:
+            continue
+        filling = float(prev["pump_duty"]) > 0 and (fault == "pump-dead" or prev[f"{zone}_inlet"] == "1")
+        if filling:
+            total += min(t1, until_s) - max(t0, since_s)
+    return total
+
+
 def run_cell(cell: Cell) -> Cell:
     """Run one cell end to end and judge it; problems are recorded on the cell, not raised."""
     from legsleeve.core.limits import VENTED_MMHG
@@ -317,9 +352,17 @@ def run_cell(cell: Cell) -> Cell:
         return cell
     cell.rule, cell.trip_zone, cell.trip_s, cell.reason = o.trip.rule, o.trip.zone, o.trip.t_s, o.trip.reason
     rules, whose, bound, _ = EXPECTED[cell.fault]
-    cell.exposure_s, cell.exposed_how = exposure(rows, cell.fault, cell.zone, cell.at_s)
+    from legsleeve.config.profiles import load_profile
+
+    refill = load_profile(cell.config_dir, cell.profile, cfg).refill
+    measure = refill.measure_mmhg if refill is not None else None
+    cell.exposure_s, cell.exposed_how = exposure(rows, cell.fault, cell.zone, cell.at_s, measure)
     if cell.fault == "leak" and cell.exposed_how == "filling":
         bound = cfg.limits.fill_timeout_s  # a leak that only slows a fill: SAFE-5 ends the fill once it stalls
+    if cell.fault in FILL_TIMED:
+        fill_s = _fill_time(rows, cell.fault, cell.zone, cell.exposure_s, o.trip.t_s)
+        if fill_s > 0.0:  # it was being filled: judged in fill time, whichever rule spoke (a held zone: at once)
+            cell.fill_latency_s = fill_s
     if cell.rule not in rules:
         cell.problems.append(f"tripped {o.trip} - expected {' or '.join(sorted(rules))}")
     want_zone = {"fault": cell.zone, "manifold": "manifold", None: None}.get(whose, "any")
@@ -387,7 +430,8 @@ def summary(cells: list[Cell]) -> str:
     kinds = [fault for fault in EXPECTED if any(c.fault == fault for c in cells)]
     lines = [
         f"fault matrix: {len(cells)} cells = {len(kinds)} fault kind{'s' if len(kinds) != 1 else ''} x "
-        f"{len(PROFILES)} profiles x {len(PHASES)} injection phases; {sum(not c.problems for c in cells)} pass",
+        f"{len({c.profile for c in cells})} profiles x {len(PHASES)} injection phases; "
+        f"{sum(not c.problems for c in cells)} pass",
         "",
         "| fault | cells | rules seen | worst detection after exposure | bound | worst peak mmHg | "
         "worst vent after trip | cannot vent |",

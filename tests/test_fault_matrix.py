@@ -9,6 +9,7 @@ import itertools
 import pytest
 
 from tests.fault_matrix import EXPECTED, PHASES, PROFILES, run_fault, summary
+from tests.helpers import CONFIG_DIR
 
 
 @pytest.mark.slow
@@ -20,5 +21,24 @@ def test_fault_matrix(fault, record_property):
     assert len(cells) == len(PROFILES) * len(PHASES)
     assert sorted((c.profile, c.phase) for c in cells) == sorted(itertools.product(PROFILES, PHASES))
     assert {c.fault for c in cells} == {fault}
+    failures = [c for c in cells if c.problems]
+    assert not failures, text
+
+
+TWO_LEGS = CONFIG_DIR / "examples" / "two-legs"
+TWO_LEG_PROFILES = ("dvt", "gradient")  # alternating with refill-adaptive rest; both legs at once
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", list(EXPECTED))
+def test_fault_matrix_two_legs(fault, record_property):
+    """The same fault kinds on the two-leg example build: the alternating dvt profile (each leg in turn, held at
+    10 mmHg for the refill measure meanwhile) and gradient (both legs at once), faults on the left leg; judged on
+    every bladder of both legs."""
+    cells = run_fault(fault, TWO_LEGS, TWO_LEG_PROFILES)
+    text = summary(cells)
+    record_property("fault_matrix", text)
+    assert sorted((c.profile, c.phase) for c in cells) == sorted(itertools.product(TWO_LEG_PROFILES, PHASES))
+    assert all(c.zone is None or c.zone.startswith("left.") for c in cells)
     failures = [c for c in cells if c.problems]
     assert not failures, text

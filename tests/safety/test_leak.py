@@ -107,3 +107,39 @@ def test_safe7_on_a_calibrated_build_the_bound_scales_with_the_pressure_held(cfg
     limits = dataclasses.replace(cfg.limits, leak_rate_per_mmhg_s=0.01)
     sup = Supervisor(dataclasses.replace(cfg, limits=limits), [90.0, 90.0, 90.0, 90.0])
     assert run_until_trip(sup, 0, 5, HOLD_CALF, lambda t: {"calf": 80 - 1.2 * t}) is not None
+
+
+def _topped_up(cfg, loss_mmhg_s, hold_s, cycles=4, noise_mmhg=0.0, seed=1):
+    """A held calf at 40 mmHg that sags for `hold_s` at `loss_mmhg_s`, then a slow top-up (1.5 s, as on a shared
+    or weak pump) brings it back: over and over. Returns the supervisor after it (tripped or not)."""
+    rng = random.Random(seed)
+    sup = Supervisor(cfg, [45.0, 40.0, 35.0, 30.0])
+    t, p = 0.0, 40.0
+    for _ in range(cycles):
+        end = t + hold_s
+        while t < end and sup.tripped is None:
+            p -= loss_mmhg_s * TICK
+            sup.review(t, rd(t, calf=p + rng.gauss(0.0, noise_mmhg)), HOLD_CALF)
+            t += TICK
+        end = t + 1.5
+        while t < end and sup.tripped is None:
+            p += (40.0 - p) * TICK / 0.5
+            sup.review(t, rd(t, calf=p + rng.gauss(0.0, noise_mmhg)), FILL_CALF)
+            t += TICK
+    return sup
+
+
+def test_safe7_a_leak_whose_top_ups_come_every_half_second_of_hold_trips(cfg):
+    """Holds between top-ups too short to be judged on their own (under a second): a 4 mmHg/s leak with slow
+    top-ups once tripped only on its fourth top-up in 10 s - after a 5 s hold step it never did. Each such hold is
+    judged whole as it ends."""
+    sup = _topped_up(cfg, 4.0, 0.45)
+    assert sup.tripped is not None and sup.tripped.rule == "SAFE-7" and "between top-ups" in sup.tripped.reason
+    assert sup.tripped.t_s < 2.5  # at the end of the first short hold, not the fourth top-up
+
+
+@pytest.mark.parametrize("noise_mmhg", [0.0, 0.08, 0.3])
+def test_safe7_short_holds_of_a_sound_zone_are_no_leak(cfg, noise_mmhg):
+    """A zone paused and topped up briefly, losing 0.5 mmHg/s (the bound's half): no trip, on a noisy sensor too."""
+    sup = _topped_up(cfg, 0.5, 0.9, cycles=3, noise_mmhg=noise_mmhg)
+    assert sup.tripped is None, sup.tripped

@@ -114,18 +114,23 @@ def test_safe8_quick_look_says_nothing_where_the_noise_would_drown_a_sound_vent(
 
 def test_a_sleeve_held_below_venous_pressure_may_rise_to_it_as_the_leg_refills(cfg):
     """Refill-adaptive rest holds an emptied sleeve closed at ~10 mmHg: the refilling veins raise it a few mmHg,
-    which is no stuck inlet. It may rise to limits.venous_safe_mmhg (20); past that a stuck inlet trips as ever."""
+    which is no stuck inlet. It may rise ValveCheck.REFILL_RISE_MMHG (6), never past limits.venous_safe_mmhg (20);
+    past that a stuck inlet trips as ever."""
     hold = Commands(0.0, (HOLD, HOLD, HOLD, HOLD))
 
     def refill(top_mmhg):
         return lambda t: {k: 10.0 + (top_mmhg - 10.0) * (1.0 - math.exp(-t / 13.0)) for k in ("ankle", "calf")}
 
     assert run_until_trip(Supervisor(cfg, [45.0, 40.0, 35.0, 30.0]), 0.0, 40.0, hold, refill(13.0)) is None
-    assert run_until_trip(Supervisor(cfg, [45.0, 40.0, 35.0, 30.0]), 0.0, 40.0, hold, refill(19.5)) is None
+    assert run_until_trip(Supervisor(cfg, [45.0, 40.0, 35.0, 30.0]), 0.0, 40.0, hold, refill(15.5)) is None
     sup = Supervisor(cfg, [45.0, 40.0, 35.0, 30.0])
     assert run_until_trip(sup, 0.0, 40.0, hold, refill(26.0)) is not None
     assert sup.tripped.rule == "SAFE-8" and "stuck open" in sup.tripped.reason
-    assert sup.tripped.reading_mmhg == pytest.approx(20.0, abs=0.5)  # at the venous-safe level, not later
+    assert sup.tripped.reading_mmhg == pytest.approx(16.0, abs=0.5)  # 6 mmHg up, not later
+    # held from 16: it may rise to the venous-safe level, no further
+    sup = Supervisor(cfg, [45.0, 40.0, 35.0, 30.0])
+    assert run_until_trip(sup, 0.0, 40.0, hold, lambda t: {"ankle": 16.0 + min(t, 8.0)}) is not None
+    assert sup.tripped.reading_mmhg == pytest.approx(20.0, abs=0.5)
     # held from above it (a compression's hold), the old 2.5 mmHg still stands
     above = lambda t: {"ankle": 30.0 + min(t, 4.0)}  # noqa: E731
     sup = Supervisor(cfg, [45.0, 40.0, 35.0, 30.0])

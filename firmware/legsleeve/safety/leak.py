@@ -85,6 +85,12 @@ class HoldLeak:
     # paused while another zone's top-up has the pump (the controller pauses fills more than 5 mmHg below a top-up).
     # (A leak fast enough to need a top-up within it loses 4 mmHg/s: the fitted rate trips on it.)
     TOPUP_MIN_HOLD_S, PAUSE_ABOVE_MMHG = 0.5, 5.0
+    # A hold too short to be judged on its own (under SETTLE_S + MIN_SPAN_S: the leak's top-ups come that often)
+    # that ends in a top-up is judged whole: from its first reading to its last it lost at least QUICK_DROP_MMHG, at
+    # more than QUICK_FACTOR x the bound. (A sound zone tops up only after its slow loss has added up; the hose
+    # evening out after a fill costs a fraction of a mmHg.) Found on two legs, where a shared pump's top-ups are slow:
+    # a 4 mmHg/s leak took 2 s top-ups every 0.5 s of hold, three in a 5 s hold step, and was never judged.
+    QUICK_DROP_MMHG, QUICK_FACTOR = 1.5, 2.0
     FLOOR_MMHG_S = 0.5  # the pressure-scaled bound's floor (calibrated builds)
 
     def __init__(
@@ -122,6 +128,8 @@ class HoldLeak:
         self._peak = [-math.inf] * n
         self._held_once = [False] * n
         self._hold_start: list[float | None] = [None] * n  # when this uninterrupted hold began
+        self._hold_first: list[tuple[float, float] | None] = [None] * n  # its first reading (t, p)
+        self._ended: list[tuple[float, tuple[float, float], tuple[float, float]] | None] = [None] * n  # the last hold
         self._recent: list[list[tuple[float, float]]] = [[] for _ in range(n)]  # (t, p) over its last MIN_SPAN_S
         self._recent_fit = [_Slope() for _ in range(n)]
 
@@ -144,8 +152,10 @@ class HoldLeak:
             if checking and (action is FILL or self._previous[i] is FILL):
                 # A SAFE-15 check: the zone checked joined to the manifold for a moment (it may gain or lose a little
                 # to its few millilitres), the zones it interrupted held. Neither a top-up nor a hold: passed over.
-                self._last[i] = self._hold_start[i] = None
+                self._end_hold(i)
                 continue
+            if action is not HOLD:
+                self._end_hold(i)
             previous, self._previous[i] = self._previous[i], action
             if action is HOLD and previous is not HOLD:
                 self._held_since[i] = now_s
@@ -154,6 +164,9 @@ class HoldLeak:
                 self._paused[i] = True
             paused = self._paused[i] and now_s - self._held_since[i] < self.TOPUP_MIN_HOLD_S
             if action is FILL and previous is HOLD and not paused:
+                trip = self._quick_loss(i, r, now_s)
+                if trip is not None:
+                    return trip
                 topups = [t for t in self._topups[i] if now_s - t < self.topup_window_s] + [now_s]
                 self._topups[i] = topups
                 if len(topups) > self.max_topups:
@@ -164,6 +177,7 @@ class HoldLeak:
                         f"needed {len(topups)} top-ups in {self.topup_window_s:g} s (at most {self.max_topups})",
                     )
             if action is VENT:
+                self._ended[i] = None
                 self._peak[i] = -math.inf
                 self._held_once[i] = False
                 self._last[i] = self._hold_start[i] = None
@@ -232,10 +246,42 @@ class HoldLeak:
             return self.max_rate
         return min(self.max_rate, self.FLOOR_MMHG_S + self.per_mmhg * max(mmhg, 0.0))
 
+    def _end_hold(self, i: int) -> None:
+        """The zone leaves its hold (a top-up, a check, a vent): keep the hold's ends for `_quick_loss`."""
+        start, first, last = self._hold_start[i], self._hold_first[i], self._last[i]
+        if start is not None and first is not None and last is not None:
+            self._ended[i] = (start, first, last)
+        self._last[i] = self._hold_start[i] = self._hold_first[i] = None
+
+    def _quick_loss(self, i: int, r: Reading, now_s: float) -> Trip | None:
+        """A top-up ends a hold: if that hold was too short to be judged, judge it whole (QUICK_DROP_MMHG)."""
+        ended, self._ended[i] = self._ended[i], None
+        if ended is None:
+            return None
+        start, first, last = ended
+        if last[0] - start >= self.SETTLE_S + self.MIN_SPAN_S:
+            return None
+        dt = last[0] - first[0]
+        drop = first[1] - last[1]
+        if dt <= 0.0 or drop < self.QUICK_DROP_MMHG:
+            return None
+        bound = self.bound(last[1])
+        rate = (drop - 2.0 * self.NOISE_SE * self.noise) / dt  # each end's noise, clear of it
+        if rate <= self.QUICK_FACTOR * bound:
+            return None
+        return self._trip(
+            i,
+            r,
+            now_s,
+            f"loses {drop / dt:.1f} mmHg/s between top-ups ({drop:.1f} mmHg in {dt:.1f} s held at {last[1]:.0f} mmHg; "
+            f"at most {bound:.2g})",
+        )
+
     def _recent_loss(self, i: int, r: Reading, now_s: float) -> Trip | None:
         start = self._hold_start[i]
         if start is None:
             self._hold_start[i] = now_s
+            self._hold_first[i] = (now_s, r.mmhg)
             self._recent[i].clear()
             self._recent_fit[i].clear()
             return None

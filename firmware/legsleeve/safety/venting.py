@@ -78,8 +78,10 @@ class ValveCheck:
     rule = "SAFE-8"
     RISE_MMHG = 2.5  # below the controller's 3 mmHg bleed band (which would hide it); the median's noise is ~0.06
     # A sleeve held closed below venous pressure gains a few mmHg as the veins under it refill after a compression
-    # (what refill-adaptive rest measures); above it the sleeve itself keeps them empty. So a zone held from below
-    # `venous_mmhg` may rise to it: a stuck inlet still trips there, harmlessly low (docs/refill.md).
+    # (what refill-adaptive rest measures: ~2 mmHg on the simulated legs, rewarming included); above it the sleeve
+    # itself keeps them empty. So a zone held from below `venous_mmhg` may rise REFILL_RISE_MMHG, and never past
+    # `venous_mmhg`: a stuck inlet still trips, harmlessly low (docs/refill.md).
+    REFILL_RISE_MMHG = 6.0
     # Quick look: 0.4 s into a vent from above 15 mmHg, the slowest zone (time constant `vent_tau_s`: the reference
     # thigh's ~2.9 s) has lost 1 - exp(-0.4 / tau) (13 %); a stuck exhaust loses nothing. A vent that has lost less
     # than a quarter of that, and less than QUICK_NOISE x the sensor noise, cannot vent; where a sound vent's own loss
@@ -165,8 +167,8 @@ class ValveCheck:
             else:
                 self._level[i] = None
             rise_to = self._low[i] + self.RISE_MMHG
-            if action is not VENT and self._low[i] < self.venous_mmhg:
-                rise_to = max(rise_to, self.venous_mmhg)  # a refilling leg under a sleeve held low
+            if action is not VENT and self._low[i] < self.venous_mmhg:  # a refilling leg under a sleeve held low
+                rise_to = max(rise_to, min(self._low[i] + self.REFILL_RISE_MMHG, self.venous_mmhg))
             if r.mmhg > rise_to and r.mmhg > VENTED_MMHG:
                 doing = "venting" if action is VENT else "held with both valves closed"
                 return Trip(
