@@ -44,6 +44,14 @@ def test_parse_rejects(text, fragment):
     assert fragment in str(err.value)
 
 
+def test_parse_two_limb_zone():
+    """A two-limb build's zone ids are `limb.name`, and the CLI's --fault takes them as the docs say."""
+    two = ("left.ankle", "left.calf", "right.ankle", "right.calf")
+    assert parse_fault("leak:left.calf@60", two) == FaultSpec("leak", "left.calf", 60.0)
+    with pytest.raises(ValueError, match="no zone 'calf'"):
+        parse_fault("leak:calf@60", two)
+
+
 # the size of each sensor error in this pattern (a value is what their FaultSpec carries)
 VALUES = {"sensor-offset": -13.0, "sensor-drift": -1.0, "sensor-gain": 0.6, "sensor-lag": 6.0, "sensor-frozen": None}
 
