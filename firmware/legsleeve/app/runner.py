@@ -134,8 +134,9 @@ class Runner:
         vent_limit_s = self.rig.config.limits.vent_timeout_s
         costs = self.tick_costs_ns
         while True:
-            readings = self.rig.read()
+            raw = self.rig.read()
             started_ns = perf_counter_ns() if costs is not None else 0
+            readings = sup.observe(raw)  # a one-sensor build: each zone's last reading through the manifold
             self._last_readings = readings
             now = readings.t_s
             pressed = readings.stop_pressed and not self._button_was_down
@@ -151,7 +152,7 @@ class Runner:
             else:
                 wish = SAFE
             tripped_before = sup.tripped
-            cmd = sup.review(now, readings, wish)
+            cmd = sup.review(now, raw, wish, measure=not self.stopped)
             self.rig.apply(cmd)
             self.applied = cmd
             self.ticks += 1
@@ -179,12 +180,18 @@ class Runner:
                 untrusted = sup.untrusted()
                 cannot_vent = {sup.cannot_vent.zone} if sup.cannot_vent is not None else set()
                 skip = untrusted | cannot_vent
-                self.unconfirmed = [
-                    n for n, r in zip(names, readings.zones, strict=False) if n not in skip and not r.ok
-                ]
+                if sup.shared is not None:
+                    # one sensor: a zone is seen empty only by a peek since the end (none once tripped or stopped)
+                    seen = sup.shared.confirmed_below(VENTED_MMHG - 1.0, ending_since)
+                    self.unconfirmed = [n for n, ok in zip(names, seen, strict=True) if not ok and n not in skip]
+                    emptied = all(seen)
+                else:
+                    self.unconfirmed = [
+                        n for n, r in zip(names, readings.zones, strict=False) if n not in skip and not r.ok
+                    ]
+                    watched = [r for n, r in zip(names, readings.zones, strict=False) if n not in skip]
+                    emptied = all(r.ok and r.mmhg < VENTED_MMHG - 1.0 for r in watched)
                 self.unconfirmed += sorted(untrusted - cannot_vent)  # the zone that cannot vent is reported by its trip
-                watched = [r for n, r in zip(names, readings.zones, strict=False) if n not in skip]
-                emptied = all(r.ok and r.mmhg < VENTED_MMHG - 1.0 for r in watched)
                 if emptied and not skip:
                     return True
                 waited_s = now - ending_since
