@@ -102,6 +102,7 @@ class Reference:
     rows: list[dict]
     zones: tuple[str, ...]
     config_dir: Path = CONFIG_DIR
+    shared_sensor: bool = False  # a one-sensor build: its sensor faults are the manifold sensor's
 
     def t(self, i: int) -> float:
         return float(self.rows[i]["t_s"])
@@ -239,7 +240,7 @@ def reference(profile: str, seed: int = SEED, config_dir: Path = CONFIG_DIR) -> 
         finally:
             rig.close()
         assert result.outcome.trip is None, result.outcome.trip
-        return Reference(profile, read_log(log), cfg.zone_names, Path(config_dir))
+        return Reference(profile, read_log(log), cfg.zone_names, Path(config_dir), cfg.shared_sensor)
 
 
 @dataclass
@@ -398,6 +399,8 @@ def plan(references: dict[str, Reference]) -> list[Cell]:
         for phase, (at_s, zone) in ref.injections().items():
             for fault in EXPECTED:
                 z = zone if fault in ZONE_FAULTS else None
+                if ref.shared_sensor and fault.startswith("sensor-"):
+                    z = "manifold"  # a one-sensor build has no zone sensors: its one sensor fails
                 cells.append(Cell(profile, phase, fault, z, round(at_s, 2), ref.config_dir))
     return cells
 
