@@ -144,6 +144,7 @@ class Supervisor:
                 min_rate_mmhg_s=lim.min_fill_rate_mmhg_s,
                 window_s=lim.fill_rate_window_s,
                 timeout_s=lim.fill_timeout_s,
+                judge_checks=self.shared is not None,
             ),
             self.vent_check,
             ReverseGradient(names, lim.reverse_gradient_mmhg, lim.reverse_gradient_s, build.zone_limbs),
@@ -217,8 +218,10 @@ class Supervisor:
         last reading; the rules of holds and vents the outputs as meant (a peek is a look, not a fill)."""
         if self.shared is None:
             return (readings if monitor.raw else smooth), self.applied
-        if isinstance(monitor, (EStop, SensorHealth, ManifoldBound, PumpCheck)):
+        if isinstance(monitor, (EStop, SensorHealth, ManifoldBound)):
             return raw, self.applied
+        if isinstance(monitor, PumpCheck):
+            return smooth, self.applied  # the manifold's median: one spike is SAFE-9's, not a running pump
         if isinstance(monitor, ReverseGradient):
             return known, self.intent
         if isinstance(monitor, (HoldLeak, ValveCheck, VentCheck, TimeUnderPressure)):
