@@ -37,14 +37,14 @@ BUILDS: dict[str, Build] = {
 _ZONE_KEYS = ("volume_l", "compliance_l_per_mmhg", "leak_lpm_per_mmhg")
 
 
-def write_build(name: str, out_dir: Path, build: Build | None = None) -> Path:
-    """A copy of the shipped config directory, as out_dir/name, with the simulation of `build` (a dict as BUILDS
-    holds; by default BUILDS[name]); returns the directory."""
+def write_build(name: str, out_dir: Path, build: Build | None = None, *, source: Path = CONFIG_DIR) -> Path:
+    """A copy of a config directory (the shipped one unless `source`), as out_dir/name, with the simulation of
+    `build` (a dict as BUILDS holds; by default BUILDS[name]); returns the directory."""
     target = out_dir / name
     if target.exists():
         shutil.rmtree(target)
     # A calibration fitted to one build is not another's: the build gets its own (`legsleeve calibrate`) or none.
-    shutil.copytree(CONFIG_DIR, target, ignore=shutil.ignore_patterns("calibration.yaml"))
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("calibration.yaml", "examples"))
     hardware = yaml.safe_load((target / "hardware.yaml").read_text())
     sim = hardware["simulation"]
     for key, value in (BUILDS[name] if build is None else build).items():

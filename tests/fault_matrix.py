@@ -319,8 +319,9 @@ def run_followed(config_dir: Path, profile: str, faults=()) -> tuple[HardwareCon
     return cfg, result.outcome, rows, truth
 
 
-# Faults judged on fill time when SAFE-5 finds them: its windows count only the time the pump fills (SAFE-15's
-# checks stop it for a moment, more often where two zones fill together: both legs' calves, say).
+# Faults judged on fill time once the zone is being filled: SAFE-5's windows count only the time the pump fills it
+# (SAFE-15's checks stop it for a moment, more often where two zones fill together: both legs' calves, say; a fill
+# paused for another zone's top-up is held, and SAFE-7 may speak then).
 FILL_TIMED = ("disconnected", "pump-dead")
 
 
@@ -359,8 +360,10 @@ def run_cell(cell: Cell) -> Cell:
     cell.exposure_s, cell.exposed_how = exposure(rows, cell.fault, cell.zone, cell.at_s, measure)
     if cell.fault == "leak" and cell.exposed_how == "filling":
         bound = cfg.limits.fill_timeout_s  # a leak that only slows a fill: SAFE-5 ends the fill once it stalls
-    if cell.fault in FILL_TIMED and cell.rule == "SAFE-5":
-        cell.fill_latency_s = _fill_time(rows, cell.fault, cell.zone, cell.exposure_s, o.trip.t_s)
+    if cell.fault in FILL_TIMED:
+        fill_s = _fill_time(rows, cell.fault, cell.zone, cell.exposure_s, o.trip.t_s)
+        if fill_s > 0.0:  # it was being filled: judged in fill time, whichever rule spoke (a held zone: at once)
+            cell.fill_latency_s = fill_s
     if cell.rule not in rules:
         cell.problems.append(f"tripped {o.trip} - expected {' or '.join(sorted(rules))}")
     want_zone = {"fault": cell.zone, "manifold": "manifold", None: None}.get(whose, "any")

@@ -184,3 +184,42 @@ def test_a_sensor_reading_low_with_nothing_feeding_the_manifold_is_blamed_within
     # the first check after the offset: the pump stopped, then settle and confirm
     assert "reads low" in trip.hint
     assert t <= 1.0 + 2.0 + MIN_SETTLE_S + CONFIRM_S + 4 * TICK
+
+
+def _fill_ankle_with_calf_stuck_open(sup, *, calf_sensor_high=False, seconds=10.0):
+    """The ankle filling while the calf, held at 20 mmHg, has its inlet stuck open: whenever the pump stops for a
+    check, the ankle drains through the manifold into the calf, and the manifold reads between the two, below the
+    ankle. `calf_sensor_high` instead: nothing drains (no stuck inlet), the ankle's sensor reads 25 % high."""
+    fill_ankle = Commands(1.0, (FILL, HOLD, VENT, VENT))
+    ankle, calf, t = 25.0, 20.0, 0.0  # the ankle topped up from 25 above the calf held at 20: no reverse gradient
+    applied = Commands()
+    while t < seconds and sup.tripped is None:
+        ankle_open = applied.action(0) is FILL
+        if ankle_open and applied.pump_duty > 0:
+            ankle += RATE_MMHG_S * TICK
+            manifold = ankle + DROP_MMHG
+        elif ankle_open and not calf_sensor_high and ankle > calf:
+            manifold = calf + 0.5 * (ankle - calf)
+            ankle -= 0.8 * TICK
+            calf += 0.3 * TICK
+        else:
+            manifold = ankle
+        shown = ankle * 1.25 if calf_sensor_high else ankle
+        applied = sup.review(t, rd(t, ankle=shown, calf=calf, manifold=manifold), fill_ankle)
+        t += TICK
+    return sup.tripped
+
+
+def test_a_checked_zone_draining_through_the_manifold_names_the_stuck_inlet_not_its_sensor(sup):
+    """The mirror of the drain above: the manifold below the zone it was joined to. The zone falling while joined,
+    with the pump off and nothing else open, is air leaving - not a sensor reading high (found on two legs, where
+    one leg's stuck inlet drained the other leg's ankle during its check)."""
+    trip = _fill_ankle_with_calf_stuck_open(sup)
+    assert trip is not None and (trip.rule, trip.zone) == ("SAFE-8", "calf"), trip
+    assert "stuck open" in trip.reason and "air leaves into calf" in trip.reason
+
+
+def test_a_sensor_reading_high_with_nothing_draining_is_still_blamed(sup):
+    trip = _fill_ankle_with_calf_stuck_open(sup, calf_sensor_high=True)
+    assert trip is not None and (trip.rule, trip.zone) == ("SAFE-15", "ankle"), trip
+    assert "reads high" in trip.hint

@@ -35,6 +35,7 @@ CMD_MEASURE = b"\xaa\x00\x00"
 STATUS_POWERED, STATUS_BUSY, STATUS_INTEGRITY, STATUS_SATURATION = 0x40, 0x20, 0x04, 0x01
 COUNT_10PCT, COUNT_90PCT = 0x19999A, 0xE66666
 PSI_MAX = 25.0
+ZERO_NOISE_SIGMAS = 4.0  # the zero's settle test: two window means further apart than this many standard errors moved
 CONVERSION_S = 0.005  # datasheet: a measurement takes up to ~5 ms
 
 
@@ -312,28 +313,31 @@ class SensorArray:
     ) -> dict[str, float]:
         """Take each sensor's ambient baseline with the sleeve vented (the caller vents first).
 
-        Waits until two successive windows agree within `tolerance_mmhg` for every sensor (the sleeve has stopped
-        emptying), up to `settle_timeout_s`. Then checks each baseline is a plausible ambient pressure and that no
-        sensor sits more than `max_spread_mmhg` from the median (a zone still under pressure, or a sensor far off
-        its zero: SAFE-9). Raises SensorFault; returns the baselines in hPa. `on_wait` is called after every
-        sweep (about 20 ms apart): the caller feeds the watchdog there and may raise to end the wait (a stop).
+        Waits until two successive windows agree for every sensor (the sleeve has stopped emptying), up to
+        `settle_timeout_s`: within `tolerance_mmhg`, or within what the sensor's own noise makes of two window means
+        (ZERO_NOISE_SIGMAS standard errors of their difference, the noise measured in the windows themselves: with
+        nine noisy sensors a fixed 0.15 mmHg failed one or another half the time). Then checks each baseline is a
+        plausible ambient pressure and that no sensor sits more than `max_spread_mmhg` from the median (a zone still
+        under pressure, or a sensor far off its zero: SAFE-9). Raises SensorFault; returns the baselines in hPa.
+        `on_wait` is called after every sweep (about 20 ms apart): the caller feeds the watchdog there and may raise
+        to end the wait (a stop).
         """
         start = self._clock.now()
-        previous = None
+        previous: dict[str, tuple[float, float]] | None = None
         while True:
-            means = self._window_means(window_s, on_wait)
-            if previous is not None and all(
-                abs(means[n] - previous[n]) * MMHG_PER_HPA <= tolerance_mmhg for n in means
-            ):
+            windows = self._windows(window_s, on_wait)
+            means = {n: mean for n, (mean, _) in windows.items()}
+
+            still = [n for n in windows if previous is not None and _moved(previous[n], windows[n], tolerance_mmhg)]
+            if previous is not None and not still:
                 break
             if self._clock.now() - start > settle_timeout_s:
-                moving = [n for n in means if previous and abs(means[n] - previous[n]) * MMHG_PER_HPA > tolerance_mmhg]
                 raise SensorFault(
-                    ", ".join(moving) or "all",
+                    ", ".join(still) or "all",
                     f"pressure still changing after {settle_timeout_s:g} s of venting; "
                     "cannot take the zero (check the exhaust valves)",
                 )
-            previous = means
+            previous = windows
         for name, hpa in means.items():
             if not AMBIENT_MIN_HPA <= hpa <= AMBIENT_MAX_HPA:
                 raise SensorFault(
@@ -354,7 +358,8 @@ class SensorArray:
             sensor.baseline_hpa = means[sensor.name]
         return means
 
-    def _window_means(self, window_s: float, on_wait: Callable[[], None] | None) -> dict[str, float]:
+    def _windows(self, window_s: float, on_wait: Callable[[], None] | None) -> dict[str, tuple[float, float]]:
+        """Each sensor's (mean, standard error of the mean) over a window, in hPa and mmHg."""
         samples: dict[str, list[float]] = {s.name: [] for s in self.all}
         end = self._clock.now() + window_s
         while self._clock.now() < end:
@@ -363,7 +368,17 @@ class SensorArray:
             self._clock.sleep(0.02)
             if on_wait is not None:
                 on_wait()
-        return {name: statistics.fmean(values) for name, values in samples.items()}
+        out = {}
+        for name, values in samples.items():
+            sd = statistics.stdev(values) * MMHG_PER_HPA if len(values) > 1 else 0.0
+            out[name] = (statistics.fmean(values), sd / math.sqrt(len(values)))
+        return out
+
+
+def _moved(before: tuple[float, float], after: tuple[float, float], tolerance_mmhg: float) -> bool:
+    """Two windows' (mean hPa, standard error mmHg) differ by more than the tolerance and than their noise explains."""
+    (m0, se0), (m1, se1) = before, after
+    return abs(m1 - m0) * MMHG_PER_HPA > max(tolerance_mmhg, ZERO_NOISE_SIGMAS * math.hypot(se0, se1))
 
 
 def build_sensors(config: HardwareConfig, bus: DeadlineI2C, clock: Clock) -> SensorArray:

@@ -54,6 +54,8 @@ CONFIRM_S = 1.0
 CONFIRM_AVG_N = 5
 FED_RISE_MMHG = 1.0  # the manifold rising: a weak pump (1.5 L/min) stuck on fills the reference calf at ~3 mmHg/s
 FED_FALL_MMHG = 0.5  # a held zone falling into the manifold through its inlet: ~0.8 mmHg/s on the reference
+FED_VENTING_MMHG = 5.0  # a venting zone held above this while the manifold drains: fed through a stuck inlet
+FED_GAIN_MMHG = 0.15  # a zone gaining this much (mean of five against mean of five) while the manifold drains
 
 
 def is_check(applied: Commands) -> bool:
@@ -143,7 +145,8 @@ class Plausibility:
         (With two inlets open the higher zone can drain through the manifold into the lower one.)"""
         open_inlets = [i for i in range(len(zones)) if applied.action(i) is FILL]
         for i, r in enumerate(zones):
-            if open_inlets != [i] or not r.ok or r.mmhg <= m.mmhg + self.tolerance(m.mmhg):
+            confirming = i == self._checking and self._confirm_since is not None  # the check's own wait judges it
+            if open_inlets != [i] or not r.ok or r.mmhg <= m.mmhg + self.tolerance(m.mmhg) or confirming:
                 self._above_since[i] = None
                 continue
             since = self._above_since[i]
@@ -180,6 +183,10 @@ class Plausibility:
                     self.corrections_mmhg[c] = max(self.corrections_mmhg[c], level - z.mmhg)
                 if waiting or fed is not None:
                     return fed
+            else:  # the manifold below the zone: is air leaving through it, to a zone whose inlet is stuck open?
+                waiting, drained = self._drained(now_s, c, m, applied)
+                if waiting or drained is not None:
+                    return drained
             self._checking = None
             how = f"after {elapsed:.2f} s joined with the pump off" + (
                 ", nothing feeding the manifold" if self._confirm_since is not None else ""
@@ -210,11 +217,9 @@ class Plausibility:
         drains into the manifold). The pump stays off and the zone gains nothing meanwhile, so the check is kept up
         to CONFIRM_S to tell. Returns (still waiting, the Trip naming the source if one was found)."""
         zones = self._seen_zones
-        sample = (m.mmhg, tuple(r.mmhg if r.ok else math.nan for r in zones))
-        if self._confirm_since is None:
-            self._confirm_since, self._confirm = now_s, [sample]
+        if self._sample(now_s, m):
             return True, None
-        self._confirm.append(sample)
+        assert self._confirm_since is not None  # the wait began at an earlier tick
         first, last = self._confirm[:CONFIRM_AVG_N], self._confirm[-CONFIRM_AVG_N:]
         if len(self._confirm) >= 2 * CONFIRM_AVG_N:
             rise = _mean(s[0] for s in last) - _mean(s[0] for s in first)
@@ -236,6 +241,61 @@ class Plausibility:
                         f"the inlet valve of {name} does not close: check its wiring and replace the valve",
                     )
         return now_s - self._confirm_since < CONFIRM_S, None
+
+    def _drained(self, now_s: float, c: int, m: Reading, applied: Commands) -> tuple[bool, Trip | None]:
+        """The manifold reads below the zone it should have equalised with. A sensor reading high - or the manifold
+        joined to another zone through an inlet stuck open, lower or venting, so air leaves through it: the zone
+        checked then falls while it stays joined (the pump is off and nothing else is open). Kept up to CONFIRM_S to
+        tell. Returns (still waiting, the Trip naming where the air goes if it is found to leave)."""
+        zones = self._seen_zones
+        if self._sample(now_s, m):
+            return True, None
+        assert self._confirm_since is not None  # the wait began at an earlier tick
+        if len(self._confirm) >= 2 * CONFIRM_AVG_N:
+            first, last = self._confirm[:CONFIRM_AVG_N], self._confirm[-CONFIRM_AVG_N:]
+            fall = _mean(s[1][c] for s in first) - _mean(s[1][c] for s in last)
+            if fall >= FED_FALL_MMHG:
+                # where it goes: a zone gaining meanwhile, else one venting yet above 5 mmHg (fed), else unknown
+                gains = {
+                    j: _mean(s[1][j] for s in last) - _mean(s[1][j] for s in first)
+                    for j in range(len(self.names))
+                    if j != c and zones[j].ok
+                }
+                # the air went somewhere: the zone that gained most, if one gained clearly more than its noise
+                # (a big bladder takes the manifold's few millilitres with little rise); else one venting yet fed
+                gainer = max(gains, key=gains.__getitem__, default=None)
+                venting = [
+                    j for j in gains if applied.action(j) is ZoneAction.VENT and zones[j].mmhg > FED_VENTING_MMHG
+                ]
+                if gainer is not None and gains[gainer] >= FED_GAIN_MMHG:
+                    suspect: int | None = gainer
+                else:
+                    suspect = max(venting, key=lambda j: zones[j].mmhg) if venting else None
+                name = self.names[suspect] if suspect is not None else None
+                where = f"into {name}" if name else "through the manifold"
+                return False, Trip(
+                    "SAFE-8",
+                    name or "manifold",
+                    zones[suspect].mmhg if suspect is not None else m.mmhg,
+                    now_s,
+                    f"{self.names[c]} loses {fall:.1f} mmHg joined to the manifold with the pump off and only its "
+                    f"inlet open: air leaves {where}, so an inlet that should be closed is stuck open or leaks",
+                    (
+                        f"the inlet valve of {name} does not close: check its wiring and replace the valve"
+                        if name
+                        else "an inlet valve does not close, or the manifold leaks: check each zone's inlet valve"
+                    ),
+                )
+        return now_s - self._confirm_since < CONFIRM_S, None
+
+    def _sample(self, now_s: float, m: Reading) -> bool:
+        """Keep this tick's manifold and zone readings for a check's confirm wait; True when the wait begins here."""
+        sample = (m.mmhg, tuple(r.mmhg if r.ok else math.nan for r in self._seen_zones))
+        if self._confirm_since is None:
+            self._confirm_since, self._confirm = now_s, [sample]
+            return True
+        self._confirm.append(sample)
+        return False
 
     def _disagree(self, now_s: float, i: int, z: Reading, m: Reading, how: str) -> Trip:
         name = self.names[i]
