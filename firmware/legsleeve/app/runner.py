@@ -196,6 +196,7 @@ class Runner:
                     return True
                 waited_s = now - ending_since
                 if waited_s > vent_limit_s + END_VENT_GRACE_S or (emptied and waited_s > vent_limit_s):
+                    self._unconfirmed_alarm(now)
                     return False  # what could empty has; the rest is reported, after a full vent time open
 
             next_s += self.tick_s
@@ -235,6 +236,20 @@ class Runner:
                 now, Priority.LOW, f"session stopped ({self.stop_reason})" if self.stopped else "session complete"
             )
         ann.update(now)
+
+    def _unconfirmed_alarm(self, now: float) -> None:
+        """A vent that could not be confirmed is said aloud: after a trip as an alarm of high priority (a bladder
+        beyond a blocked hose may still squeeze, and nothing here can see it), after a stop of medium."""
+        if not self.unconfirmed or self.annunciator is None:
+            return
+        why = "no reading" if self.supervisor.shared is None else "one sensor cannot read a zone with its inlet closed"
+        priority = Priority.HIGH if self.supervisor.tripped is not None else Priority.MEDIUM
+        self.annunciator.raise_alarm(
+            now,
+            priority,
+            f"vent not confirmed for {', '.join(self.unconfirmed)} ({why}): check by hand that every bladder has "
+            "emptied, and release any that has not",
+        )
 
     def _log_last(self, state: str) -> None:
         """After a signal or an exception: one more row, showing the outputs as they now are (safe)."""

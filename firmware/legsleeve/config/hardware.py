@@ -448,8 +448,11 @@ def _no_manifold(sec: Section, limits: Limits, *, shared: bool = False) -> None:
             sec.warn(
                 "max_mmhg",
                 "one sensor, on the manifold, for every zone: each zone is read only when its inlet is open with the "
-                f"pump stopped; nothing confirms the sensor (SAFE-15), so pressures are capped at "
-                f"{NO_MANIFOLD_MAX_MMHG:g} mmHg (docs/one-sensor.md says what else such a build gives up)",
+                f"pump stopped. What such a build gives up: nothing confirms the sensor (SAFE-15), so pressures are "
+                f"capped at {NO_MANIFOLD_MAX_MMHG:g} mmHg, and a sensor reading low over-squeezes every zone alike "
+                "(the relief valve is the bound); fills are slower; a blocked hose is found only at its zone's next "
+                "fill; an inlet stuck open or a running pump may be named as another zone; no vent is confirmed "
+                "after a trip or a stop (docs/one-sensor.md)",
             )
         return
     if limits.max_mmhg > NO_MANIFOLD_MAX_MMHG:
