@@ -89,12 +89,13 @@ EXPECTED_SHARED = {
         "vent is reported not confirmed, at high priority",
     ),
     "inlet-stuck-open": (
-        {"SAFE-4", "SAFE-5", "SAFE-7", "SAFE-8", "SAFE-10"},
+        {"SAFE-4", "SAFE-5", "SAFE-6", "SAFE-7", "SAFE-8", "SAFE-10"},
         "any",
         120.0,
         "its time above venous pressure (SAFE-10, 120 s): the stuck zone is joined to every peek and every fill, so "
-        "the gain may show in another zone, or as slow fills; meanwhile the manifold's ceiling keeps it below the "
-        "filling zone's trip level and its own peeks below its own",
+        "the gain may show in another zone (a fill's first look reading the stuck zone's pressure: too fast a rise), "
+        "or as slow fills; meanwhile the manifold's ceiling keeps it below the filling zone's trip level and its own "
+        "peeks below its own",
     ),
     "exhaust-stuck-closed": ({"SAFE-8"}, "fault", 3.7, "the vent check (3 s), seen at a vent peek (every 0.5 s)"),
     "pump-stuck-on": (
@@ -104,10 +105,10 @@ EXPECTED_SHARED = {
         "0.5 s settle, then the manifold's rise; or the zone joined at a peek gaining, too fast for a bladder",
     ),
     "sensor-stuck": (
-        {"SAFE-7", "SAFE-8", "SAFE-9"},
+        {"SAFE-6", "SAFE-7", "SAFE-8", "SAFE-9"},
         "any",
         1.1,
-        "the stuck limit (1 s); the zones it reads may seem to lose or gain first",
+        "the stuck limit (1 s); the zones it reads may seem to lose, gain or jump first",
     ),
     "sensor-spike": ({"SAFE-4", "SAFE-9"}, "any", 1.0, "three spikes, or one read as the pump running"),
 }

@@ -155,6 +155,7 @@ def test_a_blocked_hose_is_found_at_its_fill_and_its_vent_reported_not_confirmed
         cfg, outcome, _rows, truth = _session("gradient", faults=[FaultSpec("blocked", zone, at_s)])
     assert outcome.trip is not None and (outcome.trip.rule, outcome.trip.zone) == ("SAFE-6", zone), outcome.trip
     assert zone in outcome.unconfirmed
+    assert "an inlet stuck open elsewhere" in outcome.trip.hint  # one sensor cannot tell which: the hint says so
     i = cfg.zone_names.index(zone)
     assert truth[-1][1][i] > 5.0  # the truth: still squeezed, 15 s after the trip
     alarms = [r.getMessage() for r in caplog.records if "vent not confirmed" in r.getMessage()]

@@ -10,6 +10,7 @@ an explicit `reset()`, and the trip carries the rule, the zone, the reading and 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
@@ -31,6 +32,14 @@ from legsleeve.safety.trip import Monitor, Trip, all_readings
 from legsleeve.safety.venting import ValveCheck, VentCheck
 
 log = logging.getLogger(__name__)
+
+# On a one-sensor build a zone is read through the manifold, joined to any zone whose inlet is stuck open: what these
+# rules see of one zone may be another's, or the sensor's own. Their trips say so.
+SHARED_AMBIGUOUS = ("SAFE-5", "SAFE-6", "SAFE-7", "SAFE-8")
+SHARED_HINT = (
+    "one sensor reads every zone through the manifold, so an inlet stuck open elsewhere, a pump running when told to "
+    "stop, or the sensor itself can look the same: check those too"
+)
 
 
 class Build(Protocol):
@@ -261,6 +270,8 @@ class Supervisor:
 
     def trip(self, trip: Trip) -> None:
         """Latch (the first trip wins), log with the hint. The caller applies SAFE at once."""
+        if self.tripped is None and self.shared is not None and trip.rule in SHARED_AMBIGUOUS:
+            trip = dataclasses.replace(trip, hint=f"{trip.hint}; {SHARED_HINT}")
         if self.tripped is None:
             self.tripped = trip
             self.applied = self.intent = SAFE
