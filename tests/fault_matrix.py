@@ -91,11 +91,11 @@ EXPECTED_SHARED = {
     "inlet-stuck-open": (
         {"SAFE-4", "SAFE-5", "SAFE-6", "SAFE-7", "SAFE-8", "SAFE-10"},
         "any",
-        120.0,
-        "its time above venous pressure (SAFE-10, 120 s): the stuck zone is joined to every peek and every fill, so "
-        "the gain may show in another zone (a fill's first look reading the stuck zone's pressure: too fast a rise), "
-        "or as slow fills; meanwhile the manifold's ceiling keeps it below the filling zone's trip level and its own "
-        "peeks below its own",
+        40.0,
+        "within a fill's time (fill_timeout_s, 40 s): the stuck zone is joined to every peek and every fill, so the "
+        "gain may show in another zone (a fill's first look reading the stuck zone's pressure: too fast a rise), or "
+        "as a fill that stalls; meanwhile the manifold's ceiling keeps it below the filling zone's trip level and its "
+        "own peeks below its own",
     ),
     "exhaust-stuck-closed": ({"SAFE-8"}, "fault", 3.7, "the vent check (3 s), seen at a vent peek (every 0.5 s)"),
     "pump-stuck-on": (
