@@ -241,10 +241,10 @@ class _ModelRun:
         while True:
             self.model.advance_to(t)
             true = [self.model.zone_mmhg(i) for i in zones]
-            readings = self._readings(t, true)
-            out = self.controller.step(t, readings)
+            raw = self._readings(t, true)
+            out = self.controller.step(t, self.supervisor.observe(raw))
             self.status = status = out.status
-            cmd = self.supervisor.review(t, readings, out.commands)
+            cmd = self.supervisor.review(t, raw, out.commands)
             self.t_s = t
             if self.supervisor.tripped is not None:
                 self.ended = "tripped"
@@ -275,7 +275,8 @@ class _ModelRun:
 
     def _readings(self, t: float, true: Sequence[float]) -> Readings:
         gauss, noise = self.rng.gauss, self.noise_mmhg
-        zones = tuple(Reading(p + gauss(0.0, noise), t) for p in true)
+        # a one-sensor build's only sensor is the manifold's: its zones are read through it (legsleeve.safety.shared)
+        zones = () if self.cfg.shared_sensor else tuple(Reading(p + gauss(0.0, noise), t) for p in true)
         manifold = Reading(self.model.manifold_mmhg + gauss(0.0, noise), t) if self.cfg.has_manifold_sensor else None
         return Readings(t, zones, manifold)
 

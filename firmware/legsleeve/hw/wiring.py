@@ -98,7 +98,7 @@ def _i2c_rows(cfg: HardwareConfig) -> list[tuple[str, str, str, str, str]]:
     i2c = cfg.i2c
     sensor = f"MPRLS at 0x{i2c.sensor_address:02x}"
     khz = f"{i2c.frequency_hz // 1000} kHz"
-    sensors = [(z.name, z.sensor_channel) for z in cfg.zones]
+    sensors = [(z.name, z.sensor_channel) for z in cfg.zones if z.sensor_channel is not None]
     if cfg.manifold_channel is not None:
         sensors.append((MANIFOLD, cfg.manifold_channel))
     if not i2c.mux_addresses:
