@@ -10,7 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # --- Hard ceilings (SAFE-3). Config values beyond these are errors, never clamped silently. ---------------
-ABS_MAX_MMHG = 150.0  # the mechanical relief valve's setting; tourniquets work above 200 mmHg (safety-requirements §B3)
+ABS_MAX_MMHG = 150.0  # no config nor relief valve goes higher; tourniquets act above 200 mmHg (safety-requirements §B3)
+# The mechanical relief valve is set this far above limits.max_mmhg (hardware/BOM.md): far enough that the over-pressure
+# trip at max_mmhg (or at a target + margin below it) always acts first, so it never opens in normal work; near enough
+# that a sensor reading low, which nothing else in hardware bounds, cannot squeeze much past what the config allows.
+RELIEF_ABOVE_MAX_MMHG = 10.0
+
+
+def relief_mmhg(max_mmhg: float) -> float:
+    """The relief valve's setting, gauge mmHg, for a build allowed `max_mmhg`: never above ABS_MAX_MMHG."""
+    return min(max_mmhg + RELIEF_ABOVE_MAX_MMHG, ABS_MAX_MMHG)
+
+
 MAX_DEBOUNCE_S = 0.1  # SAFE-4: over-pressure must trip within 100 ms of persisting
 MAX_VENT_TIMEOUT_S = 30.0  # SAFE-8: a sleeve that has not vented by then has a stuck valve
 MAX_FILL_TIMEOUT_S = 120.0  # SAFE-5: even a thigh chamber on a weak pump fills in well under two minutes
