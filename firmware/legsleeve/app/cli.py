@@ -441,9 +441,23 @@ def cmd_control(args) -> int:
 
 
 def cmd_wiring(args) -> int:
-    from legsleeve.hw import wiring
+    """The wiring table; with --bom the bill of materials; with --svg/--png the schematic, drawn from the config."""
+    from legsleeve.hw import parts, wiring
 
     cfg = _config(args)
+    if args.svg or args.png:
+        from legsleeve.hw import schematic
+
+        if args.svg:
+            args.svg.write_text(schematic.svg(cfg))
+            print(f"schematic: {args.svg}")
+        if args.png:
+            args.png.write_bytes(schematic.png(cfg))
+            print(f"schematic: {args.png}")
+        return EXIT_OK
+    if args.bom:
+        print(parts.markdown(cfg))
+        return EXIT_OK
     print(wiring.markdown(cfg) if args.markdown else wiring.text(cfg))
     return EXIT_OK
 
@@ -581,9 +595,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", type=Path, metavar="PATH.png", help="plot the recording and the twin's replay")
     p.set_defaults(func=cmd_calibrate)
 
-    p = sub.add_parser("wiring", help="print the GPIO -> device table of your hardware.yaml")
+    p = sub.add_parser(
+        "wiring", help="print the GPIO -> device table of your hardware.yaml; its bill of materials; draw its schematic"
+    )
     _add_config(p)
     p.add_argument("--markdown", action="store_true", help="as a Markdown table")
+    p.add_argument("--bom", action="store_true", help="print the bill of materials for your build (Markdown)")
+    p.add_argument("--svg", type=Path, metavar="PATH.svg", help="draw the schematic as SVG (needs the schematic extra)")
+    p.add_argument(
+        "--png", type=Path, metavar="PATH.png", help="draw the schematic as PNG (needs the schematic and plot extras)"
+    )
     p.set_defaults(func=cmd_wiring)
 
     p = sub.add_parser("test-valve", help="bring-up: fill one zone gently, hold, vent, and report every zone")

@@ -68,7 +68,9 @@ class Line:
 
     @property
     def source(self) -> str:
-        return self.number if self.number else f"search: “{self.search}”"
+        if self.number:
+            return self.number
+        return f"search: “{self.search}”" if self.search else "any"
 
 
 def sensor_count(cfg: HardwareConfig) -> int:
@@ -112,8 +114,8 @@ def bom(cfg: HardwareConfig) -> list[Line]:
             "",
             f"opens at {relief:g} mmHg ({relief / MMHG_PER_PSI:.2f} psi, {relief / MMHG_PER_KPA:.1f} kPa): "
             f"adjustable, or a fixed one as near as you can find; passes the pump's whole flow ≤ 10 mmHg above",
-            f"limits.max_mmhg ({cfg.limits.max_mmhg:g}) + {RELIEF_ABOVE_MAX_MMHG:g}: the only bound no software is in "
-            "(hardware/bring-up.md check 7 sets and tests it)",
+            f"limits.max_mmhg ({cfg.limits.max_mmhg:g}) + {RELIEF_ABOVE_MAX_MMHG:g}: the one bound that needs no "
+            "software (hardware/bring-up.md sets and tests it)",
             "adjustable pressure relief valve 0-5 psi air",
         ),
         Line(
