@@ -464,10 +464,10 @@ def cmd_wiring(args) -> int:
 
 def cmd_test_valve(args) -> int:
     """Bring-up: fill one zone gently under the full supervisor, hold, vent, and say what every zone did."""
-    from legsleeve.app.bringup import check_valve_args, run_valve_test
+    from legsleeve.app.bringup import check_valve_args, leak_report, run_valve_test
 
     cfg = _config(args)
-    check_valve_args(cfg.zone_names, cfg.limits.max_mmhg, args.zone, args.mmhg)  # before anything opens
+    check_valve_args(cfg.zone_names, cfg.limits.max_mmhg, args.zone, args.mmhg, args.hold_s)  # before anything opens
     names = cfg.zone_names
 
     def row(t_s: float, step: str, readings) -> None:
@@ -486,7 +486,8 @@ def cmd_test_valve(args) -> int:
         f"zone stayed below {result.others_peak_mmhg:.1f} mmHg; vented. Compare the peak with a reference gauge on "
         "the zone's hose."
     )
-    return EXIT_OK
+    print(leak_report(result))
+    return EXIT_USAGE if result.leaks else EXIT_OK
 
 
 def cmd_bench(args) -> int:
@@ -612,7 +613,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p)
     _add_sim(p)
     p.add_argument("--mmhg", type=float, default=20.0, help="pressure to fill to (default 20)")
-    p.add_argument("--hold-s", type=float, default=3.0, help="seconds to hold (default 3)")
+    p.add_argument(
+        "--hold-s",
+        type=float,
+        default=3.0,
+        help="seconds to hold (default 3); 60 makes it the zone's leak test (exit 2 if it leaks)",
+    )
     p.set_defaults(func=cmd_test_valve)
 
     p = sub.add_parser("bench", help="measure the loop against its physical limits (simulated rig by default)")
