@@ -120,3 +120,19 @@ def test_the_command_reports_the_leak_test(capsys):
 def test_the_command_refuses_a_bad_hold(capsys):
     assert main(["test-valve", "ankle", "--sim", "--hold-s", "-1", "--config", str(CONFIG_DIR)]) == 2
     assert "--hold-s must be above 0" in capsys.readouterr().err
+
+
+def test_the_e_stop_during_the_leak_test_trips_and_vents(cfg):
+    """Bring-up check 8: the E-stop pressed mid-hold is SAFE-12, and the zone empties (its true pressure)."""
+    from legsleeve.sim.faults import FaultSpec
+
+    rig = open_sim(cfg, seed=1, faults=[FaultSpec("estop", None, 12.0)])  # after the zero and the fill: mid-hold
+    try:
+        result = run_valve_test(rig, "ankle", mmhg=20.0, hold_s=30.0)
+        assert result.trip is not None and result.trip.rule == "SAFE-12"
+        assert result.peaks_mmhg["ankle"] > 15.0  # it was held at 20 mmHg when the E-stop went
+        _pins_vented(rig)
+        rig.clock.sleep(cfg.limits.vent_timeout_s)
+        assert rig.world.physics.bladder_mmhg(0) < 5.0
+    finally:
+        rig.close()

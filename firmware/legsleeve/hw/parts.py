@@ -13,7 +13,7 @@ from legsleeve.config.model import HardwareConfig
 from legsleeve.core.limits import RELIEF_ABOVE_MAX_MMHG
 
 # -- the driver stage: one per valve coil and one for the pump ----------------------------------------------------
-MOSFET = "IRLB8721PbF"  # Infineon, TO-220: V_GS(th) 1.35-2.35 V, R_DS(on) <= 16 mOhm at V_GS 4.5 V, 30 V, 62 A
+MOSFET = "IRLB8721PbF"  # Infineon, TO-220 (G-D-S): V_GS(th) 1.35-2.35 V, R_DS(on) <= 16 mOhm at 4.5 V, 30 V, 62 A
 GATE_R = "100 Ω"  # GPIO to gate: limits the pin's current while the gate charges
 PULL_DOWN_R = "10 kΩ"  # gate to GND: a released or floating pin (boot, crash) means off
 FLYBACK = "1N5819"  # 1 A, 40 V Schottky across each coil and the motor, band (cathode) to +12 V
@@ -161,8 +161,8 @@ def bom(cfg: HardwareConfig) -> list[Line]:
             stages,
             "logic-level N-MOSFET, TO-220",
             MOSFET,
-            "V_GS(th) 1.35-2.35 V, R_DS(on) ≤ 16 mΩ at 4.5 V, 30 V, 62 A",
-            "low-side driver per coil and the pump (drives the pump's stall current cold at 3.3 V)",
+            "V_GS(th) 1.35-2.35 V, R_DS(on) ≤ 16 mΩ at V_GS 4.5 V (not specified at 3.3 V), 30 V, 62 A; G-D-S",
+            "low-side driver per coil and the pump: 30x the pump's ~2 A stall (bring-up checks it runs cool at 3.3 V)",
         ),
         Line(stages, "resistor, 1/4 W", GATE_R, "GPIO to gate", "limits the pin's current into the gate"),
         Line(
