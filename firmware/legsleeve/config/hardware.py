@@ -50,7 +50,6 @@ from legsleeve.core.limits import (
     MAX_ZONES_PER_LIMB,
     MIN_TICK_HZ,
     NO_MANIFOLD_MAX_MMHG,
-    RELIEF_ABOVE_MAX_MMHG,
     REVERSE_GRADIENT_MMHG,
     Limits,
     relief_mmhg,
@@ -64,6 +63,7 @@ _NUMBER = ("none", "one", "two", "three")
 _BOOT_PULLED_UP = range(9)
 
 VALVE_FORMS = ("normally-open", "normally-closed")
+RELIEF_TOLERANCE_MMHG = 10.0  # a relief valve further than this from its setting (max_mmhg + 20) is warned of
 
 
 # --- Loading ------------------------------------------------------------------------------------------------
@@ -578,17 +578,18 @@ def _read_simulation(sec: Section | None, zones: list[ZoneSpec], max_mmhg: float
     relief = numbers["relief_mmhg"]
     if relief > ABS_MAX_MMHG:
         sec.warn("relief_mmhg", f"above the code's {ABS_MAX_MMHG:g} mmHg ceiling: no relief valve may be set so high")
-    elif max_mmhg is not None and relief > relief_default + RELIEF_ABOVE_MAX_MMHG:
+    elif max_mmhg is not None and relief > relief_default + RELIEF_TOLERANCE_MMHG:
         sec.warn(
             "relief_mmhg",
-            f"{relief:g} mmHg is far above limits.max_mmhg ({max_mmhg:g}): the relief valve is the only bound on a "
-            f"sensor that reads low, so set it just above max_mmhg ({relief_default:g}, hardware/bring-up.md)",
+            f"{relief:g} mmHg is far above limits.max_mmhg ({max_mmhg:g}): the relief valve is the only bound on "
+            f"sensors that read low alike, so set it just above max_mmhg ({relief_default:g}, hardware/bring-up.md)",
         )
-    elif max_mmhg is not None and relief <= max_mmhg:
+    elif max_mmhg is not None and relief < relief_default - RELIEF_TOLERANCE_MMHG:
         sec.warn(
             "relief_mmhg",
-            f"{relief:g} mmHg is not above limits.max_mmhg ({max_mmhg:g}): fills near max_mmhg will stall on the "
-            f"relief valve; set it to {relief_default:g}",
+            f"{relief:g} mmHg is too near limits.max_mmhg ({max_mmhg:g}): fills near the top push the manifold into "
+            f"it, and a pump running when told off is found late (SAFE-4's rise has no room); set it to "
+            f"{relief_default:g}",
         )
     return SimSpec(**numbers, zones={z.name: per_zone.get(z.name, base) for z in zones}, limbs=limbs)
 
