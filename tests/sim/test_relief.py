@@ -108,3 +108,23 @@ def test_the_relief_valve_leaves_the_pump_check_its_room(cfg, relief, found_with
     else:
         assert trip.t_s - at_s > 1.5
     assert peaks["bladder"] <= 80.0 + 5.0  # on the leg, the closed inlets held it off either way
+
+
+def test_check_config_warns_when_the_relief_valve_leaves_the_pump_check_no_room(cfg, tmp_path):
+    """The planner measures how high the manifold runs in every planned fill. On the reference build the pulse
+    profile's 80 mmHg fills take it to ~96 mmHg, 14 below the 110 relief valve: room for SAFE-4's 10 mmHg pump check.
+    A build with half-size inlets and a 5 L/min pump runs its manifold far higher above the zone, and is told to set
+    its relief valve higher (the fault matrix found its stuck pump 2 s late behind 110)."""
+    from legsleeve.app.validate import describe, plan_session
+    from tests.builds import write_build
+
+    rise = cfg.limits.pump_off_rise_mmhg
+    ref = plan_session(cfg, load_profile(CONFIG_DIR, "pulse", cfg), cycles=1, sim=cfg.simulation)
+    assert 90.0 < ref.manifold_peak_mmhg < 100.0 and ref.pump_check_room_mmhg >= rise
+    assert not any("warning: the manifold" in line for line in describe(ref, cfg))
+    directory = write_build("small-inlet-big-manifold-pump5", tmp_path)
+    build = load_hardware(directory)
+    plan = plan_session(build, load_profile(directory, "pulse", build), cycles=1, sim=build.simulation)
+    assert plan.pump_check_room_mmhg < rise
+    warning = next(line for line in describe(plan, build) if "warning: the manifold" in line)
+    assert f"at least {plan.manifold_peak_mmhg + rise:.0f} mmHg" in warning
