@@ -52,6 +52,7 @@ from legsleeve.core.limits import (
     NO_MANIFOLD_MAX_MMHG,
     REVERSE_GRADIENT_MMHG,
     Limits,
+    relief_mmhg,
 )
 
 _I2C_PINS = {2, 3}  # SDA1/SCL1 carry the sensor bus
@@ -62,6 +63,7 @@ _NUMBER = ("none", "one", "two", "three")
 _BOOT_PULLED_UP = range(9)
 
 VALVE_FORMS = ("normally-open", "normally-closed")
+RELIEF_TOLERANCE_MMHG = 10.0  # a relief valve further than this from its setting (max_mmhg + 20) is warned of
 
 
 # --- Loading ------------------------------------------------------------------------------------------------
@@ -200,7 +202,7 @@ def _read_hardware(doc: YMap, path: Path, problems: Problems) -> HardwareConfig 
     if limits is not None and limits_sec is not None and (manifold_channel is None or shared):
         _no_manifold(limits_sec, limits, shared=shared)
     selftest = _read_selftest(top.section("selftest", optional=True))
-    sim = _read_simulation(top.section("simulation"), zones)
+    sim = _read_simulation(top.section("simulation"), zones, limits.max_mmhg if limits is not None else None)
     top.finish()
 
     if (
@@ -569,17 +571,20 @@ def _read_selftest(sec: Section | None) -> SelfTestSpec | None:
     return SelfTestSpec(valves, fill, crosstalk)
 
 
-def _read_simulation(sec: Section | None, zones: list[ZoneSpec]) -> SimSpec | None:
+def _read_simulation(sec: Section | None, zones: list[ZoneSpec], max_mmhg: float | None) -> SimSpec | None:
+    """The simulated rig's model. Its relief valve follows the config: unless given, it opens at
+    `legsleeve.hw.parts.relief_mmhg(limits.max_mmhg)`, the setting hardware/BOM.md tells the maker to use."""
     if sec is None:
         return None
     d = SimSpec()
+    relief_default = relief_mmhg(max_mmhg) if max_mmhg is not None else d.relief_mmhg
     num = sec.number
     values: dict[str, float | None] = {
         "ambient_hpa": num("ambient_hpa", d.ambient_hpa, minimum=AMBIENT_MIN_HPA, maximum=AMBIENT_MAX_HPA, unit="hPa"),
         "pump_free_flow_lpm": num("pump_free_flow_lpm", d.pump_free_flow_lpm, above=0.0, maximum=20.0, unit="L/min"),
         "pump_deadhead_mmhg": num("pump_deadhead_mmhg", d.pump_deadhead_mmhg, above=0.0, maximum=1000.0, unit="mmHg"),
         "pump_stall_duty": num("pump_stall_duty", d.pump_stall_duty, minimum=0.0, maximum=1.0),
-        "relief_mmhg": num("relief_mmhg", d.relief_mmhg, above=0.0, maximum=300.0, unit="mmHg"),
+        "relief_mmhg": num("relief_mmhg", relief_default, above=0.0, maximum=300.0, unit="mmHg"),
         "relief_lpm_per_mmhg": num("relief_lpm_per_mmhg", d.relief_lpm_per_mmhg, minimum=0.0, maximum=100.0),
         "manifold_volume_l": num("manifold_volume_l", d.manifold_volume_l, above=0.0, maximum=1.0, unit="L"),
         "inlet_lpm_per_mmhg": num("inlet_lpm_per_mmhg", d.inlet_lpm_per_mmhg, above=0.0, maximum=10.0),
@@ -613,8 +618,22 @@ def _read_simulation(sec: Section | None, zones: list[ZoneSpec]) -> SimSpec | No
     numbers = {key: value for key, value in values.items() if value is not None}
     if len(numbers) != len(values) or base is None or limbs is None:
         return None
-    if numbers["relief_mmhg"] > ABS_MAX_MMHG:
-        sec.warn("relief_mmhg", f"above the {ABS_MAX_MMHG:g} mmHg the reference relief valve is set to")
+    relief = numbers["relief_mmhg"]
+    if relief > ABS_MAX_MMHG:
+        sec.warn("relief_mmhg", f"above the code's {ABS_MAX_MMHG:g} mmHg ceiling: no relief valve may be set so high")
+    elif max_mmhg is not None and relief > relief_default + RELIEF_TOLERANCE_MMHG:
+        sec.warn(
+            "relief_mmhg",
+            f"{relief:g} mmHg is far above limits.max_mmhg ({max_mmhg:g}): the relief valve is the only bound on "
+            f"sensors that read low alike, so set it just above max_mmhg ({relief_default:g}, hardware/bring-up.md)",
+        )
+    elif max_mmhg is not None and relief < relief_default - RELIEF_TOLERANCE_MMHG:
+        sec.warn(
+            "relief_mmhg",
+            f"{relief:g} mmHg is too near limits.max_mmhg ({max_mmhg:g}): fills near the top push the manifold into "
+            f"it, and a pump running when told off is found late (SAFE-4's rise has no room); set it to "
+            f"{relief_default:g}",
+        )
     return SimSpec(**numbers, zones={z.name: per_zone.get(z.name, base) for z in zones}, limbs=limbs)
 
 
