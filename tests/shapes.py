@@ -1,25 +1,19 @@
-"""Build shapes the hardware docs must draw besides the shipped configs: the one-sensor example of the one-sensor
-branch (its loader is not on main yet, so it is built here as that loader returns it) and a one-zone build with its
-sensor straight on the bus, which main's loader takes."""
+"""Build shapes the hardware docs must draw besides the reference: the one-sensor example (config/examples/one-sensor)
+and a one-zone build with its sensor straight on the bus."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from tests.helpers import CONFIG_DIR
 
 
-def one_sensor_shape(cfg):
-    """The shape of config/examples/one-sensor on the one-sensor branch (not on main yet): no zone has a sensor of
-    its own, one MPRLS on the manifold straight on the bus (its loader gives it channel 0), no multiplexer."""
-    return dataclasses.replace(
-        cfg,
-        path=Path("config/examples/one-sensor/hardware.yaml"),
-        zones=tuple(dataclasses.replace(z, sensor_channel=None) for z in cfg.zones),
-        manifold_channel=0,
-        i2c=dataclasses.replace(cfg.i2c, mux_addresses=()),
-    )
+def one_sensor_shape(cfg=None):
+    """config/examples/one-sensor as its loader reads it: no zone has a sensor of its own, one MPRLS on the
+    manifold straight on the bus, no multiplexer. (`cfg` is unused: kept for the callers' fixture.)"""
+    from legsleeve.config.hardware import load_hardware
+
+    return load_hardware(CONFIG_DIR / "examples" / "one-sensor")
 
 
 def write_one_zone_build(directory: Path) -> Path:
