@@ -81,12 +81,13 @@ EXPECTED = {
 EXPECTED_SHARED = {
     **EXPECTED,
     "blocked": (
-        {"SAFE-6", "SAFE-7"},
+        {"SAFE-4", "SAFE-6", "SAFE-7"},
         "fault",
         1.5,
-        "the zone's next fill (pump on): the hose jumps between two fill peeks (0.5 s of pumping each); a hold or a "
-        "vent shows nothing, a peek reading the hose beside the manifold. The bladder beyond keeps its air: the "
-        "vent is reported not confirmed, at high priority",
+        "the zone's next fill (pump on): the hose jumps between two fill peeks (0.5 s of pumping each), or a strong "
+        "pump drives the dead-ended manifold past the zone's trip level before its look (SAFE-4); a hold or a vent "
+        "shows nothing, a peek reading the hose beside the manifold. The bladder beyond keeps its air: the vent is "
+        "reported not confirmed, at high priority",
     ),
     "inlet-stuck-open": (
         {"SAFE-4", "SAFE-5", "SAFE-6", "SAFE-7", "SAFE-8", "SAFE-10"},
@@ -97,7 +98,13 @@ EXPECTED_SHARED = {
         "as a fill that stalls; meanwhile the manifold's ceiling keeps it below the filling zone's trip level and its "
         "own peeks below its own",
     ),
-    "exhaust-stuck-closed": ({"SAFE-8"}, "fault", 3.7, "the vent check (3 s), seen at a vent peek (every 0.5 s)"),
+    "exhaust-stuck-closed": (
+        {"SAFE-8"},
+        "fault",
+        4.8,
+        "the vent check (3 s), seen at the zone's next vent peek: within 0.5 s of its last, after the other venting "
+        "zones' peeks (up to 0.3 s each, four zones) and its own",
+    ),
     "pump-stuck-on": (
         {"SAFE-4", "SAFE-6", "SAFE-8"},
         "any",
