@@ -34,8 +34,6 @@ NOT_YET = {
     "big-bladders": "gradient trips SAFE-10 (ankle above 20 mmHg for 120 s): fills too slow, see docs/one-sensor.md",
     "leaky": "gradient trips SAFE-10 (ankle above 20 mmHg for 120 s): fills too slow, see docs/one-sensor.md",
     "small-inlet-big-manifold-pump5": "gradient trips SAFE-7 (ankle: 4 top-ups in 10 s)",
-    "noisy-sensors": "dvt trips SAFE-8 (knee gains 6 mmHg held): not yet diagnosed (a peek settles on two readings "
-    "within 0.3 mmHg, this build's noise)",
 }
 
 
