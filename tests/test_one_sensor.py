@@ -104,6 +104,41 @@ def test_the_pump_stops_at_the_manifolds_ceiling():
     assert out == Commands(0.0, (FILL,))  # a peek: pump off, the inlet open
 
 
+def test_the_pump_runs_past_a_low_zones_ceiling_while_the_zone_cannot_have_got_there():
+    """The thigh (trip level 40) filling from a look at 20 mmHg, beside an ankle whose trip level is 55: at the
+    fastest a bladder fills (60 mmHg/s) the thigh cannot pass 37 for (37 - 20) / 60 = 0.28 s of pumping, so the pump
+    runs on with the manifold at 45 (its inlet's drop); then the thigh's own ceiling holds. Past the highest zone's
+    ceiling (52) it never runs; SAFE-4 judges the manifold against the thigh's trip level once the bound is spent."""
+    from legsleeve.safety.shared import ManifoldBound
+
+    layer = SharedSensor(("ankle", "thigh"), [55.0, 40.0], max_rise_mmhg_s=60.0)
+    bound = ManifoldBound(("ankle", "thigh"), [55.0, 40.0], 0.1, layer)
+    layer.observe(Readings(0.0, (), Reading(20.0, 0.0)))
+    layer._known = [(0.0, 0.0), (20.0, 0.0)]  # the thigh's last look: 20 mmHg; the ankle read vented...
+    layer._venting_since_peek[0] = True  # ...and venting since: no more looks at it
+    fill = Commands(1.0, (VENT, FILL))
+    t, pumped = 0.02, 0.0
+    while pumped < 0.26:
+        out = _tick(layer, t, 45.0, fill)
+        assert out.pump_duty == 1.0, (t, pumped)
+        assert bound.check(t, Readings(t, (), Reading(45.0, t)), out) is None
+        pumped += TICK
+        t += TICK
+    for _ in range(3):  # the bound spent: the thigh's ceiling (37) stops the pump and looks
+        out = _tick(layer, t, 45.0, fill)
+        t += TICK
+    assert out == Commands(0.0, (VENT, FILL))
+    fresh = SharedSensor(("ankle", "thigh"), [55.0, 40.0], max_rise_mmhg_s=60.0)
+    fresh.observe(Readings(0.0, (), Reading(0.0, 0.0)))
+    fresh._venting_since_peek[0] = True
+    assert _tick(fresh, TICK, 52.1, fill).pump_duty == 0.0  # the highest zone's ceiling: never past it
+    held = ManifoldBound(("ankle", "thigh"), [55.0, 40.0], 0.1, None)  # without bounds: the thigh's own level
+    trip = None
+    for k in range(10):
+        trip = trip or held.check(k * TICK, Readings(k * TICK, (), Reading(45.0, k * TICK)), fill)
+    assert trip is not None and trip.zone == "thigh"
+
+
 def test_no_peek_when_not_measuring_and_none_in_the_safe_state():
     """A stop or a trip keeps every inlet closed: the supervisor does not shape those outputs at all."""
     from legsleeve.safety.supervisor import Supervisor

@@ -31,9 +31,10 @@ FAULTS = (("leak", "hold"), ("inlet-stuck-open", "fill"), ("blocked", "fill"))
 # Builds one sensor does not yet serve: each trips, safely, in a fault-free session (the truth stays within every
 # limit). Strict: when a change makes one run clean, the test says so and it comes off this list.
 NOT_YET = {
-    "big-bladders": "gradient trips SAFE-10 (ankle above 20 mmHg for 120 s): fills too slow, see docs/one-sensor.md",
-    "leaky": "gradient trips SAFE-10 (ankle above 20 mmHg for 120 s): fills too slow, see docs/one-sensor.md",
     "small-inlet-big-manifold-pump5": "gradient trips SAFE-7 (ankle: 4 top-ups in 10 s)",
+    "noisy-sensors": "dvt trips SAFE-7 or SAFE-8 on a held zone: a peek settles on two readings within 0.3 mmHg, which "
+    "0.3 mmHg of noise meets by chance while the manifold still approaches the zone (a reading 1 mmHg off), and the "
+    "rules allow for the configured noise (limits.sensor_noise_mmhg, 0.08), not this build's",
 }
 
 

@@ -45,11 +45,19 @@ CEILING_MARGIN_MMHG = 3.0  # the pump stops this far below the filling zone's tr
 
 
 class SharedSensor:
-    """The peeks, the manifold's ceiling and one inlet at a time, and the per-zone readings they give."""
+    """The peeks, the manifold's ceiling and one inlet at a time, and the per-zone readings they give.
 
-    def __init__(self, names: Sequence[str], trip_levels_mmhg: Sequence[float]):
+    `max_rise_mmhg_s`: the fastest a bladder fills (`limits.occlusion_rate_mmhg_s`, SAFE-6's premise: faster is a
+    hose). With it, the pump may run past the filling zone's ceiling while the zone's bound - its last look plus that
+    rate times the pumping since - stays below the ceiling: the zone cannot have got there, whatever the manifold
+    reads. The manifold itself then stops at the highest zone's ceiling (`hard_ceiling_mmhg`). Without it (None) the
+    filling zone's ceiling holds the manifold at every moment."""
+
+    def __init__(self, names: Sequence[str], trip_levels_mmhg: Sequence[float], max_rise_mmhg_s: float | None = None):
         self.names = list(names)
         self.trip_levels = list(trip_levels_mmhg)
+        self.max_rise_mmhg_s = max_rise_mmhg_s
+        self.hard_ceiling_mmhg = max(self.trip_levels) - CEILING_MARGIN_MMHG
         self.reset()
 
     def reset(self) -> None:
@@ -164,7 +172,20 @@ class SharedSensor:
 
     def _at_ceiling(self, f: int) -> bool:
         m = self._m
-        return m is not None and m.ok and m.mmhg >= self.trip_levels[f] - CEILING_MARGIN_MMHG
+        if m is None or not m.ok:
+            return False
+        if m.mmhg >= self.hard_ceiling_mmhg:
+            return True
+        return m.mmhg >= self.trip_levels[f] - CEILING_MARGIN_MMHG and not self.bounded_below(f, CEILING_MARGIN_MMHG)
+
+    def bounded_below(self, zone: int, margin_mmhg: float = 0.0) -> bool:
+        """Whether the zone is surely more than `margin_mmhg` below its trip level, whatever the manifold reads: its
+        last look, plus the fastest a bladder fills times the pumping since (False without that rate)."""
+        k = self._known[zone]
+        if self.max_rise_mmhg_s is None or k is None or not math.isfinite(k[0]):
+            return False
+        bound = k[0] + self.max_rise_mmhg_s * self._pumped_s[zone]
+        return bound < self.trip_levels[zone] - margin_mmhg
 
     def _due(self, now_s: float, intent: Commands, f: int | None) -> int | None:
         if f is not None and self._pumped_s[f] >= PEEK_FILL_S:
@@ -199,10 +220,18 @@ class ManifoldBound:
     raw = True
     rule = "SAFE-4"
 
-    def __init__(self, names: Sequence[str], trip_levels_mmhg: Sequence[float], debounce_s: float):
+    def __init__(
+        self,
+        names: Sequence[str],
+        trip_levels_mmhg: Sequence[float],
+        debounce_s: float,
+        shared: SharedSensor | None = None,
+    ):
         self.names = list(names)
         self.trip_levels = list(trip_levels_mmhg)
         self.debounce_s = debounce_s
+        self.shared = shared  # its bounds: a zone surely below its trip level is not judged by the manifold
+        self.hard_level = max(self.trip_levels)
         self.reset()
 
     def reset(self) -> None:
@@ -214,8 +243,14 @@ class ManifoldBound:
         if m is None or not m.ok or not open_:
             self._since = None
             return None
-        z = min(open_, key=lambda i: self.trip_levels[i])
-        if m.mmhg <= self.trip_levels[z]:
+        # each open zone's level: its trip level, or the highest zone's where its bound keeps it surely below its own
+        # (the layer lets the pump run past the filling zone's ceiling then; a pump running anyway passes this too)
+        levels = {
+            i: (self.hard_level if self.shared is not None and self.shared.bounded_below(i) else self.trip_levels[i])
+            for i in open_
+        }
+        z = min(open_, key=levels.__getitem__)
+        if m.mmhg <= levels[z]:
             self._since = None
             return None
         if self._since is None:
@@ -227,7 +262,12 @@ class ManifoldBound:
             self.names[z],
             m.mmhg,
             now_s,
-            f"the manifold feeding {self.names[z]} reads {m.mmhg:.1f} mmHg, above its trip level "
-            f"({self.trip_levels[z]:g}): the zone may be above it too",
+            f"the manifold feeding {self.names[z]} reads {m.mmhg:.1f} mmHg, above "
+            + (
+                f"its trip level ({levels[z]:g})"
+                if levels[z] == self.trip_levels[z]
+                else f"every zone's ({levels[z]:g})"
+            )
+            + ": the zone may be above it too",
             "a one-sensor build stops its pump below this: check the pump's MOSFET and wiring",
         )

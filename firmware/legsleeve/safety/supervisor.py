@@ -105,7 +105,9 @@ class Supervisor:
         self.trip_levels_mmhg = [min(lim.max_mmhg, t + lim.trip_margin_mmhg, ABS_MAX_MMHG) for t in peak_targets_mmhg]
         # A one-sensor build: the manifold's sensor reads each zone through its inlet (legsleeve.safety.shared); the
         # sensor rule judges that one sensor, and the other rules the zone readings its peeks give.
-        self.shared = SharedSensor(names, self.trip_levels_mmhg) if build.shared_sensor else None
+        self.shared = (
+            SharedSensor(names, self.trip_levels_mmhg, lim.occlusion_rate_mmhg_s) if build.shared_sensor else None
+        )
         sensor_names = ["manifold"] if self.shared is not None else view_names
         # SAFE-15: with a manifold sensor every zone reading is confirmed against it; without one (or with it the
         # only sensor) there is nothing to confirm against, and the config caps the build's pressures instead
@@ -168,7 +170,7 @@ class Supervisor:
         if self.shared is not None:
             self.monitors.insert(
                 self.monitors.index(self.over_pressure) + 1,
-                ManifoldBound(names, self.trip_levels_mmhg, lim.overpressure_debounce_s),
+                ManifoldBound(names, self.trip_levels_mmhg, lim.overpressure_debounce_s, self.shared),
             )
         self.n_zones = len(names)
         self._median = _Median3(len(view_names))
