@@ -4,8 +4,6 @@ simulator's true bladder pressures."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from legsleeve.config.hardware import load_hardware
@@ -14,7 +12,7 @@ from legsleeve.core.commands import FILL, HOLD, VENT, Commands
 from legsleeve.core.readings import Reading, Readings
 from legsleeve.errors import ConfigError
 from legsleeve.safety.shared import CEILING_MARGIN_MMHG, PEEK_HOLD_S, SharedSensor
-from tests.helpers import CONFIG_DIR, SHIPPED, TICK
+from tests.helpers import CONFIG_DIR, SHIPPED, TICK, edited_config
 
 ONE = CONFIG_DIR / "examples" / "one-sensor"
 
@@ -25,12 +23,7 @@ def one():
 
 
 def _edited(tmp_path, old: str, new: str):
-    shutil.copytree(ONE, tmp_path / "cfg", symlinks=False)
-    path = tmp_path / "cfg" / "hardware.yaml"
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new, 1))
-    return tmp_path / "cfg"
+    return edited_config(ONE, tmp_path, old, new)
 
 
 def test_the_example_has_one_sensor_on_the_manifold(one):

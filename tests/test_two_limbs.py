@@ -3,8 +3,6 @@ alternating cycles, rules judged within a limb, and a fault on one leg venting b
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from legsleeve.config.hardware import load_hardware
@@ -13,7 +11,7 @@ from legsleeve.core.commands import HOLD, Commands
 from legsleeve.core.plan import RefillSpec, StepKind
 from legsleeve.errors import ConfigError
 from legsleeve.safety.supervisor import Supervisor
-from tests.helpers import CONFIG_DIR, TICK, rd_zones
+from tests.helpers import CONFIG_DIR, TICK, edited_config, rd_zones
 
 TWO_LEGS = CONFIG_DIR / "examples" / "two-legs"
 LEFT = ("left.ankle", "left.calf", "left.knee", "left.thigh")
@@ -26,12 +24,7 @@ def legs():
 
 
 def _edited(tmp_path, old: str, new: str):
-    shutil.copytree(TWO_LEGS, tmp_path / "cfg", symlinks=False)
-    path = tmp_path / "cfg" / "hardware.yaml"
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new, 1))
-    return tmp_path / "cfg"
+    return edited_config(TWO_LEGS, tmp_path, old, new)
 
 
 def test_zones_are_grouped_by_limb_and_named_limb_dot_zone(legs):
