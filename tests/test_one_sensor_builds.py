@@ -32,9 +32,6 @@ FAULTS = (("leak", "hold"), ("inlet-stuck-open", "fill"), ("blocked", "fill"))
 # limit). Strict: when a change makes one run clean, the test says so and it comes off this list.
 NOT_YET = {
     "small-inlet-big-manifold-pump5": "gradient trips SAFE-7 (ankle: 4 top-ups in 10 s)",
-    "noisy-sensors": "dvt trips SAFE-7 or SAFE-8 on a held zone: a peek settles on two readings within 0.3 mmHg, which "
-    "0.3 mmHg of noise meets by chance while the manifold still approaches the zone (a reading 1 mmHg off), and the "
-    "rules allow for the configured noise (limits.sensor_noise_mmhg, 0.08), not this build's",
 }
 
 

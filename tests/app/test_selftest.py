@@ -141,3 +141,47 @@ def test_the_zero_wait_feeds_the_watchdog(cfg):
         assert pings and max(gaps) < 0.2, max(gaps)
     finally:
         rig.close()
+
+
+def test_a_sensor_too_noisy_for_the_safety_rules_fails_the_self_test(cfg):
+    """Past MAX_SENSOR_NOISE_MMHG (0.5) with NOISE_MARGIN, SAFE-7 and SAFE-8 could not tell a leak from noise: refused,
+    naming it, as calibration refuses it."""
+    noisy = dataclasses.replace(cfg, simulation=dataclasses.replace(cfg.simulation, sensor_noise_mmhg=0.8))
+    rig = open_sim(noisy, seed=1)
+    try:
+        with pytest.raises(SelfTestFailed, match=r"sensor \w+ is noisy \(0\.\d\d mmHg at rest, at most 0\.4\)"):
+            self_test(rig)
+        assert rig.pump.duty == 0 and not any(z.inlet.is_open for z in rig.zones)
+    finally:
+        rig.close()
+
+
+@pytest.mark.parametrize("noise_mmhg", [0.02, 0.3])
+def test_the_sessions_rules_allow_for_the_noise_measured_at_the_zero(cfg, noise_mmhg):
+    """SAFE-7 and SAFE-8 judge a loss clear of the larger of limits.sensor_noise_mmhg and what the zero measured (x
+    NOISE_MARGIN, as calibration does): a build noisier than configured (uncalibrated, or one sensor, which
+    calibration refuses) no longer reads its noise as a leak; a quieter one keeps the configured figure."""
+    from legsleeve.app.builder import build_session
+    from legsleeve.config.profiles import load_profile
+    from legsleeve.core.limits import NOISE_MARGIN
+    from legsleeve.safety.leak import HoldLeak
+    from legsleeve.safety.venting import ValveCheck
+    from tests.helpers import CONFIG_DIR
+
+    sim = dataclasses.replace(cfg.simulation, sensor_noise_mmhg=noise_mmhg)
+    rig = open_sim(dataclasses.replace(cfg, simulation=sim), seed=2)
+    try:
+        self_test(rig)
+        measured = rig.measured_noise_mmhg
+        assert measured is not None and 0.6 * noise_mmhg < measured < 1.5 * noise_mmhg
+        supervisor = build_session(rig, load_profile(CONFIG_DIR, "gradient", cfg), cycles=1).supervisor
+        if noise_mmhg < cfg.limits.sensor_noise_mmhg / NOISE_MARGIN / 1.5:
+            assert supervisor.noise_mmhg == cfg.limits.sensor_noise_mmhg
+        else:
+            assert supervisor.noise_mmhg == pytest.approx(NOISE_MARGIN * measured)
+        (leak,) = [m for m in supervisor.monitors if isinstance(m, HoldLeak)]
+        (valves,) = [m for m in supervisor.monitors if isinstance(m, ValveCheck)]
+        assert leak.noise == supervisor.noise_mmhg
+        assert valves.quick_floor == pytest.approx(ValveCheck.QUICK_NOISE * supervisor.noise_mmhg)
+    finally:
+        rig.close()

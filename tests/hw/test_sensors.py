@@ -423,3 +423,32 @@ def test_a_multiplexer_that_stops_answering_faults_every_sensor_until_it_answers
         )
     finally:
         rig.close()
+
+
+@pytest.mark.parametrize("noise_mmhg", [0.08, 0.3])
+def test_the_zero_measures_each_sensors_reading_noise(cfg, noise_mmhg):
+    """What the safety rules judge a loss clear of (Supervisor's measured_noise_mmhg): one reading's standard
+    deviation, measured on the vented sleeve at every zero, within the spread 50-100 samples allow (NOISE_MARGIN
+    covers its low side)."""
+    noisy = dataclasses.replace(cfg, simulation=dataclasses.replace(cfg.simulation, sensor_noise_mmhg=noise_mmhg))
+    rig = open_sim(noisy, seed=3)
+    try:
+        assert rig.measured_noise_mmhg is None  # before any zero
+        rig.zero_sensors()
+        assert rig.sensors is not None
+        for sensor in rig.sensors.all:
+            assert 0.6 * noise_mmhg < sensor.noise_mmhg < 1.4 * noise_mmhg, sensor.name
+        assert rig.measured_noise_mmhg == max(s.noise_mmhg for s in rig.sensors.all)
+    finally:
+        rig.close()
+
+
+def test_reading_noise_is_blind_to_a_slow_drift():
+    from legsleeve.hw.sensors import reading_noise_mmhg
+
+    rng = random.Random(5)
+    white = [rng.gauss(0.0, 0.2) for _ in range(400)]
+    drifting = [p + 0.05 * k for k, p in enumerate(white)]  # a sleeve still emptying, 2.5 mmHg/s at 50 Hz
+    assert reading_noise_mmhg(white) == pytest.approx(0.2, rel=0.15)
+    assert reading_noise_mmhg(drifting) == pytest.approx(reading_noise_mmhg(white), rel=0.05)
+    assert reading_noise_mmhg([1.0]) != reading_noise_mmhg([1.0])  # NaN: nothing to say

@@ -62,7 +62,7 @@ def build_session(
     cfg = rig.config
     if controller is None:
         controller = _controller(cfg, plan, cycles, minutes)
-    supervisor = _supervisor(cfg, plan, trip_targets_mmhg, extra_monitors)
+    supervisor = _supervisor(cfg, plan, trip_targets_mmhg, extra_monitors, rig.measured_noise_mmhg)
     return Runner(
         rig,
         controller,
@@ -83,7 +83,7 @@ def build_plan_loop(
 ) -> tuple[Controller, Supervisor]:
     """The controller and the supervisor a session of `plan` would run with, as `build_session` wires them, for a
     run of the loop on a pneumatic model with no rig: the planner's (`legsleeve.app.validate`)."""
-    return _controller(cfg, plan, cycles, minutes), _supervisor(cfg, plan, None, ())
+    return _controller(cfg, plan, cycles, minutes), _supervisor(cfg, plan, None, (), None)
 
 
 def _controller(cfg: HardwareConfig, plan: Profile, cycles: int | None, minutes: float | None) -> Controller:
@@ -93,8 +93,12 @@ def _controller(cfg: HardwareConfig, plan: Profile, cycles: int | None, minutes:
 
 
 def _supervisor(
-    cfg: HardwareConfig, plan: Profile, trip_targets_mmhg: Sequence[float] | None, extra_monitors: Sequence[Monitor]
+    cfg: HardwareConfig,
+    plan: Profile,
+    trip_targets_mmhg: Sequence[float] | None,
+    extra_monitors: Sequence[Monitor],
+    measured_noise_mmhg: float | None,
 ) -> Supervisor:
     if trip_targets_mmhg is None:
         trip_targets_mmhg = [plan.peak_target_mmhg(i) for i in range(len(cfg.zones))]
-    return Supervisor(cfg, trip_targets_mmhg, extra_monitors=extra_monitors)
+    return Supervisor(cfg, trip_targets_mmhg, extra_monitors=extra_monitors, measured_noise_mmhg=measured_noise_mmhg)

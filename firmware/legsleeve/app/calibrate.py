@@ -47,6 +47,7 @@ from legsleeve.core.limits import (
     MAX_FILL_TIMEOUT_S,
     MAX_SENSOR_NOISE_MMHG,
     MAX_VENT_TIMEOUT_S,
+    NOISE_MARGIN,
     VENTED_MMHG,
     Limits,
 )
@@ -55,6 +56,7 @@ from legsleeve.core.readings import Readings
 from legsleeve.core.units import MMHG_PER_HPA
 from legsleeve.errors import SleeveError
 from legsleeve.hw.rig import Rig
+from legsleeve.hw.sensors import reading_noise_mmhg
 from legsleeve.safety.trip import Trip
 
 LEVELS = (1 / 3, 2 / 3, 1.0)  # of the top pressure
@@ -435,7 +437,7 @@ def analyse(rec: Recording, cfg: HardwareConfig, selftest_fills: dict[str, float
         slow = fill_runs(rec, i, lambda d: d < 0.999)
         losses = [(p, loss) for p, loss, _ in holds(rec, i, name)]
         tau = vent_tau(rec, i, name)
-        noise = _noise([rec.zone_mmhg[k][i] for k in rest])
+        noise = reading_noise_mmhg([rec.zone_mmhg[k][i] for k in rest])
         crosstalk = 0.0
         for lab in {lab for lab in rec.labels if lab.startswith(f"{name} fill")}:
             ks = rec.where(lab)
@@ -456,13 +458,6 @@ def analyse(rec: Recording, cfg: HardwareConfig, selftest_fills: dict[str, float
             )
         )
     return figures
-
-
-def _noise(ps: Sequence[float]) -> float:
-    """One reading's standard deviation, from successive differences: blind to a slow drift (a zone still emptying
-    from the self-test) that a plain standard deviation would count as noise."""
-    diffs = [(b - a) ** 2 for a, b in zip(ps, ps[1:], strict=False) if not (math.isnan(a) or math.isnan(b))]
-    return math.sqrt(statistics.fmean(diffs) / 2.0) if diffs else math.nan
 
 
 def vent_samples(rec: Recording, i: int, name: str) -> list[tuple[float, float]]:
@@ -651,9 +646,6 @@ def refuse(cal: Calibration, cfg: HardwareConfig) -> None:
             )
     if reasons:
         raise CalibrationRefused("calibration refused:\n  " + "\n  ".join(reasons))
-
-
-NOISE_MARGIN = 1.25
 
 
 def write_calibration(cal: Calibration, path: Path) -> Path:

@@ -21,6 +21,7 @@ from legsleeve.core.limits import (
     MAX_FILL_TIMEOUT_S,
     MAX_SENSOR_NOISE_MMHG,
     MAX_VENT_TIMEOUT_S,
+    NOISE_MARGIN,
     VENTED_MMHG,
     Limits,
 )
@@ -36,7 +37,7 @@ VENT_TIMEOUT_FACTOR, VENT_TIMEOUT_PLUS_S, VENT_TIMEOUT_FLOOR_S = 1.5, 2.0, 5.0
 VENT_CHECK_FACTOR, VENT_CHECK_FLOOR_S, VENT_CHECK_CEILING_S = 0.7, 1.0, 10.0  # x the slowest vent time constant
 OCCLUSION_FACTOR, OCCLUSION_FLOOR, OCCLUSION_CEILING = 2.5, 20.0, 200.0  # x the fastest rate a bladder moves at
 LEAK_RATE_FACTOR, LEAK_RATE_PLUS, LEAK_RATE_CEILING = 3.0, 0.5, 2.0  # mmHg/s: 3x the worst hold loss, + 0.5
-NOISE_FACTOR, NOISE_FLOOR = 1.25, 0.03  # x the noisiest sensor's standard deviation
+NOISE_FLOOR = 0.03  # mmHg; the noisiest sensor's standard deviation x NOISE_MARGIN, no less
 
 
 @dataclass(frozen=True)
@@ -181,8 +182,8 @@ def derive_limits(limits: Limits, cal: Calibration) -> tuple[Limits, dict[str, s
 
     noises = {z.name: z.noise_mmhg for z in cal.zones}
     name, noise = slowest(noises)
-    new["sensor_noise_mmhg"] = _clamp(NOISE_FACTOR * noise, NOISE_FLOOR, MAX_SENSOR_NOISE_MMHG)
-    sources["sensor_noise_mmhg"] = f"{name}'s sensor: {noise:.2f} mmHg at rest, x{NOISE_FACTOR:g}"
+    new["sensor_noise_mmhg"] = _clamp(NOISE_MARGIN * noise, NOISE_FLOOR, MAX_SENSOR_NOISE_MMHG)
+    sources["sensor_noise_mmhg"] = f"{name}'s sensor: {noise:.2f} mmHg at rest, x{NOISE_MARGIN:g}"
 
     rounded = {key: float(f"{value:.3g}") for key, value in new.items()}  # what the figures can say
     return dataclasses.replace(limits, **rounded), sources  # type: ignore[arg-type]  # every key a float limit

@@ -8,6 +8,7 @@ closed - attempting every step even when one raises, and never relies on `__del_
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -101,6 +102,14 @@ class Rig:
             )
         finally:
             self.drive_safe()
+
+    @property
+    def measured_noise_mmhg(self) -> float | None:
+        """The noisiest sensor's reading noise (one reading's standard deviation) at the last zero; None before one."""
+        if self.sensors is None:
+            return None
+        noise = [s.noise_mmhg for s in self.sensors.all if math.isfinite(s.noise_mmhg)]
+        return max(noise) if noise else None
 
     def close(self) -> None:
         """Safe state, then release every device. Outputs de-energise on release: still the safe state."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import adafruit_mprls
 import adafruit_tca9548a
@@ -149,6 +149,7 @@ class PressureSensor:
         self.port = port
         self._muxes = muxes
         self.baseline_hpa: float | None = None
+        self.noise_mmhg = math.nan  # one reading's standard deviation, measured at the last zero
         self.faults = 0
 
     def read_hpa(self) -> float:
@@ -324,8 +325,9 @@ class SensorArray:
         """
         start = self._clock.now()
         previous: dict[str, tuple[float, float]] | None = None
+        samples: dict[str, list[float]] = {s.name: [] for s in self.all}
         while True:
-            windows = self._windows(window_s, on_wait)
+            windows = self._windows(window_s, on_wait, samples)
             means = {n: mean for n, (mean, _) in windows.items()}
 
             still = [n for n in windows if previous is not None and _moved(previous[n], windows[n], tolerance_mmhg)]
@@ -356,10 +358,14 @@ class SensorArray:
                 )
         for sensor in self.all:
             sensor.baseline_hpa = means[sensor.name]
+            sensor.noise_mmhg = reading_noise_mmhg([hpa * MMHG_PER_HPA for hpa in samples[sensor.name]])
         return means
 
-    def _windows(self, window_s: float, on_wait: Callable[[], None] | None) -> dict[str, tuple[float, float]]:
-        """Each sensor's (mean, standard error of the mean) over a window, in hPa and mmHg."""
+    def _windows(
+        self, window_s: float, on_wait: Callable[[], None] | None, every: dict[str, list[float]]
+    ) -> dict[str, tuple[float, float]]:
+        """Each sensor's (mean, standard error of the mean) over a window, in hPa and mmHg; its samples are also
+        added to `every`."""
         samples: dict[str, list[float]] = {s.name: [] for s in self.all}
         end = self._clock.now() + window_s
         while self._clock.now() < end:
@@ -370,9 +376,17 @@ class SensorArray:
                 on_wait()
         out = {}
         for name, values in samples.items():
+            every[name] += values
             sd = statistics.stdev(values) * MMHG_PER_HPA if len(values) > 1 else 0.0
             out[name] = (statistics.fmean(values), sd / math.sqrt(len(values)))
         return out
+
+
+def reading_noise_mmhg(ps: Sequence[float]) -> float:
+    """One reading's standard deviation, from successive differences: blind to a slow drift (a sleeve still
+    emptying) that a plain standard deviation would count as noise. NaN with fewer than two finite readings."""
+    diffs = [(b - a) ** 2 for a, b in zip(ps, ps[1:], strict=False) if not (math.isnan(a) or math.isnan(b))]
+    return math.sqrt(statistics.fmean(diffs) / 2.0) if diffs else math.nan
 
 
 def _moved(before: tuple[float, float], after: tuple[float, float], tolerance_mmhg: float) -> bool:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from legsleeve.core.commands import FILL, SAFE, Commands, ZoneAction
-from legsleeve.core.limits import ABS_MAX_MMHG, Limits
+from legsleeve.core.limits import ABS_MAX_MMHG, MAX_SENSOR_NOISE_MMHG, NOISE_MARGIN, Limits
 from legsleeve.core.readings import Reading, Readings
 from legsleeve.safety.estop import EStop
 from legsleeve.safety.exposure import ReverseGradient, TimeUnderPressure
@@ -96,10 +96,25 @@ class _Median3:
 class Supervisor:
     """Runs every monitor on every tick, guards the controller's wish, and latches the first trip."""
 
-    def __init__(self, build: Build, peak_targets_mmhg: Sequence[float], *, extra_monitors: Sequence[Monitor] = ()):
+    def __init__(
+        self,
+        build: Build,
+        peak_targets_mmhg: Sequence[float],
+        *,
+        extra_monitors: Sequence[Monitor] = (),
+        measured_noise_mmhg: float | None = None,
+    ):
         """`peak_targets_mmhg`: the highest target the plan asks of each zone (its trip level builds on it);
-        `extra_monitors`: rules of one occasion (the self-test's cross-talk) checked after the standard ones."""
+        `extra_monitors`: rules of one occasion (the self-test's cross-talk) checked after the standard ones;
+        `measured_noise_mmhg`: the noisiest sensor's reading noise at this start's zero. The rules that judge a loss
+        clear of the noise (SAFE-7, SAFE-8) take the larger of it (x NOISE_MARGIN, as calibration does) and
+        `limits.sensor_noise_mmhg`: a sensor noisier than configured (an uncalibrated build; one sensor, which
+        calibration refuses) would otherwise turn its noise into false leaks. The self-test refuses a sensor whose
+        noise that margin would take past MAX_SENSOR_NOISE_MMHG, as calibration does."""
         lim = build.limits
+        self.noise_mmhg = lim.sensor_noise_mmhg
+        if measured_noise_mmhg is not None and math.isfinite(measured_noise_mmhg):
+            self.noise_mmhg = max(self.noise_mmhg, min(NOISE_MARGIN * measured_noise_mmhg, MAX_SENSOR_NOISE_MMHG))
         names = build.zone_names
         view_names = [*names, *(["manifold"] if build.has_manifold_sensor else [])]
         self.trip_levels_mmhg = [min(lim.max_mmhg, t + lim.trip_margin_mmhg, ABS_MAX_MMHG) for t in peak_targets_mmhg]
@@ -137,7 +152,7 @@ class Supervisor:
                 names,
                 lim.vent_check_s,
                 vent_tau_s=lim.vent_tau_s,
-                noise_mmhg=lim.sensor_noise_mmhg,
+                noise_mmhg=self.noise_mmhg,
                 venous_mmhg=lim.venous_safe_mmhg,
             ),
             HoldLeak(
@@ -148,7 +163,7 @@ class Supervisor:
                 max_topups=lim.max_topups,
                 topup_window_s=lim.topup_window_s,
                 max_drop_mmhg=lim.max_drop_mmhg,
-                noise_mmhg=lim.sensor_noise_mmhg,
+                noise_mmhg=self.noise_mmhg,
             ),
             FillProgress(
                 names,
