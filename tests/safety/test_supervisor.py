@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from legsleeve.app.session import run_session
 from legsleeve.config.profiles import load_profile
 from legsleeve.core.commands import FILL, HOLD, SAFE, VENT, Commands, ZoneAction
-from legsleeve.core.limits import ABS_MAX_MMHG
+from legsleeve.core.limits import ABS_MAX_MMHG, MAX_SENSOR_NOISE_MMHG
 from legsleeve.core.readings import Reading, Readings
 from legsleeve.hw.backends import open_sim
 from legsleeve.safety.supervisor import Supervisor
@@ -229,7 +229,16 @@ def test_over_pressure_beyond_the_debounce_always_trips(cfg, below, excess, zone
 def test_safe14_the_supervisor_reviews_every_tick_and_has_no_off_switch(cfg):
     """SAFE-14: every tick's commands pass through the supervisor, on the simulated rig exactly as on the sleeve, and
     nothing in its construction can turn a rule off."""
-    assert set(inspect.signature(Supervisor).parameters) == {"build", "peak_targets_mmhg", "extra_monitors"}
+    assert set(inspect.signature(Supervisor).parameters) == {
+        "build",
+        "peak_targets_mmhg",
+        "extra_monitors",
+        "measured_noise_mmhg",
+    }
+    # the noise measured at the zero loosens SAFE-7 and SAFE-8 no further than a config may (the self-test refuses
+    # a sensor that noisy), and never below the configured figure
+    for measured, allowed in ((100.0, MAX_SENSOR_NOISE_MMHG), (0.0, cfg.limits.sensor_noise_mmhg)):
+        assert Supervisor(cfg, [40.0] * 4, measured_noise_mmhg=measured).noise_mmhg == allowed
     reviewed, applied = [], []
     real = Supervisor.review
 
