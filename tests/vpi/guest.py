@@ -334,7 +334,7 @@ def button_and_estop() -> str:
     chip = Chip()
     before = status()
     chip.pull(BUTTON, up=False)  # a short press
-    time.sleep(0.3)  # a person's press; the service samples at 20 Hz in idle
+    time.sleep(0.5)  # a person's short press (a long one is 1.5 s); the service samples it at 20 Hz in idle
     chip.pull(BUTTON, up=True)
     wait_for("the button's session to end in an alarm", lambda: status().startswith("alarm"), 60)
     pressed = status()
