@@ -15,8 +15,9 @@ The build (about 15 minutes on two busy cores, once):
   2. the machine's own settings: host name, fstab, a static address for QEMU's user network, a login user `pi`
      with passwordless sudo (as Raspberry Pi OS's first user has) and one `guest` with nothing, and `vpi-run`, a
      unit that mounts the host's 9p share at boot and runs the `run.sh` the host put there, then powers off;
-  3. `gpio-sim`, which Debian's kernel does not build: compiled out of tree in the chroot from Debian's
-     linux-source-6.1 against the kernel's own headers (with irq_sim, which it needs and the kernel lacks too);
+  3. `gpio-sim` and `i2c-stub`, which Debian's kernel does not build: compiled out of tree in the chroot from Debian's
+     linux-source-6.1 against the kernel's own headers, with irq_sim linked in (the kernel lacks it too; its one
+     call the kernel does not export to modules, irq_to_desc(), replaced by the exported generic_handle_irq());
   4. QEMU's own device tree for the machine, with a Raspberry Pi 4's revision in /system/linux,revision (what
      gpiozero reads to know the board) and without the PL061 GPIO controller and its gpio-keys, so the simulated
      chip is /dev/gpiochip0 as the header's is on a Pi 4;
@@ -114,13 +115,25 @@ systemctl enable systemd-networkd.service vpi-run.service
 systemctl mask serial-getty@ttyAMA0.service getty@tty1.service
 apt-get clean
 """
-KBUILD = "obj-m := {objs}\n"
+# gpio-sim as one module: with irq_sim linked in where the kernel lacks it (gpio-sim.c renamed, as a composite
+# module's name may not be one of its parts')
+KBUILD = "obj-m += gpio-sim.o\n"
+KBUILD_WITH_IRQ_SIM = "obj-m += gpio-sim.o\ngpio-sim-y := gpio-sim-main.o irq_sim.o\n"
+KBUILD_I2C_STUB = "obj-m += i2c-stub.o\n"
+MODULE_SOURCES = {
+    "gpio-sim": ("drivers/gpio/gpio-sim.c", "drivers/gpio/gpiolib.h", "kernel/irq/irq_sim.c"),
+    "i2c-stub": ("drivers/i2c/i2c-stub.c",),
+}
+# irq_sim.c calls irq_to_desc(), which the kernel does not export to modules; generic_handle_irq() is exported and
+# does the same (the descriptor's handler is the handle_simple_irq that irq_sim itself installs)
+IRQ_SIM_PATCH = ("handle_simple_irq(irq_to_desc(irqnum));", "generic_handle_irq(irqnum);")
 DTS_DROP = ("pl061@", "gpio-keys")
 
 
 def recipe() -> str:
     """A hash of everything that shapes the cached image: change any of it and the next run rebuilds."""
     parts = [SUITE, MIRROR, PACKAGES, hex(PI_REVISION), " ".join(QEMU_MACHINE), SETUP, KBUILD, *DTS_DROP]
+    parts += [KBUILD_WITH_IRQ_SIM, KBUILD_I2C_STUB, *IRQ_SIM_PATCH]
     parts += [f"{k}\n{v}" for k, v in sorted({**BAKED, **BEFORE_SECOND_STAGE}.items())]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
@@ -214,41 +227,61 @@ def _kernel_version(root: Path) -> str:
     return versions[0]
 
 
-def _gpio_sim(chroot: _Chroot, kver: str, work: Path) -> None:
-    """gpio-sim for Debian's kernel, out of tree, if the kernel lacks it (bookworm's 6.1 does)."""
+def _modules(chroot: _Chroot, kver: str, work: Path) -> None:
+    """gpio-sim and i2c-stub for Debian's kernel, out of tree, where the kernel lacks them (bookworm's 6.1 builds
+    neither), from the matching linux-source-6.1 against the kernel's own headers."""
     root = chroot.root
-    if list((root / "lib/modules" / kver).rglob("gpio-sim.ko*")):
-        _log("the kernel has gpio-sim")
+    have = {p.name.split(".ko")[0] for p in (root / "lib/modules" / kver).rglob("*.ko*")}
+    wanted = [m for m in ("gpio-sim", "i2c-stub") if m not in have]
+    if not wanted:
+        _log("the kernel has gpio-sim and i2c-stub")
         return
-    config = (root / "boot" / f"config-{kver}").read_text()
-    objs = ["gpio-sim.o"] if "CONFIG_IRQ_SIM=y" in config else ["irq_sim.o", "gpio-sim.o"]
-    _log(f"building {' and '.join(objs)} out of tree from linux-source-6.1")
+    with_irq_sim = "gpio-sim" in wanted and "CONFIG_IRQ_SIM=y" not in (root / "boot" / f"config-{kver}").read_text()
+    _log(f"building {', '.join(wanted)}{' (with irq_sim)' if with_irq_sim else ''} out of tree from linux-source-6.1")
+    archives = root / "var/cache/apt/archives"
     resolv = root / "etc/resolv.conf"
     vm_dns = resolv.read_text()
     shutil.copy2("/etc/resolv.conf", resolv)  # the host's DNS while the chroot downloads; the VM's after
     try:
-        chroot.sh("apt-get update -q >/dev/null && cd /var/cache/apt/archives && apt-get download -q linux-source-6.1")
+        if not list(archives.glob("linux-source-6.1_*.deb")):
+            chroot.sh("apt-get update -q >/dev/null && cd /var/cache/apt/archives && apt-get download linux-source-6.1")
     finally:
         resolv.write_text(vm_dns)
-    deb = next((root / "var/cache/apt/archives").glob("linux-source-6.1_*.deb"))
+    deb = next(archives.glob("linux-source-6.1_*.deb"))
     src = work / "linux-source"
     _run(["dpkg-deb", "-x", str(deb), str(src)])
     tarball = next((src / "usr/src").glob("linux-source-6.1.tar.*"))
-    members = ["drivers/gpio/gpio-sim.c", "drivers/gpio/gpiolib.h", "kernel/irq/irq_sim.c"]
+    members = [*MODULE_SOURCES["gpio-sim"], *MODULE_SOURCES["i2c-stub"]]
     _run([*NICE, "tar", "-xf", str(tarball), "-C", str(work), *[f"linux-source-6.1/{m}" for m in members]])
-    build = root / "usr/src/gpio-sim"
-    build.mkdir(parents=True, exist_ok=True)
-    for m in members:
-        shutil.copy2(work / "linux-source-6.1" / m, build / Path(m).name)
-    (build / "Kbuild").write_text(KBUILD.format(objs=" ".join(objs)))
+    src_dir = work / "linux-source-6.1"
+    build = root / "usr/src/vpi-modules"
+    shutil.rmtree(build, ignore_errors=True)
+    build.mkdir(parents=True)
+    kbuild = []
+    if "gpio-sim" in wanted:
+        shutil.copy2(src_dir / "drivers/gpio/gpiolib.h", build)
+        if with_irq_sim:
+            shutil.copy2(src_dir / "drivers/gpio/gpio-sim.c", build / "gpio-sim-main.c")
+            irq_sim = (src_dir / "kernel/irq/irq_sim.c").read_text()
+            if IRQ_SIM_PATCH[0] not in irq_sim:
+                raise RuntimeError(f"irq_sim.c has changed: no {IRQ_SIM_PATCH[0]!r} to replace")
+            (build / "irq_sim.c").write_text(irq_sim.replace(*IRQ_SIM_PATCH))
+            kbuild.append(KBUILD_WITH_IRQ_SIM)
+        else:
+            shutil.copy2(src_dir / "drivers/gpio/gpio-sim.c", build)
+            kbuild.append(KBUILD)
+    if "i2c-stub" in wanted:
+        shutil.copy2(src_dir / "drivers/i2c/i2c-stub.c", build)
+        kbuild.append(KBUILD_I2C_STUB)
+    (build / "Kbuild").write_text("".join(kbuild))
     t0 = time.monotonic()
+    kos = " ".join(f"/usr/src/vpi-modules/{m}.ko" for m in wanted)
     chroot.sh(
-        f"make -s -C /lib/modules/{kver}/build M=/usr/src/gpio-sim modules"
-        f" && install -D -m 0644 -t /lib/modules/{kver}/updates /usr/src/gpio-sim/*.ko"
-        f" && depmod -a {kver}"
+        f"make -s -C /lib/modules/{kver}/build M=/usr/src/vpi-modules modules"
+        f" && install -D -m 0644 -t /lib/modules/{kver}/updates {kos} && depmod -a {kver}"
     )
     deb.unlink()
-    _log(f"gpio-sim built in {time.monotonic() - t0:.0f} s")
+    _log(f"{', '.join(wanted)} built in {time.monotonic() - t0:.0f} s")
 
 
 def _drop_node(dts: str, name: str) -> str:
@@ -316,7 +349,7 @@ def build(cache: Path, *, force: bool = False) -> float:
             _write(root, BAKED)
             chroot.sh(SETUP)
             kver = _kernel_version(root)
-            _gpio_sim(chroot, kver, work)
+            _modules(chroot, kver, work)
         _log(f"kernel {kver}; device tree with revision 0x{PI_REVISION:08x}")
         shutil.copy2(root / "boot" / f"vmlinuz-{kver}", cache / "vmlinuz")
         shutil.copy2(root / "boot" / f"initrd.img-{kver}", cache / "initrd.img")
@@ -365,8 +398,11 @@ RUN_SH = """#!/bin/sh
 # Written by tests/vpi/machine.py for one run; /usr/local/sbin/vpi-run runs it at boot, as root.
 set -u
 cd /mnt/vpi
+# the host's certificate authorities for pip (see machine.run), as a site's own CA would be configured
+[ -f /mnt/vpi/host-ca.crt ] && printf '[global]\ncert = /mnt/vpi/host-ca.crt\n' > /etc/pip.conf
 rm -rf /home/pi/legsleeve
-# as a Pi owner would: a clone of the repository, in the login user's home
+# as a Pi owner would: a clone of the repository, in the login user's home (the share belongs to the host's root)
+git config --system --add safe.directory /mnt/vpi/legsleeve.git
 runuser -u pi -- git clone -q /mnt/vpi/legsleeve.git /home/pi/legsleeve
 python3 /home/pi/legsleeve/tests/vpi/guest.py --results /mnt/vpi/results.jsonl {only}
 """
@@ -387,8 +423,14 @@ def run(cache: Path, share: Path | None = None, *, only: str = "", timeout_s: fl
         raise RuntimeError(f"no image for recipe {recipe()} in {cache}: python -m tests.vpi.machine build")
     share = share or Path(tempfile.mkdtemp(prefix="run-", dir=cache))
     share.mkdir(parents=True, exist_ok=True)
+    share.chmod(0o755)  # 9p with security_model=none shows the host's modes: the VM's login user clones from here
     commit = snapshot_repo(share)
     _log(f"sharing {share} (the working tree as commit {commit[:12]})")
+    # the host's certificate authorities, for pip in the VM: where the network passes through a TLS proxy (as on
+    # this project's CI machines), only the host's set knows its certificate
+    ca = Path(os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt")
+    if ca.is_file():
+        shutil.copyfile(ca, share / "host-ca.crt")
     (share / "run.sh").write_text(RUN_SH.format(only=f"--only {only}" if only else ""))
     argv = [
         *NICE,

@@ -79,30 +79,24 @@ def _lgpio_label(n: int) -> str:
 
 
 def _pi_pin_factory(config: HardwareConfig):
-    """lgpio on the header's gpiochip (hardware.yaml's `gpio_chip`, or the one labelled as the header's), then
-    RPi.GPIO. Never the mock factory, whatever the environment says."""
-    errors = []
+    """gpiozero's lgpio back end on the header's gpiochip (hardware.yaml's `gpio_chip`, or the one labelled as the
+    header's). Never the mock factory, whatever the environment says."""
     try:
         from gpiozero.pins.lgpio import LGPIOFactory
 
         chip = config.gpio_chip if config.gpio_chip is not None else header_chip(_dev_gpiochips(), _lgpio_label)
         return LGPIOFactory(chip=chip)
-    except Exception as exc:  # noqa: BLE001 - try the next library
-        errors.append(f"lgpio: {exc}")
-    try:
-        from gpiozero.pins.rpigpio import RPiGPIOFactory
-
-        return RPiGPIOFactory()
-    except Exception as exc:  # noqa: BLE001
-        errors.append(f"RPi.GPIO: {exc}")
-    raise HardwareError(
-        "no GPIO library could start (" + "; ".join(errors) + "). On the Pi: pip install 'legsleeve[pi]'. "
-        "On a PC, use the simulated rig with --sim."
-    )
+    except HardwareError:  # no header chip: its own message says what was found
+        raise
+    except Exception as exc:  # no lgpio, no access to the chip, a chip that will not open
+        raise HardwareError(
+            f"no GPIO library could start (lgpio: {exc}). On the Pi: pip install 'legsleeve[pi]'. "
+            "On a PC, use the simulated rig with --sim."
+        ) from exc
 
 
 def open_pi(config: HardwareConfig, *, with_sensors: bool = True) -> Rig:
-    """The sleeve: gpiozero on lgpio/RPi.GPIO and the Linux I2C bus /dev/i2c-N (i2c.bus) through Blinka's
+    """The sleeve: gpiozero on lgpio and the Linux I2C bus /dev/i2c-N (i2c.bus) through Blinka's
     ExtendedI2C, which opens any bus by its number (the stock `board` module knows only the board's own)."""
     pin_factory = _pi_pin_factory(config)
     bus = config.i2c.bus
