@@ -36,3 +36,17 @@ def test_an_unreadable_chip_is_skipped_and_none_found_names_what_was_seen():
     message = str(err.value)
     assert "gpiochip0: can not open gpiochip" in message and "gpiochip2 [gpio-sim.0-node0]" in message
     assert "set gpio_chip in hardware.yaml" in message
+
+
+def test_sensors_on_an_absent_bus_say_why(cfg):
+    """`vent` opens the sleeve without its I2C bus if it must (venting needs no sensor); sensors asked of that bus
+    are not found, and the reason the bus did not open is in the message."""
+    from legsleeve.core.clock import VirtualClock
+    from legsleeve.hw.backends import AbsentBus
+    from legsleeve.hw.i2c import DeadlineI2C
+    from legsleeve.hw.sensors import build_sensors
+
+    clock = VirtualClock()
+    bus = DeadlineI2C(AbsentBus("I2C bus 1 (/dev/i2c-1) did not start"), clock, 0.02)
+    with pytest.raises(HardwareError, match=r"0x70 does not answer .*I2C bus 1 \(/dev/i2c-1\) did not start"):
+        build_sensors(cfg, bus, clock)

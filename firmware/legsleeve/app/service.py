@@ -808,7 +808,7 @@ class Service:
             self._connect_sensors()  # again: they may have been wired since the service started
         except SensorFault as exc:  # no session without every sensor (SAFE-9); nothing has moved
             self.rig.drive_safe()
-            self.status.last = f"not started: {exc}"
+            self.status.last = f"{name} not started: a sensor fault"  # which one: the alarm says
             self._raise(now(), Priority.MEDIUM, f"{exc}; check the sensors' wiring, then `legsleeve reset`")
             log.error("session %s not started: %s", name, exc)
             return

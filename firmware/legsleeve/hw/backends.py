@@ -7,6 +7,7 @@ sleeve.
 
 from __future__ import annotations
 
+import errno
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -95,9 +96,32 @@ def _pi_pin_factory(config: HardwareConfig):
         ) from exc
 
 
+class AbsentBus:
+    """Stands in for an I2C bus that would not open, so that the outputs can still be driven safe: `vent` (and
+    ExecStopPost's vent) needs no sensor, so it must not need their bus either. Every transfer raises OSError with
+    the reason: sensors built on it are not found, and say why."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def _absent(self, *args, **kwargs):
+        raise OSError(errno.ENODEV, self.reason)
+
+    try_lock = writeto = readfrom_into = writeto_then_readfrom = scan = _absent
+
+    def unlock(self) -> None:
+        pass
+
+    def deinit(self) -> None:
+        pass
+
+
 def open_pi(config: HardwareConfig, *, with_sensors: bool = True) -> Rig:
     """The sleeve: gpiozero on lgpio and the Linux I2C bus /dev/i2c-N (i2c.bus) through Blinka's
-    ExtendedI2C, which opens any bus by its number (the stock `board` module knows only the board's own)."""
+    ExtendedI2C, which opens any bus by its number (the stock `board` module knows only the board's own).
+
+    A bus that will not open is an error when the sensors are wanted at once; without them (`vent`, `serve`, which
+    connects them itself) the rig opens on an AbsentBus, and the missing bus shows when a sensor is asked for."""
     pin_factory = _pi_pin_factory(config)
     bus = config.i2c.bus
     try:
@@ -106,7 +130,10 @@ def open_pi(config: HardwareConfig, *, with_sensors: bool = True) -> Rig:
         # the bus's speed is the kernel's (dtparam=i2c_arm_baudrate); Blinka ignores frequency on Linux
         i2c = ExtendedI2C(bus, frequency=config.i2c.frequency_hz)
     except Exception as exc:
-        pin_factory.close()
         hint = "is dtparam=i2c_arm=on set?" if bus == 1 else "is the overlay that makes it enabled?"
-        raise HardwareError(f"I2C bus {bus} (/dev/i2c-{bus}) did not start ({exc}); {hint}") from exc
+        error = HardwareError(f"I2C bus {bus} (/dev/i2c-{bus}) did not start ({exc}); {hint}")
+        if with_sensors:
+            pin_factory.close()
+            raise error from exc
+        i2c = AbsentBus(str(error))
     return build_rig(config, clock=MonotonicClock(), pin_factory=pin_factory, i2c_bus=i2c, with_sensors=with_sensors)
