@@ -40,7 +40,7 @@ lint: $(VENV)/.installed-test
 # Building needs root, debootstrap, qemu-user-static, qemu-system-arm, device-tree-compiler (.ci/run installs them).
 VPI_CACHE ?= $(or $(LEGSLEEVE_VPI_CACHE),$(HOME)/.cache/legsleeve-vpi)
 vpi: $(VENV)/.installed-test
-	LEGSLEEVE_VPI_CACHE=$(VPI_CACHE) $(BIN)/python -m pytest -m vpi -n0 -p no:cacheprovider -rA tests/test_vpi.py
+	LEGSLEEVE_VPI_CACHE=$(VPI_CACHE) $(BIN)/python -m pytest -m vpi -n0 -s -p no:cacheprovider -rA tests/test_vpi.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

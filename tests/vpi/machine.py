@@ -40,6 +40,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -464,6 +465,9 @@ def run(cache: Path, share: Path | None = None, *, only: str = "", timeout_s: fl
     with open(share / "console.log", "w") as console:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         assert proc.stdout is not None
+        # the deadline holds even when the guest falls silent (a hung check): the timer kills QEMU, which ends the read
+        deadline = threading.Timer(timeout_s, proc.kill)
+        deadline.start()
         try:
             for raw in proc.stdout:
                 line = raw.decode(errors="replace").rstrip("\r\n")
@@ -473,16 +477,16 @@ def run(cache: Path, share: Path | None = None, *, only: str = "", timeout_s: fl
                 m = re.search(r"vpi: booted in ([\d.]+) s", line)
                 if m:
                     boot_s = float(m.group(1))
-                if time.monotonic() - t0 > timeout_s:
-                    break
-            code = proc.wait(timeout=max(1.0, timeout_s - (time.monotonic() - t0)))
-        except subprocess.TimeoutExpired:
-            pass
+            proc.wait()
         finally:
+            deadline.cancel()
             if proc.poll() is None:
-                _log(f"timed out after {timeout_s:.0f} s: stopping QEMU")
                 proc.kill()
                 proc.wait()
+        code = proc.returncode
+        if time.monotonic() - t0 >= timeout_s:
+            _log(f"timed out after {timeout_s:.0f} s: QEMU was stopped")
+            code = None
     wall_s = time.monotonic() - t0
     results_file = share / "results.jsonl"
     results = [json.loads(line) for line in results_file.read_text().splitlines()] if results_file.exists() else []
