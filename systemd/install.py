@@ -268,8 +268,18 @@ class Installer:
         print(
             f"installing legsleeve into {self.root}{' (dry run: no commands)' if self.dry_run else ''}", file=self.out
         )
-        steps = (self.groups, self.user, self.udev, self.source, self.venv, self.config, self.boot, self.modules)
-        for step in (*steps, self.unit, self.command):
+        for step in (
+            self.groups,
+            self.user,
+            self.udev,
+            self.source,
+            self.venv,
+            self.config,
+            self.boot,
+            self.modules,
+            self.unit,
+            self.command,
+        ):
             step()
         print(
             f"\n{len(self.changed)} file(s) changed, {len(self.commands)} command(s)"

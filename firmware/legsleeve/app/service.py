@@ -618,15 +618,17 @@ class Service:
         self.rig.drive_safe()
         if not self.profiles:
             self.load_profiles()
-        if self.notifier:
-            self.notifier.ready(f"idle, profile {self.status.profile}")
-        log.info("idle, profile %s: waiting for the button or `legsleeve start`", self.status.profile)
         clock = self.rig.clock
+        # Before READY=1: probing a bus that hangs (1 s a transfer in the kernel) is bounded by the start timeout,
+        # not by the watchdog, which READY arms
         try:
             self._connect_sensors()
         except SensorFault as exc:  # the service stays up, vented, and says why: a restart loop would only hide it
             log.error("%s", exc)
             self._raise(clock.now(), Priority.MEDIUM, f"{exc}; check the sensors' wiring, then `legsleeve reset`")
+        if self.notifier:
+            self.notifier.ready(f"idle, profile {self.status.profile}")
+        log.info("idle, profile %s: waiting for the button or `legsleeve start`", self.status.profile)
         while not self.stopping and (until_s is None or clock.now() < until_s):
             now = clock.now()
             self._idle_tick(now)
