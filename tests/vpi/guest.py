@@ -389,6 +389,11 @@ def _systemd_lines(journal: str) -> str:
     return " | ".join(line for line in journal.splitlines() if "legsleeve.service" in line or "vented" in line)[-1500:]
 
 
+# A restart is the vent (a fresh Python), RestartSec=2s and a start to READY=1, on an emulated CPU: 34-39 s on this
+# project's two cores, over 60 s when they were shared with a whole test suite. The deadline allows for that.
+RESTART_S = 180
+
+
 def _restarted(kill: str, expect_in_journal: tuple[str, ...], timeout_s: float) -> str:
     pid, restarts, cursor = main_pid(), int(prop("NRestarts")), journal_cursor()
     t0 = time.monotonic()
@@ -418,12 +423,12 @@ def _restarted(kill: str, expect_in_journal: tuple[str, ...], timeout_s: float) 
 
 @check
 def sigkill_restarts_idle() -> str:
-    return _restarted("kill -KILL {pid}", ("status=9/KILL", "signal=KILL"), 60)
+    return _restarted("kill -KILL {pid}", ("status=9/KILL", "signal=KILL"), RESTART_S)
 
 
 @check
 def watchdog_kills_a_stalled_loop() -> str:
-    return _restarted("kill -STOP {pid}", ("Watchdog timeout",), 60)
+    return _restarted("kill -STOP {pid}", ("Watchdog timeout",), RESTART_S)
 
 
 @check

@@ -9,7 +9,7 @@ The cache (`$LEGSLEEVE_VPI_CACHE`, default ~/.cache/legsleeve-vpi) holds `rootfs
 Building needs root, `debootstrap`, `qemu-user-static` with binfmt_misc, `dtc` and `mkfs.ext4`; booting needs only
 `qemu-system-aarch64`. Standard library only: it runs before anything is installed.
 
-The build (about 15 minutes on two busy cores, once):
+The build (about 13 minutes on two busy cores, once):
   1. `debootstrap --foreign` of bookworm arm64 (minbase, plus systemd, udev, python3-venv, make, git, sudo, Debian's
      arm64 kernel with its headers and gcc), then the second stage in a chroot through qemu-aarch64-static;
   2. the machine's own settings: host name, fstab, a static address for QEMU's user network, a login user `pi`
@@ -56,7 +56,7 @@ PACKAGES = (
 PI_REVISION = 0x00C03111  # a Raspberry Pi 4 Model B, 4 GB (gpiozero's PiBoardInfo knows it)
 QEMU_MACHINE = ("-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "2048")
 NICE = ("nice", "-n", "15")  # the build and the VM share two cores with other people's test runs
-BOOT_TIMEOUT_S = 2400.0  # the whole run, boot to power-off; a normal one takes about 10 minutes
+BOOT_TIMEOUT_S = 2400.0  # the whole run, boot to power-off; a normal one takes about 10 minutes (594 s)
 
 # Files baked into the image: the machine's settings and the unit that runs the host's script at boot.
 BAKED = {
