@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) install -e '.[plot,test,lint]'
+	$(PIP) install -e '.[plot,test,lint,schematic]'
 	touch $@
 
 venv: $(VENV)/.installed

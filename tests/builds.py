@@ -2,12 +2,14 @@
 reference (pumps, bladders, valves, manifold 2-3x either way), so a rule or a matrix can be tried beyond
 `config/hardware.yaml`'s figures.
 
-`python -m tests.builds OUT_DIR` writes one config directory per build (hardware.yaml and profiles/), for example
+`python -m tests.builds OUT_DIR` writes one config directory per build (hardware.yaml and profiles/; the relief valve
+raised where check-config asks, as bring-up check 9 does), for example
 `python -m tests.redteam --config OUT_DIR/pump1.5`. Only the simulated sleeve changes: every limit stays as shipped.
 """
 
 from __future__ import annotations
 
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -37,9 +39,12 @@ BUILDS: dict[str, Build] = {
 _ZONE_KEYS = ("volume_l", "compliance_l_per_mmhg", "leak_lpm_per_mmhg")
 
 
-def write_build(name: str, out_dir: Path, build: Build | None = None, *, source: Path = CONFIG_DIR) -> Path:
+def write_build(
+    name: str, out_dir: Path, build: Build | None = None, *, source: Path = CONFIG_DIR, relief_checked: bool = True
+) -> Path:
     """A copy of a config directory (the shipped one unless `source`), as out_dir/name, with the simulation of
-    `build` (a dict as BUILDS holds; by default BUILDS[name]); returns the directory."""
+    `build` (a dict as BUILDS holds; by default BUILDS[name]), its relief valve raised where check-config asks
+    (`relief_checked`, as a maker's bring-up does); returns the directory."""
     target = out_dir / name
     if target.exists():
         shutil.rmtree(target)
@@ -57,7 +62,42 @@ def write_build(name: str, out_dir: Path, build: Build | None = None, *, source:
                 if k in zone:
                     zone[k] *= factor
     (target / "hardware.yaml").write_text(yaml.safe_dump(hardware, sort_keys=False))
+    if relief_checked:
+        relief_as_checked(target)
     return target
+
+
+RELIEF_PROFILES = ("pulse", "gradient")  # the highest targets a build takes: pulse, else (one sensor) gradient
+
+
+def relief_as_checked(config_dir: Path) -> float:
+    """What a maker does at bring-up check 9: where `check-config` says the manifold runs too close to the relief
+    valve for SAFE-4's pump check (a strong pump behind narrow inlets), set the valve where it says, and check again
+    (the valve caps what the plan sees). Returns the setting."""
+    from legsleeve.app.validate import plan_session
+    from legsleeve.config.hardware import load_hardware
+    from legsleeve.config.profiles import load_profile
+    from legsleeve.errors import ConfigError
+
+    path = config_dir / "hardware.yaml"
+    for _ in range(4):
+        cfg = load_hardware(config_dir)
+        for name in RELIEF_PROFILES:
+            try:
+                profile = load_profile(config_dir, name, cfg)
+                break
+            except ConfigError:
+                continue
+        else:
+            return cfg.simulation.relief_mmhg
+        plan = plan_session(cfg, profile, cycles=1, sim=cfg.simulation)
+        need = plan.manifold_peak_mmhg + cfg.limits.pump_off_rise_mmhg
+        if not cfg.has_manifold_sensor or plan.relief_mmhg >= need:
+            return plan.relief_mmhg
+        hardware = yaml.safe_load(path.read_text())
+        hardware["simulation"]["relief_mmhg"] = float(math.ceil(need + 5.0))
+        path.write_text(yaml.safe_dump(hardware, sort_keys=False))
+    return load_hardware(config_dir).simulation.relief_mmhg
 
 
 def main(argv: list[str]) -> int:

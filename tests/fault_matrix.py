@@ -76,6 +76,56 @@ EXPECTED = {
     "sensor-spike": ({"SAFE-9"}, "fault", 1.0, "three spikes (one conversion in four)"),
     "estop": ({"SAFE-12"}, None, 0.05, "the next tick"),
 }
+# A one-sensor build (docs/one-sensor.md) sees a zone only at its peeks, through the manifold, and can confirm no vent
+# after a trip: what it gives up, as the fault matrix expects it there. Where this differs from EXPECTED:
+EXPECTED_SHARED = {
+    **EXPECTED,
+    "blocked": (
+        {"SAFE-4", "SAFE-6", "SAFE-7"},
+        "fault",
+        1.5,
+        "the zone's next fill (pump on): the hose jumps between two fill peeks (0.5 s of pumping each), or a strong "
+        "pump drives the dead-ended manifold past the zone's trip level before its look (SAFE-4); a hold or a vent "
+        "shows nothing, a peek reading the hose beside the manifold. The bladder beyond keeps its air: the vent is "
+        "reported not confirmed, at high priority",
+    ),
+    "inlet-stuck-open": (
+        {"SAFE-4", "SAFE-5", "SAFE-6", "SAFE-7", "SAFE-8", "SAFE-10"},
+        "any",
+        40.0,
+        "within a fill's time (fill_timeout_s, 40 s): the stuck zone is joined to every peek and every fill, so the "
+        "gain may show in another zone (a fill's first look reading the stuck zone's pressure: too fast a rise), or "
+        "as a fill that stalls; meanwhile the manifold's ceiling keeps it below the filling zone's trip level and its "
+        "own peeks below its own",
+    ),
+    "exhaust-stuck-closed": (
+        {"SAFE-8"},
+        "fault",
+        4.8,
+        "the vent check (3 s), seen at the zone's next vent peek: within 0.5 s of its last, after the other venting "
+        "zones' peeks (up to 0.3 s each, four zones) and its own",
+    ),
+    "pump-stuck-on": (
+        {"SAFE-4", "SAFE-6", "SAFE-8"},
+        "any",
+        1.5,
+        "0.5 s settle, then the manifold's rise; or the zone joined at a peek gaining, too fast for a bladder",
+    ),
+    "sensor-stuck": (
+        {"SAFE-6", "SAFE-7", "SAFE-8", "SAFE-9"},
+        "any",
+        1.1,
+        "the stuck limit (1 s); the zones it reads may seem to lose, gain or jump first",
+    ),
+    "sensor-spike": ({"SAFE-4", "SAFE-9"}, "any", 1.0, "three spikes, or one read as the pump running"),
+}
+
+
+def expected(fault: str, shared: bool) -> tuple[set[str], str | None, float, str]:
+    """(rules, whose zone, bound in s, why) for a fault on a build: one with a sensor per zone, or one sensor."""
+    return (EXPECTED_SHARED if shared else EXPECTED)[fault]
+
+
 ZONE_FAULTS = (
     "leak",
     "blocked",
@@ -102,6 +152,7 @@ class Reference:
     rows: list[dict]
     zones: tuple[str, ...]
     config_dir: Path = CONFIG_DIR
+    shared_sensor: bool = False  # a one-sensor build: its sensor faults are the manifold sensor's
 
     def t(self, i: int) -> float:
         return float(self.rows[i]["t_s"])
@@ -178,7 +229,12 @@ def _first_hold(rows: list[dict], zone: str | None, measure_mmhg: float | None =
 
 
 def exposure(
-    rows: list[dict], fault: str, zone: str | None, at_s: float, measure_mmhg: float | None = None
+    rows: list[dict],
+    fault: str,
+    zone: str | None,
+    at_s: float,
+    measure_mmhg: float | None = None,
+    shared: bool = False,
 ) -> tuple[float, str]:
     """(time, how) of the first moment at or after `at_s` when this run's own log shows the situation that makes
     the fault visible - a leak needs the zone held, a dead pump needs the pump asked to run, and so on."""
@@ -200,6 +256,8 @@ def exposure(
         return first(lambda p, r: inflated(r)), "filling"
     if fault == "disconnected":
         return first(lambda p, r: inflated(r)), "inflated"
+    if fault == "blocked" and shared:  # the next fill with the pump on: a peek or a vent shows only the hose
+        return first(lambda p, r: r[f"{zone}_inlet"] == "1" and float(r["pump_duty"]) > 0), "filled"
     if fault == "blocked":  # the next fill of the zone, or its next vent from inflated
         return first(
             lambda p, r: r[f"{zone}_inlet"] == "1" or (p is not None and inflated(p) and r[f"{zone}_exhaust"] == "1")
@@ -239,7 +297,7 @@ def reference(profile: str, seed: int = SEED, config_dir: Path = CONFIG_DIR) -> 
         finally:
             rig.close()
         assert result.outcome.trip is None, result.outcome.trip
-        return Reference(profile, read_log(log), cfg.zone_names, Path(config_dir))
+        return Reference(profile, read_log(log), cfg.zone_names, Path(config_dir), cfg.shared_sensor)
 
 
 @dataclass
@@ -250,6 +308,7 @@ class Cell:
     zone: str | None
     at_s: float
     config_dir: Path = CONFIG_DIR  # the build: its hardware.yaml (limits and simulated sleeve) and profiles/
+    shared: bool = False  # a one-sensor build (EXPECTED_SHARED)
     exposure_s: float = math.nan
     exposed_how: str = ""
     rule: str | None = None
@@ -351,15 +410,15 @@ def run_cell(cell: Cell) -> Cell:
         cell.problems.append("no trip")
         return cell
     cell.rule, cell.trip_zone, cell.trip_s, cell.reason = o.trip.rule, o.trip.zone, o.trip.t_s, o.trip.reason
-    rules, whose, bound, _ = EXPECTED[cell.fault]
+    rules, whose, bound, _ = expected(cell.fault, cell.shared)
     from legsleeve.config.profiles import load_profile
 
     refill = load_profile(cell.config_dir, cell.profile, cfg).refill
     measure = refill.measure_mmhg if refill is not None else None
-    cell.exposure_s, cell.exposed_how = exposure(rows, cell.fault, cell.zone, cell.at_s, measure)
+    cell.exposure_s, cell.exposed_how = exposure(rows, cell.fault, cell.zone, cell.at_s, measure, cell.shared)
     if cell.fault == "leak" and cell.exposed_how == "filling":
         bound = cfg.limits.fill_timeout_s  # a leak that only slows a fill: SAFE-5 ends the fill once it stalls
-    if cell.fault in FILL_TIMED:
+    if cell.fault in FILL_TIMED or (cell.fault == "leak" and cell.exposed_how == "filling"):
         fill_s = _fill_time(rows, cell.fault, cell.zone, cell.exposure_s, o.trip.t_s)
         if fill_s > 0.0:  # it was being filled: judged in fill time, whichever rule spoke (a held zone: at once)
             cell.fill_latency_s = fill_s
@@ -378,8 +437,11 @@ def run_cell(cell: Cell) -> Cell:
         ):
             cell.problems.append(f"outputs not safe at t={r['t_s']} after the trip")
             break
-    # every zone below 5 mmHg within the vent timeout - unless the alarm says it cannot vent
+    # every zone below 5 mmHg within the vent timeout - unless the alarm says it cannot vent; on a one-sensor build a
+    # bladder beyond a blocked hose keeps its air unseen, which the end reports as a vent not confirmed
     stuck = o.cannot_vent.zone if o.cannot_vent is not None else None
+    if cell.shared and cell.fault == "blocked" and cell.zone in o.unconfirmed:
+        stuck = cell.zone
     cell.cannot_vent = stuck
     for t, pressures in truth:
         if t >= o.trip.t_s and all(
@@ -390,7 +452,8 @@ def run_cell(cell: Cell) -> Cell:
     if cell.vent_after_trip_s is None or cell.vent_after_trip_s > cfg.limits.vent_timeout_s:
         cell.problems.append(f"not vented within {cfg.limits.vent_timeout_s:g} s of the trip")
     trapped = [z for z, p in zip(cfg.zone_names, truth[-1][1], strict=False) if p >= VENTED_MMHG]
-    if trapped and (stuck is None or trapped != [stuck] or "cannot vent " + stuck not in o.cannot_vent.reason):
+    said = (o.cannot_vent is not None and "cannot vent " + str(stuck) in o.cannot_vent.reason) or stuck in o.unconfirmed
+    if trapped and (stuck is None or trapped != [stuck] or not said):
         cell.problems.append(f"{trapped} still under pressure without a 'cannot vent' alarm naming it")
     return cell
 
@@ -401,7 +464,9 @@ def plan(references: dict[str, Reference]) -> list[Cell]:
         for phase, (at_s, zone) in ref.injections().items():
             for fault in EXPECTED:
                 z = zone if fault in ZONE_FAULTS else None
-                cells.append(Cell(profile, phase, fault, z, round(at_s, 2), ref.config_dir))
+                if ref.shared_sensor and fault.startswith("sensor-"):
+                    z = "manifold"  # a one-sensor build has no zone sensors: its one sensor fails
+                cells.append(Cell(profile, phase, fault, z, round(at_s, 2), ref.config_dir, ref.shared_sensor))
     return cells
 
 
@@ -438,8 +503,8 @@ def summary(cells: list[Cell]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for fault in kinds:
-        _, _, bound, why = EXPECTED[fault]
         mine = [c for c in cells if c.fault == fault]
+        _, _, bound, why = expected(fault, mine[0].shared)
         rules = ", ".join(sorted({c.rule or "none" for c in mine}))
         timed = [c for c in mine if c.exposed_how != "filling"]
         worst = max((c.latency_s for c in timed), default=math.nan)

@@ -7,6 +7,7 @@ import dataclasses
 import importlib.util
 import itertools
 import math
+import shutil
 from pathlib import Path
 
 from legsleeve.core.commands import FILL, HOLD, VENT, Commands
@@ -149,6 +150,18 @@ def write_multiplexed_hardware(
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "hardware.yaml").write_text(text)
     return directory
+
+
+def edited_config(source: Path, tmp_path: Path, old: str, new: str) -> Path:
+    """A copy of the config directory `source` (its profiles/ link followed) as tmp_path/cfg, with the first `old`
+    in its hardware.yaml replaced by `new` (which must be there); returns the directory."""
+    target = tmp_path / "cfg"
+    shutil.copytree(source, target, symlinks=False)
+    path = target / "hardware.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    return target
 
 
 def quiet_sensors(cfg):

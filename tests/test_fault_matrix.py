@@ -42,3 +42,23 @@ def test_fault_matrix_two_legs(fault, record_property):
     assert all(c.zone is None or c.zone.startswith("left.") for c in cells)
     failures = [c for c in cells if c.problems]
     assert not failures, text
+
+
+ONE_SENSOR = CONFIG_DIR / "examples" / "one-sensor"
+ONE_SENSOR_PROFILES = ("gradient", "dvt")  # the reference sequence; the alternating one with its refill measures
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", list(EXPECTED))
+def test_fault_matrix_one_sensor(fault, record_property):
+    """The same fault kinds on the one-sensor example: every zone read through the manifold at its peeks, the
+    sensor faults the one sensor's. Judged on every bladder, against what such a build can see
+    (`tests.fault_matrix.EXPECTED_SHARED`, docs/one-sensor.md)."""
+    cells = run_fault(fault, ONE_SENSOR, ONE_SENSOR_PROFILES)
+    text = summary(cells)
+    record_property("fault_matrix", text)
+    assert sorted((c.profile, c.phase) for c in cells) == sorted(itertools.product(ONE_SENSOR_PROFILES, PHASES))
+    assert all(c.shared for c in cells)
+    assert all(c.zone == "manifold" for c in cells if fault.startswith("sensor-"))
+    failures = [c for c in cells if c.problems]
+    assert not failures, text

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 
 import pytest
 
 from legsleeve.core.commands import FILL, HOLD, SAFE, VENT, Commands
 from legsleeve.core.controller import Controller, Output, Phase, Status
-from legsleeve.core.plan import Step, StepKind
+from legsleeve.core.plan import RefillSpec, Step, StepKind, Turn
 from tests.helpers import FILL0, FILL1, VENT_ALL, profile, readings
 
 MIN_DUTY = 0.7
@@ -273,3 +274,161 @@ def test_a_top_up_shares_the_pump_with_a_fill_close_to_it():
             (6.00, (37.9, 34), (FILL, FILL), None, "fill calf"),
         ],
     )
+
+
+# -- refill-adaptive rest: limbs taken by readiness, the sleeves' loss checked ----------------------------------
+
+
+class _Legs:
+    """A plant for the refill tests: one zone per limb. A fill raises its zone 25 mmHg/s, a vent lets it down with
+    a 0.8 s time constant, and a zone held below 20 mmHg after a compression rises as the limb's veins refill (T90
+    `refill_s`, 1.5 mmHg in all; what refills while it vents is vented away); a held zone loses `loss_per_s` of its
+    pressure each second."""
+
+    def __init__(self, refill_s, loss_per_s=0.0, rise_mmhg=1.5):
+        self.refill_s = refill_s
+        self.loss_per_s = loss_per_s
+        self.rise_mmhg = rise_mmhg
+        self.p = [0.0] * len(refill_s)
+        self.released_s = [None] * len(refill_s)
+
+    def apply(self, t, dt, commands):
+        for i, tau in enumerate(s / 2.302585 for s in self.refill_s):
+            action, p = commands.action(i), self.p[i]
+            if action is FILL and commands.pump_duty > 0.0:
+                p += 25.0 * dt
+            elif action is VENT:
+                if p > 30.0:
+                    self.released_s[i] = t
+                p *= math.exp(-dt / 0.8)
+            else:
+                since = None if self.released_s[i] is None else t - self.released_s[i]
+                if since is not None and p < 20.0:
+                    p += self.rise_mmhg * (math.exp(-(since - dt) / tau) - math.exp(-since / tau))
+                p -= self.loss_per_s * p * dt
+            self.p[i] = p
+
+
+def _turns_profile(limbs, *, min_s=10.0, max_s=60.0, leak_check_s=0.0, cycles=3):
+    """An alternating cycle on one zone per limb: wait for its refill, fill to 40, hold 2 s, vent, measure."""
+    steps, turns = [], []
+    for i, limb in enumerate(limbs):
+        body = [
+            Step(StepKind.REFILL, (i,), limb=limb),
+            Step(StepKind.FILL, (i,)),
+            Step(StepKind.HOLD, duration_s=2.0, limb=limb),
+            Step(StepKind.VENT, (i,)),
+            Step(StepKind.MEASURE, (i,), limb=limb),
+        ]
+        turns.append(Turn(limb, len(steps), len(steps) + len(body)))
+        steps += body
+    return dataclasses.replace(
+        profile(steps, targets=(40.0,) * len(limbs), cycles=cycles),
+        zone_names=tuple(limbs),
+        zone_limbs=tuple(limbs),
+        alternate=True,
+        refill=RefillSpec(10.0, min_s, max_s, rewarm_s=0.0, leak_check_s=leak_check_s),
+        turns=tuple(turns),
+    )
+
+
+def _run_legs(ctl, legs, until_s=600.0):
+    """Tick the controller on the plant until done; the limbs in the order their compressions began."""
+    t, dt, order, last = 0.0, 0.02, [], None
+    while not ctl.status.done and t < until_s:
+        out = ctl.step(t, readings(t, *legs.p))
+        step = out.status.step
+        if step.startswith("fill ") and step != last:
+            order.append(step.split()[1])
+        last = step
+        legs.apply(t, dt, out.commands)
+        t += dt
+    return order
+
+
+def test_turns_go_by_readiness_so_each_limb_rests_its_own_refill_time():
+    """A limb refilling in 15 s beside one taking 45 s: strict turns would rest both ~45 s. By readiness the quick
+    one is compressed at least twice to the slow one's once, and each rest follows its own limb's refill."""
+    legs = _Legs((15.0, 45.0))
+    ctl = Controller(_turns_profile(("left", "right")), min_duty=MIN_DUTY)
+    order = _run_legs(ctl, legs)
+    assert ctl.status.done and ctl.status.cycle == 3 and not ctl.status.limited
+    assert order[:2] == ["left", "right"]  # both ready at the start: in the profile's order
+    assert order.count("right") == 3 and order.count("left") >= 2 * order.count("right")
+    truth = {"left": 15.0, "right": 45.0}
+    for r in ctl.status.refills:
+        assert r.refill_s == pytest.approx(truth[r.limb], rel=0.1), r
+        if r.rest_s - r.ready_s < 0.05:  # compressed as soon as ready: it rested its own refill time
+            assert r.rest_s == pytest.approx(truth[r.limb], rel=0.15), r
+        else:  # ready while the other limb was compressed: that compression (~4 s here) ran on
+            assert r.rest_s - r.ready_s < 5.0, r
+
+
+def test_a_cycle_ends_once_every_limb_has_had_its_turn():
+    """Turns by readiness go left, right, left, left, right: the second cycle holds two of left's turns and ends
+    with right's. Two cycles asked for: done after it, every limb compressed at least twice."""
+    legs = _Legs((15.0, 45.0))
+    ctl = Controller(_turns_profile(("left", "right"), cycles=2), min_duty=MIN_DUTY)
+    t, turns, last = 0.0, [], None
+    while not ctl.status.done and t < 600.0:
+        out = ctl.step(t, readings(t, *legs.p))
+        if out.status.step.startswith("fill ") and out.status.step != last:
+            turns.append((out.status.step.split()[1], out.status.cycle))
+        last = out.status.step
+        legs.apply(t, 0.02, out.commands)
+        t += 0.02
+    assert turns == [("left", 0), ("right", 0), ("left", 1), ("left", 1), ("right", 1)]
+    assert ctl.status.done and ctl.status.cycle == 2 and not ctl.status.limited
+
+
+def test_a_limb_at_its_bound_goes_before_one_ready_since():
+    """Three limbs: two refill in 12 s, one shows no rise (its rest runs to max_s). When that one reaches its bound
+    it goes at the end of the turn under way, before the quick ones that became ready since: it never starves."""
+    legs = _Legs((12.0, 12.0, 12.0))
+    legs.rise_mmhg = 1.5
+    ctl = Controller(_turns_profile(("a", "b", "c"), max_s=30.0, cycles=3), min_duty=MIN_DUTY)
+    flat = 2  # c's veins give nothing: its zone is held still
+    t, order, last = 0.0, [], None
+    while not ctl.status.done and t < 600.0:
+        out = ctl.step(t, readings(t, *legs.p))
+        step = out.status.step
+        if step.startswith("fill ") and step != last:
+            order.append(step.split()[1])
+        last = step
+        before = legs.p[flat]
+        legs.apply(t, 0.02, out.commands)
+        if out.commands.action(flat) is HOLD:
+            legs.p[flat] = before
+        t += 0.02
+    c_rests = [r for r in ctl.status.refills if r.limb == "c"]
+    assert c_rests and all(r.refill_s is None for r in c_rests)  # not detected: rested to the bound
+    assert all(r.rest_s < 30.0 + 5.0 for r in c_rests)  # at most the turn under way at its bound on top
+    assert order[:3] == ["a", "b", "c"]
+
+
+def test_the_sleeves_are_checked_for_their_own_loss_before_the_first_compression():
+    """Every limb's zone is filled to the refill level in turn, held closed, and its loss measured; the first
+    compression waits for the check; the measures then allow for the loss."""
+    legs = _Legs((20.0, 40.0), loss_per_s=1e-3)
+    ctl = Controller(_turns_profile(("left", "right"), leak_check_s=30.0, cycles=2), min_duty=MIN_DUTY)
+    t, first_fill, steps = 0.0, None, []
+    while not ctl.status.done and t < 600.0:
+        out = ctl.step(t, readings(t, *legs.p))
+        if not steps or steps[-1] != out.status.step:
+            steps.append(out.status.step)
+        if t < 0.3:  # one zone at a time: the left first, the right waiting (vented)
+            assert out.commands.action(0) is FILL and out.commands.action(1) is VENT
+            assert out.status.zones[1].phase is Phase.VENTED
+        if first_fill is None and out.status.step.startswith("fill "):
+            first_fill = t
+        legs.apply(t, 0.02, out.commands)
+        t += 0.02
+    assert steps[0] == "leak check left right"
+    assert first_fill is not None and first_fill >= 30.0  # the check's 30 s after the left zone was held
+    losses = dict(ctl.status.sleeve_losses)
+    assert losses["left"] == pytest.approx(1e-3, rel=0.1) and losses["right"] == pytest.approx(1e-3, rel=0.1)
+    # the fills counted are the compressions', the first from the refill level ((40 - 10) / 25 s): the check's
+    # fill to it is not a therapy fill
+    assert ctl.status.zones[0].fill_times_s[0] == pytest.approx(1.2, abs=0.05)
+    truth = {"left": 20.0, "right": 40.0}
+    assert ctl.status.refills and all(r.refill_s == pytest.approx(truth[r.limb], rel=0.1) for r in ctl.status.refills)

@@ -32,3 +32,26 @@ def test_safe6_a_fall_far_faster_than_a_bladder_empties_is_cannot_vent(sup):
 def test_safe6_a_normal_vent_is_fine(sup):
     sup.review(0.0, rd(0.0, calf=40.0), HOLD_CALF)
     assert run_until_trip(sup, TICK, 10, SAFE, lambda t: {"calf": 40 * math.exp(-t / 2.9)}) is None
+
+
+def test_safe6_a_hose_jump_read_long_after_the_last_reading_counts_from_the_fill_start():
+    """A one-sensor build reads a zone only at its peeks: the calf last read vented 20 s ago, then its fill's first
+    look 0.1 s in finds the hose at 45 mmHg. Counted from the last reading that is 2 mmHg/s; from the fill's start
+    (the calf, vented meanwhile, was no higher then), 450 mmHg/s: the hose alone."""
+    from legsleeve.core.readings import UNMEASURED, Reading, Readings
+    from legsleeve.safety.occlusion import Occlusion
+
+    def one(t, calf):
+        unseen = Reading(math.nan, t, UNMEASURED)
+        return Readings(t, (unseen, Reading(calf, t) if calf is not None else unseen, unseen, unseen))
+
+    rule = Occlusion(["ankle", "calf", "knee", "thigh"], 60.0)
+    assert rule.check(0.0, one(0.0, 0.5), HOLD_CALF) is None
+    t, trip = 0.02, None
+    while t < 20.0:
+        assert rule.check(t, one(t, None), HOLD_CALF) is None
+        t += TICK
+    while trip is None and t < 20.5:
+        trip = rule.check(t, one(t, 45.0 if t >= 20.1 else None), FILL_CALF)
+        t += TICK
+    assert trip is not None and trip.rule == "SAFE-6" and trip.zone == "calf", trip

@@ -186,14 +186,21 @@ def test_a_sensor_reading_low_with_nothing_feeding_the_manifold_is_blamed_within
     assert t <= 1.0 + 2.0 + MIN_SETTLE_S + CONFIRM_S + 4 * TICK
 
 
-def _fill_ankle_with_calf_stuck_open(sup, *, calf_sensor_high=False, seconds=10.0):
+def _fill_ankle_with_calf_stuck_open(
+    sup, *, calf_sensor_high=False, seconds=10.0, calf_gain_mmhg_s=0.3, calf_bleeds_s=0.0
+):
     """The ankle filling while the calf, held at 20 mmHg, has its inlet stuck open: whenever the pump stops for a
     check, the ankle drains through the manifold into the calf, and the manifold reads between the two, below the
-    ankle. `calf_sensor_high` instead: nothing drains (no stuck inlet), the ankle's sensor reads 25 % high."""
+    ankle. `calf_sensor_high` instead: nothing drains (no stuck inlet), the ankle's sensor reads 25 % high. With
+    `calf_bleeds_s` the calf is bled (exhaust open) for that long after the pump stops, then held again."""
     fill_ankle = Commands(1.0, (FILL, HOLD, VENT, VENT))
+    bleed_calf = Commands(1.0, (FILL, VENT, VENT, VENT))
     ankle, calf, t = 25.0, 20.0, 0.0  # the ankle topped up from 25 above the calf held at 20: no reverse gradient
     applied = Commands()
+    off_since: float | None = None
     while t < seconds and sup.tripped is None:
+        off_since = None if applied.pump_duty > 0 else t if off_since is None else off_since
+        bleeding = off_since is not None and t - off_since < calf_bleeds_s
         ankle_open = applied.action(0) is FILL
         if ankle_open and applied.pump_duty > 0:
             ankle += RATE_MMHG_S * TICK
@@ -201,11 +208,13 @@ def _fill_ankle_with_calf_stuck_open(sup, *, calf_sensor_high=False, seconds=10.
         elif ankle_open and not calf_sensor_high and ankle > calf:
             manifold = calf + 0.5 * (ankle - calf)
             ankle -= 0.8 * TICK
-            calf += 0.3 * TICK
+            calf += calf_gain_mmhg_s * TICK
         else:
             manifold = ankle
         shown = ankle * 1.25 if calf_sensor_high else ankle
-        applied = sup.review(t, rd(t, ankle=shown, calf=calf, manifold=manifold), fill_ankle)
+        applied = sup.review(
+            t, rd(t, ankle=shown, calf=calf, manifold=manifold), bleed_calf if bleeding else fill_ankle
+        )
         t += TICK
     return sup.tripped
 
@@ -217,6 +226,17 @@ def test_a_checked_zone_draining_through_the_manifold_names_the_stuck_inlet_not_
     trip = _fill_ankle_with_calf_stuck_open(sup)
     assert trip is not None and (trip.rule, trip.zone) == ("SAFE-8", "calf"), trip
     assert "stuck open" in trip.reason and "air leaves into calf" in trip.reason
+
+
+def test_a_zone_bled_then_held_during_the_wait_is_named_where_its_gain_is_too_small_to_see(cfg):
+    """Two legs: the held leg's ankle, its inlet stuck open, was still bleeding to the refill level when the other
+    leg's check began, and held closed again within the wait. Its big bladder gains too little to see; it is named
+    as the zone venting yet fed during the wait (it was named "manifold" before)."""
+    targets = [45.0, 40.0, 35.0, 30.0]
+    trip = _fill_ankle_with_calf_stuck_open(Supervisor(cfg, targets), calf_gain_mmhg_s=0.05, calf_bleeds_s=0.1)
+    assert trip is not None and (trip.rule, trip.zone) == ("SAFE-8", "calf"), trip
+    held = _fill_ankle_with_calf_stuck_open(Supervisor(cfg, targets), calf_gain_mmhg_s=0.05)
+    assert held is not None and (held.rule, held.zone) == ("SAFE-8", "manifold"), held  # never seen venting
 
 
 def test_a_sensor_reading_high_with_nothing_draining_is_still_blamed(sup):

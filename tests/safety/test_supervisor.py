@@ -233,8 +233,8 @@ def test_safe14_the_supervisor_reviews_every_tick_and_has_no_off_switch(cfg):
     reviewed, applied = [], []
     real = Supervisor.review
 
-    def review(self, now_s, readings, wish):
-        out = real(self, now_s, readings, wish)
+    def review(self, now_s, readings, wish, **kw):
+        out = real(self, now_s, readings, wish, **kw)
         reviewed.append(out)
         return out
 

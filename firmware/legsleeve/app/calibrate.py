@@ -251,6 +251,11 @@ def calibrate(
     """Self-test, then the script under the full supervisor, then the figures, the twin and the limits they give.
     Raises SelfTestFailed, CalibrationRefused, or CalibrationTripped (a rule tripped: nothing is written). The rig's
     config is replaced by the one calibration runs under (`calibration_limits`): the rig is calibrate's alone."""
+    if rig.config.shared_sensor:
+        raise CalibrationRefused(
+            "calibration needs a sensor on each zone: a one-sensor build reads a zone only at its peeks, too seldom "
+            "for the fill, hold and vent curves it fits (docs/one-sensor.md); the reference limits stay in force"
+        )
     configured = rig.config.configured_limits
     uncalibrated = dataclasses.replace(
         rig.config, limits=calibration_limits(configured), configured=configured, calibration=None, limit_sources=()

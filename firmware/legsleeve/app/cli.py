@@ -457,19 +457,33 @@ def cmd_control(args) -> int:
 
 
 def cmd_wiring(args) -> int:
-    from legsleeve.hw import wiring
+    """The wiring table; with --bom the bill of materials; with --svg/--png the schematic, drawn from the config."""
+    from legsleeve.hw import parts, wiring
 
     cfg = _config(args)
+    if args.svg or args.png:
+        from legsleeve.hw import schematic
+
+        if args.svg:
+            args.svg.write_text(schematic.svg(cfg))
+            print(f"schematic: {args.svg}")
+        if args.png:
+            args.png.write_bytes(schematic.png(cfg))
+            print(f"schematic: {args.png}")
+        return EXIT_OK
+    if args.bom:
+        print(parts.markdown(cfg))
+        return EXIT_OK
     print(wiring.markdown(cfg) if args.markdown else wiring.text(cfg))
     return EXIT_OK
 
 
 def cmd_test_valve(args) -> int:
     """Bring-up: fill one zone gently under the full supervisor, hold, vent, and say what every zone did."""
-    from legsleeve.app.bringup import check_valve_args, run_valve_test
+    from legsleeve.app.bringup import check_valve_args, leak_report, run_valve_test
 
     cfg = _config(args)
-    check_valve_args(cfg.zone_names, cfg.limits.max_mmhg, args.zone, args.mmhg)  # before anything opens
+    check_valve_args(cfg.zone_names, cfg.limits.max_mmhg, args.zone, args.mmhg, args.hold_s)  # before anything opens
     names = cfg.zone_names
 
     def row(t_s: float, step: str, readings) -> None:
@@ -488,7 +502,8 @@ def cmd_test_valve(args) -> int:
         f"zone stayed below {result.others_peak_mmhg:.1f} mmHg; vented. Compare the peak with a reference gauge on "
         "the zone's hose."
     )
-    return EXIT_OK
+    print(leak_report(result))
+    return EXIT_USAGE if result.leaks else EXIT_OK
 
 
 def cmd_bench(args) -> int:
@@ -597,9 +612,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", type=Path, metavar="PATH.png", help="plot the recording and the twin's replay")
     p.set_defaults(func=cmd_calibrate)
 
-    p = sub.add_parser("wiring", help="print the GPIO -> device table of your hardware.yaml")
+    p = sub.add_parser(
+        "wiring", help="print the GPIO -> device table of your hardware.yaml; its bill of materials; draw its schematic"
+    )
     _add_config(p)
     p.add_argument("--markdown", action="store_true", help="as a Markdown table")
+    p.add_argument("--bom", action="store_true", help="print the bill of materials for your build (Markdown)")
+    p.add_argument("--svg", type=Path, metavar="PATH.svg", help="draw the schematic as SVG (needs the schematic extra)")
+    p.add_argument(
+        "--png", type=Path, metavar="PATH.png", help="draw the schematic as PNG (needs the schematic and plot extras)"
+    )
     p.set_defaults(func=cmd_wiring)
 
     p = sub.add_parser("test-valve", help="bring-up: fill one zone gently, hold, vent, and report every zone")
@@ -607,7 +629,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p)
     _add_sim(p)
     p.add_argument("--mmhg", type=float, default=20.0, help="pressure to fill to (default 20)")
-    p.add_argument("--hold-s", type=float, default=3.0, help="seconds to hold (default 3)")
+    p.add_argument(
+        "--hold-s",
+        type=float,
+        default=3.0,
+        help="seconds to hold (default 3); 60 makes it the zone's leak test (exit 2 if it leaks)",
+    )
     p.set_defaults(func=cmd_test_valve)
 
     p = sub.add_parser("bench", help="measure the loop against its physical limits (simulated rig by default)")

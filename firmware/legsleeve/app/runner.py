@@ -134,8 +134,9 @@ class Runner:
         vent_limit_s = self.rig.config.limits.vent_timeout_s
         costs = self.tick_costs_ns
         while True:
-            readings = self.rig.read()
+            raw = self.rig.read()
             started_ns = perf_counter_ns() if costs is not None else 0
+            readings = sup.observe(raw)  # a one-sensor build: each zone's last reading through the manifold
             self._last_readings = readings
             now = readings.t_s
             pressed = readings.stop_pressed and not self._button_was_down
@@ -151,7 +152,7 @@ class Runner:
             else:
                 wish = SAFE
             tripped_before = sup.tripped
-            cmd = sup.review(now, readings, wish)
+            cmd = sup.review(now, raw, wish, measure=not self.stopped)
             self.rig.apply(cmd)
             self.applied = cmd
             self.ticks += 1
@@ -179,16 +180,23 @@ class Runner:
                 untrusted = sup.untrusted()
                 cannot_vent = {sup.cannot_vent.zone} if sup.cannot_vent is not None else set()
                 skip = untrusted | cannot_vent
-                self.unconfirmed = [
-                    n for n, r in zip(names, readings.zones, strict=False) if n not in skip and not r.ok
-                ]
+                if sup.shared is not None:
+                    # one sensor: a zone is seen empty only by a peek since the end (none once tripped or stopped)
+                    seen = sup.shared.confirmed_below(VENTED_MMHG - 1.0, ending_since)
+                    self.unconfirmed = [n for n, ok in zip(names, seen, strict=True) if not ok and n not in skip]
+                    emptied = all(seen)
+                else:
+                    self.unconfirmed = [
+                        n for n, r in zip(names, readings.zones, strict=False) if n not in skip and not r.ok
+                    ]
+                    watched = [r for n, r in zip(names, readings.zones, strict=False) if n not in skip]
+                    emptied = all(r.ok and r.mmhg < VENTED_MMHG - 1.0 for r in watched)
                 self.unconfirmed += sorted(untrusted - cannot_vent)  # the zone that cannot vent is reported by its trip
-                watched = [r for n, r in zip(names, readings.zones, strict=False) if n not in skip]
-                emptied = all(r.ok and r.mmhg < VENTED_MMHG - 1.0 for r in watched)
                 if emptied and not skip:
                     return True
                 waited_s = now - ending_since
                 if waited_s > vent_limit_s + END_VENT_GRACE_S or (emptied and waited_s > vent_limit_s):
+                    self._unconfirmed_alarm(now)
                     return False  # what could empty has; the rest is reported, after a full vent time open
 
             next_s += self.tick_s
@@ -228,6 +236,20 @@ class Runner:
                 now, Priority.LOW, f"session stopped ({self.stop_reason})" if self.stopped else "session complete"
             )
         ann.update(now)
+
+    def _unconfirmed_alarm(self, now: float) -> None:
+        """A vent that could not be confirmed is said aloud: after a trip as an alarm of high priority (a bladder
+        beyond a blocked hose may still squeeze, and nothing here can see it), after a stop of medium."""
+        if not self.unconfirmed or self.annunciator is None:
+            return
+        why = "no reading" if self.supervisor.shared is None else "one sensor cannot read a zone with its inlet closed"
+        priority = Priority.HIGH if self.supervisor.tripped is not None else Priority.MEDIUM
+        self.annunciator.raise_alarm(
+            now,
+            priority,
+            f"vent not confirmed for {', '.join(self.unconfirmed)} ({why}): check by hand that every bladder has "
+            "emptied, and release any that has not",
+        )
 
     def _log_last(self, state: str) -> None:
         """After a signal or an exception: one more row, showing the outputs as they now are (safe)."""

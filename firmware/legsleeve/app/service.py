@@ -839,9 +839,14 @@ class Service:
         o = result.outcome
         if o.trip is not None:
             self.status.last = f"tripped: {o.trip}"
-            priority = Priority.HIGH if o.cannot_vent is not None else o.trip.priority
+            priority = Priority.HIGH if o.cannot_vent is not None or o.unconfirmed else o.trip.priority
             alarm = o.cannot_vent or o.trip
-            self._raise(now(), priority, f"{alarm} - {alarm.hint}")
+            unconfirmed = (
+                f"; vent not confirmed for {', '.join(o.unconfirmed)}: check by hand that every bladder has emptied"
+                if o.unconfirmed
+                else ""
+            )
+            self._raise(now(), priority, f"{alarm} - {alarm.hint}{unconfirmed}")
         else:
             self.status.state = "idle"
             self.status.last = "stopped" if o.stopped else f"{name} complete"

@@ -65,6 +65,7 @@ def run_session(
     session_log = SessionLog(log_path, cfg.zone_names, cfg.has_manifold_sensor) if log_path else None
     steps: list[tuple[float, str]] = []
     reported: list[Refill] = []
+    losses: list[str] = []  # the limbs whose sleeve loss check has been reported
     start = rig.clock.now()
     if status is not None:
         status(f"self-test passed; session {profile.name} starts at t={start:.1f} s")
@@ -80,6 +81,12 @@ def run_session(
                 else:
                     log.info("%s", describe_refill(refill))
             reported[:] = refills
+        for limb, loss in runner.status.sleeve_losses[len(losses) :]:
+            if status is not None:
+                status(f"        {_mmss(readings.t_s - start)}  {describe_loss(limb, loss)}")
+            else:
+                log.info("%s", describe_loss(limb, loss))
+            losses.append(limb)
         state = "tripped" if runner.supervisor.tripped else runner.status.step
         if not steps or steps[-1][1] != state:
             steps.append((readings.t_s - start, state))
@@ -114,11 +121,25 @@ def run_session(
     return SessionResult(outcome, stats, log_path, steps)
 
 
+WAITED_S = 1.0  # a rest this much longer than the limb took to be ready was a wait for another limb's turn
+
+
 def describe_refill(refill: Refill) -> str:
-    """A refill-adaptive rest in words: "left refilled in 31.2 s (rested 31.5 s)"."""
+    """A refill-adaptive rest in words: "left refilled in 31.2 s (rested 31.5 s)"; where the limb was ready well
+    before it was compressed again (another limb's turn under way), when it was ready too."""
     if refill.refill_s is None:
         return f"{refill.limb}: refill not detected; rested {refill.rest_s:.1f} s (the bound)"
-    return f"{refill.limb} refilled in {refill.refill_s:.1f} s (rested {refill.rest_s:.1f} s)"
+    rest = f"rested {refill.rest_s:.1f} s"
+    if refill.rest_s - refill.ready_s >= WAITED_S:
+        rest += f"; ready at {refill.ready_s:.1f} s, the other limb's turn under way"
+    return f"{refill.limb} refilled in {refill.refill_s:.1f} s ({rest})"
+
+
+def describe_loss(limb: str, loss_per_s: float | None) -> str:
+    """A limb's sleeve loss check in words: "left sleeve loses 0.12 %/s of its pressure when held (checked)"."""
+    if loss_per_s is None:
+        return f"{limb} sleeve: loss check could not read the held sleeve long enough; none allowed for"
+    return f"{limb} sleeve loses {100.0 * loss_per_s:.2f} %/s of its pressure when held (loss check)"
 
 
 def refill_table(refills: tuple[Refill, ...]) -> str:
@@ -136,8 +157,13 @@ def refill_table(refills: tuple[Refill, ...]) -> str:
         lines.append(
             f"{limb}: {len(mine)} rest(s), {found}; rested {min(rests):.1f}-{max(rests):.1f} s"
             + (f", {len(mine) - len(measured)} at the bound" if len(measured) < len(mine) else "")
+            + (f", {waited} longer, waiting for another limb's turn" if (waited := _waited(mine)) else "")
         )
     return "\n".join(lines)
+
+
+def _waited(refills: list[Refill]) -> int:
+    return sum(1 for r in refills if r.refill_s is not None and r.rest_s - r.ready_s >= WAITED_S)
 
 
 def _mmss(seconds: float) -> str:

@@ -89,6 +89,14 @@ class SessionPlan:
     findings: tuple[Finding, ...]
     trip: Trip | None  # the supervisor's verdict on the model, if it tripped
     simulated_s: float  # model time planned, s
+    manifold_peak_mmhg: float = 0.0  # the manifold's highest pressure in the plan (it runs above a filling zone)
+    relief_mmhg: float = 0.0  # the model's relief valve setting
+
+    @property
+    def pump_check_room_mmhg(self) -> float:
+        """How far the manifold can rise above its planned peak before the relief valve caps it: SAFE-4's pump check
+        (a pump running while told off) needs limits.pump_off_rise_mmhg of it."""
+        return self.relief_mmhg - self.manifold_peak_mmhg
 
     @property
     def ok(self) -> bool:
@@ -166,6 +174,8 @@ def plan_session(
         findings=tuple(findings),
         trip=trip,
         simulated_s=run.t_s,
+        manifold_peak_mmhg=run.manifold_peak_mmhg,
+        relief_mmhg=sim.relief_mmhg,
     )
 
 
@@ -231,6 +241,7 @@ class _ModelRun:
         self.slowest_fill: list[_Fill | None] = [None] * n
         self.fills_at_trip: list[_Fill | None] = [None] * n
         self.above_at_trip = [False] * n  # its stretch was at the limit when the plan tripped (SAFE-10's trip)
+        self.manifold_peak_mmhg = 0.0
 
     def run(self) -> None:
         tick_s = 1.0 / self.cfg.tick_hz
@@ -240,11 +251,12 @@ class _ModelRun:
         t = 0.0
         while True:
             self.model.advance_to(t)
+            self.manifold_peak_mmhg = max(self.manifold_peak_mmhg, self.model.manifold_mmhg)
             true = [self.model.zone_mmhg(i) for i in zones]
-            readings = self._readings(t, true)
-            out = self.controller.step(t, readings)
+            raw = self._readings(t, true)
+            out = self.controller.step(t, self.supervisor.observe(raw))
             self.status = status = out.status
-            cmd = self.supervisor.review(t, readings, out.commands)
+            cmd = self.supervisor.review(t, raw, out.commands)
             self.t_s = t
             if self.supervisor.tripped is not None:
                 self.ended = "tripped"
@@ -275,7 +287,8 @@ class _ModelRun:
 
     def _readings(self, t: float, true: Sequence[float]) -> Readings:
         gauss, noise = self.rng.gauss, self.noise_mmhg
-        zones = tuple(Reading(p + gauss(0.0, noise), t) for p in true)
+        # a one-sensor build's only sensor is the manifold's: its zones are read through it (legsleeve.safety.shared)
+        zones = () if self.cfg.shared_sensor else tuple(Reading(p + gauss(0.0, noise), t) for p in true)
         manifold = Reading(self.model.manifold_mmhg + gauss(0.0, noise), t) if self.cfg.has_manifold_sensor else None
         return Readings(t, zones, manifold)
 
@@ -526,6 +539,15 @@ def describe(plan: SessionPlan, cfg: HardwareConfig) -> list[str]:
             else "never filled"
         )
         lines.append(f"  {z.name:<{w}} {above:<24} {fill}")
+    room, rise = plan.pump_check_room_mmhg, lim.pump_off_rise_mmhg
+    if cfg.has_manifold_sensor and room < rise:
+        lines.append(
+            f"  warning: the manifold reaches {plan.manifold_peak_mmhg:.0f} mmHg filling, {room:.0f} mmHg below the "
+            f"relief valve ({plan.relief_mmhg:g}): SAFE-4's pump check needs {rise:g} mmHg of rise there to find a "
+            f"pump running while told off. Set the relief valve (and simulation.relief_mmhg) to at least "
+            f"{plan.manifold_peak_mmhg + rise:.0f} mmHg and check again (the valve caps what the plan sees), or widen "
+            "the inlets (hardware/bring-up.md check 9)"
+        )
     return lines
 
 

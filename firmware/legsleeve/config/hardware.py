@@ -52,6 +52,7 @@ from legsleeve.core.limits import (
     NO_MANIFOLD_MAX_MMHG,
     REVERSE_GRADIENT_MMHG,
     Limits,
+    relief_mmhg,
 )
 
 _I2C1_PINS = {2, 3}  # SDA1/SCL1 carry the sensor bus when it is i2c.bus 1 (the header's I2C1)
@@ -64,6 +65,7 @@ _NUMBER = ("none", "one", "two", "three")
 _BOOT_PULLED_UP = range(9)
 
 VALVE_FORMS = ("normally-open", "normally-closed")
+RELIEF_TOLERANCE_MMHG = 10.0  # a relief valve further than this from its setting (max_mmhg + 20) is warned of
 
 
 # --- Loading ------------------------------------------------------------------------------------------------
@@ -176,12 +178,16 @@ def _read_hardware(doc: YMap, path: Path, problems: Problems) -> HardwareConfig 
 
     zones = _read_zones(top, pins, problems, i2c)
     manifold_channel = None
+    shared = bool(zones) and all(z.sensor_channel is None for z in zones)  # one sensor, on the manifold, for all
     if (sec := top.section("manifold_sensor", optional=True)) is not None:
-        manifold_channel = _read_channel(sec, "channel", i2c)
+        if shared and i2c is not None and not i2c.mux_addresses and not sec.has("channel"):
+            manifold_channel = 0  # the build's one sensor, straight on the bus: no channel to choose
+        else:
+            manifold_channel = _read_channel(sec, "channel", i2c)
         sec.finish()
         if manifold_channel is not None:
             _check_channel_free(sec, "channel", manifold_channel, zones)
-            if i2c is not None and not i2c.mux_addresses:
+            if i2c is not None and not i2c.mux_addresses and not shared:
                 sec.error(
                     "channel",
                     f"the manifold sensor and the zone's sensor both answer at 0x{i2c.sensor_address:02x}: two "
@@ -192,10 +198,16 @@ def _read_hardware(doc: YMap, path: Path, problems: Problems) -> HardwareConfig 
     controls = _read_controls(top.section("controls", optional=True), pins)
     limits_sec = top.section("limits")
     limits = _read_limits(limits_sec)
-    if limits is not None and limits_sec is not None and manifold_channel is None:
-        _no_manifold(limits_sec, limits)
+    if shared and manifold_channel is None and not problems.errors:
+        top.error(
+            "zones",
+            "no zone names a sensor_channel, and there is no manifold_sensor: a one-sensor build measures every zone "
+            "through a sensor on the manifold (add manifold_sensor)",
+        )
+    if limits is not None and limits_sec is not None and (manifold_channel is None or shared):
+        _no_manifold(limits_sec, limits, shared=shared)
     selftest = _read_selftest(top.section("selftest", optional=True))
-    sim = _read_simulation(top.section("simulation"), zones)
+    sim = _read_simulation(top.section("simulation"), zones, limits.max_mmhg if limits is not None else None)
     top.finish()
 
     if (
@@ -337,7 +349,9 @@ def _identifier(sec: Section, key: str, what: str, default: object = REQUIRED) -
 def _read_zones(top: Section, pins: _Pins, problems: Problems, i2c: I2CSpec | None) -> list[ZoneSpec]:
     """The zones, each in its limb (`limb:`, "leg" unless given). A zone's name is unique within its limb; where
     there are several limbs its id is `limb.name`, so profiles can say `calf` for every limb's calf."""
-    read: list[tuple[str, str, ValveSpec, ValveSpec, int]] = []
+    read: list[tuple[str, str, ValveSpec, ValveSpec, int | None]] = []
+    with_sensor: list[str] = []  # zones that name a sensor channel (all, or none: a one-sensor build)
+    without: list[Section] = []
     names: dict[tuple[str, str], str] = {}
     per_limb: dict[str, int] = {}
     channels: dict[int, str] = {}
@@ -359,22 +373,34 @@ def _read_zones(top: Section, pins: _Pins, problems: Problems, i2c: I2CSpec | No
                 per_limb[limb] = per_limb.get(limb, 0) + 1
         inlet = _read_valve(zsec, "inlet", pins, "normally-closed")
         exhaust = _read_valve(zsec, "exhaust", pins, "normally-open")
-        channel = _read_channel(zsec, "sensor_channel", i2c)
-        if channel is not None:
-            if channel in channels:
+        channel: int | None = None
+        channel_ok = True
+        if zsec.has("sensor_channel"):
+            with_sensor.append(path)
+            channel = _read_channel(zsec, "sensor_channel", i2c)
+            if channel is not None and channel in channels:
                 zsec.error("sensor_channel", f"channel {channel} is already used by {channels[channel]}")
                 channel = None
-            else:
+            elif channel is not None:
                 channels[channel] = path
+            channel_ok = channel is not None
+        else:
+            without.append(zsec)
         zsec.finish()
-        if name is not None and limb is not None and inlet is not None and exhaust is not None and channel is not None:
+        if name is not None and limb is not None and inlet is not None and exhaust is not None and channel_ok:
             read.append((name, limb, inlet, exhaust, channel))
     if count > MAX_ZONES:
         top.error("zones", f"at most {MAX_ZONES} zones, got {count}")
     for limb, n in per_limb.items():
         if n > MAX_ZONES_PER_LIMB:
             top.error("zones", f"limb {limb!r} has {n} zones: at most {MAX_ZONES_PER_LIMB} a limb")
-    if count > 1 and i2c is not None and i2c.mux_address is None:
+    for zsec in without if with_sensor else ():
+        zsec.error(
+            "sensor_channel",
+            "missing (required): the other zones name theirs. Give every zone its own sensor, or none (a one-sensor "
+            "build, every zone measured through the manifold sensor)",
+        )
+    if count > 1 and with_sensor and i2c is not None and i2c.mux_address is None:
         top.error("zones", "several zones need a TCA9548A multiplexer: set i2c.mux_address (sensors share 0x18)")
     several = len(per_limb) > 1
     return [
@@ -426,9 +452,28 @@ def _read_controls(sec: Section | None, pins: _Pins) -> ControlsSpec:
     )
 
 
-def _no_manifold(sec: Section, limits: Limits) -> None:
+def _no_manifold(sec: Section, limits: Limits, *, shared: bool = False) -> None:
     """SAFE-15: without a manifold sensor no zone reading can be confirmed by a second sensor, so one sensor reading
-    low could squeeze unseen: such a build goes no higher than NO_MANIFOLD_MAX_MMHG, and is told so."""
+    low could squeeze unseen: such a build goes no higher than NO_MANIFOLD_MAX_MMHG, and is told so. A one-sensor
+    build (`shared`) is the same: its one sensor has nothing to be confirmed by."""
+    if shared:
+        if limits.max_mmhg > NO_MANIFOLD_MAX_MMHG:
+            sec.error(
+                "max_mmhg",
+                f"{limits.max_mmhg:g} mmHg on a one-sensor build: nothing confirms its one sensor (SAFE-15), so it may "
+                f"go to {NO_MANIFOLD_MAX_MMHG:g} mmHg at most. Give each zone its own sensor or lower max_mmhg",
+            )
+        else:
+            sec.warn(
+                "max_mmhg",
+                "one sensor, on the manifold, for every zone: each zone is read only when its inlet is open with the "
+                f"pump stopped. What such a build gives up: nothing confirms the sensor (SAFE-15), so pressures are "
+                f"capped at {NO_MANIFOLD_MAX_MMHG:g} mmHg, and a sensor reading low over-squeezes every zone alike "
+                "(the relief valve is the bound); fills are slower; a blocked hose is found only at its zone's next "
+                "fill; an inlet stuck open or a running pump may be named as another zone; no vent is confirmed "
+                "after a trip or a stop (docs/one-sensor.md)",
+            )
+        return
     if limits.max_mmhg > NO_MANIFOLD_MAX_MMHG:
         sec.error(
             "max_mmhg",
@@ -543,17 +588,20 @@ def _read_selftest(sec: Section | None) -> SelfTestSpec | None:
     return SelfTestSpec(valves, fill, crosstalk)
 
 
-def _read_simulation(sec: Section | None, zones: list[ZoneSpec]) -> SimSpec | None:
+def _read_simulation(sec: Section | None, zones: list[ZoneSpec], max_mmhg: float | None) -> SimSpec | None:
+    """The simulated rig's model. Its relief valve follows the config: unless given, it opens at
+    `legsleeve.hw.parts.relief_mmhg(limits.max_mmhg)`, the setting hardware/BOM.md tells the maker to use."""
     if sec is None:
         return None
     d = SimSpec()
+    relief_default = relief_mmhg(max_mmhg) if max_mmhg is not None else d.relief_mmhg
     num = sec.number
     values: dict[str, float | None] = {
         "ambient_hpa": num("ambient_hpa", d.ambient_hpa, minimum=AMBIENT_MIN_HPA, maximum=AMBIENT_MAX_HPA, unit="hPa"),
         "pump_free_flow_lpm": num("pump_free_flow_lpm", d.pump_free_flow_lpm, above=0.0, maximum=20.0, unit="L/min"),
         "pump_deadhead_mmhg": num("pump_deadhead_mmhg", d.pump_deadhead_mmhg, above=0.0, maximum=1000.0, unit="mmHg"),
         "pump_stall_duty": num("pump_stall_duty", d.pump_stall_duty, minimum=0.0, maximum=1.0),
-        "relief_mmhg": num("relief_mmhg", d.relief_mmhg, above=0.0, maximum=300.0, unit="mmHg"),
+        "relief_mmhg": num("relief_mmhg", relief_default, above=0.0, maximum=300.0, unit="mmHg"),
         "relief_lpm_per_mmhg": num("relief_lpm_per_mmhg", d.relief_lpm_per_mmhg, minimum=0.0, maximum=100.0),
         "manifold_volume_l": num("manifold_volume_l", d.manifold_volume_l, above=0.0, maximum=1.0, unit="L"),
         "inlet_lpm_per_mmhg": num("inlet_lpm_per_mmhg", d.inlet_lpm_per_mmhg, above=0.0, maximum=10.0),
@@ -587,8 +635,22 @@ def _read_simulation(sec: Section | None, zones: list[ZoneSpec]) -> SimSpec | No
     numbers = {key: value for key, value in values.items() if value is not None}
     if len(numbers) != len(values) or base is None or limbs is None:
         return None
-    if numbers["relief_mmhg"] > ABS_MAX_MMHG:
-        sec.warn("relief_mmhg", f"above the {ABS_MAX_MMHG:g} mmHg the reference relief valve is set to")
+    relief = numbers["relief_mmhg"]
+    if relief > ABS_MAX_MMHG:
+        sec.warn("relief_mmhg", f"above the code's {ABS_MAX_MMHG:g} mmHg ceiling: no relief valve may be set so high")
+    elif max_mmhg is not None and relief > relief_default + RELIEF_TOLERANCE_MMHG:
+        sec.warn(
+            "relief_mmhg",
+            f"{relief:g} mmHg is far above limits.max_mmhg ({max_mmhg:g}): the relief valve is the only bound on "
+            f"sensors that read low alike, so set it just above max_mmhg ({relief_default:g}, hardware/bring-up.md)",
+        )
+    elif max_mmhg is not None and relief < relief_default - RELIEF_TOLERANCE_MMHG:
+        sec.warn(
+            "relief_mmhg",
+            f"{relief:g} mmHg is too near limits.max_mmhg ({max_mmhg:g}): fills near the top push the manifold into "
+            f"it, and a pump running when told off is found late (SAFE-4's rise has no room); set it to "
+            f"{relief_default:g}",
+        )
     return SimSpec(**numbers, zones={z.name: per_zone.get(z.name, base) for z in zones}, limbs=limbs)
 
 

@@ -218,6 +218,11 @@ class HardwareConfig:
         return tuple(i for i, z in enumerate(self.zones) if z.limb == limb)
 
     @property
+    def shared_sensor(self) -> bool:
+        """A one-sensor build: no zone has a sensor of its own; the manifold's measures each zone through its inlet."""
+        return all(z.sensor_channel is None for z in self.zones)
+
+    @property
     def has_manifold_sensor(self) -> bool:
         return self.manifold_channel is not None
 

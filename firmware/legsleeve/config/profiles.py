@@ -23,11 +23,14 @@ from typing import Any
 from legsleeve.config.model import HardwareConfig
 from legsleeve.config.yamlconf import REQUIRED, Problems, Section, YList, YMap, load_document
 from legsleeve.core.limits import MAX_SESSION_MIN, REVERSE_GRADIENT_MMHG
-from legsleeve.core.plan import Profile, RefillSpec, Step, StepKind
+from legsleeve.core.plan import Profile, RefillSpec, Step, StepKind, Turn
 from legsleeve.errors import ConfigError
 
 MAX_STEP_S = 3600.0
 MAX_REFILL_S = 300.0  # a leg refills within a minute or two; a rest longer than this is a mistake
+MAX_REWARM_S = 30.0  # a bladder's air rewarms against the skin in seconds; a time constant beyond this is a mistake
+# The sleeve's loss check: the fill to the refill level, LOSS_SETTLE_S of settling, then LOSS_MIN_SPAN_S at least
+MIN_LEAK_CHECK_S, MAX_LEAK_CHECK_S = 20.0, 120.0
 
 
 # -- loading -----------------------------------------------------------------------------------------------------
@@ -122,6 +125,7 @@ def _read_profile(doc: YMap, path: Path, hw: HardwareConfig, problems: Problems)
     # An alternating cycle is the cycle as written, once for each limb in turn; otherwise once, for every zone.
     scopes = [(limb, hw.limb_zones(limb)) for limb in hw.limbs] if alternate else [("", tuple(range(len(names))))]
     steps: list[Step] = []
+    turns: list[Turn] = []
     for limb, scope in scopes:
         reader = _StepReader(top, hw, scope, limb, timing, max_mmhg)
         body = [step for _index, item, spath, line in top.items("cycle") for step in reader.read(item, spath, line)]
@@ -132,6 +136,8 @@ def _read_profile(doc: YMap, path: Path, hw: HardwareConfig, problems: Problems)
             waits = [Step(StepKind.REFILL, hw.limb_zones(lb), source="refill", line=line, limb=lb) for lb in limbs]
             measures = [Step(StepKind.MEASURE, hw.limb_zones(lb), source="refill", line=line, limb=lb) for lb in limbs]
             body = waits + body + measures
+        if alternate:
+            turns.append(Turn(limb, len(steps), len(steps) + len(body)))
         steps.extend(body)
         if problems.errors:
             break  # the same mistake again for the next limb says nothing new
@@ -163,6 +169,7 @@ def _read_profile(doc: YMap, path: Path, hw: HardwareConfig, problems: Problems)
         zone_limbs=hw.zone_limbs,
         alternate=alternate,
         refill=refill,
+        turns=tuple(turns),
     )
     for step in steps:
         for zone in step.zones:
@@ -196,13 +203,18 @@ def _read_refill(sec: Section | None, hw: HardwareConfig) -> RefillSpec | None:
     measure = sec.number("measure_mmhg", d.measure_mmhg, minimum=0.0, maximum=venous, unit="mmHg")
     min_s = sec.number("min_s", d.min_s, minimum=0.0, maximum=MAX_REFILL_S, unit="s")
     max_s = sec.number("max_s", d.max_s, above=0.0, maximum=MAX_REFILL_S, unit="s")
+    rewarm_s = sec.number("rewarm_s", d.rewarm_s, minimum=0.0, maximum=MAX_REWARM_S, unit="s")
+    leak_check_s = sec.number("leak_check_s", d.leak_check_s, minimum=0.0, maximum=MAX_LEAK_CHECK_S, unit="s")
     sec.finish()
-    if measure is None or min_s is None or max_s is None:
+    if measure is None or min_s is None or max_s is None or rewarm_s is None or leak_check_s is None:
         return None
     if max_s < min_s:
         sec.error("max_s", f"must be at least min_s ({min_s:g} s), got {max_s:g}")
         return None
-    return RefillSpec(measure, min_s, max_s)
+    if 0.0 < leak_check_s < MIN_LEAK_CHECK_S:
+        sec.error("leak_check_s", f"must be 0 (no check) or at least {MIN_LEAK_CHECK_S:g} s, got {leak_check_s:g}")
+        return None
+    return RefillSpec(measure, min_s, max_s, rewarm_s, leak_check_s)
 
 
 class _Timing:

@@ -6,6 +6,13 @@ closing one tick early at the present rate of rise, so overshoot stays small), h
 up when it sags below a hysteresis band, bleed through the exhaust when a lower target follows a higher one, vent.
 The profile's steps advance on measured pressure (a fill is done when its zones are full) and on time.
 
+With refill-adaptive rest (a profile's `refill:`, docs/refill.md) each limb is measured after its compression
+(`legsleeve.core.refill`) and compressed again once refilled; before the first compression every limb's sleeve is
+held at the refill level for its loss check. An alternating cycle's turns (one per limb) then go by readiness, not
+strictly in turn: at the end of a turn the limb refilled soonest goes next, so a leg refilling in 20 s beside one
+taking 60 s is compressed about twice as often, and each rests its own refill time (as far as the other leg's
+compression, under way when it refills, allows). A cycle ends when every limb has had a turn in it.
+
 What the controller commands is a wish: the supervisor sees it, and every reading, and may only make it safer.
 Beside it, each step returns a frozen `Status` (the step, the cycle, each zone's phase, target, fill times and
 top-ups): the only view of the controller that anything else reads.
@@ -20,9 +27,9 @@ from typing import NamedTuple
 
 from legsleeve.core.commands import FILL, HOLD, SAFE, VENT, Commands
 from legsleeve.core.limits import VENTED_MMHG
-from legsleeve.core.plan import Profile, Step, StepKind
+from legsleeve.core.plan import Profile, Step, StepKind, Turn
 from legsleeve.core.readings import Readings
-from legsleeve.core.refill import RefillMeasure
+from legsleeve.core.refill import RefillMeasure, RewarmLearner, SleeveLoss
 
 
 class Phase(enum.Enum):
@@ -40,12 +47,15 @@ _ACTION = {Phase.VENTED: VENT, Phase.FILLING: FILL, Phase.HOLDING: HOLD, Phase.B
 
 @dataclass(frozen=True)
 class Refill:
-    """A limb's rest as refill-adaptive rest ended it: its measured refill time (T90 from the release, None when
-    the rise could not be trusted) and how long it rested, s."""
+    """A limb's rest as refill-adaptive rest ended it, s from its release: its measured refill time (T90; None when
+    the rise could not be trusted), how long it rested (to its next compression), and when it was judged ready. The
+    rest is longer than `ready_s` where another limb's turn was under way then."""
 
     limb: str
     refill_s: float | None
     rest_s: float
+    ready_s: float
+    rewarm_holds: int = 0  # how many earlier holds' rewarming its fit leaned on (0: its own hold's alone)
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,9 @@ class Status:
     zones: tuple[ZoneStatus, ...]
     limited: bool = False  # done early, by the session deadline rather than the length asked for
     refills: tuple[Refill, ...] = ()  # every refill-adaptive rest so far, oldest first
+    # each limb's sleeve loss as its check before the first compression found it: a fraction of its pressure per
+    # second (None: the held sleeve could not be read long enough, and none is allowed for)
+    sleeve_losses: tuple[tuple[str, float | None], ...] = ()
 
 
 class Output(NamedTuple):
@@ -186,13 +199,23 @@ class Controller:
         self._step_start_s = 0.0
         self._status: Status | None = None  # rebuilt only when something in it changed
         self._measures: dict[str, tuple[RefillMeasure, tuple[int, ...]]] = {}  # limb: its refill since release
+        self._loss_checks: dict[str, tuple[SleeveLoss, tuple[int, ...]]] = {}  # limb: its check before its first
+        self._losses: dict[str, float | None] = {}  # limb: its sleeve's loss per second, as checked
+        self._check_fills: list[int] = []  # zones still to be filled for their limb's check, in turn
+        self._rewarm = RewarmLearner()  # the sleeves' rewarming after a vent, as the holds so far tell it
         self._refills: tuple[Refill, ...] = ()
+        # An alternating cycle's turns, taken by readiness (see `_take_turn`); None: the steps run in order.
+        self._turns = {turn.limb: turn for turn in profile.turns}
+        self._turn: Turn | None = profile.turns[0] if profile.turns else None
+        self._turned: set[str] = set()  # the limbs whose turn has ended in this cycle
+        self._turn_ended_s: dict[str, float] = {}  # when each limb's last turn ended
 
     # -- the step function ---------------------------------------------------------------------------------------
     def step(self, now_s: float, readings: Readings) -> Output:
         """One tick: regulate every zone on its reading, advance the profile, and say what the outputs should do."""
         if self._start_s is None:
             self._start_s = self._cycle_start_s = now_s
+            self._check_losses(now_s)
             self._enter(now_s)
         if not self._done and self._deadline_s is not None and now_s - self._start_s >= self._deadline_s:
             self._finish(limited=True)  # the cycle under way does not run past the deadline
@@ -201,7 +224,9 @@ class Controller:
         pressures = [r.mmhg if r.ok else math.nan for r in readings.zones]
         for zone, p, reading in zip(self._zones, pressures, readings.zones, strict=False):
             self._regulate(zone, p, reading.t_s, now_s)
-        if self._measures:
+        if self._check_fills and not any(z.phase is Phase.FILLING for z in self._zones):
+            self._zones[self._check_fills.pop(0)].phase = Phase.FILLING  # one at a time: each at the pump's full rate
+        if self._measures or self._loss_checks:
             self._measure(now_s, pressures)
         for _ in range(len(self.profile.steps) + 1):  # zero-time steps chain within one tick, but never forever
             if self._done or not self._step_complete(now_s, pressures):
@@ -223,6 +248,7 @@ class Controller:
                 tuple(z.status() for z in self._zones),
                 self._limited,
                 self._refills,
+                tuple(self._losses.items()),
             )
         return self._status
 
@@ -248,7 +274,10 @@ class Controller:
                 z.topping_up = False
                 z.fill_started_s = None
                 # overshot beyond the band (a hose, not a bladder, filled?): let it down to the target
-                z.phase = Phase.BLEEDING if p > z.target_mmhg + t.bleed_mmhg else Phase.HOLDING
+                if p > z.target_mmhg + t.bleed_mmhg:
+                    z.phase = Phase.BLEEDING
+                else:
+                    z.phase = Phase.MEASURING if z.measuring else Phase.HOLDING
         elif z.phase is Phase.HOLDING:
             if p < z.target_mmhg - t.hysteresis_mmhg:
                 z.phase, z.topping_up = Phase.FILLING, True
@@ -287,37 +316,127 @@ class Controller:
         return Commands(duty, tuple(actions))
 
     # -- refill-adaptive rest ------------------------------------------------------------------------------------
-    def _measure(self, now_s: float, pressures: list[float]) -> None:
-        """Feed each limb's refill measure its held sleeve's mean pressure; a hold broken ends what it adds."""
-        for measure, zones in self._measures.values():
-            if measure.ended_s is not None:
+    def _check_losses(self, now_s: float) -> None:
+        """At the session's start, with refill-adaptive rest: every limb's sleeve is filled to the refill level, zone
+        by zone (alone, each fills at the pump's full rate, as SAFE-5 wants), and held closed for `leak_check_s`, to
+        measure what it loses by itself (`SleeveLoss`) before its first compression. A one-off wait: the fills, then
+        `leak_check_s` (the limbs' checks overlap)."""
+        refill = self.profile.refill
+        if refill is None or refill.leak_check_s <= 0.0:
+            return
+        for step in self.profile.steps:
+            if step.kind is not StepKind.MEASURE or step.limb in self._loss_checks:
                 continue
+            self._loss_checks[step.limb] = (SleeveLoss(refill.leak_check_s, refill.rewarm_s), step.zones)
+            for i in step.zones:
+                z = self._zones[i]
+                z.target_mmhg = refill.measure_mmhg
+                z.measuring, z.topping_up, z.fill_started_s = True, False, None  # not a therapy fill: no fill time
+                self._check_fills.append(i)  # filled in turn (step()), then held closed (MEASURING): no top-ups
+
+    def _measure(self, now_s: float, pressures: list[float]) -> None:
+        """Feed each limb's refill measure its held sleeve's mean pressure; a hold broken ends what it adds. Every
+        measure is asked each tick whether its limb is ready, so that it says so when it is, whatever step is under
+        way (on two legs, often the other leg's compression)."""
+        for measure, zones in self._measures.values():
             phases = [self._zones[i].phase for i in zones]
+            values = [pressures[i] for i in zones]
+            mean = math.fsum(values) / len(values)  # NaN if any is
             if any(ph is not Phase.MEASURING and ph is not Phase.BLEEDING for ph in phases):
                 measure.interrupt()
             elif all(ph is Phase.MEASURING for ph in phases):
+                measure.add(now_s, mean)  # after its verdict too, until the hold ends: for what it tells of rewarming
+            else:
+                measure.vent(now_s, mean)  # let down to the refill level: the fall the air will regain
+            measure.done(now_s)
+        for check, zones in self._loss_checks.values():
+            if all(self._zones[i].phase is Phase.MEASURING for i in zones):
+                check.hold(now_s)
                 values = [pressures[i] for i in zones]
                 if all(math.isfinite(v) for v in values):
-                    measure.add(now_s, math.fsum(values) / len(values))
+                    check.add(now_s, math.fsum(values) / len(values))
 
     def _refilled(self, now_s: float, limb: str) -> bool:
-        entry = self._measures.get(limb)
-        if entry is None:
-            return True  # never compressed yet
-        measure = entry[0]
-        if measure.ended_s is not None:
-            return True
-        if not measure.done(now_s):
+        """Whether the limb may be compressed: its sleeve's loss checked (before its first compression), and its
+        refill measure says so (none: never compressed yet)."""
+        check = self._loss_checks.get(limb)
+        if check is not None and not check[0].done(now_s):
             return False
-        self._refills += (Refill(limb, measure.refill_s if measure.detected else None, now_s - measure.release_s),)
+        entry = self._measures.get(limb)
+        return entry is None or entry[0].done(now_s)
+
+    def _end_rest(self, now_s: float, limb: str) -> None:
+        """The limb's rest is over: its sleeve is being filled again. Its measure's verdict joins `Status.refills`;
+        before its first compression, its sleeve's loss as checked (all of the wait) is what its measures allow for."""
+        check = self._loss_checks.pop(limb, None)
+        if check is not None:
+            self._losses[limb] = check[0].loss_per_s
+            self._status = None
+        entry = self._measures.pop(limb, None)
+        if entry is None:
+            return
+        measure = entry[0]
+        ready_s = (now_s if measure.ended_s is None else measure.ended_s) - measure.release_s
+        refill_s = measure.refill_s if measure.detected else None
+        self._refills += (Refill(limb, refill_s, now_s - measure.release_s, ready_s, measure.rewarm_holds),)
         self._status = None
+        rewarming = measure.rewarming()  # the whole hold: what it tells of the sleeves' rewarming
+        if rewarming is not None:
+            self._rewarm.add(rewarming)
+
+    # -- turns: an alternating cycle's limbs, taken by readiness ----------------------------------------------
+    def _take_turn(self, now_s: float) -> bool:
+        """At a turn's REFILL step: whether a turn can start now, and if so the limb's whose. The limb refilled
+        soonest goes next, so that each limb rests its own refill time rather than the slowest limb's. Of several
+        ready at once, the one whose last turn ended longest ago (never: the first in the profile) - so two legs
+        take turns when tied, and a limb at its `max_s` (ready, whatever its fit says) goes before any limb that
+        became ready since, and never starves. None ready: wait, and say for which."""
+        ready = [limb for limb in self._turns if self._refilled(now_s, limb)]
+        if not ready:
+            self._waiting(now_s, "refill " + " or ".join(self._turns))
+            return False
+        turn = self._turns[min(ready, key=self._turn_order)]
+        if turn is not self._turn:
+            self._turn, self._step_index = turn, turn.first  # its REFILL step: the turn goes on from there
+            self._status = None
         return True
+
+    def _waiting(self, now_s: float, words: str) -> None:
+        """A REFILL step waits: say for what - the sleeves' loss checks at the start, else the limbs' refill."""
+        checking = [limb for limb, (check, _) in self._loss_checks.items() if not check.done(now_s)]
+        if checking:
+            words = "leak check " + " ".join(checking)
+        if words != self._step_words:
+            self._step_words, self._status = words, None
+
+    def _turn_order(self, limb: str) -> tuple[float, int]:
+        return self._turn_ended_s.get(limb, -math.inf), list(self._turns).index(limb)
+
+    def _end_turn(self, now_s: float, turn: Turn) -> bool:
+        """A limb's turn has ended: the cycle ends with it if every limb has had its turn in this cycle (the rule
+        of a cycle when turns go by readiness: each limb compressed at least once). Then the next turn, provisionally
+        (its REFILL step picks again, by readiness). True when the session is over."""
+        self._turn_ended_s[turn.limb] = now_s
+        self._turned.add(turn.limb)
+        if len(self._turned) == len(self._turns):
+            self._turned.clear()
+            if self._end_cycle(now_s):
+                return True
+        ready = [limb for limb in self._turns if self._refilled(now_s, limb)] or list(self._turns)
+        self._turn = self._turns[min(ready, key=self._turn_order)]
+        self._step_index = self._turn.first
+        return False
 
     # -- steps ---------------------------------------------------------------------------------------------------
     def _step_complete(self, now_s: float, pressures: list[float]) -> bool:
         step = self._current_step
         if step.kind is StepKind.REFILL:
-            return self._refilled(now_s, step.limb)
+            if self._turn is not None:
+                return self._take_turn(now_s)
+            if self._refilled(now_s, step.limb):
+                return True
+            self._waiting(now_s, self.profile.describe(step))
+            return False
         if step.kind is StepKind.MEASURE:
             return True
         if step.kind is StepKind.FILL:
@@ -331,17 +450,26 @@ class Controller:
     def _next_step(self, now_s: float) -> None:
         self._status = None
         self._step_index += 1
-        if self._step_index == len(self.profile.steps):
+        if self._turn is not None and self._step_index == self._turn.stop:
+            if self._end_turn(now_s, self._turn):
+                return
+        elif self._step_index == len(self.profile.steps):
             self._step_index = 0
-            self._cycle += 1
-            self._longest_cycle_s = max(self._longest_cycle_s, now_s - self._cycle_start_s)
-            self._cycle_start_s = now_s
-            assert self._start_s is not None
-            elapsed_s = now_s - self._start_s
-            if self._over(elapsed_s, self._deadline_s):
-                self._finish(limited=not self._over(elapsed_s, None))  # limited: the deadline ended it
+            if self._end_cycle(now_s):
                 return
         self._enter(now_s)
+
+    def _end_cycle(self, now_s: float) -> bool:
+        """A cycle has ended: count it, and end the session here if it is over (True)."""
+        self._cycle += 1
+        self._longest_cycle_s = max(self._longest_cycle_s, now_s - self._cycle_start_s)
+        self._cycle_start_s = now_s
+        assert self._start_s is not None
+        elapsed_s = now_s - self._start_s
+        if self._over(elapsed_s, self._deadline_s):
+            self._finish(limited=not self._over(elapsed_s, None))  # limited: the deadline ended it
+            return True
+        return False
 
     def _over(self, elapsed_s: float, deadline_s: float | None) -> bool:
         return session_over(
@@ -367,6 +495,8 @@ class Controller:
         self._step_words = self.profile.describe(step)
         self._status = None
         if step.kind is StepKind.FILL:
+            for limb in dict.fromkeys(self.profile.limb_of(i) for i in step.zones):
+                self._end_rest(now_s, limb)  # the limb is being compressed (again)
             for i in step.zones:
                 z = self._zones[i]
                 z.target_mmhg = self.profile.step_target(step, i, self._cycle)
@@ -387,7 +517,15 @@ class Controller:
         elif step.kind is StepKind.MEASURE:
             refill = self.profile.refill
             assert refill is not None  # the loader adds MEASURE steps only to a profile with `refill:`
-            self._measures[step.limb] = (RefillMeasure(now_s, min_s=refill.min_s, max_s=refill.max_s), step.zones)
+            measure = RefillMeasure(
+                now_s,
+                min_s=refill.min_s,
+                max_s=refill.max_s,
+                loss_per_s=self._losses.get(step.limb) or 0.0,
+                rewarm_s=refill.rewarm_s,
+                learner=self._rewarm,
+            )
+            self._measures[step.limb] = (measure, step.zones)
             for i in step.zones:
                 z = self._zones[i]
                 z.target_mmhg = refill.measure_mmhg

@@ -10,7 +10,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # --- Hard ceilings (SAFE-3). Config values beyond these are errors, never clamped silently. ---------------
-ABS_MAX_MMHG = 150.0  # the mechanical relief valve's setting; tourniquets work above 200 mmHg (safety-requirements §B3)
+ABS_MAX_MMHG = 150.0  # no config nor relief valve goes higher; tourniquets act above 200 mmHg (safety-requirements §B3)
+# The mechanical relief valve is set this far above limits.max_mmhg (hardware/BOM.md). Far enough that the
+# over-pressure trip acts first and the valve never opens in normal work: while a zone fills, the manifold runs above
+# it (to 96 mmHg for the reference's 80 mmHg fills, simulated), and SAFE-4's pump check needs its 10 mmHg of rise above
+# where the manifold rests to find a pump running when told off (behind a valve at max + 10 a stuck-on pump in the
+# pulse profile's hold was found in 3.2 s, not 0.4). Near enough that sensors lying alike, which nothing else bounds,
+# cannot squeeze far past the limit: 108 mmHg on the leg behind 110, 133 behind the old fixed 150 (tests/sim).
+RELIEF_ABOVE_MAX_MMHG = 20.0
+
+
+def relief_mmhg(max_mmhg: float) -> float:
+    """The relief valve's setting, gauge mmHg, for a build allowed `max_mmhg`: never above ABS_MAX_MMHG."""
+    return min(max_mmhg + RELIEF_ABOVE_MAX_MMHG, ABS_MAX_MMHG)
+
+
 MAX_DEBOUNCE_S = 0.1  # SAFE-4: over-pressure must trip within 100 ms of persisting
 MAX_VENT_TIMEOUT_S = 30.0  # SAFE-8: a sleeve that has not vented by then has a stuck valve
 MAX_FILL_TIMEOUT_S = 120.0  # SAFE-5: even a thigh chamber on a weak pump fills in well under two minutes

@@ -60,14 +60,28 @@ def _who(zones: tuple[int, ...], names: tuple[str, ...], limbs: tuple[str, ...])
 
 
 @dataclass(frozen=True)
+class Turn:
+    """One limb's turn of an alternating cycle: `Profile.steps[first:stop]`, which work that limb alone (with
+    refill-adaptive rest: its REFILL wait first, its MEASURE last)."""
+
+    limb: str
+    first: int
+    stop: int
+
+
+@dataclass(frozen=True)
 class RefillSpec:
     """Refill-adaptive rest (a profile's `refill:`): after a limb's compression its sleeve is bled to `measure_mmhg`
     and held closed; the limb is compressed again once the rise its refilling veins cause has levelled off (90 % of
-    it), no sooner than `min_s` and no later than `max_s` after its release."""
+    it), no sooner than `min_s` and no later than `max_s` after its release. Before its first compression each
+    limb's sleeve is held at `measure_mmhg` for `leak_check_s` to measure its own loss (0: none assumed); the fit
+    allows for the air rewarming after the vent with time constant `rewarm_s` (0: none). docs/refill.md"""
 
     measure_mmhg: float = 10.0
     min_s: float = 20.0
     max_s: float = 60.0
+    rewarm_s: float = 5.0
+    leak_check_s: float = 40.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +104,9 @@ class Profile:
     zone_limbs: tuple[str, ...] = ()  # each zone's limb (empty: one limb)
     alternate: bool = False  # the cycle works the limbs one after another
     refill: RefillSpec | None = None  # refill-adaptive rest, where the profile asks for it
+    # An alternating cycle's turns, one per limb in the order written (empty: the steps run as one cycle). The
+    # controller takes them by readiness, not strictly in this order: see `legsleeve.core.controller`.
+    turns: tuple[Turn, ...] = ()
 
     def describe(self, step: Step) -> str:
         return step.describe(self.zone_names, self.zone_limbs)

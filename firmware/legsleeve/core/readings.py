@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+UNMEASURED = (
+    "unmeasured"  # a one-sensor build's zone not read this tick: no news, not a fault (legsleeve.safety.shared)
+)
+
 
 @dataclass(frozen=True)
 class Reading:
@@ -20,6 +24,11 @@ class Reading:
     @property
     def ok(self) -> bool:
         return self.fault is None
+
+    @property
+    def unmeasured(self) -> bool:
+        """Not read this tick (a one-sensor build reads one zone at a time): the rules carry on as they were."""
+        return self.fault == UNMEASURED
 
 
 @dataclass(frozen=True)

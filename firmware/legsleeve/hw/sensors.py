@@ -412,6 +412,6 @@ def build_sensors(config: HardwareConfig, bus: DeadlineI2C, clock: Clock) -> Sen
             raise SensorFault(name, f"not found on {where} at 0x{i2c.sensor_address:02x} ({exc})") from exc
         return PressureSensor(name, driver, bus, channel, muxes=muxes, port=port)
 
-    zones = [make(z.name, z.sensor_channel) for z in config.zones]
+    zones = [make(z.name, z.sensor_channel) for z in config.zones if not config.shared_sensor]
     manifold = make(MANIFOLD, config.manifold_channel) if config.manifold_channel is not None else None
     return SensorArray(zones, manifold, clock, bus=bus, muxes=muxes, address=i2c.sensor_address)

@@ -8,6 +8,7 @@ and each TCA9548A multiplexer on the I2C bus, its address pins and the sensor on
 from __future__ import annotations
 
 from legsleeve.config.model import MUX_CHANNELS, HardwareConfig, PinSpec
+from legsleeve.hw import parts
 
 SDA, SCL = 2, 3
 MANIFOLD = "manifold"
@@ -24,6 +25,11 @@ def _header_pin(gpio: int) -> int:
     raise KeyError(gpio)
 
 
+def header_pin(gpio: int) -> int:
+    """The physical pin (1-40) of BCM GPIO `gpio` on the 40-pin header."""
+    return _header_pin(gpio)
+
+
 def rows(cfg: HardwareConfig) -> list[tuple[str, str, str, str, str]]:
     """(GPIO, header pin, device, direction, how it is wired) for every pin the build uses, in GPIO order."""
     out: list[tuple[int, str, str, str]] = []
@@ -33,25 +39,19 @@ def rows(cfg: HardwareConfig) -> list[tuple[str, str, str, str, str]]:
 
     level = lambda high: "high = energised" if high else "low = energised"  # noqa: E731
     p = cfg.pump
-    add(
-        p.pin,
-        "pump",
-        "output, PWM",
-        f"logic-level N-MOSFET gate, 10k pull-down, flyback diode; {level(p.active_high)}; "
-        f"{p.pwm_hz:g} Hz, min duty {p.min_duty:g}",
-    )
+    add(p.pin, "pump", "output, PWM", f"{_stage(p.active_high)}; {p.pwm_hz:g} Hz, min duty {p.min_duty:g}")
     for z in cfg.zones:
         add(
             z.inlet.pin,
             f"{z.name} inlet valve (NC)",
             "output",
-            f"MOSFET gate, pull-down, flyback diode; {level(z.inlet.active_high)}, energised = open",
+            f"{_stage(z.inlet.active_high)}, energised = open",
         )
         add(
             z.exhaust.pin,
             f"{z.name} exhaust valve (NO)",
             "output",
-            f"MOSFET gate, pull-down, flyback diode; {level(z.exhaust.active_high)}, energised = closed",
+            f"{_stage(z.exhaust.active_high)}, energised = closed",
         )
     c = cfg.controls
     if c.button:
@@ -69,13 +69,30 @@ def rows(cfg: HardwareConfig) -> list[tuple[str, str, str, str, str]]:
             "normally-closed E-stop contact to GND (open = stop)" + (", internal pull-up" if c.estop.pull_up else ""),
         )
     if c.led:
-        add(c.led.pin, "status LED", "output", f"LED + resistor to GND; {level(c.led.active_high)}")
+        add(c.led.pin, "status LED", "output", f"{parts.LED_R} + LED to GND; {level(c.led.active_high)}")
     if c.buzzer:
-        add(c.buzzer.pin, "buzzer", "output", f"active buzzer via transistor; {level(c.buzzer.active_high)}")
+        add(
+            c.buzzer.pin,
+            "buzzer",
+            "output",
+            f"{parts.BUZZER_BASE_R} to a {parts.BUZZER_NPN}'s base ({parts.PULL_DOWN_R} base pull-down), 5 V active "
+            f"buzzer on its collector; {level(c.buzzer.active_high)}",
+        )
     table = _i2c_rows(cfg)
     for gpio, device, direction, wiring in sorted(out):
         table.append((f"GPIO{gpio}", str(_header_pin(gpio)), device, direction, wiring))
     return table
+
+
+def _stage(active_high: bool) -> str:
+    """How an output's driver is wired (the schematic draws it): a low-side MOSFET stage, or, for an active-low
+    output, a driver board's active-low input held off by a pull-up."""
+    if active_high:
+        return (
+            f"{parts.MOSFET} gate via {parts.GATE_R}, {parts.PULL_DOWN_R} gate pull-down, {parts.FLYBACK} flyback; "
+            "high = energised"
+        )
+    return f"active-low driver input via {parts.GATE_R}, {parts.PULL_DOWN_R} pull-up to 3V3; low = energised"
 
 
 def address_pins(address: int) -> str:
@@ -98,7 +115,7 @@ def _i2c_rows(cfg: HardwareConfig) -> list[tuple[str, str, str, str, str]]:
     i2c = cfg.i2c
     sensor = f"MPRLS at 0x{i2c.sensor_address:02x}"
     khz = f"{i2c.frequency_hz // 1000} kHz"
-    sensors = [(z.name, z.sensor_channel) for z in cfg.zones]
+    sensors = [(z.name, z.sensor_channel) for z in cfg.zones if z.sensor_channel is not None]
     if cfg.manifold_channel is not None:
         sensors.append((MANIFOLD, cfg.manifold_channel))
     if not i2c.mux_addresses:

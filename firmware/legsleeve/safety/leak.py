@@ -184,6 +184,8 @@ class HoldLeak:
                 self._held_s[i] = 0.0
                 self._fit[i].clear()
                 continue
+            if r.unmeasured:
+                continue  # a one-sensor build's zone not read this tick: its hold goes on, judged at its next reading
             if not r.ok:
                 self._last[i] = self._hold_start[i] = None
                 continue

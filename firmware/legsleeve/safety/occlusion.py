@@ -52,7 +52,10 @@ class Occlusion:
                 last = history[-1] if history else None
                 history.clear()
                 if last is not None:
-                    history.append(last)  # the pressure this action starts from
+                    # the pressure this action starts from, at its start: where the last reading is older (a
+                    # one-sensor build's peek), it is the same held, higher vented: a rise or fall counted from it
+                    # and from now is no more than the true one
+                    history.append(last if now_s - last[0] <= self.SPAN_S else (now_s, last[1]))
             if not r.ok:
                 continue
             history.append((r.t_s, r.mmhg))

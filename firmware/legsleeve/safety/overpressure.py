@@ -98,7 +98,7 @@ class PumpCheck:
         m = readings.manifold
         if m is None:
             return None
-        if applied.pump_duty > 0 or any(applied.action(i) is FILL for i in range(len(readings.zones))):
+        if applied.pump_duty > 0 or FILL in applied.zones:
             self._off_since, self._low = None, math.inf
             return None
         if self._off_since is None:

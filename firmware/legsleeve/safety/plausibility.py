@@ -95,6 +95,7 @@ class Plausibility:
         self._check_since = 0.0
         self._confirm_since: float | None = None
         self._confirm: list[tuple[float, tuple[float, ...]]] = []
+        self._confirm_venting: set[int] = set()  # zones venting yet above FED_VENTING_MMHG at any tick of the wait
         self._settle_prev: float | None = None
         self._pump_since: float | None = None
         self._pump_base: float | None = None
@@ -248,7 +249,17 @@ class Plausibility:
         checked then falls while it stays joined (the pump is off and nothing else is open). Kept up to CONFIRM_S to
         tell. Returns (still waiting, the Trip naming where the air goes if it is found to leave)."""
         zones = self._seen_zones
-        if self._sample(now_s, m):
+        starting = self._sample(now_s, m)
+        if starting:
+            self._confirm_venting = set()
+        # a zone venting yet fed stays up; one bleeding to a lower target that ends its bleed within the wait (held
+        # closed again, as a refill measure's sleeve is) counts as venting for the whole wait
+        self._confirm_venting.update(
+            j
+            for j in range(len(self.names))
+            if j != c and zones[j].ok and applied.action(j) is ZoneAction.VENT and zones[j].mmhg > FED_VENTING_MMHG
+        )
+        if starting:
             return True, None
         assert self._confirm_since is not None  # the wait began at an earlier tick
         if len(self._confirm) >= 2 * CONFIRM_AVG_N:
@@ -264,9 +275,7 @@ class Plausibility:
                 # the air went somewhere: the zone that gained most, if one gained clearly more than its noise
                 # (a big bladder takes the manifold's few millilitres with little rise); else one venting yet fed
                 gainer = max(gains, key=gains.__getitem__, default=None)
-                venting = [
-                    j for j in gains if applied.action(j) is ZoneAction.VENT and zones[j].mmhg > FED_VENTING_MMHG
-                ]
+                venting = [j for j in gains if j in self._confirm_venting]
                 if gainer is not None and gains[gainer] >= FED_GAIN_MMHG:
                     suspect: int | None = gainer
                 else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from legsleeve.core.commands import FILL, Commands
-from legsleeve.core.readings import Readings
+from legsleeve.core.readings import Reading, Readings
 from legsleeve.safety.plausibility import is_check
 from legsleeve.safety.trip import Priority, Trip
 
@@ -19,8 +19,19 @@ class FillProgress:
 
     rule = "SAFE-5"
 
-    def __init__(self, names: Sequence[str], *, min_rate_mmhg_s: float, window_s: float, timeout_s: float):
+    def __init__(
+        self,
+        names: Sequence[str],
+        *,
+        min_rate_mmhg_s: float,
+        window_s: float,
+        timeout_s: float,
+        judge_checks: bool = False,
+    ):
+        """`judge_checks`: a one-sensor build reads a zone only while it is looked at with the pump stopped (the
+        moments a check's are), so its fill is judged then."""
         self.names = list(names)
+        self.judge_checks = judge_checks
         self.min_rate = min_rate_mmhg_s
         self.window_s = window_s
         self.timeout_s = timeout_s
@@ -45,6 +56,13 @@ class FillProgress:
                     self._since[i] = since + dt
                 if window is not None:
                     self._window[i] = (window[0] + dt, window[1])
+            if not self.judge_checks:
+                return None
+            for i, r in enumerate(readings.zones):
+                if applied.action(i) is FILL and r.ok and self._since[i] is not None:
+                    trip = self._judge_window(i, r, now_s)
+                    if trip is not None:
+                        return trip
             return None
         for i, r in enumerate(readings.zones):
             if applied.action(i) is not FILL:
@@ -65,23 +83,30 @@ class FillProgress:
                 )
             if not r.ok:
                 continue
-            window = self._window[i]
-            if window is None:
-                self._window[i] = (now_s, r.mmhg)
-                continue
-            t0, p0 = window
-            if now_s - t0 >= self.window_s:
-                gained = r.mmhg - p0
-                if gained < self.min_rate * (now_s - t0):
-                    return Trip(
-                        self.rule,
-                        self.names[i],
-                        r.mmhg,
-                        now_s,
-                        f"filling gained only {gained:.1f} mmHg in {now_s - t0:.1f} s (needs {self.min_rate:g} mmHg/s)",
-                        "check the hose to this zone is on and not kinked, the bladder for leaks, that the "
-                        "pump runs, and that no other zone's inlet is stuck open",
-                        priority=Priority.MEDIUM,
-                    )
-                self._window[i] = (now_s, r.mmhg)
+            trip = self._judge_window(i, r, now_s)
+            if trip is not None:
+                return trip
+        return None
+
+    def _judge_window(self, i: int, r: Reading, now_s: float) -> Trip | None:
+        window = self._window[i]
+        if window is None:
+            self._window[i] = (now_s, r.mmhg)
+            return None
+        t0, p0 = window
+        if now_s - t0 < self.window_s:
+            return None
+        gained = r.mmhg - p0
+        if gained < self.min_rate * (now_s - t0):
+            return Trip(
+                self.rule,
+                self.names[i],
+                r.mmhg,
+                now_s,
+                f"filling gained only {gained:.1f} mmHg in {now_s - t0:.1f} s (needs {self.min_rate:g} mmHg/s)",
+                "check the hose to this zone is on and not kinked, the bladder for leaks, that the "
+                "pump runs, and that no other zone's inlet is stuck open",
+                priority=Priority.MEDIUM,
+            )
+        self._window[i] = (now_s, r.mmhg)
         return None

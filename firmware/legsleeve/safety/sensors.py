@@ -38,8 +38,11 @@ class SensorHealth:
         self._history: list[tuple[float, float]] = [(math.nan, math.nan)] * n  # (previous, one before)
         self._spikes: list[list[tuple[float, bool]]] = [[] for _ in range(n)]  # (time, with the valves?)
         self._actions: list[list[ZoneAction]] = [[] for _ in range(n)]
+        self._pump: list[float] = []  # the pump's duty since each of the last readings, oldest first
 
     def check(self, now_s: float, readings: Readings, applied: Commands) -> Trip | None:
+        self._pump.append(applied.pump_duty)
+        del self._pump[:-2]
         for i, r in enumerate(all_readings(readings)):
             name = self.names[i]
             last_good = self._last_good[i]
@@ -83,7 +86,15 @@ class SensorHealth:
             if i < len(readings.zones):
                 actions.append(applied.action(i))
                 del actions[:-3]
-            if math.isfinite(before) and abs(previous - before) > SPIKE_MMHG and abs(r.mmhg - before) < SPIKE_MMHG / 2:
+            # the manifold up as the pump ran for a tick, and down as a one-sensor build's peek joined it to a zone:
+            # air, not a sensor's fault (a 5 L/min pump raises it 25 mmHg in a tick against a small inlet)
+            pumped = i >= len(readings.zones) and len(self._pump) == 2 and self._pump[0] > 0.0
+            if (
+                math.isfinite(before)
+                and abs(previous - before) > SPIKE_MMHG
+                and abs(r.mmhg - before) < SPIKE_MMHG / 2
+                and not pumped
+            ):
                 # up as its inlet opened, down as its exhaust did: air in a hose, not a sensor's fault
                 hose = (
                     len(actions) == 3 and actions[0] is not FILL and actions[1] is FILL and actions[2] is not FILL

@@ -10,6 +10,7 @@ an explicit `reset()`, and the trip carries the rule, the zone, the reading and 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
@@ -26,10 +27,19 @@ from legsleeve.safety.overpressure import OverPressure, PumpCheck
 from legsleeve.safety.plausibility import Plausibility
 from legsleeve.safety.progress import FillProgress
 from legsleeve.safety.sensors import SensorHealth
+from legsleeve.safety.shared import ManifoldBound, SharedSensor
 from legsleeve.safety.trip import Monitor, Trip, all_readings
 from legsleeve.safety.venting import ValveCheck, VentCheck
 
 log = logging.getLogger(__name__)
+
+# On a one-sensor build a zone is read through the manifold, joined to any zone whose inlet is stuck open: what these
+# rules see of one zone may be another's, or the sensor's own. Their trips say so.
+SHARED_AMBIGUOUS = ("SAFE-5", "SAFE-6", "SAFE-7", "SAFE-8")
+SHARED_HINT = (
+    "one sensor reads every zone through the manifold, so an inlet stuck open elsewhere, a pump running when told to "
+    "stop, or the sensor itself can look the same: check those too"
+)
 
 
 class Build(Protocol):
@@ -47,6 +57,9 @@ class Build(Protocol):
 
     @property
     def zone_limbs(self) -> tuple[str, ...]: ...
+
+    @property
+    def shared_sensor(self) -> bool: ...
 
 
 class _Median3:
@@ -88,13 +101,20 @@ class Supervisor:
         `extra_monitors`: rules of one occasion (the self-test's cross-talk) checked after the standard ones."""
         lim = build.limits
         names = build.zone_names
-        sensor_names = [*names, *(["manifold"] if build.has_manifold_sensor else [])]
+        view_names = [*names, *(["manifold"] if build.has_manifold_sensor else [])]
         self.trip_levels_mmhg = [min(lim.max_mmhg, t + lim.trip_margin_mmhg, ABS_MAX_MMHG) for t in peak_targets_mmhg]
-        # SAFE-15: with a manifold sensor every zone reading is confirmed against it; without one there is nothing
-        # to confirm against, and the config caps the build's pressures instead (legsleeve.config.hardware).
+        # A one-sensor build: the manifold's sensor reads each zone through its inlet (legsleeve.safety.shared); the
+        # sensor rule judges that one sensor, and the other rules the zone readings its peeks give.
+        self.shared = (
+            SharedSensor(names, self.trip_levels_mmhg, lim.occlusion_rate_mmhg_s) if build.shared_sensor else None
+        )
+        sensor_names = ["manifold"] if self.shared is not None else view_names
+        # SAFE-15: with a manifold sensor every zone reading is confirmed against it; without one (or with it the
+        # only sensor) there is nothing to confirm against, and the config caps the build's pressures instead
+        # (legsleeve.config.hardware).
         self.plausibility = (
             Plausibility(names, tol_mmhg=lim.plausibility_tol_mmhg, step_mmhg=lim.plausibility_step_mmhg)
-            if build.has_manifold_sensor
+            if build.has_manifold_sensor and self.shared is None
             else None
         )
         self.over_pressure = OverPressure(
@@ -135,6 +155,7 @@ class Supervisor:
                 min_rate_mmhg_s=lim.min_fill_rate_mmhg_s,
                 window_s=lim.fill_rate_window_s,
                 timeout_s=lim.fill_timeout_s,
+                judge_checks=self.shared is not None,
             ),
             self.vent_check,
             ReverseGradient(names, lim.reverse_gradient_mmhg, lim.reverse_gradient_s, build.zone_limbs),
@@ -146,14 +167,31 @@ class Supervisor:
             ),
             *extra_monitors,
         ]
+        if self.shared is not None:
+            self.monitors.insert(
+                self.monitors.index(self.over_pressure) + 1,
+                ManifoldBound(names, self.trip_levels_mmhg, lim.overpressure_debounce_s, self.shared),
+            )
         self.n_zones = len(names)
-        self._median = _Median3(len(sensor_names))
+        self._median = _Median3(len(view_names))
         self.tripped: Trip | None = None
         self.cannot_vent: Trip | None = None  # raised after a trip, while the sleeve is meant to be emptying
         self.applied: Commands = SAFE
+        self.intent: Commands = SAFE  # what the outputs mean to do: `applied` less a one-sensor build's peeks
 
-    def review(self, now_s: float, readings: Readings, wish: Commands) -> Commands:
-        """Check every rule against these readings and what was applied since; return `wish` made no less safe."""
+    def observe(self, readings: Readings) -> Readings:
+        """The zone readings the controller, the log and the summary go by: the sensors' own; on a one-sensor build,
+        each zone's last measured pressure (legsleeve.safety.shared)."""
+        if self.shared is None:
+            return readings
+        return self.shared.observe(readings)[1]
+
+    def review(self, now_s: float, readings: Readings, wish: Commands, *, measure: bool = True) -> Commands:
+        """Check every rule against these readings and what was applied since; return `wish` made no less safe.
+        `measure`: a one-sensor build may peek at its zones (not once a stop was asked for)."""
+        raw, known = readings, readings
+        if self.shared is not None:
+            readings, known = self.shared.observe(raw)  # the zones read this tick; each zone's last reading
         smooth = self._median.update(readings)
         if self.tripped is not None:
             # Latched: safe state, but keep watching the vent (a stuck exhaust is the worst news there is), and a
@@ -167,18 +205,39 @@ class Supervisor:
                         self.cannot_vent = trip
                         log.critical("%s - %s", trip, trip.hint)
                         break
-            self.applied = SAFE
+            self.applied = self.intent = SAFE
             return SAFE
         for monitor in self.monitors:
-            trip = monitor.check(now_s, readings if monitor.raw else smooth, self.applied)
+            trip = monitor.check(now_s, *self._view(monitor, raw, readings, smooth, known))
             if trip is not None:
                 self.trip(trip)
                 return SAFE
-        out = self._guard(readings, wish)
+        out = self._guard(known, wish)
         if self.plausibility is not None:
             out = self.plausibility.shape(out)  # a check due: pump off, that zone's inlet alone open (SAFE-15)
+        self.intent = out
+        if self.shared is not None and measure:
+            out = self.shared.shape(now_s, out)  # a peek due, one inlet while pumping, the manifold's ceiling
         self.applied = out
         return out
+
+    def _view(
+        self, monitor: Monitor, raw: Readings, readings: Readings, smooth: Readings, known: Readings
+    ) -> tuple[Readings, Commands]:
+        """What a rule sees. On a one-sensor build: the rules of the one physical sensor and of the pump see the
+        sensor as read and the outputs as applied; SAFE-4 the zones read this tick; the reverse gradient each zone's
+        last reading; the rules of holds and vents the outputs as meant (a peek is a look, not a fill)."""
+        if self.shared is None:
+            return (readings if monitor.raw else smooth), self.applied
+        if isinstance(monitor, (EStop, SensorHealth, ManifoldBound)):
+            return raw, self.applied
+        if isinstance(monitor, PumpCheck):
+            return smooth, self.applied  # the manifold's median: one spike is SAFE-9's, not a running pump
+        if isinstance(monitor, ReverseGradient):
+            return known, self.intent
+        if isinstance(monitor, (HoldLeak, ValveCheck, VentCheck, TimeUnderPressure)):
+            return smooth, self.intent
+        return (readings if monitor.raw else smooth), self.applied
 
     def untrusted(self) -> set[str]:
         """Sensors a SAFE-9 or SAFE-15 trip declared bad: after it, their readings decide nothing."""
@@ -213,9 +272,11 @@ class Supervisor:
 
     def trip(self, trip: Trip) -> None:
         """Latch (the first trip wins), log with the hint. The caller applies SAFE at once."""
+        if self.tripped is None and self.shared is not None and trip.rule in SHARED_AMBIGUOUS:
+            trip = dataclasses.replace(trip, hint=f"{trip.hint}; {SHARED_HINT}")
         if self.tripped is None:
             self.tripped = trip
-            self.applied = SAFE
+            self.applied = self.intent = SAFE
             if trip.cannot_vent:
                 self.cannot_vent = trip
             log.critical("TRIP %s - %s", trip, trip.hint)
@@ -229,3 +290,6 @@ class Supervisor:
         self.tripped = None
         self.cannot_vent = None
         self.applied = SAFE
+        self.intent = SAFE
+        if self.shared is not None:
+            self.shared.reset()

@@ -121,6 +121,8 @@ class ValveCheck:
 
     def check(self, now_s: float, readings: Readings, applied: Commands) -> Trip | None:
         for i, r in enumerate(readings.zones):
+            if r.unmeasured:
+                continue  # a one-sensor build's zone not read this tick: judged at its next reading
             action = applied.action(i)
             previous, self._previous[i] = self._previous[i], action
             if action is FILL or not r.ok:

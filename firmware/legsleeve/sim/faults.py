@@ -79,7 +79,7 @@ VALUES = {
 }
 
 _PATTERN = re.compile(
-    r"^(?P<name>[a-z-]+)(?::(?P<zone>[A-Za-z0-9_-]+))?@(?P<at>[0-9.eE+-]+)(?:=(?P<value>[^=@:\s]*))?$"
+    r"^(?P<name>[a-z-]+)(?::(?P<zone>[A-Za-z0-9_.-]+))?@(?P<at>[0-9.eE+-]+)(?:=(?P<value>[^=@:\s]*))?$"
 )
 _FORM = "NAME[:ZONE]@SECONDS[=VALUE]"
 

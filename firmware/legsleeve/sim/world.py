@@ -61,7 +61,11 @@ class SimWorld:
         for address, mux in self.muxes.items():
             self.bus.attach(address, mux)
         self.chips: dict[str, SimMPRLS] = {}
-        sensors = [(z.name, z.sensor_channel, self._zone_hpa(i)) for i, z in enumerate(config.zones)]
+        sensors = [
+            (z.name, z.sensor_channel, self._zone_hpa(i))
+            for i, z in enumerate(config.zones)
+            if not config.shared_sensor
+        ]
         if config.has_manifold_sensor:
             sensors.append((MANIFOLD, config.manifold_channel, self._manifold_hpa))
         for name, channel, source in sensors:
