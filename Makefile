@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 OUT ?= out
 
-.PHONY: demo test lint venv clean install uninstall
+.PHONY: demo test lint venv clean install uninstall vpi
 
 # A virtual environment with legsleeve and the plotting extra, installed editable from this checkout.
 $(VENV)/.installed: pyproject.toml
@@ -35,12 +35,21 @@ lint: $(VENV)/.installed-test
 	$(BIN)/mypy
 	$(BIN)/mypy --strict firmware/legsleeve/core firmware/legsleeve/safety
 
+# The virtual Raspberry Pi (docs/virtual-pi.md): builds or reuses a Debian arm64 image in $(VPI_CACHE), boots it
+# under QEMU, installs this working tree as README tells a Pi owner, and runs the checks inside (pytest -m vpi).
+# Building needs root, debootstrap, qemu-user-static, qemu-system-arm, device-tree-compiler (.ci/run installs them).
+VPI_CACHE ?= $(or $(LEGSLEEVE_VPI_CACHE),$(HOME)/.cache/legsleeve-vpi)
+vpi: $(VENV)/.installed-test
+	LEGSLEEVE_VPI_CACHE=$(VPI_CACHE) $(BIN)/python -m pytest -m vpi -n0 -s -p no:cacheprovider -rA tests/test_vpi.py
+
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache
 
-# On the Raspberry Pi, as root: the service, its user, config in /etc/legsleeve, the Pi's boot settings.
+# On the Raspberry Pi, as root: the service, its user, config in /etc/legsleeve, the Pi's boot settings. The user who
+# ran `sudo make install` joins the groups legsleeve, gpio and i2c (`make install LOGIN_USER=` to leave them out).
+LOGIN_USER ?= $(filter-out root,$(SUDO_USER))
 install:
-	$(PYTHON) systemd/install.py install
+	$(PYTHON) systemd/install.py install $(if $(LOGIN_USER),--login-user $(LOGIN_USER))
 
 uninstall:
 	$(PYTHON) systemd/install.py uninstall

@@ -7,7 +7,12 @@ directory); `--dry-run` writes files under the root but runs no commands (user c
 them instead. Exit status: 0 done, 1 a step failed, 2 bad usage.
 
 What it does:
-  user       a system user `legsleeve` in the groups gpio and i2c (no login, no home)
+  groups     the groups gpio and i2c, where the system lacks them (Raspberry Pi OS has both; plain Debian neither)
+  user       a system user `legsleeve` in the groups gpio and i2c (no login, no home); with --login-user NAME
+             (`sudo make install` passes the user who ran sudo), NAME joins legsleeve (the control socket), gpio and
+             i2c (the bring-up commands), from their next login
+  udev       /etc/udev/rules.d/60-legsleeve.rules: /dev/gpiochip* to gpio, /dev/i2c-* to i2c, mode 0660 (what
+             Raspberry Pi OS's own rules do; plain Debian leaves them to root)
   venv       /opt/legsleeve/venv with legsleeve and its `pi` extra; the source in /opt/legsleeve
   config     /etc/legsleeve/hardware.yaml and profiles/, never overwriting a file you edited: the new version of
              such a file is written beside it as NAME.dist
@@ -16,6 +21,7 @@ What it does:
              needed after this changes
   modules    /etc/modules-load.d/legsleeve.conf: i2c-dev
   unit       /etc/systemd/system/legsleeve.service, enabled (started at the next boot, or with systemctl start)
+  command    /usr/local/bin/legsleeve, a link to the venv's: `legsleeve` on every user's PATH
 """
 
 from __future__ import annotations
@@ -31,6 +37,12 @@ from pathlib import Path
 SOURCE = Path(__file__).resolve().parent.parent
 USER = "legsleeve"
 GROUPS = ("gpio", "i2c")
+UDEV_RULES = Path("etc/udev/rules.d/60-legsleeve.rules")
+UDEV_TEXT = """# legsleeve (systemd/install.py): GPIO chips and I2C buses to their groups, as Raspberry Pi OS's rules do
+SUBSYSTEM=="gpio", KERNEL=="gpiochip[0-9]*", GROUP="gpio", MODE="0660"
+SUBSYSTEM=="i2c-dev", GROUP="i2c", MODE="0660"
+"""
+COMMAND = Path("usr/local/bin/legsleeve")
 PREFIX = Path("opt/legsleeve")
 VENV = PREFIX / "venv"
 ETC = Path("etc/legsleeve")
@@ -46,10 +58,11 @@ SOURCE_ITEMS = ("firmware", "config", "systemd", "hardware", "docs", "pyproject.
 
 
 class Installer:
-    def __init__(self, root: Path, dry_run: bool, out=sys.stdout):
+    def __init__(self, root: Path, dry_run: bool, out=sys.stdout, login_user: str | None = None):
         self.root = root
         self.dry_run = dry_run
         self.out = out
+        self.login_user = login_user
         self.changed: list[str] = []
         self.commands: list[str] = []
 
@@ -93,27 +106,76 @@ class Installer:
             self.changed.append(str(rel / path.relative_to(src)))
 
     # -- steps -----------------------------------------------------------------------------------------------
+    def groups(self) -> None:
+        for group in GROUPS:
+            if self._group_exists(group):
+                self.say(f"group {group}", "ok")
+            else:
+                self.run(["groupadd", "--system", group], f"group {group}")
+
     def user(self) -> None:
-        exists = self._user_exists()
-        if exists:
-            self.say(f"user {USER}", "ok")
+        if not self._user_exists():
+            self.run(
+                [
+                    "useradd",
+                    "--system",
+                    "--no-create-home",
+                    "--home-dir",
+                    "/var/lib/legsleeve",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    "--user-group",
+                    "--groups",
+                    ",".join(GROUPS),
+                    USER,
+                ],
+                f"user {USER}",
+            )
+        else:
+            self._join(USER, GROUPS)
+        if self.login_user:
+            self._join(self.login_user, (USER, *GROUPS))
+
+    def _join(self, user: str, groups: tuple[str, ...]) -> None:
+        """`user` in every one of `groups` (usermod -aG, only for those it is not in yet)."""
+        missing = [g for g in groups if user not in self._members(g)]
+        if not missing:
+            self.say(f"{user} in {', '.join(groups)}", "ok")
             return
-        groups = [g for g in GROUPS if self._group_exists(g)] if not self.dry_run else list(GROUPS)
-        self.run(
-            [
-                "useradd",
-                "--system",
-                "--no-create-home",
-                "--home-dir",
-                "/var/lib/legsleeve",
-                "--shell",
-                "/usr/sbin/nologin",
-                "--user-group",
-                *(["--groups", ",".join(groups)] if groups else []),
-                USER,
-            ],
-            f"user {USER}",
-        )
+        self.run(["usermod", "--append", "--groups", ",".join(missing), user], f"{user} joins {', '.join(missing)}")
+        if user == self.login_user:
+            self.relogin = True
+
+    def _members(self, name: str) -> set[str]:
+        group = self.path(Path("etc/group"))
+        for line in group.read_text().splitlines() if group.exists() else ():
+            fields = line.split(":")
+            if fields[0] == name and len(fields) > 3:
+                return set(filter(None, fields[3].split(",")))
+        return set()
+
+    def udev(self) -> None:
+        before = len(self.changed)
+        self.write(UDEV_RULES, UDEV_TEXT)
+        if len(self.changed) > before:
+            self.run(["udevadm", "control", "--reload-rules"], "udev reload")
+            self.run(
+                ["udevadm", "trigger", "--action=add", "--subsystem-match=gpio", "--subsystem-match=i2c-dev"],
+                "udev: the existing GPIO chips and I2C buses",
+            )
+
+    def command(self) -> None:
+        """`legsleeve` on PATH: a link to the venv's entry point, unless something else already has the name."""
+        link, target = self.path(COMMAND), Path("/") / VENV / "bin/legsleeve"
+        if link.is_symlink() and Path(os.readlink(link)) == target:
+            self.say(str(COMMAND), "ok")
+        elif link.exists() or link.is_symlink():
+            self.say(f"{COMMAND} is not ours: left alone; the command is {target}", "kept")
+        else:
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(target)
+            self.changed.append(str(COMMAND))
+            self.say(f"{COMMAND} -> {target}", "written")
 
     def _user_exists(self) -> bool:
         passwd = self.path(Path("etc/passwd"))
@@ -201,19 +263,38 @@ class Installer:
 
     def install(self) -> int:
         self.reboot = False
+        self.relogin = False
         self._source_changed = False
         print(
             f"installing legsleeve into {self.root}{' (dry run: no commands)' if self.dry_run else ''}", file=self.out
         )
-        for step in (self.user, self.source, self.venv, self.config, self.boot, self.modules, self.unit):
+        for step in (
+            self.groups,
+            self.user,
+            self.udev,
+            self.source,
+            self.venv,
+            self.config,
+            self.boot,
+            self.modules,
+            self.unit,
+            self.command,
+        ):
             step()
         print(
             f"\n{len(self.changed)} file(s) changed, {len(self.commands)} command(s)"
             f"{' to run' if self.dry_run else ' run'}.",
             file=self.out,
         )
+        relogin = (
+            f"\n{self.login_user} joined groups: log out and in again (or reboot) before the steps below.\n"
+            if self.relogin
+            else ""
+        )
         print(
-            NEXT_STEPS + ("\nThe boot config changed: reboot before the first session.\n" if self.reboot else ""),
+            NEXT_STEPS
+            + ("\nThe boot config changed: reboot before the first session.\n" if self.reboot else "")
+            + relogin,
             file=self.out,
         )
         return 0
@@ -225,6 +306,10 @@ class Installer:
             self._remove(UNIT)
             self.run(["systemctl", "daemon-reload"], "systemd reload")
         self._remove(MODULES)
+        self._remove(UDEV_RULES)
+        link = self.path(COMMAND)
+        if link.is_symlink() and Path(os.readlink(link)) == Path("/") / VENV / "bin/legsleeve":
+            self._remove(COMMAND)
         self._remove(PREFIX)
         rel = next((c for c in BOOT_CANDIDATES if self.path(c).exists()), None)
         if rel is not None:
@@ -254,7 +339,8 @@ class Installer:
 
 
 NEXT_STEPS = """
-Next:
+Next (the service is enabled, not started: the bring-up steps need the sleeve to themselves; if it runs,
+`sudo systemctl stop legsleeve` first - it vents on the way out):
   1. Wire the build as hardware/README.md shows; check your pins:   legsleeve wiring --config /etc/legsleeve
   2. Reboot if the boot config changed, then check each sensor:     legsleeve sensors --config /etc/legsleeve
   3. Check each valve and hose, one zone at a time:                  legsleeve test-valve ankle --config /etc/legsleeve
@@ -268,11 +354,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=Path("/"), help="install into this tree (default /)")
     parser.add_argument("--dry-run", action="store_true", help="write files under --root but run no commands")
     parser.add_argument("--purge", action="store_true", help="uninstall: also remove config, logs and the user")
+    parser.add_argument(
+        "--login-user",
+        metavar="NAME",
+        default=None,
+        help="install: add NAME to the groups legsleeve (the control socket), gpio and i2c (the bring-up commands)",
+    )
     args = parser.parse_args(argv)
     if args.root == Path("/") and not args.dry_run and os.geteuid() != 0:
         print("install: run as root (sudo make install), or use --root DIR --dry-run to look first", file=sys.stderr)
         return 2
-    installer = Installer(args.root.resolve(), args.dry_run)
+    installer = Installer(args.root.resolve(), args.dry_run, login_user=args.login_user or None)
     try:
         return installer.install() if args.action == "install" else installer.uninstall(args.purge)
     except (OSError, subprocess.CalledProcessError) as exc:

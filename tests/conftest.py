@@ -14,7 +14,14 @@ from tests.helpers import CONFIG_DIR
 
 def pytest_collection_modifyitems(config, items):
     """Tests marked `slow` (the fault matrix) first, in their own order, then the rest as collected: pytest-xdist
-    hands tests out in this order, so the long ones start at once and short ones fill the gaps at the end."""
+    hands tests out in this order, so the long ones start at once and short ones fill the gaps at the end.
+
+    The virtual Pi's checks (marked `vpi`: a VM boot of minutes) run only when `-m` names them (`make vpi`)."""
+    if "vpi" not in (config.getoption("markexpr") or ""):
+        vpi = [item for item in items if item.get_closest_marker("vpi") is not None]
+        if vpi:
+            config.hook.pytest_deselected(items=vpi)
+            items[:] = [item for item in items if item.get_closest_marker("vpi") is None]
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: the order within each is kept
 
 

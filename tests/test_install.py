@@ -20,9 +20,9 @@ def _snapshot(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def _run(inst, root, action="install", **kw):
+def _run(inst, root, action="install", login_user=None, **kw):
     out = io.StringIO()
-    i = inst.Installer(root, dry_run=True, out=out)
+    i = inst.Installer(root, dry_run=True, out=out, login_user=login_user)
     code = i.install() if action == "install" else i.uninstall(kw.get("purge", False))
     return code, i, out.getvalue()
 
@@ -57,6 +57,12 @@ def test_install_writes_the_expected_files(inst, pi_root):
     assert "useradd --system" in joined and "--groups gpio,i2c" in joined and "legsleeve" in joined
     assert "-m venv" in joined and "[pi]" in joined and "systemctl enable legsleeve.service" in joined
     assert "reboot before the first session" in out and "legsleeve test-valve" in out
+    # the devices to their groups (as Raspberry Pi OS's own rules do), and the command on PATH
+    rules = (pi_root / "etc/udev/rules.d/60-legsleeve.rules").read_text()
+    assert 'KERNEL=="gpiochip[0-9]*", GROUP="gpio", MODE="0660"' in rules and 'GROUP="i2c"' in rules
+    assert "udevadm trigger" in joined
+    assert (pi_root / "usr/local/bin/legsleeve").readlink() == Path("/opt/legsleeve/venv/bin/legsleeve")
+    assert "groupadd" not in joined  # Raspberry Pi OS has both groups
 
 
 def test_install_twice_changes_nothing(inst, pi_root):
@@ -97,6 +103,8 @@ def test_uninstall_undoes_it_and_keeps_the_users_data(inst, pi_root):
     assert not (pi_root / "etc/systemd/system/legsleeve.service").exists()
     assert not (pi_root / "opt/legsleeve").exists()
     assert not (pi_root / "etc/modules-load.d/legsleeve.conf").exists()
+    assert not (pi_root / "etc/udev/rules.d/60-legsleeve.rules").exists()
+    assert not (pi_root / "usr/local/bin/legsleeve").is_symlink()
     assert (pi_root / "boot/firmware/config.txt").read_text() == before
     assert (pi_root / "etc/legsleeve/hardware.yaml").exists()  # config kept without --purge
     assert "systemctl disable --now legsleeve.service" in "\n".join(i.commands)
@@ -107,3 +115,32 @@ def test_uninstall_undoes_it_and_keeps_the_users_data(inst, pi_root):
 def test_refuses_a_real_install_without_root(inst, monkeypatch):
     monkeypatch.setattr(inst.os, "geteuid", lambda: 1000)
     assert inst.main(["install"]) == 2
+
+
+def test_on_plain_debian_the_groups_are_created_first(inst, tmp_path):
+    """Without gpio and i2c systemd cannot start the unit (SupplementaryGroups=): found on the virtual Pi."""
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/group").write_text("root:x:0:\nsudo:x:27:pi\n")
+    i = _run(inst, tmp_path)[1]
+    assert i.commands[:2] == ["groupadd --system gpio", "groupadd --system i2c"]
+    assert any(c.startswith("useradd") for c in i.commands[2:])
+
+
+def test_the_login_user_joins_the_groups_it_lacks(inst, pi_root):
+    (pi_root / "etc/group").write_text("gpio:x:997:pi\ni2c:x:998:\nlegsleeve:x:996:\n")
+    code, i, out = _run(inst, pi_root, login_user="pi")
+    assert "usermod --append --groups legsleeve,i2c pi" in i.commands
+    assert "pi joined groups: log out and in again" in out
+    (pi_root / "etc/group").write_text("gpio:x:997:pi\ni2c:x:998:pi\nlegsleeve:x:996:pi\n")
+    code, i, out = _run(inst, pi_root, login_user="pi")
+    assert not any(c.startswith("usermod") for c in i.commands) and "log out" not in out
+
+
+def test_a_legsleeve_command_that_is_not_ours_is_left_alone(inst, pi_root):
+    (pi_root / "usr/local/bin").mkdir(parents=True)
+    (pi_root / "usr/local/bin/legsleeve").write_text("#!/bin/sh\necho mine\n")
+    out = _run(inst, pi_root)[2]
+    assert (pi_root / "usr/local/bin/legsleeve").read_text() == "#!/bin/sh\necho mine\n"
+    assert "usr/local/bin/legsleeve is not ours" in out
+    _run(inst, pi_root, "uninstall")
+    assert (pi_root / "usr/local/bin/legsleeve").exists()  # nor removed

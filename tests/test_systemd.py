@@ -86,6 +86,8 @@ def test_unit_says_what_the_sleeve_needs():
         assert svc[key] == "yes"
     assert svc["ProtectSystem"] == "strict" and svc["DevicePolicy"] == "closed"
     assert "PrivateDevices" not in svc  # it would hide the GPIO chip and the I2C bus
+    # ProcSubset=pid hides /proc/cpuinfo and /proc/device-tree: gpiozero and Blinka could not tell the board (vpi)
+    assert svc.get("ProcSubset", "all") == "all" and svc["ProtectProc"] == "invisible"
 
 
 def test_unit_runs_what_the_installer_installs():

@@ -179,3 +179,26 @@ def test_run_refuses_a_session_beyond_the_limit_before_opening_the_sleeve(capsys
     code, _, err = run(capsys, "run", "--config", str(CONFIG_DIR), "--minutes", "90")
     assert code == 2 and "ask for at most 60" in err and "nothing was actuated" in err
     assert "no GPIO library" not in err  # the sleeve was never opened
+
+
+def test_bringup_is_refused_while_the_service_holds_the_sleeve(tmp_path, monkeypatch, capsys):
+    """`vent`, `sensors`, `test-valve`, `calibrate` and `run` on the sleeve ask first whether `serve` holds it (its
+    single-instance lock), and refuse before touching a pin: two processes would fight over the valves."""
+    import os
+
+    from legsleeve.app.service import ControlSocket, serving_pid
+
+    sock = tmp_path / "control.sock"
+    monkeypatch.setenv("LEGSLEEVE_CONTROL", str(sock))
+    assert serving_pid() is None
+    control = ControlSocket(str(sock))
+    try:
+        assert serving_pid() == os.getpid()
+        code, out, err = run(capsys, "vent", "--config", str(CONFIG_DIR))
+    finally:
+        control.close()
+    assert code == 1 and f"service (pid {os.getpid()}) holds the sleeve" in err
+    assert "sudo systemctl stop legsleeve" in err and "no GPIO library" not in err  # before any GPIO was tried
+    assert serving_pid() is None
+    code, out, err = run(capsys, "vent", "--config", str(CONFIG_DIR))  # the service gone: on to the hardware
+    assert code == 1 and "no GPIO library could start" in err

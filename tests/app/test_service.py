@@ -629,3 +629,59 @@ def test_silent_and_flooding_clients_on_every_profile(cfg, tmp_path, profile, ca
             + ", ".join(f"{p:.1f}/{level:g}" for p, level in zip(peaks, levels, strict=True))
             + f" mmHg; vented {vented_s:.1f} s after the stop"
         )
+
+
+def test_sensors_that_do_not_answer_keep_the_service_up_vented_and_refuse_a_session(cfg):
+    """SAFE-9 at the service: opened without its sensors (as `serve` opens the sleeve), it connects them itself; a
+    dead one is an alarm naming it, not a service that will not start; a start after a reset tries again and is
+    refused with the same fault, the pump never having run."""
+    rig = open_sim(cfg, seed=3, faults=[FaultSpec("sensor-dead", "calf", 0.0)], with_sensors=False)
+    svc = Service(rig, CONFIG_DIR)
+    svc.load_profiles()
+    try:
+        svc.serve(until_s=1.0)
+        assert svc.status.state == "alarm" and "sensor calf: not found" in svc.status.alarm, svc.status
+        assert rig.sensors is None
+        now = rig.clock.now()
+        assert svc.command("reset", now) == "reset: idle"
+        assert svc.command("start", now) == "starting gentle"
+        svc.serve(until_s=now + 2.0)
+        assert svc.status.state == "alarm" and svc.status.last == "gentle not started: a sensor fault"
+        assert "sensor calf: not found" in svc.status.alarm and svc.status.sessions == 0
+        pump = rig.world.pin_factory.pin(cfg.pump.pin.name)
+        assert [s.state for s in pump.states] == [0.0]  # never ran
+        _safe(rig)
+    finally:
+        rig.close()
+
+
+def test_sensors_are_connected_when_the_service_starts(cfg):
+    rig = open_sim(cfg, seed=3, with_sensors=False)
+    svc = Service(rig, CONFIG_DIR)
+    svc.load_profiles()
+    try:
+        svc.serve(until_s=1.0)
+        assert svc.status.state == "idle" and rig.sensors is not None
+        assert [s.name for s in rig.sensors.all] == [*cfg.zone_names, "manifold"]
+    finally:
+        rig.close()
+
+
+def test_a_missing_i2c_bus_is_an_alarm_not_a_restart_loop(cfg):
+    """The Pi back end opens the service's rig on an AbsentBus when /dev/i2c-N will not open: the service stays up,
+    vented, and its alarm carries the reason (the kernel's and the hint), where a restart loop would hide it."""
+    from legsleeve.hw.backends import AbsentBus
+    from legsleeve.hw.i2c import DeadlineI2C
+
+    rig = open_sim(cfg, seed=3, with_sensors=False)
+    rig.bus = DeadlineI2C(
+        AbsentBus("I2C bus 1 (/dev/i2c-1) did not start; is dtparam=i2c_arm=on set?"), rig.clock, 0.02
+    )
+    svc = Service(rig, CONFIG_DIR)
+    svc.load_profiles()
+    try:
+        svc.serve(until_s=1.0)
+        assert svc.status.state == "alarm" and "is dtparam=i2c_arm=on set?" in svc.status.alarm, svc.status
+        _safe(rig)
+    finally:
+        rig.close()

@@ -511,3 +511,36 @@ def test_unknown_limb_lists_every_limb_of_the_build(tmp_path):
     assert any(
         "simulation.limbs.left: no zone is on a limb named 'left' (limbs: leg, right)" in p for p in err.value.problems
     )
+
+
+def test_gpio_chip_defaults_to_auto_and_takes_a_number(cfg, tmp_path):
+    assert cfg.gpio_chip is None  # found by its label at start (hw/backends.py: header_chip)
+    assert _load_variant(tmp_path, "gpio_chip: 4\n" + SHIPPED).gpio_chip == 4
+    assert _load_variant(tmp_path, "gpio_chip: auto\n" + SHIPPED).gpio_chip is None
+
+
+def test_another_i2c_bus_by_number_frees_gpio2_and_3(tmp_path):
+    """i2c.bus is any /dev/i2c-N; GPIO2/3 carry the bus only when it is the header's I2C1."""
+    text = SHIPPED.replace("  bus: 1 ", "  bus: 3 ").replace("buzzer: {pin: GPIO13}", "buzzer: {pin: GPIO2}")
+    cfg = _load_variant(tmp_path, text)
+    assert cfg.i2c.bus == 3 and cfg.controls.buzzer.pin.gpio == 2
+    with pytest.raises(ConfigError, match="carries the I2C bus"):
+        _load_variant(tmp_path, text.replace("  bus: 3 ", "  bus: 1 "))
+
+
+@pytest.mark.parametrize(
+    "old, new, key, fragment",
+    [
+        ("  bus: 1 ", "  bus: -1 ", "i2c.bus", "must be >= 0"),
+        ("  bus: 1 ", "  bus: 256 ", "i2c.bus", "must be <= 255"),
+        ("tick_hz: 50", "tick_hz: 50\ngpio_chip: rp1", "gpio_chip", "must be auto or a gpiochip number 0-63"),
+        ("tick_hz: 50", "tick_hz: 50\ngpio_chip: 64", "gpio_chip", "must be <= 63"),
+    ],
+)
+def test_bad_bus_or_chip_names_file_line_and_key(tmp_path, old, new, key, fragment):
+    text = SHIPPED.replace(old, new)
+    assert text != SHIPPED
+    with pytest.raises(ConfigError) as err:
+        _load_variant(tmp_path, text)
+    line = _line_of(text, new.splitlines()[-1].strip())
+    assert any(f":{line}: {key}: " in p and fragment in p for p in err.value.problems), err.value.problems

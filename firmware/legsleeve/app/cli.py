@@ -75,9 +75,24 @@ def _config(args) -> HardwareConfig:
 
 
 @contextlib.contextmanager
-def open_rig(cfg: HardwareConfig, args, *, faults=(), with_sensors: bool = True) -> Iterator[Rig]:
-    """Open the sleeve or the simulated rig; on the way out, whatever the reason, drive it safe and release it."""
+def open_rig(
+    cfg: HardwareConfig, args, *, faults=(), with_sensors: bool = True, serving: bool = False
+) -> Iterator[Rig]:
+    """Open the sleeve or the simulated rig; on the way out, whatever the reason, drive it safe and release it.
+
+    On the sleeve, a command other than `serve` itself (`serving`) first asks whether the service holds the
+    hardware, and if so refuses before it touches a pin: two processes on one sleeve would fight over its valves."""
     from legsleeve.hw import backends
+
+    if not args.sim and not serving:
+        from legsleeve.app.service import control_socket_path, serving_pid
+
+        pid = serving_pid(getattr(args, "socket", None) or control_socket_path())
+        if pid is not None:
+            raise HardwareError(
+                f"the legsleeve service (pid {pid}) holds the sleeve; nothing was actuated. For bring-up, stop it "
+                "first: sudo systemctl stop legsleeve (it vents on the way out), then run this again"
+            )
 
     rig = (
         backends.open_sim(cfg, seed=args.seed, faults=faults, with_sensors=with_sensors)
@@ -408,7 +423,8 @@ def cmd_serve(args) -> int:
     notifier = Notifier()
     log_dir = args.log_dir or Path(os.environ.get("STATE_DIRECTORY", "sessions")) / "sessions"
     try:
-        with open_rig(cfg, args) as rig:
+        # without sensors: the service connects them itself, and stays up (vented, with an alarm) when they fail
+        with open_rig(cfg, args, with_sensors=False, serving=True) as rig:
             if args.sim:
                 from legsleeve.core.clock import RealTimePacer, VirtualClock
 

@@ -39,8 +39,9 @@ from legsleeve.app.selftest import SelfTestFailed, SelfTestStopped
 from legsleeve.config.profiles import load_all
 from legsleeve.core.clock import Clock, MonotonicClock
 from legsleeve.core.plan import Profile
-from legsleeve.errors import ConfigError, SensorFault, SleeveError
+from legsleeve.errors import ConfigError, HardwareError, SensorFault, SleeveError
 from legsleeve.hw.rig import Rig
+from legsleeve.hw.sensors import build_sensors
 from legsleeve.safety.trip import Priority
 
 log = logging.getLogger(__name__)
@@ -483,6 +484,24 @@ def _take_lock(lock_path: Path, socket_path: str) -> int:
     return fd
 
 
+def serving_pid(socket_path: str | None = None) -> int | None:
+    """The pid of the `legsleeve serve` holding the single-instance lock beside `socket_path`, or None when none
+    does (or this user cannot tell: then the GPIO library's "busy" is the answer). Never takes the lock."""
+    lock_path = Path(socket_path or control_socket_path()).with_suffix(".lock")
+    try:
+        fd = os.open(lock_path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:  # no lock file (no service since boot), or not ours to read
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        return int(holder) if holder.isdigit() else -1
+    finally:
+        os.close(fd)  # closing releases a shared lock taken here
+    return None
+
+
 def send_command(command: str, path: str | None = None, timeout_s: float = 5.0) -> str:
     """Client side of the control socket (`legsleeve start|stop|status|reset`): one line out, one line back.
 
@@ -599,10 +618,17 @@ class Service:
         self.rig.drive_safe()
         if not self.profiles:
             self.load_profiles()
+        clock = self.rig.clock
+        # Before READY=1: probing a bus that hangs (1 s a transfer in the kernel) is bounded by the start timeout,
+        # not by the watchdog, which READY arms
+        try:
+            self._connect_sensors()
+        except SensorFault as exc:  # the service stays up, vented, and says why: a restart loop would only hide it
+            log.error("%s", exc)
+            self._raise(clock.now(), Priority.MEDIUM, f"{exc}; check the sensors' wiring, then `legsleeve reset`")
         if self.notifier:
             self.notifier.ready(f"idle, profile {self.status.profile}")
         log.info("idle, profile %s: waiting for the button or `legsleeve start`", self.status.profile)
-        clock = self.rig.clock
         while not self.stopping and (until_s is None or clock.now() < until_s):
             now = clock.now()
             self._idle_tick(now)
@@ -613,6 +639,16 @@ class Service:
             if self.notifier:
                 self.notifier.watchdog()
             clock.sleep(IDLE_TICK_S)
+
+    def _connect_sensors(self) -> None:
+        """The rig's sensors, if it has none yet (the service opens the rig without them): a sensor or multiplexer
+        that does not answer is a SensorFault, so no session starts without every sensor (SAFE-9)."""
+        if self.rig.sensors is not None:
+            return
+        try:
+            self.rig.sensors = build_sensors(self.rig.config, self.rig.bus, self.rig.clock)
+        except HardwareError as exc:  # a multiplexer that does not answer: no sensor behind it can
+            raise SensorFault("bus", str(exc)) from exc
 
     def _fatal(self, exc: Exception) -> None:
         """The service is going down on an error, the sleeve already safe: play one burst of the high alarm
@@ -770,6 +806,14 @@ class Service:
             return None
 
         now = self.rig.clock.now
+        try:
+            self._connect_sensors()  # again: they may have been wired since the service started
+        except SensorFault as exc:  # no session without every sensor (SAFE-9); nothing has moved
+            self.rig.drive_safe()
+            self.status.last = f"{name} not started: a sensor fault"  # which one: the alarm says
+            self._raise(now(), Priority.MEDIUM, f"{exc}; check the sensors' wiring, then `legsleeve reset`")
+            log.error("session %s not started: %s", name, exc)
+            return
         try:
             result = self.run_session(
                 self.rig,

@@ -55,7 +55,9 @@ from legsleeve.core.limits import (
     relief_mmhg,
 )
 
-_I2C_PINS = {2, 3}  # SDA1/SCL1 carry the sensor bus
+_I2C1_PINS = {2, 3}  # SDA1/SCL1 carry the sensor bus when it is i2c.bus 1 (the header's I2C1)
+MAX_I2C_BUS = 255  # Linux numbers its I2C adapters from 0; an overlay's bus (dtoverlay=i2c-gpio, i2c3...) is one
+MAX_GPIO_CHIP = 63
 MUX_ADDRESSES = range(0x70, 0x78)  # a TCA9548A's, set by its A0-A2 pins
 _ORDINAL = ("first", "second", "third")
 _NUMBER = ("none", "one", "two", "three")
@@ -112,11 +114,12 @@ def load_hardware(config_dir: Path | str, *, calibrated: bool = True) -> Hardwar
 class _Pins:
     """Resolves pin names with gpiozero's own board data and catches duplicates across the whole file."""
 
-    def __init__(self, problems: Problems):
+    def __init__(self, problems: Problems, bus_pins: set[int]):
         from gpiozero.pins.pi import PiBoardInfo  # pure data: no GPIO access
 
         self._board = PiBoardInfo.from_revision(HEADER_REVISION)
         self._seen: dict[int, str] = {}
+        self._bus_pins = bus_pins
         self.problems = problems
 
     def read(self, sec: Section, key: str, *, actuator: bool, required: bool = True) -> PinSpec | None:
@@ -137,7 +140,7 @@ class _Pins:
             return None
         gpio = int(gpios[0].name[4:])
         where = sec.key_path(key)
-        if gpio in _I2C_PINS:
+        if gpio in self._bus_pins:
             sec.error(key, f"GPIO{gpio} carries the I2C bus to the sensors (SDA/SCL); pick another pin")
             return None
         if gpio in self._seen:
@@ -155,9 +158,13 @@ class _Pins:
 
 def _read_hardware(doc: YMap, path: Path, problems: Problems) -> HardwareConfig | None:
     top = Section(doc, path, "", problems)
-    pins = _Pins(problems)
+    i2c_sec = top.section("i2c")
+    i2c = _read_i2c(i2c_sec)
+    # GPIO2/3 are the bus's only when it is the header's I2C1; another bus's pins are its overlay's
+    pins = _Pins(problems, _I2C1_PINS if i2c is None or i2c.bus == 1 else set())
 
     tick_hz = top.number("tick_hz", 50.0, minimum=MIN_TICK_HZ, maximum=MAX_TICK_HZ, unit="Hz")
+    gpio_chip = _read_gpio_chip(top)
 
     pump = None
     if (sec := top.section("pump")) is not None:
@@ -169,8 +176,6 @@ def _read_hardware(doc: YMap, path: Path, problems: Problems) -> HardwareConfig 
         if pin is not None and pwm_hz is not None and min_duty is not None and active_high is not None:
             pump = PumpSpec(pin, pwm_hz, min_duty, active_high)
 
-    i2c_sec = top.section("i2c")
-    i2c = _read_i2c(i2c_sec)
     zones = _read_zones(top, pins, problems, i2c)
     manifold_channel = None
     shared = bool(zones) and all(z.sensor_channel is None for z in zones)  # one sensor, on the manifold, for all
@@ -227,14 +232,26 @@ def _read_hardware(doc: YMap, path: Path, problems: Problems) -> HardwareConfig 
         limits=limits,
         simulation=sim,
         selftest=selftest,
+        gpio_chip=gpio_chip,
         warnings=tuple(problems.warnings),
     )
+
+
+def _read_gpio_chip(top: Section) -> int | None:
+    """`gpio_chip`: `auto` (None: the chip labelled as a Pi's header bank, found at start) or a /dev/gpiochipN."""
+    raw = top.raw("gpio_chip", "auto")
+    if raw == "auto":
+        return None
+    if isinstance(raw, str):
+        top.error("gpio_chip", f"must be auto or a gpiochip number 0-{MAX_GPIO_CHIP}, got {raw!r}")
+        return None
+    return top.integer("gpio_chip", None, minimum=0, maximum=MAX_GPIO_CHIP)
 
 
 def _read_i2c(sec: Section | None) -> I2CSpec | None:
     if sec is None:
         return None
-    bus = sec.integer("bus", 1, minimum=1, maximum=1)  # the header's I2C1; other buses are not supported yet
+    bus = sec.integer("bus", 1, minimum=0, maximum=MAX_I2C_BUS)  # /dev/i2c-N; 1 is the header's I2C1
     muxes = _read_mux_addresses(sec)
     addr = sec.integer("sensor_address", 0x18, minimum=0x08, maximum=0x77)
     freq = sec.integer("frequency_hz", 400_000, minimum=10_000, maximum=1_000_000)

@@ -182,6 +182,7 @@ class HardwareConfig:
     limits: Limits
     simulation: SimSpec
     selftest: SelfTestSpec = SelfTestSpec()
+    gpio_chip: int | None = None  # /dev/gpiochipN of the header's pins; None: found by its label at start
     warnings: tuple[str, ...] = ()
     # calibration.yaml, where there is one: `limits` are then derived from it, and `configured` holds hardware.yaml's
     calibration: Calibration | None = None
