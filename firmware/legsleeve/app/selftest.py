@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from legsleeve.app.builder import build_session
 from legsleeve.config.model import HardwareConfig
 from legsleeve.core.commands import FILL, Commands
-from legsleeve.core.limits import MAX_SENSOR_NOISE_MMHG, NOISE_MARGIN
+from legsleeve.core.limits import MAX_SENSOR_NOISE_MMHG
 from legsleeve.core.plan import Profile, Step, StepKind
 from legsleeve.core.readings import Readings
 from legsleeve.errors import SensorFault, SleeveError
@@ -126,10 +126,10 @@ def self_test(
             f"self-test: {fault}. Check that sensor's wiring, its multiplexer channel and that its zone is empty"
         ) from fault
     for sensor in rig.sensors.all if rig.sensors is not None else ():
-        if sensor.noise_mmhg > MAX_SENSOR_NOISE_MMHG / NOISE_MARGIN:
+        if sensor.noise_mmhg > MAX_SENSOR_NOISE_MMHG:
             raise SelfTestFailed(
                 f"self-test: sensor {sensor.name} is noisy ({sensor.noise_mmhg:.2f} mmHg at rest, at most "
-                f"{MAX_SENSOR_NOISE_MMHG / NOISE_MARGIN:g}): the safety rules could not tell a leak from its noise. "
+                f"{MAX_SENSOR_NOISE_MMHG:g}): the safety rules could not tell a leak from its noise. "
                 "Check its supply, its wiring and its I2C pull-ups"
             )
     readings = rig.read()
