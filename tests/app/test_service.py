@@ -40,7 +40,7 @@ def test_starts_idle_and_does_nothing_until_told(cfg):
     rig, svc = _service(cfg)
     try:
         svc.serve(until_s=60.0)
-        assert svc.status.state == "idle" and svc.status.sessions == 0 and svc.status.profile == "gentle"
+        assert svc.status.state == "idle" and svc.status.sessions == 0 and svc.status.selected == "gentle"
         pump = rig.world.pin_factory.pin(cfg.pump.pin.name)
         assert [s.state for s in pump.states] == [0.0]  # never ran
         _safe(rig)
@@ -72,7 +72,7 @@ def test_a_long_press_selects_the_next_profile_and_beeps_its_place(cfg):
         names = [p.name for p in svc.profiles]
         svc.serve(until_s=10.0)
         expected = names[(names.index("gentle") + 1) % len(names)]
-        assert svc.status.profile == expected and svc.status.sessions == 0
+        assert svc.status.selected == expected and svc.status.sessions == 0
         buzzer = rig.world.pin_factory.pin(cfg.controls.buzzer.pin.name)
         assert sum(1 for s in buzzer.states if s.state) == names.index(expected) + 1
     finally:
@@ -204,7 +204,11 @@ def test_control_socket_start_status_stop(cfg, tmp_path):
         (start,) = _queued(sock, "start wave")
         svc.serve(until_s=90.0)
         assert start.result() == "starting wave"
-        assert asks["status"].result().startswith("running wave; profile gentle; sessions 0")
+        status = asks["status"].result()
+        # what runs (not the button's selection), its cycle, step, time and every zone's pressure
+        assert status.startswith("running wave, cycle 1, fill "), status
+        assert " elapsed, about " in status and " left; ankle " in status and " mmHg; " in status
+        assert "selected for the button: gentle; sessions 0" in status
         assert asks["stop"].result() == "stopping: venting"
         assert svc.status.state == "idle" and svc.status.sessions == 1 and svc.status.last == "stopped"
         _taken_at_the_next_tick(sock, ticks, "stop")
@@ -414,7 +418,9 @@ def test_stop_from_the_socket_during_the_self_test(cfg, tmp_path, phase):
         ticks.hook = None
         (status,) = _queued(sock, "status")
         svc.serve(until_s=rig.clock.now() + 1.0)
-        assert status.result().startswith("idle; profile gentle; sessions 0; last: stopped from the control socket")
+        assert status.result().startswith(
+            "idle; selected for the button: gentle; sessions 0; last: stopped from the control socket"
+        )
         assert "no session was started" in status.result()
     finally:
         sock.close()
@@ -442,7 +448,7 @@ def test_status_during_the_self_test_answers_promptly(cfg, tmp_path, capsys):
         _queued(sock, "start wave")
         svc.serve(until_s=40.0)
         ask = asks["status"]
-        assert ask.result().startswith("running wave; profile gentle")
+        assert ask.result().startswith("self-test before wave, self-test: ")
         _taken_at_the_next_tick(sock, ticks, "status")
         assert ask.round_trip_s is not None and ask.round_trip_s < 1.0
         assert asks["stop"].result() == "stopping: venting" and svc.status.sessions == 0  # still in the self-test
@@ -535,7 +541,7 @@ def test_control_commands_refuse_nonsense(cfg):
 
 def test_cli_control_without_a_service_says_so(tmp_path, capsys):
     code = main(["status", "--socket", str(tmp_path / "none.sock")])
-    assert code == 1 and "the service is not running" in capsys.readouterr().err
+    assert code == 6 and "the service is not running" in capsys.readouterr().err
 
 
 def test_a_restart_comes_back_idle_whatever_was_running(cfg):
@@ -685,3 +691,92 @@ def test_a_missing_i2c_bus_is_an_alarm_not_a_restart_loop(cfg):
         _safe(rig)
     finally:
         rig.close()
+
+
+# -- issue 13: what status says, and what the commands' exit codes say ----------------------------------------------
+
+
+def test_status_says_stopping_from_the_stop_until_the_sleeve_has_vented(cfg, tmp_path):
+    """After `legsleeve stop` the status said "running" for the 4 s the sleeve took to vent. Now: "stopping" from
+    the stop's own tick (a status in the same drain), while the runner vents, and idle once it has."""
+    rig, sock, ticks, svc = _served(cfg, tmp_path)
+    asks: dict[str, Ask] = {}
+
+    def during_the_session():
+        if "stop" not in asks and list(tmp_path.glob("*.csv")) and rig.clock.now() > 20.0:
+            asks["stop"], asks["with the stop"] = _queued(sock, "stop", "status")
+        elif "stop" in asks and "venting" not in asks and any(line == "stop" for line, _, _ in sock.taken):
+            (asks["venting"],) = _queued(sock, "status")  # the next tick: the runner vents
+
+    ticks.hook = during_the_session
+    try:
+        _queued(sock, "start wave")
+        svc.serve(until_s=60.0)
+        assert asks["stop"].result() == "stopping: venting"
+        for ask in (asks["with the stop"], asks["venting"]):
+            assert ask.result().startswith("stopping wave, cycle 1, venting after a stop, "), ask.result()
+        ticks.hook = None
+        (after,) = _queued(sock, "status")
+        svc.serve(until_s=rig.clock.now() + 1.0)
+        assert after.result().startswith("idle; selected for the button: gentle; sessions 1; last: stopped")
+    finally:
+        sock.close()
+        rig.close()
+
+
+def test_status_shows_the_alarm_with_its_rule_zone_and_hint(cfg):
+    rig, svc = _service(cfg, faults=[FaultSpec("button", None, 1.0), FaultSpec("sensor-dead", "calf", 30.0)])
+    try:
+        svc.serve(until_s=120.0)
+        reply = svc.handle("status", rig.clock.now())
+        alarm = reply["status"]["alarm"]
+        assert reply["text"].startswith("alarm; ") and "; alarm: SAFE-9 calf: " in reply["text"]
+        assert alarm["rule"] == "SAFE-9" and alarm["zone"] == "calf" and alarm["hint"] and not alarm["silenced"]
+        assert svc.handle("silence", rig.clock.now())["text"].startswith("buzzer silenced for 120 s")
+        assert svc.handle("status", rig.clock.now())["status"]["alarm"]["silenced"]
+    finally:
+        rig.close()
+
+
+def test_the_control_commands_exit_codes_say_what_happened(cfg, tmp_path, capsys):
+    """A refused start and an unknown profile exited 1, which README gives to an internal error, and `status` exited 0
+    with an alarm latched. Now: 2 an unknown profile (bad usage), 5 refused (nothing was done), 3 status with an alarm
+    latched, 6 no service. The service runs its loop in a thread at the pace of the wall clock; `legsleeve` runs here,
+    in the test's own thread, as from a terminal."""
+    import threading
+
+    from legsleeve.core.clock import RealTimePacer
+
+    rig, sock, ticks, svc = _served(cfg, tmp_path)
+    RealTimePacer(rig.clock)
+    loop = threading.Thread(target=svc.serve, daemon=True)
+    loop.start()
+    path = sock.path
+
+    def cli(*argv):
+        code = main([*argv, "--socket", path])
+        out, err = capsys.readouterr()
+        return code, out + err
+
+    try:
+        code, out = cli("status")
+        assert code == 0 and out.startswith("idle; selected for the button: gentle")
+        code, out = cli("start", "shiatsu")
+        assert code == 2 and out.startswith("error: no profile 'shiatsu'")
+        assert cli("stop") == (0, "nothing running\n")
+        rig.world.inject_now(FaultSpec("estop", None, 0.0))  # someone presses the E-stop
+        wait_for(lambda: svc.status.state == "alarm", "the E-stop's alarm")
+        code, out = cli("status")
+        assert code == 3 and out.startswith("alarm; ") and "E-stop pressed" in out
+        code, out = cli("start", "wave")
+        assert code == 5 and out.startswith("refused: an alarm is latched")
+        code, out = cli("reset")
+        assert code == 5 and out == "refused: the E-stop is still pressed\n"
+        assert cli("silence")[0] == 0
+    finally:
+        svc.stopping = True
+        loop.join(10)
+        sock.close()
+        rig.close()
+    code, out = cli("status")
+    assert code == 6 and "the service is not running" in out

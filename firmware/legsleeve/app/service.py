@@ -35,7 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from legsleeve.app.alarms import Annunciator
+from legsleeve.app.builder import session_deadline_s
 from legsleeve.app.selftest import SelfTestFailed, SelfTestStopped
+from legsleeve.app.snapshot import Alarm, SessionTracker, snapshot
+from legsleeve.app.snapshot import text as snapshot_text
 from legsleeve.config.profiles import load_all
 from legsleeve.core.clock import Clock, MonotonicClock
 from legsleeve.core.plan import Profile
@@ -58,12 +61,16 @@ def control_socket_path() -> str:
 
 @dataclass
 class ServiceState:
+    """The service's own state. `state` is coarse (a session's self-test and its vent are "running"); what a client
+    is told is finer: `legsleeve.app.snapshot.snapshot`."""
+
     state: str = "idle"  # idle | running | alarm
-    profile: str = ""  # selected for the button
+    selected: str = ""  # the profile the button starts (a long press selects the next)
     running: str = ""  # the session's profile while one runs
     last: str = "started idle"
     sessions: int = 0
-    alarm: str = ""
+    alarm: str = ""  # the latched alarm in words ("" when none): `alarm_info.text()`
+    alarm_info: Alarm | None = None
     requests: list[str] = field(default_factory=list)
 
 
@@ -588,6 +595,7 @@ class Service:
         self._pressed_at: float | None = None
         self._long_done = False
         self._start_request: str | None = None
+        self._tracker: SessionTracker | None = None  # the session under way, from its self-test on
         self.stopping = False
 
     # -- the loop --------------------------------------------------------------------------------------------
@@ -599,7 +607,7 @@ class Service:
             raise ConfigError([f"{self.config_dir / 'profiles'}: no profiles"])
         self.profiles = profiles
         names = [p.name for p in profiles]
-        self.status.profile = "gentle" if "gentle" in names else names[0]
+        self.status.selected = "gentle" if "gentle" in names else names[0]
 
     def serve(self, *, until_s: float | None = None) -> None:
         """Idle loop. `until_s` (clock time) ends it, for tests; the service runs until a signal.
@@ -625,10 +633,10 @@ class Service:
             self._connect_sensors()
         except SensorFault as exc:  # the service stays up, vented, and says why: a restart loop would only hide it
             log.error("%s", exc)
-            self._raise(clock.now(), Priority.MEDIUM, f"{exc}; check the sensors' wiring, then `legsleeve reset`")
+            self._raise(clock.now(), _sensor_alarm(exc))
         if self.notifier:
-            self.notifier.ready(f"idle, profile {self.status.profile}")
-        log.info("idle, profile %s: waiting for the button or `legsleeve start`", self.status.profile)
+            self.notifier.ready(f"idle, profile {self.status.selected}")
+        log.info("idle, profile %s: waiting for the button or `legsleeve start`", self.status.selected)
         while not self.stopping and (until_s is None or clock.now() < until_s):
             now = clock.now()
             self._idle_tick(now)
@@ -658,7 +666,7 @@ class Service:
         try:
             clock = self.rig.clock
             end = clock.now() + FATAL_ALARM_S
-            self._raise(clock.now(), Priority.HIGH, message)
+            self._raise(clock.now(), Alarm(Priority.HIGH, message))
             while clock.now() < end:
                 self.annunciator.update(clock.now())
                 clock.sleep(IDLE_TICK_S)
@@ -668,7 +676,12 @@ class Service:
     def _idle_tick(self, now: float) -> None:
         panel = self.rig.panel
         if panel.estop_pressed and self.status.state != "alarm":
-            self._raise(now, Priority.MEDIUM, "E-stop pressed: release it when the sleeve is safe, then reset")
+            self._raise(
+                now,
+                Alarm(
+                    Priority.MEDIUM, "E-stop pressed", "SAFE-12", None, "release it when the sleeve is safe, then reset"
+                ),
+            )
         if panel.button is not None:
             self._button(now, panel.button.is_pressed)
         self._serve_control(now)
@@ -706,15 +719,15 @@ class Service:
         if self.status.state == "alarm":
             self.annunciator.silence(now)
         else:
-            self._start_request = self.status.profile
+            self._start_request = self.status.selected
 
     def _long_press(self, now: float) -> None:
         if self.status.state == "alarm":
             self.reset(now)
             return
         names = [p.name for p in self.profiles]
-        i = (names.index(self.status.profile) + 1) % len(names)
-        self.status.profile = names[i]
+        i = (names.index(self.status.selected) + 1) % len(names)
+        self.status.selected = names[i]
         self.status.last = f"profile {names[i]} selected"
         log.info("profile %s selected (%d of %d)", names[i], i + 1, len(names))
         self._beeps(now, i + 1)
@@ -735,53 +748,97 @@ class Service:
 
     # -- commands ------------------------------------------------------------------------------------------
     def command(self, line: str, now: float) -> str:
+        """One text command ("start [PROFILE]", "stop", "status", "reset", "silence"), answered in one line."""
+        return self.handle(line, now)["text"]
+
+    def handle(self, line: str, now: float) -> dict:
+        """Answer one command: a reply with `ok`, `error` (a code, when not ok: nothing was done) and `text` (one
+        line for a person), and for `status` the snapshot."""
         words = line.split()
         if not words:
-            return "error: empty command"
+            return _error("bad-request", "error: empty command")
         verb, args = words[0], words[1:]
         if verb == "status":
-            s = self.status
-            doing = f"running {s.running}" if s.state == "running" else s.state
-            return f"{doing}; profile {s.profile}; sessions {s.sessions}; last: {s.last}" + (
-                f"; alarm: {s.alarm}" if s.alarm else ""
-            )
+            snap = self.snapshot(now)
+            return {"ok": True, "error": None, "text": snapshot_text(snap), "status": snap}
         if verb == "start":
-            if self.status.state == "alarm":
-                return "refused: an alarm is latched; check the sleeve, then `legsleeve reset`"
-            name = args[0] if args else self.status.profile
-            if name not in [p.name for p in self.profiles]:
-                return f"error: no profile {name!r} ({', '.join(p.name for p in self.profiles)})"
-            if self.status.state == "running":
-                return "refused: a session is running"
-            self._start_request = name
-            return f"starting {name}"
+            return self._start(args[0] if args else None)
         if verb == "stop":
-            if self.status.state == "running":
-                self.status.requests.append("stop")
-                self.status.last = "stop asked: venting"  # until the session (or its self-test) has ended
-                return "stopping: venting"
-            return "nothing running"
+            return self._stop()
         if verb == "reset":
             return self.reset(now)
-        return f"error: unknown command {verb!r} (start [PROFILE], stop, status, reset)"
+        if verb == "silence":
+            return self._silence(now)
+        return _error(
+            "unknown-command", f"error: unknown command {verb!r} (start [PROFILE], stop, status, reset, silence)"
+        )
 
-    def reset(self, now: float) -> str:
+    def snapshot(self, now: float) -> dict:
+        """The sleeve now (`legsleeve.app.snapshot.snapshot`)."""
+        s = self.status
+        return snapshot(
+            now_s=now,
+            zone_names=self.rig.config.zone_names,
+            service_state=s.state,
+            selected=s.selected,
+            sessions=s.sessions,
+            last=s.last,
+            alarm=s.alarm_info,
+            silenced=self.annunciator.silenced(now),
+            tracker=self._tracker,
+        )
+
+    def _start(self, name: str | None) -> dict:
+        if self.status.state == "alarm":
+            return _error(
+                "refused",
+                f"refused: an alarm is latched ({self.status.alarm}); check the sleeve, then `legsleeve reset`",
+            )
+        name = name or self.status.selected
+        if name not in [p.name for p in self.profiles]:
+            return _error("unknown-profile", f"error: no profile {name!r} ({', '.join(p.name for p in self.profiles)})")
+        if self.status.state == "running":
+            return _error("refused", f"refused: a session of {self.status.running} is running")
+        self._start_request = name
+        return {"ok": True, "error": None, "text": f"starting {name}"}
+
+    def _stop(self) -> dict:
+        """Stop is never refused: whatever runs (the self-test too) ends at the loop's next tick and vents."""
+        if self.status.state == "running":
+            self.status.requests.append("stop")
+            self.status.last = "stop asked: venting"  # until the session (or its self-test) has ended
+            if self._tracker is not None:
+                self._tracker.stop_asked = True
+            return {"ok": True, "error": None, "text": "stopping: venting"}
+        return {"ok": True, "error": None, "text": "nothing running"}
+
+    def _silence(self, now: float) -> dict:
+        if self.annunciator.priority is None:
+            return {"ok": True, "error": None, "text": "nothing sounding"}
+        self.annunciator.silence(now)
+        return {
+            "ok": True,
+            "error": None,
+            "text": f"buzzer silenced for {self.annunciator.silence_s:g} s (the LED still shows the alarm)",
+        }
+
+    def reset(self, now: float) -> dict:
         """The explicit reset of SAFE-13: a person has looked at the sleeve."""
         if self.status.state != "alarm":
-            return "nothing to reset"
+            return {"ok": True, "error": None, "text": "nothing to reset"}
         if self.rig.panel.estop_pressed:
-            return "refused: the E-stop is still pressed"
+            return _error("refused", "refused: the E-stop is still pressed")
         self.annunciator.acknowledge()
-        self.status.state, self.status.alarm = "idle", ""
+        self.status.state, self.status.alarm, self.status.alarm_info = "idle", "", None
         self.status.last = "alarm reset"
         log.warning("alarm reset by a person")
-        return "reset: idle"
+        return {"ok": True, "error": None, "text": "reset: idle"}
 
-    def _raise(self, now: float, priority: Priority, message: str) -> None:
-        self.status.state, self.status.alarm = "alarm", message
-        self.annunciator.raise_alarm(now, priority, message)
+    def _raise(self, now: float, alarm: Alarm) -> None:
+        self.status.state, self.status.alarm, self.status.alarm_info = "alarm", alarm.text(), alarm
+        self.annunciator.raise_alarm(now, alarm.priority, alarm.text())
         if self.notifier:
-            self.notifier.status(f"ALARM: {message}")
+            self.notifier.status(f"ALARM: {alarm.text()}")
 
     # -- a session -----------------------------------------------------------------------------------------
     def _session(self, name: str) -> None:
@@ -811,9 +868,12 @@ class Service:
         except SensorFault as exc:  # no session without every sensor (SAFE-9); nothing has moved
             self.rig.drive_safe()
             self.status.last = f"{name} not started: a sensor fault"  # which one: the alarm says
-            self._raise(now(), Priority.MEDIUM, f"{exc}; check the sensors' wiring, then `legsleeve reset`")
+            self._raise(now(), _sensor_alarm(exc))
             log.error("session %s not started: %s", name, exc)
             return
+        cycles, minutes = profile.session_length(None, None)
+        tracker = SessionTracker(name, 100, cycles, minutes, now(), session_deadline_s(self.rig.config))
+        self._tracker = tracker
         try:
             result = self.run_session(
                 self.rig,
@@ -822,6 +882,8 @@ class Service:
                 annunciator=self.annunciator,
                 liveness=self.notifier.watchdog if self.notifier else None,
                 poll=poll,
+                on_start=tracker.started,
+                on_tick=tracker.tick,
             )
         except SelfTestStopped as exc:
             self.rig.drive_safe()
@@ -833,20 +895,28 @@ class Service:
             self.rig.drive_safe()
             self.status.sessions += 1
             self.status.last = f"self-test failed: {exc}"
-            self._raise(now(), Priority.MEDIUM, str(exc))
+            trip = getattr(exc, "trip", None)
+            if isinstance(exc, SensorFault):
+                alarm = _sensor_alarm(exc)
+            elif trip is not None:
+                alarm = Alarm(Priority.MEDIUM, str(exc), trip.rule, trip.zone, None)
+            else:
+                alarm = Alarm(Priority.MEDIUM, str(exc), "SELF-TEST")
+            self._raise(now(), alarm)
             return
+        finally:
+            self._tracker = None
         self.status.sessions += 1
         o = result.outcome
         if o.trip is not None:
             self.status.last = f"tripped: {o.trip}"
             priority = Priority.HIGH if o.cannot_vent is not None or o.unconfirmed else o.trip.priority
-            alarm = o.cannot_vent or o.trip
             unconfirmed = (
                 f"; vent not confirmed for {', '.join(o.unconfirmed)}: check by hand that every bladder has emptied"
                 if o.unconfirmed
                 else ""
             )
-            self._raise(now(), priority, f"{alarm} - {alarm.hint}{unconfirmed}")
+            self._raise(now(), Alarm.of_trip(o.cannot_vent or o.trip, priority, unconfirmed))
         else:
             self.status.state = "idle"
             self.status.last = "stopped" if o.stopped else f"{name} complete"
@@ -857,3 +927,18 @@ class Service:
         panel = self.rig.panel
         if panel.button is not None and panel.button.is_pressed:
             self._pressed_at, self._long_done = now(), True  # the press that stopped it is spent
+
+
+def _error(code: str, text: str) -> dict:
+    """A reply saying nothing was done, and why: `code` for a program, `text` for a person."""
+    return {"ok": False, "error": code, "text": text}
+
+
+def _sensor_alarm(exc: SensorFault) -> Alarm:
+    return Alarm(
+        Priority.MEDIUM,
+        str(exc),
+        "SAFE-9",
+        exc.sensor,
+        "check the sensors' wiring (SDA/SCL, 3.3 V, the multiplexer channel), then `legsleeve reset`",
+    )
