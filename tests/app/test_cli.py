@@ -187,7 +187,7 @@ def test_bringup_is_refused_while_the_service_holds_the_sleeve(tmp_path, monkeyp
     single-instance lock), and refuse before touching a pin: two processes would fight over the valves."""
     import os
 
-    from legsleeve.app.service import ControlSocket, serving_pid
+    from legsleeve.app.control import ControlSocket, serving_pid
 
     sock = tmp_path / "control.sock"
     monkeypatch.setenv("LEGSLEEVE_CONTROL", str(sock))

@@ -83,7 +83,7 @@ def open_rig(
     from legsleeve.hw import backends
 
     if not args.sim and not serving:
-        from legsleeve.app.service import control_socket_path, serving_pid
+        from legsleeve.app.control import control_socket_path, serving_pid
 
         pid = serving_pid(getattr(args, "socket", None) or control_socket_path())
         if pid is not None:
@@ -541,8 +541,9 @@ def cmd_serve(args) -> int:
 
     The control socket's lock is taken before the rig is opened: a second `serve` refuses before it touches a pin
     or the running service's socket."""
+    from legsleeve.app.control import AlreadyServing, ControlSocket, control_socket_path
     from legsleeve.app.notify import Notifier
-    from legsleeve.app.service import AlreadyServing, ControlSocket, Service, control_socket_path
+    from legsleeve.app.service import Service
 
     cfg = _config(args)
     from legsleeve.config.profiles import load_all
@@ -577,35 +578,98 @@ def cmd_serve(args) -> int:
     return EXIT_OK
 
 
-def cmd_control(args) -> int:
-    """`legsleeve start|stop|status|reset|silence`: one command to the running service, its answer printed. The exit
-    code says what happened: 0 done, 2 a bad request (an unknown profile), 3 an alarm is latched (`status`), 5
-    refused by the service (nothing was done), 6 the service is not running or did not answer."""
-    from legsleeve.app.service import control_socket_path, send_command
+# What the command line's exit code makes of each error code of the control protocol (README's table).
+EXIT_OF_ERROR = {
+    "bad-request": EXIT_USAGE,
+    "unsupported-version": EXIT_USAGE,
+    "unknown-command": EXIT_USAGE,
+    "too-long": EXIT_USAGE,
+    "unknown-profile": EXIT_USAGE,
+    "out-of-range": EXIT_USAGE,
+    "refused": EXIT_REFUSED,
+    "busy": EXIT_REFUSED,
+    "not-allowed": EXIT_REFUSED,
+    "timeout": EXIT_NO_SERVICE,
+    "not-taken": EXIT_NO_SERVICE,
+    "internal": EXIT_INTERNAL,
+}
 
-    words = [args.command] + ([args.profile] if getattr(args, "profile", None) else [])
+
+def ask_service(args, cmd: str, **fields):
+    """One request to the running service (`legsleeve.app.control.request`): its answer, or None after saying why
+    there is none (`args.exit` is then the exit code: 6 no service, 5 not allowed)."""
+    from legsleeve.app.control import control_socket_path, request
+
     path = args.socket or control_socket_path()
     try:
-        reply = send_command(" ".join(words), path)
+        return request(cmd, path, **fields)
     except (FileNotFoundError, ConnectionRefusedError):
         print(f"the service is not running (no control socket at {path}): systemctl status legsleeve", file=sys.stderr)
-        return EXIT_NO_SERVICE
+        args.exit = EXIT_NO_SERVICE
     except PermissionError as exc:
         print(f"control socket {path}: {exc}: join the group legsleeve (then log in again)", file=sys.stderr)
-        return EXIT_REFUSED
+        args.exit = EXIT_REFUSED
     except OSError as exc:
         print(f"control socket {path}: {exc}", file=sys.stderr)
-        return EXIT_NO_SERVICE
-    print(reply)
-    if reply.startswith(("refused", "busy")):
-        return EXIT_REFUSED
-    if reply.startswith(("error: no profile", "error: unknown command", "error: a command is")):
-        return EXIT_USAGE
-    if reply.startswith("error"):
-        return EXIT_NO_SERVICE  # it did not take the command in time
-    if args.command == "status" and (reply.startswith("alarm") or "; alarm: " in reply):
+        args.exit = EXIT_NO_SERVICE
+    return None
+
+
+def cmd_control(args) -> int:
+    """`legsleeve start|stop|status|reset|silence|history`: one request to the running service, its answer printed
+    (`--json`: as the service sent it). The exit code says what happened: 0 done, 2 a bad request (an unknown
+    profile, an intensity past the limits), 3 an alarm is latched (`status`), 5 refused by the service (nothing was
+    done), 6 the service is not running or did not answer."""
+    fields = {}
+    if args.command == "start":
+        fields = {k: v for k, v in (("profile", args.profile), ("intensity_pct", args.intensity),
+                                    ("minutes", args.minutes)) if v is not None}  # fmt: skip
+    if args.command == "history":
+        fields = {"limit": args.limit}
+    reply = ask_service(args, args.command, **fields)
+    if reply is None:
+        return args.exit
+    if args.json:
+        import json
+
+        print(json.dumps(reply, indent=2))
+    elif args.command == "status" and reply.get("ok"):
+        print(describe_status(reply["status"]))
+    elif args.command == "history" and reply.get("ok"):
+        print(describe_history(reply["sessions"]))
+    else:
+        print(reply.get("text", ""))
+    if not reply.get("ok"):
+        return EXIT_OF_ERROR.get(str(reply.get("error")), EXIT_INTERNAL)
+    if args.command == "status" and reply["status"]["alarm"] is not None:
         return EXIT_TRIP
     return EXIT_OK
+
+
+def describe_status(status: dict) -> str:
+    """`legsleeve status` for a person: the one-line summary, then each zone while a session runs."""
+    from legsleeve.app.snapshot import text
+
+    lines = [text(status)]
+    if any(z["mmhg"] is not None for z in status["zones"]):
+        lines.append(f"  {'zone':<12} {'mmHg':>6} {'target':>7}  valve")
+        for z in status["zones"]:
+            mmhg = f"{z['mmhg']:6.1f}" if z["mmhg"] is not None else f"{'-':>6}"
+            target = f"{z['target_mmhg']:7.1f}" if z["target_mmhg"] is not None else f"{'-':>7}"
+            lines.append(f"  {z['name']:<12} {mmhg} {target}  {z['valve']}")
+    return "\n".join(lines)
+
+
+def describe_history(sessions: list) -> str:
+    """`legsleeve history`: one line a session, newest first."""
+    if not sessions:
+        return "no sessions yet"
+    lines = []
+    for e in sessions:
+        length = f"{e['duration_s'] / 60:5.1f} min" if e.get("duration_s") is not None else f"{'-':>9}"
+        intensity = f" at {e['intensity_pct']:g} %" if e.get("intensity_pct") not in (None, 100, 100.0) else ""
+        lines.append(f"{e['started']}  {e['profile']}{intensity}  {length}  {e['outcome']}: {e.get('text', '')}")
+    return "\n".join(lines)
 
 
 def cmd_wiring(args) -> int:
@@ -754,13 +818,28 @@ def build_parser() -> argparse.ArgumentParser:
     for name, helptext in (
         ("start", "start a session on the running service"),
         ("stop", "stop the running session (it vents)"),
-        ("status", "what the service is doing"),
+        ("status", "what the service is doing (exit 3 with an alarm latched)"),
         ("reset", "clear a latched alarm, once you have checked the sleeve"),
         ("silence", "silence the buzzer of an alarm (at most 120 s; the LED keeps showing it)"),
+        ("history", "the sessions the service has run, newest first"),
     ):
         p = sub.add_parser(name, help=helptext)
         if name == "start":
             p.add_argument("profile", nargs="?", help="profile (default: the one selected on the service)")
+            p.add_argument(
+                "--intensity",
+                type=_positive_float,
+                metavar="PCT",
+                help="percent of the profile's targets (50-150, never past limits.max_mmhg; default 100)",
+            )
+            p.add_argument(
+                "--minutes",
+                type=_positive_float,
+                help="session length (default: the profile's; the cycle under way finishes)",
+            )
+        if name == "history":
+            p.add_argument("--limit", type=_positive_int, default=20, help="how many sessions (default 20)")
+        p.add_argument("--json", action="store_true", help="the service's answer as it sent it (JSON)")
         p.add_argument("--socket", help="control socket path")
         p.set_defaults(func=cmd_control, command=name)
 

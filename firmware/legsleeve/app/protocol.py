@@ -164,7 +164,9 @@ def _parse_json(text: str) -> Command:
         raise ProtocolError("bad-request", 'error: "cmd" is missing or not a string', request_id)
     fields = COMMANDS.get(cmd)
     if fields is None:
-        raise ProtocolError("unknown-command", f"error: unknown command {cmd[:32]!r} ({', '.join(COMMANDS)})", request_id)
+        raise ProtocolError(
+            "unknown-command", f"error: unknown command {cmd[:32]!r} ({', '.join(COMMANDS)})", request_id
+        )
     args = {}
     for key, value in obj.items():
         if key in ("v", "cmd", "id"):
@@ -172,7 +174,9 @@ def _parse_json(text: str) -> Command:
         check = fields.get(key)
         if check is None:
             known = ", ".join(fields) or "none"
-            raise ProtocolError("bad-request", f"error: {cmd} has no field {key[:32]!r} (its fields: {known})", request_id)
+            raise ProtocolError(
+                "bad-request", f"error: {cmd} has no field {key[:32]!r} (its fields: {known})", request_id
+            )
         try:
             args[key] = check(value)
         except ProtocolError as exc:
@@ -202,7 +206,7 @@ def encode(reply: dict[str, Any], command: Command | None) -> bytes:
 
 def encode_error(exc: ProtocolError, raw: str) -> bytes:
     """A ProtocolError's answer, in the form the request came in (JSON when it looked like JSON)."""
-    as_json = raw.lstrip().startswith("{") or exc.code in ("unsupported-version",)
+    as_json = raw.lstrip().startswith("{")
     reply = error(exc.code, exc.text)
     return encode(reply, Command("", {}, exc.request_id, json=as_json))
 

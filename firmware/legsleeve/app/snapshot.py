@@ -137,7 +137,7 @@ def snapshot(
         if tracker.in_selftest:
             state = "selftest"
             elapsed = now_s - tracker.selftest_started_s
-            step = "self-test: " + (f"valve check, {runner.status.step}" if runner is not None else "zero")
+            step = f"valve check: {runner.status.step}" if runner is not None else "zero"
         else:
             state = "running"
             elapsed = now_s - (tracker.started_s or now_s)
@@ -149,9 +149,9 @@ def snapshot(
                 if cycles is not None:
                     cycle = min(cycle, cycles)
         if runner is not None and (runner.supervisor.tripped is not None):
-            state, step = "alarm", "venting after the trip"
+            state, step, remaining = "alarm", "venting after the trip", None
         elif tracker.stop_asked or (runner is not None and runner.stopped):
-            state, step = "stopping", "venting after a stop"
+            state, step, remaining = "stopping", "venting after a stop", None
         elif runner is not None and not tracker.in_selftest and runner.status.done:
             state, step, remaining = "stopping", "venting: the session is complete", 0.0
     zones = []
