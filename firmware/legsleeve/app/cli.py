@@ -646,6 +646,23 @@ def cmd_control(args) -> int:
     return EXIT_OK
 
 
+def cmd_watch(args) -> int:
+    """`legsleeve watch`: the running service live (app/watch.py), until Ctrl-C (exit 0) or the reader goes away."""
+    from legsleeve.app.control import control_socket_path
+    from legsleeve.app.watch import watch
+
+    signals: SignalStop = args.signals
+    with signals.listening():  # Ctrl-C is the way out
+        watch(
+            args.socket or control_socket_path(),
+            sys.stdout,
+            hz=args.hz,
+            stop=lambda: signals.signum is not None,
+            gone=lambda: reader_gone(sys.stdout),
+        )
+    return EXIT_OK
+
+
 def describe_status(status: dict) -> str:
     """`legsleeve status` for a person: the one-line summary, then each zone while a session runs."""
     from legsleeve.app.snapshot import text
@@ -842,6 +859,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="the service's answer as it sent it (JSON)")
         p.add_argument("--socket", help="control socket path")
         p.set_defaults(func=cmd_control, command=name)
+
+    p = sub.add_parser(
+        "watch", help="the running service live: pressures as bars, step, time left, alarm (Ctrl-C ends)"
+    )
+    p.add_argument("--hz", type=float, default=4.0, help="redraws a second (0.5-10, default 4)")
+    p.add_argument("--socket", help="control socket path")
+    p.set_defaults(func=cmd_watch)
 
     p = sub.add_parser(
         "calibrate",

@@ -219,6 +219,9 @@ class ControlSocket:
         return len(self._readers) + len(self._waiting) + len(self._writers)
 
     def close(self) -> None:
+        """Stop the thread, close every connection, unlink the socket and release the lock. Twice is once."""
+        if self._closed:
+            return
         self._closed = True
         self._wake()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
@@ -769,14 +772,15 @@ class Subscription:
         self._buf = b""
         try:
             self.sock.sendall((json.dumps({"v": protocol.VERSION, "cmd": "subscribe", "hz": hz}) + "\n").encode())
-            self.ack = self._line(timeout_s)
+            ack = self._line(timeout_s)
         except BaseException:
             self.sock.close()
             raise
-        if self.ack is None:
+        if ack is None:
             self.sock.close()
             raise ConnectionError("the service closed the connection without an answer")
-        if not self.ack.get("ok"):
+        self.ack: dict[str, Any] = ack  # ok, or why not (then the connection is closed)
+        if not ack.get("ok"):
             self.sock.close()
 
     def _line(self, timeout_s: float) -> dict[str, Any] | None:
