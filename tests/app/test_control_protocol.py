@@ -127,6 +127,29 @@ def test_intensity_past_the_limits_and_minutes_past_the_session_limit_are_refuse
         rig.close()
 
 
+def test_two_starts_in_one_tick_start_one_session(cfg, tmp_path):
+    rig, sock, ticks, svc = served(cfg, tmp_path)
+    try:
+        first, second = queued(sock, J("start", profile="wave"), J("start", profile="gentle"))
+
+        def stop_once_it_runs():  # in the loop's thread: the first tick of the session's self-test
+            if svc.status.state == "running" and not svc.stopping:
+                svc.respond(protocol.parse("stop"), rig.clock.now())
+                svc.stopping = True
+
+        ticks.hook = stop_once_it_runs
+        svc.serve(until_s=5.0)
+        assert answers(first)[0]["text"] == "starting wave"
+        assert answers(second)[0] == {
+            "v": 1, "id": None, "ok": False, "cmd": "start", "error": "refused",
+            "text": "refused: a session of wave is about to start",
+        }  # fmt: skip
+        assert svc.status.running == "wave"
+    finally:
+        sock.close()
+        rig.close()
+
+
 def test_minutes_set_the_sessions_length(cfg, tmp_path):
     rig, sock, ticks, svc = served(cfg, tmp_path)
     try:

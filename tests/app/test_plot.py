@@ -158,3 +158,76 @@ def test_an_hours_log_is_drawn_in_under_150_mb(tmp_path):
     peak_mb = peak_rss_mb(PEAK_RSS, log, png)
     assert png.stat().st_size > 10_000
     assert peak_mb < 150, f"{peak_mb:.0f} MB"
+
+
+# -- legsleeve plot LOG.csv ------------------------------------------------------------------------------------------
+
+
+def test_plot_draws_a_log_beside_itself_or_where_asked(tripped_log, tmp_path, capsys):
+    code = main(["plot", str(tripped_log)])
+    out = capsys.readouterr().out
+    assert code == 0 and out == f"plot: {tmp_path / 'trip.png'}\n" and (tmp_path / "trip.png").stat().st_size > 10_000
+    code = main(["plot", str(tripped_log), "--from", "1:00", "--to", "150", "--out", str(tmp_path / "w" / "x")])
+    assert code == 0 and capsys.readouterr().out == f"plot: {tmp_path / 'w' / 'x.png'}\n"
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["nope.csv"], "nope.csv: no such session log"),
+        ([str(CONFIG_DIR / "hardware.yaml")], "hardware.yaml: not a legsleeve session log"),
+        (["LOG", "--from", "500"], "no rows from 500 s to 200.0 s: the log runs from 0 to 200.0 s"),
+        (["LOG", "--from", "20", "--to", "10"], "--to 10: must come after --from 20"),
+    ],
+)
+def test_plot_refuses_what_it_cannot_draw_with_exit_2(tripped_log, capsys, argv, words):
+    argv = [str(tripped_log) if a == "LOG" else a for a in argv]
+    code = main(["plot", *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and words in err and "Traceback" not in err
+
+
+def test_plot_refuses_a_time_that_is_not_one(tripped_log, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["plot", str(tripped_log), "--from", "1:xx"])
+    assert exit_.value.code == 2 and "a time in seconds or M:SS" in capsys.readouterr().err
+
+
+def test_the_step_under_way_at_the_windows_start_is_named(tripped_log):
+    fig = draw_log(read_columns(tripped_log, t_from_s=10.0, t_to_s=20.0))
+    assert " fill calf" in [t.get_text() for t in fig.axes[0].texts]  # began at 8 s, before the window
+
+
+def test_a_cannot_vent_after_the_trip_is_marked_too(tmp_path):
+    log = write_log(tmp_path / "two.csv", 200.0, trip_at_s=130.0, fault="SAFE-7 calf: lost 18 mmHg while held")
+    text = log.read_text().splitlines()
+    changed = [
+        line.replace('"SAFE-7 calf: lost 18 mmHg while held"', '"SAFE-8 calf: cannot vent calf: stays at 30 mmHg"')
+        if float(line.split(",")[0]) >= 250.0
+        else line
+        for line in text[1:]
+    ]
+    log.write_text("\n".join([text[0], *changed]) + "\n")
+    data = read_columns(log)
+    assert [round(t) for t, _ in data.faults] == [130, 150] and data.trip[1].startswith("SAFE-7")
+    words = [t.get_text() for t in draw_log(data).axes[0].texts]
+    assert " trip" in words and " SAFE-8 calf: cannot vent calf: stays at 30 mmHg" in words
+
+
+PEAK_RSS_CLI = """
+import re, sys
+from legsleeve.app.cli import main
+code = main(["plot", sys.argv[1], "--out", sys.argv[2]])
+with open("/proc/self/status") as f:
+    print(code, re.search(r"VmHWM:\\s+(\\d+) kB", f.read()).group(1))
+"""
+
+
+def test_legsleeve_plot_draws_an_hours_log_in_under_150_mb(tmp_path, capsys):
+    log = write_log(tmp_path / "hour.csv", 3600.0, trip_at_s=3500.0)
+    png = tmp_path / "hour.png"
+    peak_mb = peak_rss_mb(PEAK_RSS_CLI, log, png)
+    assert png.stat().st_size > 10_000
+    assert peak_mb < 150, f"{peak_mb:.0f} MB"
+    with capsys.disabled():
+        print(f"\nlegsleeve plot, a 60-minute log (180,000 rows): peak RSS {peak_mb:.0f} MB")

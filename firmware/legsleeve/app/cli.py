@@ -689,6 +689,51 @@ def describe_history(sessions: list) -> str:
     return "\n".join(lines)
 
 
+def cmd_plot(args) -> int:
+    """`legsleeve plot LOG.csv`: a session log, from the sleeve or the simulator, drawn (the rows from --from to --to,
+    seconds from the session's start): each zone with its target and valves, the pump, the steps, a trip with its
+    message, a stop. Written beside the log unless --out says where."""
+    from legsleeve.app.plot import image_path
+
+    problems = []
+    if not args.log.is_file():
+        problems.append(f"{args.log}: no such session log")
+    if args.t_to is not None and args.t_to <= args.t_from:
+        problems.append(
+            f"--to {args.t_to:g}: must come after --from {args.t_from:g} (seconds from the session's start)"
+        )
+    _plot_possible(args)
+    if problems:
+        raise ConfigError(problems)
+    from legsleeve.app.plot import plot_log
+
+    out = image_path(args.out or args.log.with_suffix(""))
+    window = (
+        ""
+        if args.t_from == 0 and args.t_to is None
+        else f", {args.t_from:g} s to " + (f"{args.t_to:g} s" if args.t_to is not None else "the end")
+    )
+    try:
+        written = plot_log(args.log, out, title=args.title or f"{args.log.name}{window}", t_from_s=args.t_from,
+                           t_to_s=args.t_to)  # fmt: skip
+    except (ValueError, UnicodeDecodeError) as exc:  # not a session log, or nothing in the window
+        raise ConfigError([str(exc)]) from None
+    print(f"plot: {written}")
+    return EXIT_OK
+
+
+def _seconds(text: str) -> float:
+    """A time from the session's start: seconds (`90`, `90.5`) or minutes and seconds (`1:30`)."""
+    try:
+        minutes, _, seconds = text.rpartition(":")
+        value = (float(minutes) * 60.0 if minutes else 0.0) + float(seconds)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a time in seconds or M:SS, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
 def cmd_wiring(args) -> int:
     """The wiring table; with --bom the bill of materials; with --svg/--png the schematic, drawn from the config."""
     from legsleeve.hw import parts, wiring
@@ -860,10 +905,25 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--socket", help="control socket path")
         p.set_defaults(func=cmd_control, command=name)
 
+    p = sub.add_parser("plot", help="draw a session log (from the sleeve or the simulator) as an image")
+    p.add_argument("log", type=Path, metavar="LOG.csv")
+    p.add_argument("--out", type=Path, metavar="PATH.png", help="where (default: beside the log, LOG.png)")
+    p.add_argument(
+        "--from",
+        dest="t_from",
+        type=_seconds,
+        default=0.0,
+        metavar="T",
+        help="from T (seconds, or M:SS) after the session's start",
+    )
+    p.add_argument("--to", dest="t_to", type=_seconds, metavar="T", help="to T (default: the end)")
+    p.add_argument("--title", help="the plot's title (default: the log's name)")
+    p.set_defaults(func=cmd_plot, plot=True)
+
     p = sub.add_parser(
         "watch", help="the running service live: pressures as bars, step, time left, alarm (Ctrl-C ends)"
     )
-    p.add_argument("--hz", type=float, default=4.0, help="redraws a second (0.5-10, default 4)")
+    p.add_argument("--hz", type=_hz, default=4.0, help="redraws a second (0.5-10, default 4)")
     p.add_argument("--socket", help="control socket path")
     p.set_defaults(func=cmd_watch)
 
@@ -934,6 +994,15 @@ def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0 or value != value or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _hz(text: str) -> float:
+    from legsleeve.app.protocol import HZ_MAX, HZ_MIN
+
+    value = _positive_float(text)
+    if not HZ_MIN <= value <= HZ_MAX:
+        raise argparse.ArgumentTypeError(f"must be from {HZ_MIN:g} to {HZ_MAX:g}, got {text}")
     return value
 
 

@@ -65,7 +65,7 @@ class LogData:
     open_spans: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # "<zone>_inlet": (start, end)
     steps: list[tuple[float, str]] = field(default_factory=list)  # (t, state) at each change, in the window
     cycles: list[tuple[float, int]] = field(default_factory=list)  # (t, completed cycles) at each change
-    trip: tuple[float, str] | None = None
+    faults: list[tuple[float, str]] = field(default_factory=list)  # (t, text) each time the fault column says anew
     stopped_s: float | None = None
     end_s: float = 0.0  # the log's last row
     rows: int = 0
@@ -73,6 +73,11 @@ class LogData:
     @property
     def empty(self) -> bool:
         return len(self.t) == 0
+
+    @property
+    def trip(self) -> tuple[float, str] | None:
+        """The trip: the first thing the fault column said, and when."""
+        return self.faults[0] if self.faults else None
 
 
 def _cell(text: str) -> float:
@@ -131,10 +136,10 @@ def read_columns(path: Path | str, *, t_from_s: float = 0.0, t_to_s: float | Non
             if row[i_state] != state:
                 state = row[i_state]
                 data.steps.append((t_rel, state))
-                if state == "stopped" and data.stopped_s is None:
+                if state.startswith("stopped") and data.stopped_s is None:
                     data.stopped_s = t_rel
-            if row[i_fault] and data.trip is None:
-                data.trip = (t_rel, row[i_fault])
+            if row[i_fault] and (not data.faults or data.faults[-1][1] != row[i_fault]):
+                data.faults.append((t_rel, row[i_fault]))  # the trip, then "cannot vent" if that follows
             if row[i_cycle] and int(row[i_cycle]) != cycle:
                 cycle = int(row[i_cycle])
                 data.cycles.append((t_rel, cycle))
@@ -194,7 +199,10 @@ def draw_log(data: LogData, *, title: str = "", markers: Sequence[Marker] = ()) 
     from matplotlib.patches import Patch
 
     if data.empty:
-        raise ValueError(f"{data.path}: no rows between {data.t_from_s:g} s and {data.t_to_s:g} s to plot")
+        raise ValueError(
+            f"{data.path}: no rows from {data.t_from_s:g} s to {data.t_to_s:.1f} s: the log runs from 0 to "
+            f"{data.end_s:.1f} s after the session's start"
+        )
     zones = data.zones
     t = np.frombuffer(data.t, dtype=float)
     t0, t1 = float(t[0]), float(t[-1])
@@ -213,8 +221,9 @@ def draw_log(data: LogData, *, title: str = "", markers: Sequence[Marker] = ()) 
     events = list(markers)
     if data.stopped_s is not None and t0 <= data.stopped_s <= t1:
         events.append(Marker(data.stopped_s, "stopped", "stop"))
-    if data.trip is not None and t0 <= data.trip[0] <= t1:
-        events.append(Marker(data.trip[0], "trip", "trip"))
+    for k, (t_fault, words) in enumerate(data.faults):
+        if t0 <= t_fault <= t1:
+            events.append(Marker(t_fault, "trip" if k == 0 else words.split(":")[0] + ": " + _gist(words), "trip"))
     style = {"fault": ("tab:purple", ":"), "stop": ("tab:blue", "-."), "trip": ("red", "-")}
     for ax, zone in zip(axes, reversed(zones), strict=False):  # thigh on top, ankle at the bottom: as worn
         p = np.frombuffer(data.mmhg[zone], dtype=float)
@@ -299,6 +308,12 @@ def draw_log(data: LogData, *, title: str = "", markers: Sequence[Marker] = ()) 
     return fig
 
 
+def _gist(words: str, most: int = 40) -> str:
+    """The start of a fault's message after its rule, for a marker's label."""
+    rest = words.split(":", 1)[-1].strip()
+    return rest if len(rest) <= most else rest[: most - 1] + "…"
+
+
 def _clusters(events: list[Marker], near_s: float) -> list[list[Marker]]:
     out: list[list[Marker]] = []
     for ev in events:
@@ -311,7 +326,7 @@ def _clusters(events: list[Marker], near_s: float) -> list[list[Marker]]:
 
 def _label_steps(ax: Any, data: LogData, t0: float, t1: float) -> None:
     """The steps in the window, named along the top (or, when there are too many, the cycles)."""
-    steps = [(t, s) for t, s in data.steps if t0 <= t <= t1 and s not in ("tripped", "stopped")]
+    steps = [(t, s) for t, s in _in_window(data.steps, t0, t1) if s != "tripped" and not s.startswith("stopped")]
     if len(steps) <= MAX_STEP_LABELS:
         labels = steps
     else:

@@ -348,6 +348,10 @@ class Service:
             )
         if self.status.state == "running":
             return protocol.error("refused", f"refused: a session of {self.status.running} is running", "start")
+        if self._start_request is not None:  # asked this tick (another request, or the button): it goes first
+            return protocol.error(
+                "refused", f"refused: a session of {self._start_request.profile} is about to start", "start"
+            )
         limits = self.rig.config.limits
         highest = highest_intensity_pct(profile, limits.max_mmhg)
         if intensity_pct > highest:
