@@ -693,8 +693,6 @@ def cmd_plot(args) -> int:
     """`legsleeve plot LOG.csv`: a session log, from the sleeve or the simulator, drawn (the rows from --from to --to,
     seconds from the session's start): each zone with its target and valves, the pump, the steps, a trip with its
     message, a stop. Written beside the log unless --out says where."""
-    from legsleeve.app.plot import image_path
-
     problems = []
     if not args.log.is_file():
         problems.append(f"{args.log}: no such session log")
@@ -702,10 +700,11 @@ def cmd_plot(args) -> int:
         problems.append(
             f"--to {args.t_to:g}: must come after --from {args.t_from:g} (seconds from the session's start)"
         )
+    args.plot = True  # drawable, or refused now (exit 2)
     _plot_possible(args)
     if problems:
         raise ConfigError(problems)
-    from legsleeve.app.plot import plot_log
+    from legsleeve.app.plot import image_path, plot_log
 
     out = image_path(args.out or args.log.with_suffix(""))
     window = (
@@ -918,7 +917,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--to", dest="t_to", type=_seconds, metavar="T", help="to T (default: the end)")
     p.add_argument("--title", help="the plot's title (default: the log's name)")
-    p.set_defaults(func=cmd_plot, plot=True)
+    p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser(
         "watch", help="the running service live: pressures as bars, step, time left, alarm (Ctrl-C ends)"

@@ -399,7 +399,6 @@ class ControlSocket:
         elif not data:
             self._forget(client)  # gone without a word
         elif len(client.buf) > MAX_LINE:
-            client.raw = client.buf[:1].decode(errors="replace")
             self._refuse(client, "too-long", f"error: a request is one line of at most {MAX_LINE} bytes")
 
     def _submit(self, client: _Client, line: str) -> None:

@@ -18,8 +18,6 @@ from legsleeve.core.commands import SAFE, Commands
 from legsleeve.core.readings import Readings
 from legsleeve.safety.trip import Priority, Trip
 
-STATES = ("idle", "selftest", "running", "stopping", "alarm")
-
 
 @dataclass(frozen=True)
 class Alarm:
