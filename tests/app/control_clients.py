@@ -4,8 +4,10 @@ whose loop's ticks and requests are recorded."""
 
 from __future__ import annotations
 
+import json
 import select
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -155,3 +157,43 @@ def queued(sock, *lines: str) -> list[Ask]:
         n = len(asks)
         wait_for(lambda n=n: sock.pending() == n, f"{line!r} in the queue")
     return asks
+
+
+FLOOD = r"""
+import json, os, socket, sys, threading
+os.nice(19)  # load the socket, not the machine: other tests run beside this one
+path, clients, copies = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+
+def client(payload, read):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    try:
+        s.connect(path)
+        if payload:
+            s.sendall(payload)
+        if read:
+            s.recv(100)
+    except OSError:
+        pass
+    finally:
+        s.close()
+
+def forever(*args):
+    while True:
+        client(*args)
+
+for payload, read in clients:
+    for _ in range(copies):
+        threading.Thread(target=forever, args=(payload.encode("latin-1"), read), daemon=True).start()
+print("flooding", flush=True)
+threading.Event().wait()  # until the test kills it
+"""
+
+
+def flood(path: str, clients: list[tuple[bytes, bool]], copies: int = 1) -> subprocess.Popen:
+    """Another process flooding the socket at `path`: `copies` threads for each (payload, read its answer?), each
+    connecting, sending, hanging up, again and again, until the test kills it."""
+    spec = json.dumps([[payload.decode("latin-1"), read] for payload, read in clients])
+    proc = subprocess.Popen([sys.executable, "-c", FLOOD, path, spec, str(copies)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "flooding"
+    return proc

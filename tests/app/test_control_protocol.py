@@ -6,8 +6,6 @@ were, and hostile clients that change nothing the loop does."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 
 import pytest
@@ -18,7 +16,7 @@ from legsleeve.app.service import HISTORY_FILE
 from legsleeve.app.sessionlog import read_log
 from legsleeve.config.profiles import load_profile
 from legsleeve.sim.faults import FaultSpec
-from tests.app.control_clients import Ask, SocketCalls, queued, served, silent, wait_for
+from tests.app.control_clients import Ask, SocketCalls, flood, queued, served, silent, wait_for
 from tests.helpers import CONFIG_DIR
 
 ZONES = ["ankle", "calf", "knee", "thigh"]
@@ -278,46 +276,19 @@ def test_a_subscription_streams_the_session(cfg, tmp_path):
     assert all(z["valve"] == "vent" for s in stopping[1:] for z in s["zones"])
 
 
-FLOOD_JSON = r"""
-import os, socket, sys, threading, json
-os.nice(19)
-path = sys.argv[1]
-
-def client(payload, read):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(5)
-    try:
-        s.connect(path)
-        if payload:
-            s.sendall(payload)
-        if read:
-            s.recv(100)
-    except OSError:
-        pass
-    finally:
-        s.close()
-
-def forever(*args):
-    while True:
-        client(*args)
-
-for args in (
+FLOOD_JSON = [
     (b'{"v": 1, "cmd": "status"}\n', False),
     (b'{"v": 1, "cmd": "history", "limit": 100}\n', False),  # the longest answer, never read
     (b'{"v": 1, "cmd": "subscribe", "hz": 10}\n', False),  # subscribe and never read
     (b'{"v": 1, "cmd": "dance"}\n', True),
-    (b'{"v": 1, "cmd": ' + b'[' * 5000 + b'\n', True),  # too long, and nested
-    (b'\xff' * 2000, True),
+    (b'{"v": 1, "cmd": ' + b"[" * 5000 + b"\n", True),  # too long, and nested
+    (b"\xff" * 2000, True),
     (b'{"v": 1, "cmd": "start", "intensity_pct": 1e999}\n', True),
-):
-    threading.Thread(target=forever, args=args, daemon=True).start()
-print("flooding", flush=True)
-threading.Event().wait()
-"""
+]
 
 
 def test_hostile_clients_and_stalled_subscribers_change_no_tick_and_stop_gets_through(cfg, tmp_path, capsys):
-    """Subscribers that never read (one held open here all along, more from the flood), a flood of bad, unknown,
+    """Subscribers that never read (three held open here all along, more from the flood), a flood of bad, unknown,
     oversized and nested requests and of requests whose answers are never read: the loop's thread makes not one socket
     call, every tick to the stop falls at the same virtual time as without them, and the stop ends the session at the
     tick that takes it."""
@@ -327,16 +298,13 @@ def test_hostile_clients_and_stalled_subscribers_change_no_tick_and_stop_gets_th
         rig, sock, ticks, svc = served(cfg, d, client_deadline_s=600)
         asks: list[Ask] = []
         ticks.hook = lambda: (not asks and rig.clock.now() >= 30.0) and asks.append(Ask(sock.path, J("stop")))
-        held, flood = [], None
+        held, flooding = [], None
         try:
             queued(sock, J("start", profile="wave"))
             if crowd:
                 held = [Subscription(sock.path, hz=10).sock for _ in range(3)]  # subscribed, never reading
                 held += [silent(sock.path) for _ in range(5)]
-                flood = subprocess.Popen(
-                    [sys.executable, "-c", FLOOD_JSON, sock.path], stdout=subprocess.PIPE, text=True
-                )
-                assert flood.stdout is not None and flood.stdout.readline().strip() == "flooding"
+                flooding = flood(sock.path, FLOOD_JSON)
                 wait_for(lambda: sock.subscribed >= 3, "the subscribers")
             with SocketCalls() as loop_thread:
                 svc.serve(until_s=45.0)
@@ -346,9 +314,9 @@ def test_hostile_clients_and_stalled_subscribers_change_no_tick_and_stop_gets_th
             _, taken_s = sock.when(J("stop"))
             return [t for t in ticks.virtual if t < 30.0], taken_s, sock
         finally:
-            if flood is not None:
-                flood.kill()
-                flood.wait()
+            if flooding is not None:
+                flooding.kill()
+                flooding.wait()
             for s in held:
                 s.close()
             sock.close()

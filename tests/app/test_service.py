@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import socket
 import statistics
-import subprocess
-import sys
 import time
 
 import pytest
@@ -19,7 +17,7 @@ from legsleeve.app.sessionlog import read_log
 from legsleeve.hw.backends import open_sim
 from legsleeve.safety.trip import Priority
 from legsleeve.sim.faults import FaultSpec
-from tests.app.control_clients import Ask, Recorded, SocketCalls, Ticks, queued, served, silent, wait_for
+from tests.app.control_clients import Ask, Recorded, SocketCalls, Ticks, flood, queued, served, silent, wait_for
 from tests.helpers import CONFIG_DIR, PROFILES
 
 TICK_S = 0.02  # the session's tick on the shipped config (50 Hz)
@@ -219,41 +217,13 @@ def test_silent_clients_change_no_tick_and_stop_still_gets_through(cfg, tmp_path
         rig.close()
 
 
-FLOOD = r"""
-import os, socket, sys, threading
-os.nice(19)  # load the socket, not the machine: other tests run beside this one
-path = sys.argv[1]
-
-def client(payload, read):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(5)
-    try:
-        s.connect(path)
-        if payload:
-            s.sendall(payload)
-        if read:
-            s.recv(100)
-    except OSError:
-        pass
-    finally:
-        s.close()
-
-def forever(*args):
-    while True:
-        client(*args)
-
-for args in (
+FLOOD = [
     (b"status\n", False),  # ask and hang up, again and again
     (b"status\n", True),  # ask, read, again
     (b"status\n" * 500, True),  # line after line on one connection
     (b"x" * 4000, True),  # a line far too long
     (b"", False),  # connect and hang up
-):
-    for _ in range(2):
-        threading.Thread(target=forever, args=args, daemon=True).start()
-print("flooding", flush=True)
-threading.Event().wait()  # until the test kills it
-"""
+]
 
 
 def test_a_flood_of_clients_does_not_starve_stop(cfg, tmp_path, capsys):
@@ -262,9 +232,8 @@ def test_a_flood_of_clients_does_not_starve_stop(cfg, tmp_path, capsys):
     on time, `legsleeve stop` gets through, and the session stops at the next tick. (The loop's wall time per tick
     is bounded loosely here: the flood itself takes CPU from it, on a small machine running other tests.)"""
     rig, sock, ticks, svc, asks = _session_stopped_from_the_socket(cfg, tmp_path, stop_at_s=20.0)
-    flood = subprocess.Popen([sys.executable, "-c", FLOOD, sock.path], stdout=subprocess.PIPE, text=True)
+    flooding = flood(sock.path, FLOOD, copies=2)
     try:
-        assert flood.stdout is not None and flood.stdout.readline().strip() == "flooding"
         wait_for(lambda: sock.pending() > 0, "the flood reaching the queue")
         t0 = time.perf_counter()
         with SocketCalls() as loop_thread:
@@ -287,8 +256,8 @@ def test_a_flood_of_clients_does_not_starve_stop(cfg, tmp_path, capsys):
                 f"answered in {asks[0].round_trip_s * 1e3:.0f} ms (wall)"
             )
     finally:
-        flood.kill()
-        flood.wait()
+        flooding.kill()
+        flooding.wait()
         sock.close()
         rig.close()
 
@@ -520,13 +489,12 @@ def _stopped_mid_fill(cfg, tmp_path, profile: str, *, crowd: bool):
             svc.stopping = True  # seen through: end serve
 
     ticks.hook = watch
-    hanging, flood = [], None
+    hanging, flooding = [], None
     try:
         (start,) = queued(sock, f"start {profile}")
         if crowd:
             hanging = [silent(sock.path) for _ in range(50)]
-            flood = subprocess.Popen([sys.executable, "-c", FLOOD, sock.path], stdout=subprocess.PIPE, text=True)
-            assert flood.stdout is not None and flood.stdout.readline().strip() == "flooding"
+            flooding = flood(sock.path, FLOOD, copies=2)
         svc.serve(until_s=200.0)
         assert start.result() == f"starting {profile}"
         assert asks and asks[0].result() == "stopping: venting"
@@ -536,9 +504,9 @@ def _stopped_mid_fill(cfg, tmp_path, profile: str, *, crowd: bool):
         _safe(rig)
         return [t for t in ticks.virtual if t < seen["asked"]], lag_s, peaks, seen["vented"] - taken_s
     finally:
-        if flood is not None:
-            flood.kill()
-            flood.wait()
+        if flooding is not None:
+            flooding.kill()
+            flooding.wait()
         for s in hanging:
             s.close()
         sock.close()
