@@ -1,18 +1,24 @@
-"""Clients of the control socket for the tests: `legsleeve CMD` in a thread, a client that says nothing, and a wait
-for the I/O thread to get somewhere (a bound against a hang, never a timing assertion)."""
+"""Clients of the control socket for the tests: `legsleeve CMD` in a thread, a client that says nothing, a wait for
+the I/O thread to get somewhere (a bound against a hang, never a timing assertion); and a service on the simulated rig
+whose loop's ticks and requests are recorded."""
 
 from __future__ import annotations
 
+import json
 import select
 import socket
+import subprocess
 import sys
 import threading
 import time
 
 import pytest
 
-from legsleeve.app.service import read_reply as service_reply
-from legsleeve.app.service import send_command
+from legsleeve.app.control import ControlSocket, send_command
+from legsleeve.app.control import read_reply as service_reply
+from legsleeve.app.service import Service
+from legsleeve.hw.backends import open_sim
+from tests.helpers import CONFIG_DIR
 
 
 def wait_for(condition, what: str, timeout_s: float = 5.0) -> None:
@@ -83,3 +89,111 @@ class SocketCalls:
 
     def __exit__(self, *exc) -> None:
         sys.setprofile(None)
+
+
+class Ticks:
+    """A notifier stand-in: each liveness ping (one per completed tick: idle, self-test and session) on the virtual
+    clock and on the wall clock, the status lines, and a hook run in the loop's thread at each tick."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.virtual: list[float] = []
+        self.wall: list[float] = []
+        self.statuses: list[str] = []
+        self.hook = None
+
+    def ready(self, status: str = "") -> None:
+        self.statuses.append(status)
+
+    def status(self, text: str) -> None:
+        self.statuses.append(text)
+
+    def stopping(self) -> None:
+        pass
+
+    def watchdog(self) -> None:
+        self.virtual.append(self.clock.now())
+        self.wall.append(time.perf_counter())
+        if self.hook is not None:
+            self.hook()
+
+    def wall_per_tick_s(self) -> list[float]:
+        return [b - a for a, b in zip(self.wall, self.wall[1:], strict=False)]
+
+
+class Recorded(ControlSocket):
+    """The control socket, stamping requests on the rig's clock and noting for each request the loop takes: its line,
+    when it arrived and when the loop took it (virtual seconds)."""
+
+    def __init__(self, path, clock, **kw):
+        super().__init__(path, clock=clock, **kw)
+        self.rig_clock = clock
+        self.taken: list[tuple[str, float, float]] = []
+
+    def drain(self):
+        requests = super().drain()
+        self.taken += [(r.line, r.received_s, self.rig_clock.now()) for r in requests]
+        return requests
+
+    def when(self, line: str) -> tuple[float, float]:
+        (found,) = [(received, taken) for ln, received, taken in self.taken if ln == line]
+        return found
+
+
+def served(cfg, tmp_path, faults=(), **socket_kw):
+    rig = open_sim(cfg, seed=3, faults=faults)
+    sock = Recorded(str(tmp_path / "control.sock"), rig.clock, **socket_kw)
+    ticks = Ticks(rig.clock)
+    svc = Service(rig, CONFIG_DIR, notifier=ticks, control=sock, log_dir=tmp_path)
+    svc.load_profiles()
+    return rig, sock, ticks, svc
+
+
+def queued(sock, *lines: str) -> list[Ask]:
+    """Clients asking, one after the other, each in the queue before the next asks (the loop takes them in order)."""
+    asks = []
+    for line in lines:
+        asks.append(Ask(sock.path, line))
+        n = len(asks)
+        wait_for(lambda n=n: sock.pending() == n, f"{line!r} in the queue")
+    return asks
+
+
+FLOOD = r"""
+import json, os, socket, sys, threading
+os.nice(19)  # load the socket, not the machine: other tests run beside this one
+path, clients, copies = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+
+def client(payload, read):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    try:
+        s.connect(path)
+        if payload:
+            s.sendall(payload)
+        if read:
+            s.recv(100)
+    except OSError:
+        pass
+    finally:
+        s.close()
+
+def forever(*args):
+    while True:
+        client(*args)
+
+for payload, read in clients:
+    for _ in range(copies):
+        threading.Thread(target=forever, args=(payload.encode("latin-1"), read), daemon=True).start()
+print("flooding", flush=True)
+threading.Event().wait()  # until the test kills it
+"""
+
+
+def flood(path: str, clients: list[tuple[bytes, bool]], copies: int = 1) -> subprocess.Popen:
+    """Another process flooding the socket at `path`: `copies` threads for each (payload, read its answer?), each
+    connecting, sending, hanging up, again and again, until the test kills it."""
+    spec = json.dumps([[payload.decode("latin-1"), read] for payload, read in clients])
+    proc = subprocess.Popen([sys.executable, "-c", FLOOD, path, spec, str(copies)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "flooding"
+    return proc

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -186,7 +187,7 @@ def test_bringup_is_refused_while_the_service_holds_the_sleeve(tmp_path, monkeyp
     single-instance lock), and refuse before touching a pin: two processes would fight over the valves."""
     import os
 
-    from legsleeve.app.service import ControlSocket, serving_pid
+    from legsleeve.app.control import ControlSocket, serving_pid
 
     sock = tmp_path / "control.sock"
     monkeypatch.setenv("LEGSLEEVE_CONTROL", str(sock))
@@ -202,3 +203,128 @@ def test_bringup_is_refused_while_the_service_holds_the_sleeve(tmp_path, monkeyp
     assert serving_pid() is None
     code, out, err = run(capsys, "vent", "--config", str(CONFIG_DIR))  # the service gone: on to the hardware
     assert code == 1 and "no GPIO library could start" in err
+
+
+# -- issue 13's rough edges ----------------------------------------------------------------------------------------
+
+
+def _simulate(capsys, tmp_path, *argv, profile="gradient", cycles="1"):
+    log = tmp_path / "s.csv"
+    code = main(
+        ["simulate", "--config", str(CONFIG_DIR), "--profile", profile, "--cycles", cycles, "--log", str(log), *argv]
+    )
+    out, err = capsys.readouterr()
+    return code, out, err, log
+
+
+def _session_s(log, row) -> float:
+    from legsleeve.app.sessionlog import read_log
+
+    return float(row["t_s"]) - float(read_log(log)[0]["t_s"])
+
+
+def test_a_fault_counts_from_the_sessions_start_as_the_log_the_plot_and_the_progress_do(tmp_path, capsys):
+    """`--fault estop@5` presses the E-stop 5 s into the session: the trip is in the log's row 5.0 s after its first
+    (the plot's t = 5). It used to count from the simulator's start, and at 5 s the self-test was still running."""
+    from legsleeve.app.sessionlog import read_log
+
+    code, out, err, log = _simulate(capsys, tmp_path, "--fault", "estop@5")
+    assert code == 3 and "TRIPPED SAFE-12" in out
+    trip = next(r for r in read_log(log) if r["fault"])
+    assert _session_s(log, trip) == pytest.approx(5.0, abs=0.021)  # the tick that reads it
+    assert "session gradient starts: 0:00.0 from here" in err
+
+
+def test_a_fault_can_still_land_in_the_self_test_counted_from_the_simulators_start(tmp_path, capsys):
+    code, out, err, log = _simulate(capsys, tmp_path, "--fault", "estop@selftest+2")
+    assert code == 3 and "self-test" in err and "E-stop pressed" in err
+    assert not log.exists()  # no session was started
+
+
+def test_a_fault_after_the_planned_end_is_refused_before_anything_moves(tmp_path, capsys):
+    """A fault after the session's end used to never fire, silently."""
+    code, out, err, log = _simulate(capsys, tmp_path, "--fault", "leak:calf@1000")
+    assert code == 2 and "--fault leak:calf@1000: the session is planned to end 63.0 s from its start" in err
+    assert "would never fire" in err and "nothing was actuated" in err and not log.exists()
+
+
+def test_a_fault_the_session_ended_before_is_reported_as_never_fired(tmp_path, capsys):
+    code, out, err, log = _simulate(capsys, tmp_path, "--fault", "estop@5", "--fault", "leak:calf@30")
+    assert code == 3
+    assert "fault leak:calf@30 never fired: the session ended" in out and "estop@5 never fired" not in out
+
+
+@pytest.mark.parametrize("spec", ["garbage", "nosuch:calf@3", "leak:calf"])
+def test_a_bad_fault_lists_every_name(tmp_path, capsys, spec):
+    code, out, err, log = _simulate(capsys, tmp_path, "--fault", spec)
+    assert code == 2 and not log.exists()
+    names = err.split("--fault names: ")[1]
+    for name in ("leak", "sensor-offset", "pump-stuck-on", "estop", "button", "button-hold"):
+        assert f" {name}," in f" {names}" or f" {name};" in f" {names}", name
+    assert "`legsleeve simulate --fault list` says what each does" in err
+
+
+def test_fault_list_says_what_each_does_the_panel_events_too(capsys):
+    code = main(["simulate", "--fault", "list"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "estop " in out and "someone presses the E-stop" in out
+    assert "button-hold " in out and "holds the start/stop button for 2 s" in out
+    assert "@selftest+SECONDS" in out and "SECONDS from the session's start" in out
+
+
+def test_the_plot_marks_each_injected_fault_at_its_session_time(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from legsleeve.app import plot
+
+    drawn = []
+    real = plot.plot_log
+
+    def recording(log_path, png_path, **kw):
+        drawn.append(kw["markers"])
+        return real(log_path, png_path, **kw)
+
+    monkeypatch.setattr(plot, "plot_log", recording)
+    code, out, err, log = _simulate(capsys, tmp_path, "--fault", "estop@5", "--plot", str(tmp_path / "p.png"))
+    assert code == 3 and [(m.t_s, m.label) for m in drawn[0]] == [(5.0, "estop@5")]
+
+
+def test_run_on_a_pc_points_to_simulate_not_to_an_option_run_lacks(capsys):
+    """`run` on a PC said "use --sim", which `run` does not accept."""
+    code, _, err = run(capsys, "run", "--config", str(CONFIG_DIR), "--cycles", "1")
+    assert code == 1 and "no GPIO library could start" in err
+    assert "`legsleeve simulate` runs the same session" in err and "--sim" not in err
+
+
+def test_session_logs_go_to_sessions_not_sessions_sessions(monkeypatch):
+    from legsleeve.app.cli import _default_log, default_log_dir
+
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    assert default_log_dir() == Path("sessions")
+    assert _default_log("wave", sim=False, seed=0).parent == Path("sessions")
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/legsleeve")
+    assert default_log_dir() == Path("/var/lib/legsleeve/sessions")
+
+
+def test_sensors_follow_prints_until_ctrl_c_then_vents_and_exits_0(tmp_path):
+    """Bring-up: `sensors --follow` prints readings until Ctrl-C, the header again every 20 rows."""
+    import os
+    import signal
+
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'firmware'}:{ROOT}"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "legsleeve", "sensors", "--sim", "--follow", "--interval-s", "0.02", "--config",
+         str(CONFIG_DIR)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    lines = [proc.stdout.readline() for _ in range(25)]
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stdout.read()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 0, err
+    assert lines[0].startswith("zero (vented, absolute hPa)")
+    headers = [i for i, line in enumerate(lines) if line.startswith("t_s ")]
+    assert headers == [1, 22]  # then 20 readings, the header again
+    assert all(len(line.split()) == 6 for i, line in enumerate(lines[2:], start=2) if i not in headers)
+    assert "sensors: SIGINT received" in err and "vented" in err and "Traceback" not in err + rest

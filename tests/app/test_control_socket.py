@@ -1,10 +1,11 @@
-"""The control socket on its own (`legsleeve.app.service.ControlSocket`): who may speak, one `serve` at a time,
+"""The control socket on its own (`legsleeve.app.control.ControlSocket`): who may speak, one `serve` at a time,
 deadlines and limits that keep any client from holding anything up, and an I/O thread that survives its own errors.
 The test plays the control loop's part (`drain`, `answer`). Deadlines run on an injected wall clock; the waits
 below only wait for the I/O thread to get there, they time nothing."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -12,8 +13,9 @@ import time
 
 import pytest
 
+from legsleeve.app import protocol
 from legsleeve.app.cli import main
-from legsleeve.app.service import AlreadyServing, ControlSocket, PeerPolicy, Request, send_command
+from legsleeve.app.control import AlreadyServing, ControlSocket, PeerPolicy, Request, send_command
 from tests.app.control_clients import Ask, read_reply, silent, wait_for
 from tests.helpers import CONFIG_DIR
 
@@ -45,7 +47,7 @@ def sock(path, wall):
     s.close()
 
 
-def loop_answers(sock: ControlSocket, n: int, reply=lambda r: f"ok {r.line}") -> list[Request]:
+def loop_answers(sock: ControlSocket, n: int, reply=lambda r: protocol.ok(r.verb, f"ok {r.line}")) -> list[Request]:
     """Play the control loop: take n requests, answer each."""
     wait_for(lambda: sock.pending() >= n, f"{n} request(s) in the queue")
     taken = sock.drain()
@@ -93,7 +95,9 @@ def test_a_silent_client_gets_a_clear_answer_at_its_deadline(sock, path, wall):
     with pytest.raises(TimeoutError):
         s.recv(100)  # not yet: it has a second
     wall.t += 0.2
-    assert read_reply(s) == "error: no command within 1 s (start [PROFILE], stop, status, reset)"
+    assert read_reply(s) == (
+        "error: no request within 1 s (hello, status, start [PROFILE], stop, reset, silence, history)"
+    )
     s.close()
     wait_for(lambda: sock.clients() == 0, "the client let go")
 
@@ -110,8 +114,8 @@ def test_a_request_the_loop_never_takes_is_withdrawn_and_the_client_told_nothing
 def test_a_line_too_long_is_refused(sock, path):
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.connect(path)
-        s.sendall(b"x" * 1000)
-        assert read_reply(s) == "error: a command is one line of at most 256 bytes"
+        s.sendall(b"x" * 2000)
+        assert read_reply(s) == "error: a request is one line of at most 1024 bytes"
     assert sock.pending() == 0
 
 
@@ -366,3 +370,173 @@ def test_a_removed_socket_file_is_bound_again(sock, path, wall):
     ask = Ask(path, "stop")
     loop_answers(sock, 1)
     assert ask.result() == "ok stop"
+
+
+# -- the JSON form, and subscriptions ------------------------------------------------------------------------------
+
+
+def ask_raw(path: str, data: bytes) -> str:
+    """Send `data` as it is, read the one answer."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(path)
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        return read_reply(s)
+
+
+def test_a_json_request_gets_a_json_answer_with_its_id(sock, path):
+    ask = Ask(path, '{"v": 1, "cmd": "start", "profile": "wave", "intensity_pct": 80, "id": 42}')
+    (request,) = loop_answers(sock, 1, reply=lambda r: protocol.ok(r.verb, "starting wave at 80 %"))
+    assert request.verb == "start" and request.command.args == {"profile": "wave", "intensity_pct": 80}
+    assert json.loads(ask.result()) == {"v": 1, "id": 42, "ok": True, "cmd": "start", "text": "starting wave at 80 %"}
+
+
+@pytest.mark.parametrize(
+    "data, code",
+    [
+        (b'{"v": 1, "cmd": "status", "x": "' + b"y" * 2000 + b'"}\n', "too-long"),
+        (b'{"v": 1, "cmd": "stat\n', "bad-request"),
+        (b'{"v": 1, "cmd": "dance"}\n', "unknown-command"),
+        (b'{"v": 1, "cmd": "start", "intensity_pct": 1000}\n', "out-of-range"),
+        (b'{"v": 9, "cmd": "stop"}\n', "unsupported-version"),
+        (b'{"v": 1, "cmd": "stop", "why": "because"}\n', "bad-request"),
+        (b"{\xff\xfe\n", "bad-request"),
+        (b'{"v": 1, "cmd": "status"}' + b"\0" * 10 + b"\n", "bad-request"),
+    ],
+)
+def test_what_is_not_a_request_is_answered_by_the_thread_and_never_reaches_the_loop(sock, path, data, code):
+    reply = json.loads(ask_raw(path, data))
+    assert reply["ok"] is False and reply["error"] == code and reply["v"] == 1
+    assert sock.pending() == 0 and sock.drain() == []  # the loop never sees it
+
+
+def test_json_answers_for_a_full_queue_and_the_stop_that_goes_first(path, wall):
+    sock = ControlSocket(path, wall=wall, max_queued=1)
+    try:
+        start = silent(path)
+        start.sendall(b'{"v": 1, "cmd": "start", "id": "s"}\n')
+        wait_for(lambda: sock.pending() == 1, "the start queued")
+        assert json.loads(ask_raw(path, b'{"v": 1, "cmd": "status"}\n'))["error"] == "busy"
+        stop = Ask(path, '{"v": 1, "cmd": "stop"}')
+        assert json.loads(read_reply(start)) == {
+            "v": 1, "id": "s", "ok": False, "cmd": "start", "error": "refused",
+            "text": "refused: a stop went first; nothing was done",
+        }  # fmt: skip
+        loop_answers(sock, 1)
+        assert json.loads(stop.result())["ok"] is True
+    finally:
+        sock.close()
+
+
+def _subscribe(path: str, hz: float = 2.0) -> tuple[socket.socket, dict]:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    s.sendall(json.dumps({"v": 1, "cmd": "subscribe", "hz": hz}).encode() + b"\n")
+    s.settimeout(5.0)
+    return s, json.loads(_line(s))
+
+
+def _line(s: socket.socket) -> bytes:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = s.recv(1)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_a_subscriber_gets_the_latest_status_at_its_own_pace(sock, path, wall):
+    s, ack = _subscribe(path, hz=2.0)
+    try:
+        assert ack == {"v": 1, "id": None, "ok": True, "cmd": "subscribe", "text": "subscribed: the status 2 times a "
+                       "second", "hz": 2.0}  # fmt: skip
+        wait_for(lambda: sock.subscribed == 1, "the subscription")
+        sock.publish(1, {"state": "idle", "n": 1})
+        wall.t += 0.5
+        assert json.loads(_line(s)) == {"v": 1, "type": "status", "seq": 1, "status": {"state": "idle", "n": 1}}
+        for n in (2, 3, 4):  # three snapshots between two frames: the subscriber gets the latest
+            sock.publish(n, {"state": "running", "n": n})
+        wall.t += 0.5
+        assert json.loads(_line(s))["seq"] == 4
+    finally:
+        s.close()
+    wait_for(lambda: sock.subscribed == 0, "the subscriber gone once it closed")
+
+
+def test_a_subscriber_that_never_reads_holds_nothing_up_and_is_let_go(sock, path, wall):
+    """Its frames pile up in the kernel until it is full; the thread then skips frames, answers others meanwhile,
+    and lets the subscriber go once it has taken nothing for SUBSCRIBER_STALL_S."""
+    s, _ = _subscribe(path, hz=10.0)
+    try:
+        wait_for(lambda: sock.subscribed == 1, "the subscription")
+        sock.publish(1, {"big": "x" * 4_000_000})  # more than the socket's buffers hold
+        wall.t += 0.2
+        ask = Ask(path, "status")
+        loop_answers(sock, 1)
+        assert ask.result() == "ok status"  # the others are served meanwhile
+        assert sock.subscribed == 1
+        wall.t += sock.subscriber_stall_s + 1
+        wait_for(lambda: sock.subscribed == 0, "the stalled subscriber let go")
+    finally:
+        s.close()
+
+
+def test_subscribers_beyond_the_limit_are_told_busy(path, wall):
+    sock = ControlSocket(path, wall=wall, max_subscribers=2)
+    subs = []
+    try:
+        subs = [_subscribe(path)[0] for _ in range(2)]
+        third, reply = _subscribe(path)
+        third.close()
+        assert reply["ok"] is False and reply["error"] == "busy" and "2 subscribers" in reply["text"]
+    finally:
+        for s in subs:
+            s.close()
+        sock.close()
+
+
+def test_a_subscriber_that_talks_instead_of_listening_is_let_go(sock, path):
+    s, _ = _subscribe(path)
+    try:
+        wait_for(lambda: sock.subscribed == 1, "the subscription")
+        s.sendall(b"x" * 10_000)
+        wait_for(lambda: sock.subscribed == 0, "the chatty subscriber let go")
+    finally:
+        s.close()
+
+
+def test_a_client_that_never_reads_a_long_answer_loses_it(sock, path, wall):
+    s = silent(path)
+    s.sendall(b'{"v": 1, "cmd": "history"}\n')
+    loop_answers(sock, 1, reply=lambda r: protocol.ok("history", "a lot", sessions=["x" * 1000] * 5000))
+    s.settimeout(5.0)
+    assert s.recv(1, socket.MSG_PEEK) == b"{"  # the answer on its way (and stuck: the client reads no further)
+    wall.t += 2.5  # REPLY_SEND_S
+    wait_for(lambda: sock.clients() == 0, "the unread answer given up")
+    s.close()
+
+
+def test_the_client_side_speaks_json(sock, path):
+    from legsleeve.app.control import Subscription, request
+
+    done = {}
+
+    def ask():
+        done["reply"] = request("start", path, profile="wave", minutes=12.5)
+
+    import threading
+
+    t = threading.Thread(target=ask)
+    t.start()
+    (r,) = loop_answers(sock, 1, reply=lambda r: protocol.ok("start", "starting wave for 12.5 min"))
+    t.join(10)
+    assert r.command.args == {"profile": "wave", "minutes": 12.5}
+    assert done["reply"]["text"] == "starting wave for 12.5 min" and done["reply"]["v"] == 1
+    sock.publish(7, {"state": "idle"})
+    with Subscription(path, hz=10) as sub:
+        assert sub.ack["ok"]
+        frame = next(f for f in sub.frames(quiet_s=5.0) if f is not None)
+        assert frame["seq"] == 7 and frame["status"] == {"state": "idle"}

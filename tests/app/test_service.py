@@ -7,19 +7,17 @@ from __future__ import annotations
 
 import socket
 import statistics
-import subprocess
-import sys
 import time
 
 import pytest
 
 from legsleeve.app.cli import main
-from legsleeve.app.service import ControlSocket, Service
+from legsleeve.app.service import Service
 from legsleeve.app.sessionlog import read_log
 from legsleeve.hw.backends import open_sim
 from legsleeve.safety.trip import Priority
 from legsleeve.sim.faults import FaultSpec
-from tests.app.control_clients import Ask, SocketCalls, silent, wait_for
+from tests.app.control_clients import Ask, Recorded, SocketCalls, Ticks, flood, queued, served, silent, wait_for
 from tests.helpers import CONFIG_DIR, PROFILES
 
 TICK_S = 0.02  # the session's tick on the shipped config (50 Hz)
@@ -40,7 +38,7 @@ def test_starts_idle_and_does_nothing_until_told(cfg):
     rig, svc = _service(cfg)
     try:
         svc.serve(until_s=60.0)
-        assert svc.status.state == "idle" and svc.status.sessions == 0 and svc.status.profile == "gentle"
+        assert svc.status.state == "idle" and svc.status.sessions == 0 and svc.status.selected == "gentle"
         pump = rig.world.pin_factory.pin(cfg.pump.pin.name)
         assert [s.state for s in pump.states] == [0.0]  # never ran
         _safe(rig)
@@ -72,7 +70,7 @@ def test_a_long_press_selects_the_next_profile_and_beeps_its_place(cfg):
         names = [p.name for p in svc.profiles]
         svc.serve(until_s=10.0)
         expected = names[(names.index("gentle") + 1) % len(names)]
-        assert svc.status.profile == expected and svc.status.sessions == 0
+        assert svc.status.selected == expected and svc.status.sessions == 0
         buzzer = rig.world.pin_factory.pin(cfg.controls.buzzer.pin.name)
         assert sum(1 for s in buzzer.states if s.state) == names.index(expected) + 1
     finally:
@@ -107,55 +105,6 @@ def test_a_long_press_resets_an_alarm_a_short_one_silences_it(cfg):
         rig.close()
 
 
-class Ticks:
-    """A notifier stand-in: each liveness ping (one per completed tick: idle, self-test and session) on the virtual
-    clock and on the wall clock, the status lines, and a hook run in the loop's thread at each tick."""
-
-    def __init__(self, clock):
-        self.clock = clock
-        self.virtual: list[float] = []
-        self.wall: list[float] = []
-        self.statuses: list[str] = []
-        self.hook = None
-
-    def ready(self, status: str = "") -> None:
-        self.statuses.append(status)
-
-    def status(self, text: str) -> None:
-        self.statuses.append(text)
-
-    def stopping(self) -> None:
-        pass
-
-    def watchdog(self) -> None:
-        self.virtual.append(self.clock.now())
-        self.wall.append(time.perf_counter())
-        if self.hook is not None:
-            self.hook()
-
-    def wall_per_tick_s(self) -> list[float]:
-        return [b - a for a, b in zip(self.wall, self.wall[1:], strict=False)]
-
-
-class Recorded(ControlSocket):
-    """The control socket, stamping requests on the rig's clock and noting for each request the loop takes: its line,
-    when it arrived and when the loop took it (virtual seconds)."""
-
-    def __init__(self, path, clock, **kw):
-        super().__init__(path, clock=clock, **kw)
-        self.rig_clock = clock
-        self.taken: list[tuple[str, float, float]] = []
-
-    def drain(self):
-        requests = super().drain()
-        self.taken += [(r.line, r.received_s, self.rig_clock.now()) for r in requests]
-        return requests
-
-    def when(self, line: str) -> tuple[float, float]:
-        (found,) = [(received, taken) for ln, received, taken in self.taken if ln == line]
-        return found
-
-
 def _taken_at_the_next_tick(sock: Recorded, ticks: Ticks, line: str) -> float:
     """The loop took `line` at the first tick after it arrived (no tick completed in between; the same tick when it
     arrived before that tick's drain); returns the lag in virtual seconds. A tick here is any of the loop's: idle, a
@@ -166,25 +115,6 @@ def _taken_at_the_next_tick(sock: Recorded, ticks: Ticks, line: str) -> float:
     return taken_s - received_s
 
 
-def _served(cfg, tmp_path, faults=(), **socket_kw):
-    rig = open_sim(cfg, seed=3, faults=faults)
-    sock = Recorded(str(tmp_path / "control.sock"), rig.clock, **socket_kw)
-    ticks = Ticks(rig.clock)
-    svc = Service(rig, CONFIG_DIR, notifier=ticks, control=sock, log_dir=tmp_path)
-    svc.load_profiles()
-    return rig, sock, ticks, svc
-
-
-def _queued(sock, *lines: str) -> list[Ask]:
-    """Clients asking, one after the other, each in the queue before the next asks (the loop takes them in order)."""
-    asks = []
-    for line in lines:
-        asks.append(Ask(sock.path, line))
-        n = len(asks)
-        wait_for(lambda n=n: sock.pending() == n, f"{line!r} in the queue")
-    return asks
-
-
 def _first_row(log_path, state: str) -> float:
     return next(float(r["t_s"]) for r in read_log(log_path) if r["state"] == state)
 
@@ -192,19 +122,23 @@ def _first_row(log_path, state: str) -> float:
 def test_control_socket_start_status_stop(cfg, tmp_path):
     """`legsleeve start wave`, then `status` and `stop` during the session: the loop answers each at its next tick,
     and the stop ends the session at that tick (SAFE-12)."""
-    rig, sock, ticks, svc = _served(cfg, tmp_path)
+    rig, sock, ticks, svc = served(cfg, tmp_path)
     asks: dict[str, Ask] = {}
 
     def during_the_session():  # in the loop's thread: both queued before the loop goes on, so one drain takes both
         if "stop" not in asks and list(tmp_path.glob("*.csv")):  # the session's log exists: the self-test passed
-            asks["status"], asks["stop"] = _queued(sock, "status", "stop")
+            asks["status"], asks["stop"] = queued(sock, "status", "stop")
 
     ticks.hook = during_the_session
     try:
-        (start,) = _queued(sock, "start wave")
+        (start,) = queued(sock, "start wave")
         svc.serve(until_s=90.0)
         assert start.result() == "starting wave"
-        assert asks["status"].result().startswith("running wave; profile gentle; sessions 0")
+        status = asks["status"].result()
+        # what runs (not the button's selection), its cycle, step, time and every zone's pressure
+        assert status.startswith("running wave, cycle 1, fill "), status
+        assert " elapsed, about " in status and " left; ankle " in status and " mmHg; " in status
+        assert "selected for the button: gentle; sessions 0" in status
         assert asks["stop"].result() == "stopping: venting"
         assert svc.status.state == "idle" and svc.status.sessions == 1 and svc.status.last == "stopped"
         _taken_at_the_next_tick(sock, ticks, "stop")
@@ -222,7 +156,7 @@ STOP_AT_S = 40.0  # virtual: the button starts gentle at 2 s, its self-test ends
 
 def _session_stopped_from_the_socket(cfg, tmp_path, stop_at_s=STOP_AT_S):
     """gentle from the button at 2 s; at `stop_at_s` (virtual) `legsleeve stop` from a terminal."""
-    rig, sock, ticks, svc = _served(cfg, tmp_path, faults=[FaultSpec("button", None, 2.0)], client_deadline_s=600)
+    rig, sock, ticks, svc = served(cfg, tmp_path, faults=[FaultSpec("button", None, 2.0)], client_deadline_s=600)
     asks: list[Ask] = []
 
     def stop_mid_session():  # the loop does not wait for it: the client is a thread of its own
@@ -283,41 +217,13 @@ def test_silent_clients_change_no_tick_and_stop_still_gets_through(cfg, tmp_path
         rig.close()
 
 
-FLOOD = r"""
-import os, socket, sys, threading
-os.nice(19)  # load the socket, not the machine: other tests run beside this one
-path = sys.argv[1]
-
-def client(payload, read):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(5)
-    try:
-        s.connect(path)
-        if payload:
-            s.sendall(payload)
-        if read:
-            s.recv(100)
-    except OSError:
-        pass
-    finally:
-        s.close()
-
-def forever(*args):
-    while True:
-        client(*args)
-
-for args in (
+FLOOD = [
     (b"status\n", False),  # ask and hang up, again and again
     (b"status\n", True),  # ask, read, again
     (b"status\n" * 500, True),  # line after line on one connection
     (b"x" * 4000, True),  # a line far too long
     (b"", False),  # connect and hang up
-):
-    for _ in range(2):
-        threading.Thread(target=forever, args=args, daemon=True).start()
-print("flooding", flush=True)
-threading.Event().wait()  # until the test kills it
-"""
+]
 
 
 def test_a_flood_of_clients_does_not_starve_stop(cfg, tmp_path, capsys):
@@ -326,9 +232,8 @@ def test_a_flood_of_clients_does_not_starve_stop(cfg, tmp_path, capsys):
     on time, `legsleeve stop` gets through, and the session stops at the next tick. (The loop's wall time per tick
     is bounded loosely here: the flood itself takes CPU from it, on a small machine running other tests.)"""
     rig, sock, ticks, svc, asks = _session_stopped_from_the_socket(cfg, tmp_path, stop_at_s=20.0)
-    flood = subprocess.Popen([sys.executable, "-c", FLOOD, sock.path], stdout=subprocess.PIPE, text=True)
+    flooding = flood(sock.path, FLOOD, copies=2)
     try:
-        assert flood.stdout is not None and flood.stdout.readline().strip() == "flooding"
         wait_for(lambda: sock.pending() > 0, "the flood reaching the queue")
         t0 = time.perf_counter()
         with SocketCalls() as loop_thread:
@@ -351,8 +256,8 @@ def test_a_flood_of_clients_does_not_starve_stop(cfg, tmp_path, capsys):
                 f"answered in {asks[0].round_trip_s * 1e3:.0f} ms (wall)"
             )
     finally:
-        flood.kill()
-        flood.wait()
+        flooding.kill()
+        flooding.wait()
         sock.close()
         rig.close()
 
@@ -373,9 +278,9 @@ def test_the_socket_call_check_would_see_a_loop_that_reads_a_client(tmp_path):
 @pytest.mark.parametrize("order", [("start wave", "stop"), ("stop", "start wave")])
 def test_a_start_and_a_stop_in_the_same_drain_start_nothing(cfg, tmp_path, order):
     """(d) Stop wins, whichever came first."""
-    rig, sock, ticks, svc = _served(cfg, tmp_path)
+    rig, sock, ticks, svc = served(cfg, tmp_path)
     try:
-        asks = dict(zip(order, _queued(sock, *order), strict=True))
+        asks = dict(zip(order, queued(sock, *order), strict=True))
         svc.serve(until_s=5.0)
         assert asks["start wave"].result() == "refused: a stop came at the same time; nothing was started"
         assert asks["stop"].result() == "nothing running"
@@ -391,17 +296,17 @@ def test_a_start_and_a_stop_in_the_same_drain_start_nothing(cfg, tmp_path, order
 def test_stop_from_the_socket_during_the_self_test(cfg, tmp_path, phase):
     """(e) `legsleeve stop` during the self-test (while the zero is taken, or while a zone fills in the valve check):
     taken at the next tick, the self-test stopped, no session started, the sleeve vented, and status says so."""
-    rig, sock, ticks, svc = _served(cfg, tmp_path)
+    rig, sock, ticks, svc = served(cfg, tmp_path)
     asks: list[Ask] = []
 
     def in_the_self_test():
         if asks or svc.status.state != "running" or (phase == "valve check" and rig.pump.duty == 0):
             return
-        asks.extend(_queued(sock, "stop"))
+        asks.extend(queued(sock, "stop"))
 
     ticks.hook = in_the_self_test
     try:
-        _queued(sock, "start wave")
+        queued(sock, "start wave")
         svc.serve(until_s=40.0)
         assert asks[0].result() == "stopping: venting"
         _taken_at_the_next_tick(sock, ticks, "stop")  # the next sweep of the zero's wait, or the next tick
@@ -412,9 +317,11 @@ def test_stop_from_the_socket_during_the_self_test(cfg, tmp_path, phase):
         assert pump == [0.0] if phase == "zero" else pump[-1] == 0.0
         _safe(rig)
         ticks.hook = None
-        (status,) = _queued(sock, "status")
+        (status,) = queued(sock, "status")
         svc.serve(until_s=rig.clock.now() + 1.0)
-        assert status.result().startswith("idle; profile gentle; sessions 0; last: stopped from the control socket")
+        assert status.result().startswith(
+            "idle; selected for the button: gentle; sessions 0; last: stopped from the control socket"
+        )
         assert "no session was started" in status.result()
     finally:
         sock.close()
@@ -424,25 +331,27 @@ def test_stop_from_the_socket_during_the_self_test(cfg, tmp_path, phase):
 def test_status_during_the_self_test_answers_promptly(cfg, tmp_path, capsys):
     """(f) `legsleeve status` while the self-test runs: answered at the loop's next sweep, in milliseconds of wall
     time (it used to wait out the client's 5 s timeout)."""
-    rig, sock, ticks, svc = _served(cfg, tmp_path)
+    rig, sock, ticks, svc = served(cfg, tmp_path)
     asks: dict[str, Ask] = {}
 
     def in_the_self_test():  # in the loop's thread, at the end of each tick
         if "status" not in asks:
             if svc.status.state == "running":
-                (asks["status"],) = _queued(sock, "status")
+                (asks["status"],) = queued(sock, "status")
         elif "stop" not in asks and any(line == "status" for line, _, _ in sock.taken):
             # answered at this tick: hold the loop until the client has it (the I/O thread alone sends it), then
             # end the test with a stop, still in the self-test
             wait_for(lambda: asks["status"].done, "the answer delivered")
-            (asks["stop"],) = _queued(sock, "stop")
+            (asks["stop"],) = queued(sock, "stop")
 
     ticks.hook = in_the_self_test
     try:
-        _queued(sock, "start wave")
+        queued(sock, "start wave")
         svc.serve(until_s=40.0)
         ask = asks["status"]
-        assert ask.result().startswith("running wave; profile gentle")
+        assert ask.result().startswith("self-test before wave, zero, ") or ask.result().startswith(
+            "self-test before wave, valve check: "
+        )
         _taken_at_the_next_tick(sock, ticks, "status")
         assert ask.round_trip_s is not None and ask.round_trip_s < 1.0
         assert asks["stop"].result() == "stopping: venting" and svc.status.sessions == 0  # still in the self-test
@@ -535,7 +444,7 @@ def test_control_commands_refuse_nonsense(cfg):
 
 def test_cli_control_without_a_service_says_so(tmp_path, capsys):
     code = main(["status", "--socket", str(tmp_path / "none.sock")])
-    assert code == 1 and "the service is not running" in capsys.readouterr().err
+    assert code == 6 and "the service is not running" in capsys.readouterr().err
 
 
 def test_a_restart_comes_back_idle_whatever_was_running(cfg):
@@ -561,7 +470,7 @@ def _stopped_mid_fill(cfg, tmp_path, profile: str, *, crowd: bool):
 
     plan = load_profile(CONFIG_DIR, profile, cfg)
     top = max(range(len(plan.targets_mmhg)), key=lambda i: plan.targets_mmhg[i])
-    rig, sock, ticks, svc = _served(cfg, tmp_path, client_deadline_s=600)
+    rig, sock, ticks, svc = served(cfg, tmp_path, client_deadline_s=600)
     physics = rig.world.physics
     n = len(cfg.zone_names)
     peaks = [0.0] * n
@@ -580,13 +489,12 @@ def _stopped_mid_fill(cfg, tmp_path, profile: str, *, crowd: bool):
             svc.stopping = True  # seen through: end serve
 
     ticks.hook = watch
-    hanging, flood = [], None
+    hanging, flooding = [], None
     try:
-        (start,) = _queued(sock, f"start {profile}")
+        (start,) = queued(sock, f"start {profile}")
         if crowd:
             hanging = [silent(sock.path) for _ in range(50)]
-            flood = subprocess.Popen([sys.executable, "-c", FLOOD, sock.path], stdout=subprocess.PIPE, text=True)
-            assert flood.stdout is not None and flood.stdout.readline().strip() == "flooding"
+            flooding = flood(sock.path, FLOOD, copies=2)
         svc.serve(until_s=200.0)
         assert start.result() == f"starting {profile}"
         assert asks and asks[0].result() == "stopping: venting"
@@ -596,9 +504,9 @@ def _stopped_mid_fill(cfg, tmp_path, profile: str, *, crowd: bool):
         _safe(rig)
         return [t for t in ticks.virtual if t < seen["asked"]], lag_s, peaks, seen["vented"] - taken_s
     finally:
-        if flood is not None:
-            flood.kill()
-            flood.wait()
+        if flooding is not None:
+            flooding.kill()
+            flooding.wait()
         for s in hanging:
             s.close()
         sock.close()
@@ -685,3 +593,92 @@ def test_a_missing_i2c_bus_is_an_alarm_not_a_restart_loop(cfg):
         _safe(rig)
     finally:
         rig.close()
+
+
+# -- issue 13: what status says, and what the commands' exit codes say ----------------------------------------------
+
+
+def test_status_says_stopping_from_the_stop_until_the_sleeve_has_vented(cfg, tmp_path):
+    """After `legsleeve stop` the status said "running" for the 4 s the sleeve took to vent. Now: "stopping" from
+    the stop's own tick (a status in the same drain), while the runner vents, and idle once it has."""
+    rig, sock, ticks, svc = served(cfg, tmp_path)
+    asks: dict[str, Ask] = {}
+
+    def during_the_session():
+        if "stop" not in asks and list(tmp_path.glob("*.csv")) and rig.clock.now() > 20.0:
+            asks["stop"], asks["with the stop"] = queued(sock, "stop", "status")
+        elif "stop" in asks and "venting" not in asks and any(line == "stop" for line, _, _ in sock.taken):
+            (asks["venting"],) = queued(sock, "status")  # the next tick: the runner vents
+
+    ticks.hook = during_the_session
+    try:
+        queued(sock, "start wave")
+        svc.serve(until_s=60.0)
+        assert asks["stop"].result() == "stopping: venting"
+        for ask in (asks["with the stop"], asks["venting"]):
+            assert ask.result().startswith("stopping wave, cycle 1, venting after a stop, "), ask.result()
+        ticks.hook = None
+        (after,) = queued(sock, "status")
+        svc.serve(until_s=rig.clock.now() + 1.0)
+        assert after.result().startswith("idle; selected for the button: gentle; sessions 1; last: stopped")
+    finally:
+        sock.close()
+        rig.close()
+
+
+def test_status_shows_the_alarm_with_its_rule_zone_and_hint(cfg):
+    rig, svc = _service(cfg, faults=[FaultSpec("button", None, 1.0), FaultSpec("sensor-dead", "calf", 30.0)])
+    try:
+        svc.serve(until_s=120.0)
+        reply = svc.handle("status", rig.clock.now())
+        alarm = reply["status"]["alarm"]
+        assert reply["text"].startswith("alarm; ") and "; alarm: SAFE-9 calf: " in reply["text"]
+        assert alarm["rule"] == "SAFE-9" and alarm["zone"] == "calf" and alarm["hint"] and not alarm["silenced"]
+        assert svc.handle("silence", rig.clock.now())["text"].startswith("buzzer silenced for 120 s")
+        assert svc.handle("status", rig.clock.now())["status"]["alarm"]["silenced"]
+    finally:
+        rig.close()
+
+
+def test_the_control_commands_exit_codes_say_what_happened(cfg, tmp_path, capsys):
+    """A refused start and an unknown profile exited 1, which README gives to an internal error, and `status` exited 0
+    with an alarm latched. Now: 2 an unknown profile (bad usage), 5 refused (nothing was done), 3 status with an alarm
+    latched, 6 no service. The service runs its loop in a thread at the pace of the wall clock; `legsleeve` runs here,
+    in the test's own thread, as from a terminal."""
+    import threading
+
+    from legsleeve.core.clock import RealTimePacer
+
+    rig, sock, ticks, svc = served(cfg, tmp_path)
+    RealTimePacer(rig.clock)
+    loop = threading.Thread(target=svc.serve, daemon=True)
+    loop.start()
+    path = sock.path
+
+    def cli(*argv):
+        code = main([*argv, "--socket", path])
+        out, err = capsys.readouterr()
+        return code, out + err
+
+    try:
+        code, out = cli("status")
+        assert code == 0 and out.startswith("idle; selected for the button: gentle")
+        code, out = cli("start", "shiatsu")
+        assert code == 2 and out.startswith("error: no profile 'shiatsu'")
+        assert cli("stop") == (0, "nothing running\n")
+        rig.world.inject_now(FaultSpec("estop", None, 0.0))  # someone presses the E-stop
+        wait_for(lambda: svc.status.state == "alarm", "the E-stop's alarm")
+        code, out = cli("status")
+        assert code == 3 and out.startswith("alarm; ") and "E-stop pressed" in out
+        code, out = cli("start", "wave")
+        assert code == 5 and out.startswith("refused: an alarm is latched")
+        code, out = cli("reset")
+        assert code == 5 and out == "refused: the E-stop is still pressed\n"
+        assert cli("silence")[0] == 0
+    finally:
+        svc.stopping = True
+        loop.join(10)
+        sock.close()
+        rig.close()
+    code, out = cli("status")
+    assert code == 6 and "the service is not running" in out

@@ -77,6 +77,10 @@ class Annunciator:
             self._silenced_until = now_s + self.silence_s
             log.info("alarm silenced for %.0f s", self.silence_s)
 
+    def silenced(self, now_s: float) -> bool:
+        """Whether the buzzer is silenced now (the alarm still stands, the LED still shows it)."""
+        return self.priority is not None and now_s < self._silenced_until
+
     def acknowledge(self) -> None:
         """A person has dealt with it: the alarm ends (the supervisor's latch is reset separately)."""
         self.priority, self.message = None, ""

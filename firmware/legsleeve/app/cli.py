@@ -1,8 +1,12 @@
 """The `legsleeve` command line: parse arguments, open the rig, hand over, and turn outcomes into exit codes.
 
-Exit codes: 0 success, 2 bad usage or config (nothing actuated), 3 safety trip or sensor fault, 1 internal error.
-Whatever happens after a rig is open - an exception, SIGINT, SIGTERM - the rig is driven to the safe state before
-anything is reported (SAFE-1).
+Exit codes (README.md's table): 0 success, 1 internal error, 2 bad usage or config (nothing actuated), 3 safety trip,
+sensor fault or an alarm latched, 4 stopped by a person during the self-test, 5 refused by the service (nothing was
+done), 6 the service is not running or did not answer; 128 + N after signal N. Whatever happens after a rig is open -
+an exception, SIGINT, SIGTERM - the rig is driven to the safe state before anything is reported (SAFE-1).
+
+The module imports little at the top, so that the signal handlers are in place before the half second it takes to
+load the hardware layer: a Ctrl-C then is a quiet exit, never a traceback.
 """
 
 from __future__ import annotations
@@ -10,38 +14,28 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import signal
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from legsleeve import __version__
-from legsleeve.app.selftest import SelfTestFailed, SelfTestStopped
-from legsleeve.config.hardware import default_config_dir, load_hardware
-from legsleeve.config.model import HardwareConfig
+from legsleeve.app.console import Interrupted, PipeSafe, SignalStop, reader_gone
 from legsleeve.errors import ConfigError, HardwareError, SensorFault
 
 if TYPE_CHECKING:  # the hardware layer loads gpiozero and the drivers: only the commands that open a rig import it
+    from legsleeve.config.model import HardwareConfig
     from legsleeve.hw.rig import Rig
+    from legsleeve.sim.faults import FaultSpec
 
 DEFAULT_PROFILE = "gentle"
 
-EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_TRIP, EXIT_STOPPED = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_TRIP, EXIT_STOPPED, EXIT_REFUSED, EXIT_NO_SERVICE = 0, 1, 2, 3, 4, 5, 6
 
 log = logging.getLogger("legsleeve")
 
-
-class Interrupted(BaseException):
-    """A signal asked us to stop. BaseException, so no `except Exception` on the way swallows it."""
-
-    def __init__(self, signum: int):
-        self.signum = signum
-        super().__init__(signal.Signals(signum).name)
-
-
-def _on_signal(signum, frame) -> None:
-    raise Interrupted(signum)
+__all__ = ["Interrupted", "main"]
 
 
 # -- shared plumbing ---------------------------------------------------------------------------------------------
@@ -64,10 +58,14 @@ def _add_sim(p: argparse.ArgumentParser) -> None:
 
 
 def _config_dir(args) -> Path:
+    from legsleeve.config.hardware import default_config_dir
+
     return args.config or default_config_dir()
 
 
 def _config(args) -> HardwareConfig:
+    from legsleeve.config.hardware import load_hardware
+
     cfg = load_hardware(_config_dir(args))
     for warning in cfg.warnings:
         log.warning("%s", warning)
@@ -85,7 +83,7 @@ def open_rig(
     from legsleeve.hw import backends
 
     if not args.sim and not serving:
-        from legsleeve.app.service import control_socket_path, serving_pid
+        from legsleeve.app.control import control_socket_path, serving_pid
 
         pid = serving_pid(getattr(args, "socket", None) or control_socket_path())
         if pid is not None:
@@ -94,15 +92,34 @@ def open_rig(
                 "first: sudo systemctl stop legsleeve (it vents on the way out), then run this again"
             )
 
-    rig = (
-        backends.open_sim(cfg, seed=args.seed, faults=faults, with_sensors=with_sensors)
-        if args.sim
-        else backends.open_pi(cfg, with_sensors=with_sensors)
-    )
+    args.rig_opened = True  # from here on, a signal's message says the sleeve was vented
+    if args.sim:
+        rig = backends.open_sim(cfg, seed=args.seed, faults=faults, with_sensors=with_sensors)
+    else:
+        try:
+            rig = backends.open_pi(cfg, with_sensors=with_sensors)
+        except HardwareError as exc:  # say how to get the simulated rig for this very command
+            raise HardwareError(f"{exc} On a PC: {_sim_hint(args)}") from exc
     try:
         yield rig
     finally:
         rig.close()
+
+
+def _sim_hint(args) -> str:
+    """How to run this command on the simulated rig: `run` has `simulate`, the others `--sim`."""
+    if getattr(args, "command", "") == "run":
+        return "`legsleeve simulate` runs the same session on the simulated rig."
+    return "add --sim to act on the simulated rig."
+
+
+def default_log_dir() -> Path:
+    """Where session logs go: $STATE_DIRECTORY/sessions under systemd (/var/lib/legsleeve/sessions), else
+    ./sessions."""
+    import os
+
+    state = os.environ.get("STATE_DIRECTORY")
+    return Path(state) / "sessions" if state else Path("sessions")
 
 
 # -- commands ----------------------------------------------------------------------------------------------------
@@ -191,44 +208,144 @@ def _status(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def _session(args, *, sim: bool) -> int:
-    """`run` and `simulate`: everything that can be refused is refused before the rig opens (SAFE-2)."""
-    from legsleeve.app.session import report, run_session
+SELFTEST_PREFIX = "selftest+"  # --fault NAME@selftest+T: T counts from the simulator's start, the self-test's
 
+
+@dataclass(frozen=True)
+class Injection:
+    """A `--fault` as given: its spec (`at_s` as written) and what it counts from. `NAME@T` counts from the session's
+    start - t = 0 of the progress lines, of the plot and of the summary; `NAME@selftest+T` from the simulator's start,
+    so that it can land in the self-test."""
+
+    spec: FaultSpec
+    text: str
+    from_selftest: bool
+
+    def clock_s(self, session_start_s: float) -> float:
+        """When it fires on the simulator's clock."""
+        return self.spec.at_s if self.from_selftest else session_start_s + self.spec.at_s
+
+    def session_s(self, session_start_s: float) -> float:
+        """When it fires, from the session's start (negative: in the self-test)."""
+        return self.clock_s(session_start_s) - session_start_s
+
+
+def fault_names_help() -> str:
+    """Every --fault name with what it does (`legsleeve simulate --fault list`)."""
+    from legsleeve.sim.faults import PANEL_EVENTS, PUMP_FAULTS, SENSOR_ERRORS, SENSOR_FAULTS, ZONE_FAULTS
+
+    lines = [
+        "--fault NAME[:ZONE]@SECONDS[=VALUE]: SECONDS from the session's start (after the self-test), or",
+        "@selftest+SECONDS from the simulator's start (the self-test's). Names:",
+    ]
+    for title, table, zone in (
+        ("a zone's air path", ZONE_FAULTS, ":ZONE"),
+        ("a sensor", SENSOR_FAULTS, ":ZONE or :manifold"),
+        ("a sensor answering with the wrong pressure (=VALUE)", SENSOR_ERRORS, ":ZONE or :manifold"),
+        ("the pump", PUMP_FAULTS, ""),
+        ("a person at the panel", PANEL_EVENTS, ""),
+    ):
+        lines.append(f"  {title}:")
+        lines += [f"    {name + zone:<36} {what}" for name, what in table.items()]
+    return "\n".join(lines)
+
+
+def _injections(args, cfg: HardwareConfig, plan) -> list[Injection]:
+    """Each --fault parsed and checked against the zones and the planned session: one that would come after the
+    session's planned end would never fire, so it is refused (exit 2), before anything moves."""
+    from legsleeve.sim.faults import EVENT_NAMES, parse_fault
+
+    out, problems = [], []
+    for text in args.fault:
+        head, at, when = text.strip().partition("@")
+        from_selftest = when.startswith(SELFTEST_PREFIX)
+        spec_text = f"{head}@{when[len(SELFTEST_PREFIX) :]}" if from_selftest else text
+        try:
+            spec = parse_fault(spec_text, cfg.zone_names, has_manifold_sensor=cfg.has_manifold_sensor)
+        except ValueError as exc:
+            problems.append(f"--fault: {exc}")
+            continue
+        end_s = plan.session_s
+        if not from_selftest and end_s is not None and spec.at_s > end_s:
+            problems.append(
+                f"--fault {text}: the session is planned to end {end_s:.1f} s from its start: "
+                f"a fault at {spec.at_s:g} s would never fire (times count from the session's start)"
+            )
+            continue
+        out.append(Injection(spec, text, from_selftest))
+    if problems:
+        problems.append(
+            f"--fault names: {', '.join(EVENT_NAMES)}; `legsleeve simulate --fault list` says what each does"
+        )
+        raise ConfigError(problems)
+    return out
+
+
+def _session(args, *, sim: bool) -> int:
+    """`run` and `simulate`: everything that can be refused is refused before the rig opens (SAFE-2).
+
+    A SIGINT or SIGTERM during the session stops it as the stop button does: it vents at the next tick, the log
+    records the sleeve emptying, the summary and the plot follow, and the exit code is 128 + the signal's number."""
+    from legsleeve.app.session import report, run_session
+    from legsleeve.sim.faults import FaultSpec
+
+    if sim and "list" in args.fault:
+        print(fault_names_help())
+        return EXIT_OK
     cfg = _config(args)
     profile = _profile(args, cfg)
-    _plan(cfg, profile, args)
-    faults = []
+    plan = _plan(cfg, profile, args)
+    injections: list[Injection] = []
     if sim:
         cfg = _twin(cfg, args)
-        from legsleeve.sim.faults import parse_fault
-
-        try:
-            faults = [parse_fault(f, cfg.zone_names, has_manifold_sensor=cfg.has_manifold_sensor) for f in args.fault]
-        except ValueError as exc:
-            raise ConfigError([f"--fault: {exc}"]) from None
+        injections = _injections(args, cfg, plan)
         _plot_possible(args)
     log_path = args.log or _default_log(profile.name, sim=sim, seed=getattr(args, "seed", 0))
     args.sim = sim
-    with open_rig(cfg, args, faults=faults) as rig:
-        result = run_session(
-            rig,
-            profile,
-            cycles=args.cycles,
-            minutes=args.minutes,
-            log_path=log_path,
-            status=_status,
-            realtime=getattr(args, "realtime", False),
-        )
+    signals: SignalStop = args.signals
+    started: list[float] = []
+    with open_rig(cfg, args, faults=[i.spec for i in injections if i.from_selftest]) as rig:
+
+        def on_start(t_s: float) -> None:  # the session's faults count from here
+            started.append(t_s)
+            for i in injections:
+                assert rig.world is not None  # faults are given on the simulated rig only
+                if not i.from_selftest:
+                    rig.world.schedule(FaultSpec(i.spec.name, i.spec.zone, t_s + i.spec.at_s, i.spec.value))
+
+        with signals.listening():
+            result = run_session(
+                rig,
+                profile,
+                cycles=args.cycles,
+                minutes=args.minutes,
+                log_path=log_path,
+                status=_status,
+                realtime=getattr(args, "realtime", False),
+                poll=signals.poll,
+                on_start=on_start,
+            )
     report(result, profile)
+    o = result.outcome
+    start_s = started[0]
+    for i in injections:
+        if i.clock_s(start_s) > o.end_s:
+            print(
+                f"fault {i.text} never fired: the session ended {o.duration_s:.1f} s from its start, before it",
+                file=sys.stdout,
+            )
     if sim and args.plot:
-        from legsleeve.app.plot import plot_log
+        from legsleeve.app.plot import Marker, plot_log
 
-        print(f"plot: {plot_log(log_path, args.plot, title=f'legsleeve simulate: {profile.name}')}")
-    return EXIT_TRIP if result.outcome.trip is not None else EXIT_OK
+        markers = [Marker(i.session_s(start_s), i.text) for i in injections if i.clock_s(start_s) <= o.end_s]
+        print(f"plot: {plot_log(log_path, args.plot, title=f'legsleeve simulate: {profile.name}', markers=markers)}")
+    if signals.signum is not None:
+        print(f"stopped by {signals.name}; the sleeve was vented", file=sys.stderr)
+        return 128 + signals.signum
+    return EXIT_TRIP if o.trip is not None else EXIT_OK
 
 
-def _plan(cfg: HardwareConfig, profile, args) -> None:
+def _plan(cfg: HardwareConfig, profile, args):
     """The whole session planned on the model before the rig opens: what would certainly trip is refused."""
     from legsleeve.app.validate import headline, model_words, plan_session
 
@@ -236,6 +353,7 @@ def _plan(cfg: HardwareConfig, profile, args) -> None:
     if not plan.ok:
         raise ConfigError([str(f) for f in plan.findings])
     _status(headline(plan, model_words(cfg)))
+    return plan
 
 
 def _plot_possible(args) -> None:
@@ -250,13 +368,11 @@ def _plot_possible(args) -> None:
 
 
 def _default_log(profile: str, *, sim: bool, seed: int) -> Path:
-    import os
     import time as _time
 
     if sim:
         return Path("out") / f"sim-{profile}-seed{seed}.csv"
-    base = Path(os.environ.get("STATE_DIRECTORY", "sessions")) / "sessions"
-    return base / f"{_time.strftime('%Y%m%d-%H%M%S')}-{profile}.csv"  # wall time names the file, nothing else
+    return default_log_dir() / f"{_time.strftime('%Y%m%d-%H%M%S')}-{profile}.csv"  # wall time names the file
 
 
 def cmd_run(args) -> int:
@@ -334,6 +450,7 @@ def cmd_calibrate(args) -> int:
         report,
         write_calibration,
     )
+    from legsleeve.config.hardware import load_hardware
 
     cfg = load_hardware(_config_dir(args), calibrated=False)  # measured against hardware.yaml's limits
     for warning in cfg.warnings:
@@ -376,23 +493,46 @@ def cmd_vent(args) -> int:
     return EXIT_OK
 
 
+HEADER_EVERY = 20  # `sensors --follow` repeats its header this often, so the columns stay named on screen
+
+
 def cmd_sensors(args) -> int:
+    """Vent, take the zero, print gauge readings: `--samples N` of them, or with `--follow` until Ctrl-C (or until
+    the reader of the output goes away), for bring-up: press a bladder and watch its column."""
     cfg = _config(args)
+    signals: SignalStop = args.signals
     with open_rig(cfg, args) as rig:
+        if args.sim and args.follow:
+            from legsleeve.core.clock import RealTimePacer, VirtualClock
+
+            if isinstance(rig.clock, VirtualClock):  # the simulated rig's clock, at the pace of a person watching
+                RealTimePacer(rig.clock)
         baselines = rig.zero_sensors()
         print("zero (vented, absolute hPa): " + "  ".join(f"{n} {hpa:.2f}" for n, hpa in baselines.items()))
         if rig.sensors is None:
             raise HardwareError("the rig was built without sensors")
         names = [s.name for s in rig.sensors.all]
-        print("t_s     " + "".join(f"{n:>10}" for n in names) + "   (gauge mmHg)")
-        for _ in range(args.samples):
-            r = rig.read()
-            cells = [*r.zones, *([r.manifold] if r.manifold else [])]
-            print(f"{r.t_s:6.2f}  " + "".join(f"{c.mmhg:10.2f}" if c.ok else f"{'FAULT':>10}" for c in cells))
-            for name, c in zip(names, cells, strict=False):
-                if not c.ok:
-                    print(f"        {name}: {c.fault}", file=sys.stderr)
-            rig.clock.sleep(args.interval_s)
+        header = "t_s     " + "".join(f"{n:>10}" for n in names) + "   (gauge mmHg)"
+        printed = 0
+        with signals.listening():  # with --follow, Ctrl-C is the way out: the sleeve is vented, exit 0
+            while args.follow or printed < args.samples:
+                if printed % HEADER_EVERY == 0 and (printed == 0 or args.follow):
+                    print(header, flush=args.follow)
+                r = rig.read()
+                cells = [*r.zones, *([r.manifold] if r.manifold else [])]
+                print(
+                    f"{r.t_s:6.2f}  " + "".join(f"{c.mmhg:10.2f}" if c.ok else f"{'FAULT':>10}" for c in cells),
+                    flush=args.follow,
+                )
+                printed += 1
+                for name, c in zip(names, cells, strict=False):
+                    if not c.ok:
+                        print(f"        {name}: {c.fault}", file=sys.stderr)
+                if signals.poll() is not None or reader_gone(sys.stdout):
+                    break
+                rig.clock.sleep(args.interval_s)
+    if signals.signum is not None:
+        print(f"sensors: {signals.poll()}, {printed} reading(s); the sleeve was vented", file=sys.stderr)
     return EXIT_OK
 
 
@@ -401,10 +541,9 @@ def cmd_serve(args) -> int:
 
     The control socket's lock is taken before the rig is opened: a second `serve` refuses before it touches a pin
     or the running service's socket."""
-    import os
-
+    from legsleeve.app.control import AlreadyServing, ControlSocket, control_socket_path
     from legsleeve.app.notify import Notifier
-    from legsleeve.app.service import AlreadyServing, ControlSocket, Service, control_socket_path
+    from legsleeve.app.service import Service
 
     cfg = _config(args)
     from legsleeve.config.profiles import load_all
@@ -421,7 +560,7 @@ def cmd_serve(args) -> int:
         print(f"serve: cannot open the control socket: {exc}; nothing was actuated", file=sys.stderr)
         return EXIT_INTERNAL
     notifier = Notifier()
-    log_dir = args.log_dir or Path(os.environ.get("STATE_DIRECTORY", "sessions")) / "sessions"
+    log_dir = args.log_dir or default_log_dir()
     try:
         # without sensors: the service connects them itself, and stays up (vented, with an alarm) when they fail
         with open_rig(cfg, args, with_sensors=False, serving=True) as rig:
@@ -439,21 +578,159 @@ def cmd_serve(args) -> int:
     return EXIT_OK
 
 
-def cmd_control(args) -> int:
-    from legsleeve.app.service import control_socket_path, send_command
+# What the command line's exit code makes of each error code of the control protocol (README's table).
+EXIT_OF_ERROR = {
+    "bad-request": EXIT_USAGE,
+    "unsupported-version": EXIT_USAGE,
+    "unknown-command": EXIT_USAGE,
+    "too-long": EXIT_USAGE,
+    "unknown-profile": EXIT_USAGE,
+    "out-of-range": EXIT_USAGE,
+    "refused": EXIT_REFUSED,
+    "busy": EXIT_REFUSED,
+    "not-allowed": EXIT_REFUSED,
+    "timeout": EXIT_NO_SERVICE,
+    "not-taken": EXIT_NO_SERVICE,
+    "internal": EXIT_INTERNAL,
+}
 
-    words = [args.command] + ([args.profile] if getattr(args, "profile", None) else [])
+
+def ask_service(args, cmd: str, **fields):
+    """One request to the running service (`legsleeve.app.control.request`): its answer, or None after saying why
+    there is none (`args.exit` is then the exit code: 6 no service, 5 not allowed)."""
+    from legsleeve.app.control import control_socket_path, request
+
     path = args.socket or control_socket_path()
     try:
-        reply = send_command(" ".join(words), path)
+        return request(cmd, path, **fields)
     except (FileNotFoundError, ConnectionRefusedError):
         print(f"the service is not running (no control socket at {path}): systemctl status legsleeve", file=sys.stderr)
-        return EXIT_INTERNAL
+        args.exit = EXIT_NO_SERVICE
+    except PermissionError as exc:
+        print(f"control socket {path}: {exc}: join the group legsleeve (then log in again)", file=sys.stderr)
+        args.exit = EXIT_REFUSED
     except OSError as exc:
         print(f"control socket {path}: {exc}", file=sys.stderr)
-        return EXIT_INTERNAL
-    print(reply)
-    return EXIT_INTERNAL if reply.startswith(("error", "refused", "busy")) else EXIT_OK
+        args.exit = EXIT_NO_SERVICE
+    return None
+
+
+def cmd_control(args) -> int:
+    """`legsleeve start|stop|status|reset|silence|history`: one request to the running service, its answer printed
+    (`--json`: as the service sent it). The exit code says what happened: 0 done, 2 a bad request (an unknown
+    profile, an intensity past the limits), 3 an alarm is latched (`status`), 5 refused by the service (nothing was
+    done), 6 the service is not running or did not answer."""
+    fields = {}
+    if args.command == "start":
+        fields = {k: v for k, v in (("profile", args.profile), ("intensity_pct", args.intensity),
+                                    ("minutes", args.minutes)) if v is not None}  # fmt: skip
+    if args.command == "history":
+        fields = {"limit": args.limit}
+    reply = ask_service(args, args.command, **fields)
+    if reply is None:
+        return args.exit
+    if args.json:
+        import json
+
+        print(json.dumps(reply, indent=2))
+    elif args.command == "status" and reply.get("ok"):
+        print(describe_status(reply["status"]))
+    elif args.command == "history" and reply.get("ok"):
+        print(describe_history(reply["sessions"]))
+    else:
+        print(reply.get("text", ""))
+    if not reply.get("ok"):
+        return EXIT_OF_ERROR.get(str(reply.get("error")), EXIT_INTERNAL)
+    if args.command == "status" and reply["status"]["alarm"] is not None:
+        return EXIT_TRIP
+    return EXIT_OK
+
+
+def cmd_watch(args) -> int:
+    """`legsleeve watch`: the running service live (app/watch.py), until Ctrl-C (exit 0) or the reader goes away."""
+    from legsleeve.app.control import control_socket_path
+    from legsleeve.app.watch import watch
+
+    signals: SignalStop = args.signals
+    with signals.listening():  # Ctrl-C is the way out
+        watch(
+            args.socket or control_socket_path(),
+            sys.stdout,
+            hz=args.hz,
+            stop=lambda: signals.signum is not None,
+            gone=lambda: reader_gone(sys.stdout),
+        )
+    return EXIT_OK
+
+
+def describe_status(status: dict) -> str:
+    """`legsleeve status` for a person: the one-line summary, then each zone while a session runs."""
+    from legsleeve.app.snapshot import text
+
+    lines = [text(status)]
+    if any(z["mmhg"] is not None for z in status["zones"]):
+        lines.append(f"  {'zone':<12} {'mmHg':>6} {'target':>7}  valve")
+        for z in status["zones"]:
+            mmhg = f"{z['mmhg']:6.1f}" if z["mmhg"] is not None else f"{'-':>6}"
+            target = f"{z['target_mmhg']:7.1f}" if z["target_mmhg"] is not None else f"{'-':>7}"
+            lines.append(f"  {z['name']:<12} {mmhg} {target}  {z['valve']}")
+    return "\n".join(lines)
+
+
+def describe_history(sessions: list) -> str:
+    """`legsleeve history`: one line a session, newest first."""
+    if not sessions:
+        return "no sessions yet"
+    lines = []
+    for e in sessions:
+        length = f"{e['duration_s'] / 60:5.1f} min" if e.get("duration_s") is not None else f"{'-':>9}"
+        intensity = f" at {e['intensity_pct']:g} %" if e.get("intensity_pct") not in (None, 100, 100.0) else ""
+        lines.append(f"{e['started']}  {e['profile']}{intensity}  {length}  {e['outcome']}: {e.get('text', '')}")
+    return "\n".join(lines)
+
+
+def cmd_plot(args) -> int:
+    """`legsleeve plot LOG.csv`: a session log, from the sleeve or the simulator, drawn (the rows from --from to --to,
+    seconds from the session's start): each zone with its target and valves, the pump, the steps, a trip with its
+    message, a stop. Written beside the log unless --out says where."""
+    problems = []
+    if not args.log.is_file():
+        problems.append(f"{args.log}: no such session log")
+    if args.t_to is not None and args.t_to <= args.t_from:
+        problems.append(
+            f"--to {args.t_to:g}: must come after --from {args.t_from:g} (seconds from the session's start)"
+        )
+    args.plot = True  # drawable, or refused now (exit 2)
+    _plot_possible(args)
+    if problems:
+        raise ConfigError(problems)
+    from legsleeve.app.plot import image_path, plot_log
+
+    out = image_path(args.out or args.log.with_suffix(""))
+    window = (
+        ""
+        if args.t_from == 0 and args.t_to is None
+        else f", {args.t_from:g} s to " + (f"{args.t_to:g} s" if args.t_to is not None else "the end")
+    )
+    try:
+        written = plot_log(args.log, out, title=args.title or f"{args.log.name}{window}", t_from_s=args.t_from,
+                           t_to_s=args.t_to)  # fmt: skip
+    except (ValueError, UnicodeDecodeError) as exc:  # not a session log, or nothing in the window
+        raise ConfigError([str(exc)]) from None
+    print(f"plot: {written}")
+    return EXIT_OK
+
+
+def _seconds(text: str) -> float:
+    """A time from the session's start: seconds (`90`, `90.5`) or minutes and seconds (`1:30`)."""
+    try:
+        minutes, _, seconds = text.rpartition(":")
+        value = (float(minutes) * 60.0 if minutes else 0.0) + float(seconds)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a time in seconds or M:SS, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
 
 
 def cmd_wiring(args) -> int:
@@ -525,7 +802,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="legsleeve",
         description="Firmware for a do-it-yourself sequential air-compression leg sleeve. Not a medical device.",
-        epilog="Exit codes: 0 success, 1 internal error, 2 bad usage or config, 3 safety trip.",
+        epilog="Exit codes: 0 success, 1 internal error, 2 bad usage or config (nothing actuated), 3 safety trip or "
+        "alarm latched, 4 stopped by a person during the self-test, 5 refused by the service, 6 the service is not "
+        "running; 128+N after signal N (130 Ctrl-C).",
     )
     parser.add_argument("--version", action="version", version=f"legsleeve {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
@@ -543,8 +822,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sensors", help="vent, take the zero, and print live gauge readings per zone")
     _add_config(p)
     _add_sim(p)
-    p.add_argument("--samples", type=int, default=10, help="how many readings to print (default 10)")
-    p.add_argument("--interval-s", type=float, default=0.2, help="seconds between readings (default 0.2)")
+    many = p.add_mutually_exclusive_group()
+    many.add_argument("--samples", type=_positive_int, default=10, help="how many readings to print (default 10)")
+    many.add_argument(
+        "--follow",
+        action="store_true",
+        help="print readings until Ctrl-C (bring-up: press a bladder, watch its column)",
+    )
+    p.add_argument("--interval-s", type=_positive_float, default=0.2, help="seconds between readings (default 0.2)")
     p.set_defaults(func=cmd_sensors)
 
     for name, func, helptext in (
@@ -594,14 +879,52 @@ def build_parser() -> argparse.ArgumentParser:
     for name, helptext in (
         ("start", "start a session on the running service"),
         ("stop", "stop the running session (it vents)"),
-        ("status", "what the service is doing"),
+        ("status", "what the service is doing (exit 3 with an alarm latched)"),
         ("reset", "clear a latched alarm, once you have checked the sleeve"),
+        ("silence", "silence the buzzer of an alarm (at most 120 s; the LED keeps showing it)"),
+        ("history", "the sessions the service has run, newest first"),
     ):
         p = sub.add_parser(name, help=helptext)
         if name == "start":
             p.add_argument("profile", nargs="?", help="profile (default: the one selected on the service)")
+            p.add_argument(
+                "--intensity",
+                type=_positive_float,
+                metavar="PCT",
+                help="percent of the profile's targets (50-150, never past limits.max_mmhg; default 100)",
+            )
+            p.add_argument(
+                "--minutes",
+                type=_positive_float,
+                help="session length (default: the profile's; the cycle under way finishes)",
+            )
+        if name == "history":
+            p.add_argument("--limit", type=_positive_int, default=20, help="how many sessions (default 20)")
+        p.add_argument("--json", action="store_true", help="the service's answer as it sent it (JSON)")
         p.add_argument("--socket", help="control socket path")
         p.set_defaults(func=cmd_control, command=name)
+
+    p = sub.add_parser("plot", help="draw a session log (from the sleeve or the simulator) as an image")
+    p.add_argument("log", type=Path, metavar="LOG.csv")
+    p.add_argument("--out", type=Path, metavar="PATH.png", help="where (default: beside the log, LOG.png)")
+    p.add_argument(
+        "--from",
+        dest="t_from",
+        type=_seconds,
+        default=0.0,
+        metavar="T",
+        help="from T (seconds, or M:SS) after the session's start",
+    )
+    p.add_argument("--to", dest="t_to", type=_seconds, metavar="T", help="to T (default: the end)")
+    p.add_argument("--title", help="the plot's title (default: the log's name)")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser(
+        "watch", help="the running service live: pressures as bars, step, time left, alarm (Ctrl-C ends)"
+    )
+    p.add_argument("--hz", type=_hz, default=4.0, help="redraws a second (0.5-10, default 4)")
+    p.add_argument("--socket", help="control socket path")
+    p.set_defaults(func=cmd_watch)
 
     p = sub.add_parser(
         "calibrate",
@@ -673,6 +996,15 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _hz(text: str) -> float:
+    from legsleeve.app.protocol import HZ_MAX, HZ_MIN
+
+    value = _positive_float(text)
+    if not HZ_MIN <= value <= HZ_MAX:
+        raise argparse.ArgumentTypeError(f"must be from {HZ_MIN:g} to {HZ_MAX:g}, got {text}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -681,16 +1013,38 @@ def _positive_int(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    signals = SignalStop()
+    old_handlers = signals.install()  # first: a Ctrl-C from here on is a quiet exit, never a traceback
+    old_streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = PipeSafe(sys.stdout), PipeSafe(sys.stderr)
+    try:
+        return _main(argv, signals)
+    except Interrupted as exc:  # before a command began (parsing, loading): nothing was open
+        print(f"stopped by {exc}; nothing was actuated", file=sys.stderr)
+        return 128 + exc.signum
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        sys.stdout, sys.stderr = old_streams
+        SignalStop.restore(old_handlers)
+
+
+def _main(argv: Sequence[str] | None, signals: SignalStop) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on bad usage, before anything is opened
+    args.signals = signals
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         return args.func(args)
+    except Interrupted as exc:
+        done = "the sleeve was vented" if getattr(args, "rig_opened", False) else "nothing was actuated"
+        print(f"stopped by {exc}; {done}", file=sys.stderr)
+        return 128 + exc.signum
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -699,21 +1053,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SensorFault as exc:
         print(f"SAFETY: {exc} (SAFE-9); the sleeve was vented", file=sys.stderr)
         return EXIT_TRIP
-    except SelfTestFailed as exc:
-        print(f"SAFETY: {exc}; nothing else was run, the sleeve was vented", file=sys.stderr)
-        return EXIT_TRIP
-    except SelfTestStopped as exc:
-        print(f"STOPPED: {exc}; the sleeve was vented", file=sys.stderr)
-        return EXIT_STOPPED
     except HardwareError as exc:
         print(f"hardware: {exc}", file=sys.stderr)
         return EXIT_INTERNAL
-    except Interrupted as exc:
-        print(f"stopped by {exc}; the sleeve was vented", file=sys.stderr)
-        return 128 + exc.signum
-    except Exception:
+    except Exception as exc:
+        from legsleeve.app.selftest import SelfTestFailed, SelfTestStopped
+
+        if isinstance(exc, SelfTestFailed):
+            print(f"SAFETY: {exc}; nothing else was run, the sleeve was vented", file=sys.stderr)
+            return EXIT_TRIP
+        if isinstance(exc, SelfTestStopped):  # by the button, or by a signal (then 128 + its number)
+            print(f"STOPPED: {exc}; the sleeve was vented", file=sys.stderr)
+            return 128 + signals.signum if signals.signum is not None else EXIT_STOPPED
         log.exception("internal error")
         return EXIT_INTERNAL
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)

@@ -51,7 +51,8 @@ class Outcome:
     vented: bool
     unconfirmed: list[str]
     status: Status  # the controller's, at the end (cycles done, fill times, top-ups)
-    stopped: bool = False  # by the stop button
+    stopped: bool = False  # by a person: the stop button, the control socket, a signal
+    stop_reason: str = ""  # in words ("stop button pressed", "SIGINT received")
 
     @property
     def duration_s(self) -> float:
@@ -124,6 +125,7 @@ class Runner:
             self.unconfirmed,
             self.status,
             self.stopped,
+            self.stop_reason,
         )
 
     def _loop(self, start_s: float) -> bool:

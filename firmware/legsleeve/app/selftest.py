@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from legsleeve.app.builder import build_session
+from legsleeve.app.runner import Runner
 from legsleeve.config.model import HardwareConfig
 from legsleeve.core.commands import FILL, Commands
 from legsleeve.core.limits import MAX_SENSOR_NOISE_MMHG
@@ -100,12 +101,17 @@ REFUSE_SLOWER, REFUSE_FASTER = 2.0, 0.5
 
 
 def self_test(
-    rig: Rig, *, liveness: Callable[[], None] | None = None, poll: Callable[[], str | None] | None = None
+    rig: Rig,
+    *,
+    liveness: Callable[[], None] | None = None,
+    poll: Callable[[], str | None] | None = None,
+    on_tick: Callable[[Runner, Readings], None] | None = None,
 ) -> SelfTestResult:
     """Run the self-test. Raises SelfTestFailed, SelfTestStopped or SensorFault.
 
     `liveness` is called every tick (the systemd watchdog), `poll` too: a reason it returns stops the self-test, as
-    the stop button does; the E-stop fails it (SAFE-12)."""
+    the stop button does; the E-stop fails it (SAFE-12). `on_tick` sees every tick of the valve check (the service's
+    status)."""
     cfg = rig.config
     panel = rig.panel
 
@@ -157,6 +163,7 @@ def self_test(
         plan,
         liveness=liveness,
         poll=poll,
+        on_tick=on_tick,
         extra_monitors=[CrossTalk(cfg.zone_names, cfg.selftest.crosstalk_mmhg)],
     )
     outcome = runner.run()

@@ -50,13 +50,19 @@ def run_session(
     poll: Callable[[], str | None] | None = None,
     annunciator: Annunciator | None = None,
     tick_costs_ns: list[int] | None = None,
+    on_start: Callable[[float], None] | None = None,
+    on_tick: Callable[[Runner, Readings], None] | None = None,
 ) -> SessionResult:
     """Self-test, then the session. SelfTestFailed, SelfTestStopped or SensorFault before it means nothing was
-    squeezed. `poll` is called every tick of both: a reason it returns stops them (the control socket's stop)."""
+    squeezed. `poll` is called every tick of both: a reason it returns stops them (the control socket's stop, a
+    signal). `on_start` is told the clock's time the session starts at, once the self-test has passed: the time
+    the progress lines, the log's plot and `simulate --fault` count from. `on_tick` sees every tick of the
+    self-test's valve check and of the session (the service's status)."""
     cfg = rig.config
+    selftest_start = rig.clock.now()
     if status is not None:
         status("self-test: sensors, zero" + (", valves and hoses zone by zone" if cfg.selftest.valves else ""))
-    checked = self_test(rig, liveness=liveness, poll=poll)
+    checked = self_test(rig, liveness=liveness, poll=poll, on_tick=on_tick)
     for change in checked.changes:
         log.warning("self-test: %s", change)
         if status is not None:
@@ -68,11 +74,15 @@ def run_session(
     losses: list[str] = []  # the limbs whose sleeve loss check has been reported
     start = rig.clock.now()
     if status is not None:
-        status(f"self-test passed; session {profile.name} starts at t={start:.1f} s")
+        status(f"self-test passed in {start - selftest_start:.1f} s; session {profile.name} starts: 0:00.0 from here")
+    if on_start is not None:
+        on_start(start)
     cycles, minutes = profile.session_length(cycles, minutes)
     total = f"/{cycles}" if cycles is not None else f" of {minutes:g} min" if minutes else ""
 
-    def on_tick(runner: Runner, readings: Readings) -> None:
+    def each_tick(runner: Runner, readings: Readings) -> None:
+        if on_tick is not None:
+            on_tick(runner, readings)
         refills = runner.status.refills
         if len(refills) > len(reported):
             for refill in refills[len(reported) :]:
@@ -107,7 +117,7 @@ def run_session(
         minutes=minutes,
         session_log=session_log,
         stats=stats,
-        on_tick=on_tick,
+        on_tick=each_tick,
         liveness=liveness,
         annunciator=annunciator,
         poll=poll,
@@ -181,7 +191,7 @@ def report(result: SessionResult, profile: Profile, out=None) -> None:
         faults[o.cannot_vent.zone] = "SAFE-8 cannot vent"
     verdict = "no trip" if trip is None else f"TRIPPED {trip}"
     if o.stopped and trip is None:
-        verdict = "stopped by the stop button"
+        verdict = f"stopped ({o.stop_reason or 'stop requested'})"
     print(
         f"\nsession: {profile.name}, {result.outcome.status.cycle} cycle(s) in {_mmss(o.duration_s)}, "
         f"{o.ticks} ticks ({o.late_ticks} late); {verdict}",

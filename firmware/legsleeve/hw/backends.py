@@ -91,8 +91,7 @@ def _pi_pin_factory(config: HardwareConfig):
         raise
     except Exception as exc:  # no lgpio, no access to the chip, a chip that will not open
         raise HardwareError(
-            f"no GPIO library could start (lgpio: {exc}). On the Pi: pip install 'legsleeve[pi]'. "
-            "On a PC, use the simulated rig with --sim."
+            f"no GPIO library could start (lgpio: {exc}). On the Pi: pip install 'legsleeve[pi]'."
         ) from exc
 
 
