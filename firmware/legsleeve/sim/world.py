@@ -1,9 +1,10 @@
 """The simulated world under the real drivers: mock pins, simulated chips on a simulated bus, air, one clock.
 
-The firmware's own driver classes are built on `pin_factory` (gpiozero's `MockFactory(pin_class=MockPWMPin)`) and
-on `bus` (a `busio.I2C` look-alike hosting simulated MPRLS chips behind simulated TCA9548As). The pneumatic model
-reads the mock pins' states and feeds the chips' pressures; everything runs on `clock`, a virtual clock, so an
-hour of therapy takes seconds. Faults fire at their virtual time.
+The firmware's own driver classes are built on `pin_factory` (gpiozero's `MockFactory`; its pins are `SimPin`s,
+gpiozero's own `MockPWMPin` telling the world when they move) and on `bus` (a `busio.I2C` look-alike hosting simulated
+MPRLS chips behind simulated TCA9548As). The pneumatic model reads the mock pins' states and feeds the chips'
+pressures; everything runs on `clock`, a virtual clock, so an hour of therapy takes seconds. Faults fire at their
+virtual time.
 """
 
 from __future__ import annotations
@@ -23,6 +24,35 @@ from legsleeve.sim.faults import MANIFOLD, PUMP_FAULTS, SENSOR_ERRORS, SENSOR_FA
 from legsleeve.sim.physics import Pneumatics
 
 SAMPLE_HOLD_S = 0.001
+PIN_HISTORY = 1000  # each pin's `states` keeps at least its last this many changes (and at most twice as many)
+
+
+class SimPin(MockPWMPin):
+    """gpiozero's MockPWMPin, as the simulated world's pin class (`MockFactory(pin_class=SimPin)`): it tells the
+    world when it moves, and keeps a bounded history.
+
+    The world used to sum the lengths of every actuator pin's `states` list at every clock advance to notice a
+    change, and those lists grew by an entry per change for as long as the process lived (about 14 MiB a simulated
+    day of `serve --sim`). Here a change of level or duty calls `on_change` (set by the world on the pins it
+    watches; as before, a change of function alone is taken up with the next change of level: the rig releases
+    its outputs only after driving them safe), and `states` keeps only its last PIN_HISTORY to 2 x PIN_HISTORY
+    entries (a list still: tests read whole histories of short runs, and slices of them).
+    """
+
+    def __init__(self, factory, info):
+        self.on_change: Callable[[], None] | None = None
+        super().__init__(factory, info)
+
+    def _change_state(self, value):
+        changed = super()._change_state(value)
+        if changed:
+            states = self.states
+            if len(states) > 2 * PIN_HISTORY:
+                del states[:PIN_HISTORY]
+            if self.on_change is not None:
+                self.on_change()
+        return changed
+
 
 _SENSOR_ATTR = {
     "sensor-dead": "dead",
@@ -40,7 +70,7 @@ class SimWorld:
             check_value(fault)  # a sensor error's size is refused before anything is built, not when it fires
         self.config = config
         self.clock = VirtualClock()
-        self.pin_factory = MockFactory(pin_class=MockPWMPin)
+        self.pin_factory = MockFactory(pin_class=SimPin)
         sim = config.simulation
         rng = random.Random(seed)
 
@@ -51,7 +81,9 @@ class SimWorld:
 
         self._actuator_pins = [self._pump_pin, *self._inlet_pins, *self._exhaust_pins]
         self.physics = Pneumatics(sim, config.zone_names, pump_stall_duty=sim.pump_stall_duty)
-        self._pins_version = -1
+        self._pins_moved = False
+        for pin in self._actuator_pins:
+            pin.on_change = self._pin_moved
         self._last_s = 0.0
         self._read_pins()
 
@@ -94,20 +126,18 @@ class SimWorld:
         self.clock.on_advance(self._on_time)
 
     # -- the pins as the air sees them -----------------------------------------------------------------------
-    def _version(self) -> int:
-        # MockPin appends to `states` on every change of level or duty: the total length says whether one moved.
-        # (The lists are looked up afresh by _read_pins, so a pin whose history was cleared is picked up again.)
-        return sum(map(len, self._state_lists))
+    def _pin_moved(self) -> None:
+        # Called by a SimPin as it changes, between clock advances: the air takes it up at the next advance.
+        self._pins_moved = True
 
     def _read_pins(self) -> None:
+        self._pins_moved = False
         zones = self.config.zones
         self.physics.set_inputs(
             self._pump_duty(),
             [self._valve_open(pin, z.inlet) for pin, z in zip(self._inlet_pins, zones, strict=False)],
             [self._valve_open(pin, z.exhaust) for pin, z in zip(self._exhaust_pins, zones, strict=False)],
         )
-        self._state_lists = [pin.states for pin in self._actuator_pins]
-        self._pins_version = self._version()
 
     def _pump_duty(self) -> float:
         pin = self._pump_pin
@@ -138,7 +168,8 @@ class SimWorld:
     def _on_time(self, t_s: float) -> None:
         # Pins only change between clock advances. If one moved, it moved at the previous advance: bring the air
         # up to then on the old inputs, and take the new ones from there.
-        self._catch_up_pins()
+        if self._pins_moved:
+            self._catch_up_pins()
         while self._releases and self._releases[0][0] <= t_s:
             self._releases.pop(0)[1].drive_high()
         while self._pending and self._pending[0].at_s <= t_s:
@@ -167,7 +198,7 @@ class SimWorld:
             self.physics.advance_to(now)
 
     def _catch_up_pins(self) -> None:
-        if self._version() != self._pins_version:
+        if self._pins_moved:
             self.physics.advance_to(self._last_s)
             self._read_pins()
 
