@@ -500,7 +500,7 @@ class _TrunkDone(BaseException):
     into a sensor fault - to the trunk's top.)"""
 
 
-def run_branches(cells: Sequence[Cell], *, fork: bool = True) -> list[Cell]:
+def run_branches(cells: Sequence[Cell], *, fork: bool = True, errors_as_problems: bool = False) -> list[Cell]:
     """Cells of one build and one profile (any faults, any injection times), each run end to end and judged, in the
     order given.
 
@@ -512,11 +512,13 @@ def run_branches(cells: Sequence[Cell], *, fork: bool = True) -> list[Cell]:
     sends its Cell back; the trunk waits for it, then goes on to the next injection. Where there is no `os.fork` (or
     no /proc/self/fd to find the log by), every cell runs from scratch (`run_cell`), as does one whose time the
     trunk stepped over. `tests/test_fault_matrix.py::test_a_forked_cell_is_the_fresh_run` checks that the two give
-    the same Cell."""
+    the same Cell. `errors_as_problems`: the firmware's own errors (SleeveError: a self-test refusing, say) are
+    recorded as a problem of the cell rather than raised."""
     from legsleeve.app.session import run_session
     from legsleeve.app.sessionlog import read_log
     from legsleeve.config.hardware import load_hardware
     from legsleeve.config.profiles import load_profile
+    from legsleeve.errors import SleeveError
     from legsleeve.hw.backends import open_sim
     from legsleeve.sim.faults import FaultSpec
 
@@ -525,8 +527,9 @@ def run_branches(cells: Sequence[Cell], *, fork: bool = True) -> list[Cell]:
     config_dir, profile = cells[0].config_dir, cells[0].profile
     if any((c.config_dir, c.profile) != (config_dir, profile) for c in cells):
         raise ValueError("run_branches: cells of one build and one profile")
+    fresh_run = functools.partial(_fresh, errors_as_problems=errors_as_problems)
     if not fork or not hasattr(os, "fork") or not os.path.isdir("/proc/self/fd"):
-        return [run_cell(c) for c in cells]
+        return [fresh_run(c) for c in cells]
     order = sorted(range(len(cells)), key=lambda i: cells[i].at_s)
     pending = [i for i in order if cells[i].at_s > FORK_LEAD_S]
     fresh = [i for i in order if cells[i].at_s <= FORK_LEAD_S]
@@ -577,7 +580,11 @@ def run_branches(cells: Sequence[Cell], *, fork: bool = True) -> list[Cell]:
         except BaseException as exc:
             if branch:  # never return into the trunk's stack (or pytest's) from a child
                 try:
-                    _send(branch[1], f"{branch[0].spec()} raised {type(exc).__name__}: {exc}")
+                    if errors_as_problems and isinstance(exc, SleeveError):
+                        branch[0].problems.append(f"raised {type(exc).__name__}: {exc}")
+                        _send(branch[1], branch[0])
+                    else:
+                        _send(branch[1], f"{branch[0].spec()} raised {type(exc).__name__}: {exc}")
                 finally:
                     os._exit(1)
             raise
@@ -586,10 +593,22 @@ def run_branches(cells: Sequence[Cell], *, fork: bool = True) -> list[Cell]:
         raise RuntimeError(failed[0])
     fresh += pending  # the trunk ended before their time
     for i in fresh:
-        done[i] = run_cell(cells[i])
+        done[i] = fresh_run(cells[i])
     out = [done[i] for i in range(len(cells))]
     assert all(isinstance(c, Cell) for c in out)
     return out  # type: ignore[return-value]
+
+
+def _fresh(cell: Cell, *, errors_as_problems: bool) -> Cell:
+    try:
+        return run_cell(cell)
+    except Exception as exc:
+        from legsleeve.errors import SleeveError
+
+        if not (errors_as_problems and isinstance(exc, SleeveError)):
+            raise
+        cell.problems.append(f"raised {type(exc).__name__}: {exc}")
+        return cell
 
 
 def _fork(cell: Cell, done: dict[int, Cell | str], index: int, tmp: Path) -> tuple[Cell, int, Path] | None:
