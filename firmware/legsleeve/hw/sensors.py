@@ -150,11 +150,12 @@ class PressureSensor:
         self._muxes = muxes
         self.baseline_hpa: float | None = None
         self.faults = 0
+        self.label = f"sensor {name}"  # what a missed deadline names
 
     def read_hpa(self) -> float:
         """Absolute pressure, hPa. Raises SensorFault (SAFE-9) for anything but a plausible number."""
         try:
-            with self._bus.transaction(f"sensor {self.name}"):
+            with self._bus.transaction(self.label):
                 if self._muxes is not None and self.port is not None:
                     self._muxes.before_driver(self.port[0])
                 hpa = self._driver.pressure
@@ -233,7 +234,7 @@ class SensorArray:
         first_start = None
         for sensor in self._order:
             try:
-                with self._bus.transaction(f"sensor {sensor.name}"):
+                with self._bus.transaction(sensor.label):
                     self._select(sensor)
                     self._bus.writeto(self._address, CMD_MEASURE)
                     self._bus.unlock()
@@ -279,7 +280,7 @@ class SensorArray:
         """Read status + 24-bit count once the conversion is done; return absolute hPa."""
         buf = self._buf
         try:
-            with self._bus.transaction(f"sensor {sensor.name}"):
+            with self._bus.transaction(sensor.label):
                 self._select(sensor)
                 while True:
                     self._bus.readfrom_into(self._address, buf)

@@ -86,7 +86,12 @@ class _Median3:
             last.append((r.t_s, r.mmhg))
             while len(last) > 3 or last[0][0] < r.t_s - self.SPAN_S:
                 del last[0]
-            value = sorted(v for _, v in last)[1] if len(last) == 3 else r.mmhg
+            if len(last) == 3:
+                a, b, c = last[0][1], last[1][1], last[2][1]
+                # the middle of three, as sorted(...)[1] gives it (written out: this runs per sensor every tick)
+                value = max(min(a, b), min(max(a, b), c))
+            else:
+                value = r.mmhg
             out.append(r if value == r.mmhg else Reading(value, r.t_s))
         n = len(readings.zones)
         manifold = out[n] if readings.manifold is not None else None

@@ -9,6 +9,7 @@ virtual time.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Iterable
 
@@ -81,10 +82,8 @@ class SimWorld:
 
         self._actuator_pins = [self._pump_pin, *self._inlet_pins, *self._exhaust_pins]
         self.physics = Pneumatics(sim, config.zone_names, pump_stall_duty=sim.pump_stall_duty)
-        self._pins_moved = False
         for pin in self._actuator_pins:
             pin.on_change = self._pin_moved
-        self._last_s = 0.0
         self._read_pins()
 
         self.bus = SimI2C(self.clock, frequency_hz=config.i2c.frequency_hz, overhead_s=sim.i2c_overhead_s)
@@ -122,16 +121,18 @@ class SimWorld:
 
         self._pending = pending
         self._releases: list[tuple[float, MockPin]] = []  # (when, pin): a pressed button let go
+        self._next_event_s = pending[0].at_s if pending else math.inf  # the earliest fault or release due
         self.fired: list[tuple[float, FaultSpec]] = []
         self.clock.on_advance(self._on_time)
 
     # -- the pins as the air sees them -----------------------------------------------------------------------
     def _pin_moved(self) -> None:
-        # Called by a SimPin as it changes, between clock advances: the air takes it up at the next advance.
-        self._pins_moved = True
+        # Called by a SimPin as it changes, between two advances of the clock, so at the clock's time now: bring
+        # the air up to now on the old inputs, and take the new ones from here.
+        self.physics.advance_to(self.clock.now())
+        self._read_pins()
 
     def _read_pins(self) -> None:
-        self._pins_moved = False
         zones = self.config.zones
         self.physics.set_inputs(
             self._pump_duty(),
@@ -166,17 +167,25 @@ class SimWorld:
 
     # -- time and faults -----------------------------------------------------------------------------------
     def _on_time(self, t_s: float) -> None:
-        # Pins only change between clock advances. If one moved, it moved at the previous advance: bring the air
-        # up to then on the old inputs, and take the new ones from there.
-        if self._pins_moved:
-            self._catch_up_pins()
+        # Called at every advance of the clock (tens of times a tick): one comparison unless something is due.
+        # Pins need nothing here: a pin that moves brings the air up to its time itself (`_pin_moved`).
+        if t_s >= self._next_event_s:
+            self._events(t_s)
+
+    def _events(self, t_s: float) -> None:
         while self._releases and self._releases[0][0] <= t_s:
             self._releases.pop(0)[1].drive_high()
         while self._pending and self._pending[0].at_s <= t_s:
             fault = self._pending.pop(0)
             self.physics.advance_to(max(fault.at_s, self.physics.now_s))
             self.inject_now(fault)
-        self._last_s = t_s
+        self._due()
+
+    def _due(self) -> None:
+        self._next_event_s = min(
+            self._pending[0].at_s if self._pending else math.inf,
+            self._releases[0][0] if self._releases else math.inf,
+        )
 
     def schedule(self, fault: FaultSpec) -> None:
         """Add a fault to fire at its time, as if it had been given to the constructor (one whose time has passed
@@ -184,23 +193,18 @@ class SimWorld:
         check_value(fault)
         self._pending.append(fault)
         self._pending.sort(key=lambda f: f.at_s)
+        self._due()
 
     def settle(self) -> None:
         """Bring the air up to the clock's time (the model is lazy; see physics.py).
 
         A look within SAMPLE_HOLD_S of the last integration sees that state: the chips of one sweep sample a few
         tenths of a millisecond apart, and air moves well under 0.01 mmHg in that time. Pin changes are always
-        integrated to the exact time they happened (`_catch_up_pins`).
+        integrated to the exact time they happened (`_pin_moved`).
         """
-        self._catch_up_pins()
         now = self.clock.now()
         if now - self.physics.now_s >= SAMPLE_HOLD_S:
             self.physics.advance_to(now)
-
-    def _catch_up_pins(self) -> None:
-        if self._pins_moved:
-            self.physics.advance_to(self._last_s)
-            self._read_pins()
 
     def connect_panel(self) -> None:
         """Wire the panel as built: the E-stop's normally-closed contact holds its pin low (the firmware's pull-up
@@ -216,6 +220,7 @@ class SimWorld:
         pin = self.pin_factory.pin(button.pin.name)
         pin.drive_low()
         self._releases.append((self.clock.now() + seconds, pin))
+        self._due()
 
     def inject_now(self, fault: FaultSpec) -> None:
         if fault.name == "estop":
