@@ -81,3 +81,28 @@ def test_regression_guard_speed_and_tick_cost(cfg):
     tick_then = BASELINE["tick_median_us"] / BASELINE["calibration_s"]
     assert speed_now >= speed_then / 2, f"simulation {speed_now / speed_then:.2f}x of the recorded speed"
     assert tick_now <= tick_then * 2, f"tick cost {tick_now / tick_then:.2f}x the recorded"
+
+
+def test_help_loads_nothing_beyond_argparse():
+    """`legsleeve --help` (and bad usage) loads the command line and the names of the faults, nothing more: no YAML,
+    no config layer, no gpiozero or drivers, no simulator (issue 15)."""
+    code = (
+        "import contextlib, io, sys\n"
+        "from legsleeve.app.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n"
+        "        main(['--help'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('legsleeve') or m.split('.')[0] in "
+        "('yaml', 'gpiozero', 'adafruit_mprls', 'adafruit_tca9548a', 'busio', 'board', 'numpy', 'matplotlib'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert set(out) <= {
+        "legsleeve",
+        "legsleeve.app",
+        "legsleeve.app.cli",
+        "legsleeve.errors",
+        "legsleeve.sim",
+        "legsleeve.sim.faults",
+    }, out

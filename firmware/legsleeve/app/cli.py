@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from legsleeve import __version__
-from legsleeve.app.selftest import SelfTestFailed, SelfTestStopped
-from legsleeve.config.hardware import default_config_dir, load_hardware
-from legsleeve.config.model import HardwareConfig
 from legsleeve.errors import ConfigError, HardwareError, SensorFault
 
-if TYPE_CHECKING:  # the hardware layer loads gpiozero and the drivers: only the commands that open a rig import it
+# `--help` and bad usage load nothing but argparse (issue 15): the config layer loads YAML, and the self-test the
+# hardware layer (gpiozero and the drivers), so each is imported by the commands that use it.
+if TYPE_CHECKING:
+    from legsleeve.config.model import HardwareConfig
     from legsleeve.hw.rig import Rig
 
 DEFAULT_PROFILE = "gentle"
@@ -64,10 +64,14 @@ def _add_sim(p: argparse.ArgumentParser) -> None:
 
 
 def _config_dir(args) -> Path:
+    from legsleeve.config.hardware import default_config_dir
+
     return args.config or default_config_dir()
 
 
 def _config(args) -> HardwareConfig:
+    from legsleeve.config.hardware import load_hardware
+
     cfg = load_hardware(_config_dir(args))
     for warning in cfg.warnings:
         log.warning("%s", warning)
@@ -319,6 +323,7 @@ def cmd_calibrate(args) -> int:
         report,
         write_calibration,
     )
+    from legsleeve.config.hardware import load_hardware
 
     cfg = load_hardware(_config_dir(args), calibrated=False)  # measured against hardware.yaml's limits
     for warning in cfg.warnings:
@@ -666,7 +671,9 @@ def _positive_int(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)  # exits 2 on bad usage, before anything is opened
+    args = parser.parse_args(argv)  # exits 2 on bad usage (and 0 for --help), before anything is loaded or opened
+    from legsleeve.app.selftest import SelfTestFailed, SelfTestStopped
+
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
