@@ -760,6 +760,10 @@ class Service:
         if self.log_dir is not None:
             import time as wall  # names the file only
 
+            from legsleeve.app.sessionlog import prune_logs
+
+            for old in prune_logs(self.log_dir):  # the oldest beyond 200 MiB, never the newest three (README)
+                log.info("session log %s deleted (the logs keep 200 MiB)", old.name)
             log_path = self.log_dir / f"{wall.strftime('%Y%m%d-%H%M%S')}-{name}.csv"
 
         def poll() -> str | None:  # every tick of the self-test and of the session

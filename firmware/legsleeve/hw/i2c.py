@@ -63,11 +63,16 @@ class DeadlineI2C:
 
     def _check(self) -> None:
         if self._clock.now() > self._expires_s:
-            raise I2CDeadline(f"{self._what}: no answer within {self.deadline_s * 1000:.0f} ms")
+            self._late()
+
+    def _late(self) -> None:
+        raise I2CDeadline(f"{self._what}: no answer within {self.deadline_s * 1000:.0f} ms")
 
     # -- the busio.I2C interface -------------------------------------------------------------------------
+    # (the deadline check is written out in the transfers: they run twenty times a tick)
     def try_lock(self) -> bool:
-        self._check()
+        if self._clock.now() > self._expires_s:
+            self._late()
         if self.bus.try_lock():
             self._held = True
             return True
@@ -78,11 +83,13 @@ class DeadlineI2C:
         self.bus.unlock()
 
     def writeto(self, address: int, buffer, *, start: int = 0, end: int | None = None) -> None:
-        self._check()
+        if self._clock.now() > self._expires_s:
+            self._late()
         self.bus.writeto(address, buffer, start=start, end=len(buffer) if end is None else end)
 
     def readfrom_into(self, address: int, buffer, *, start: int = 0, end: int | None = None) -> None:
-        self._check()
+        if self._clock.now() > self._expires_s:
+            self._late()
         self.bus.readfrom_into(address, buffer, start=start, end=len(buffer) if end is None else end)
 
     def writeto_then_readfrom(

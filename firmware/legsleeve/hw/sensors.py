@@ -267,10 +267,12 @@ class SensorArray:
         """Lock the bus (under the deadline) and open this sensor's multiplexer channel, and no other."""
         while not self._bus.try_lock():
             pass  # DeadlineI2C raises once the deadline passes: this loop cannot hang
-        if self._muxes is not None:
-            if sensor.port is None:  # build_sensors gives every sensor its channel when there is a multiplexer
+        muxes = self._muxes
+        if muxes is not None:
+            port = sensor.port
+            if port is None:  # build_sensors gives every sensor its channel when there is a multiplexer
                 raise HardwareError(f"sensor {sensor.name}: no multiplexer channel")
-            self._muxes.open(*sensor.port)
+            muxes.open(*port)
 
     def _forget(self) -> None:
         if self._muxes is not None:
