@@ -95,8 +95,12 @@ def test_the_replayed_tick_is_the_firmware_on_the_recorded_traffic(cfg):
     assert figures[0].name == "firmware tick, median" and numbers["tick_median_us"] > 0
     clock = bench._ReplayClock()
     replay = bench._Replay([(("try_lock",), None, True, 0.001)], clock)
-    with pytest.raises(RuntimeError, match="diverged"):
-        replay.writeto(0x70, b"\x01")
+    replay.writeto(0x70, b"\x01")
+    assert clock.now() == 0.001  # the recorded time after the call
+    with pytest.raises(RuntimeError, match="diverged at call 0"):
+        replay.check()
+    with pytest.raises(RuntimeError, match="after the recording ended"):
+        replay.try_lock()
 
 
 def test_help_loads_nothing_beyond_argparse():

@@ -171,28 +171,40 @@ class _Recording:
 
 
 class _Replay:
-    """The recorded bus traffic played back: each call must be the one recorded (the firmware is deterministic, so
-    given the same bytes at the same times it asks the same), gets the recorded bytes or error, and sets the clock to
-    the recorded time after it. No simulated chip, bus or air is left: what runs is the firmware."""
+    """The recorded bus traffic played back: each call gets the recorded bytes or error and sets the clock to the
+    recorded time after it. Every call the firmware makes is kept, and `check()` compares them with the recorded
+    ones afterwards (the firmware is deterministic: given the same bytes at the same times it asks the same, and a
+    run that asked anything else is refused). No simulated chip, bus or air is left: what runs is the firmware.
+    (Checked afterwards, not call by call, so that the checking is not timed as the firmware's.)"""
 
     def __init__(self, entries: list[_Entry], clock: _ReplayClock):
         self._entries = entries
         self._next = 0
         self._clock = clock
+        self.calls: list[tuple] = []
 
     def _play(self, call: tuple, buffer=None, start: int = 0, end: int | None = None):
-        if self._next >= len(self._entries):
-            raise RuntimeError(f"replay: the firmware asked {call} after the recording ended")
-        recorded, read, result, t_s = self._entries[self._next]
-        if recorded != call:
-            raise RuntimeError(f"replay diverged at call {self._next}: recorded {recorded}, asked {call}")
+        self.calls.append(call)
+        try:
+            _, read, result, t_s = self._entries[self._next]
+        except IndexError:
+            raise RuntimeError(f"replay: the firmware asked {call} after the recording ended") from None
         self._next += 1
-        self._clock.jump_to(t_s)
-        if isinstance(result, OSError):
-            raise result
-        if buffer is not None and read is not None:
+        self._clock._now_s = t_s
+        if read is not None:
             buffer[start : start + len(read)] = read
+        elif isinstance(result, OSError):
+            raise result
         return result
+
+    def check(self) -> None:
+        """Raise unless the firmware asked exactly the recorded calls, all of them."""
+        recorded = [entry[0] for entry in self._entries]
+        if self.calls != recorded:
+            at = next((k for k, (a, b) in enumerate(zip(self.calls, recorded, strict=False)) if a != b), None)
+            if at is None:
+                raise RuntimeError(f"replay: {len(self.calls)} calls asked, {len(recorded)} recorded")
+            raise RuntimeError(f"replay diverged at call {at}: recorded {recorded[at]}, asked {self.calls[at]}")
 
     def try_lock(self) -> bool:
         return self._play(("try_lock",))
@@ -219,10 +231,6 @@ class _Replay:
 
     def deinit(self) -> None:
         pass
-
-    @property
-    def replayed_all(self) -> bool:
-        return self._next == len(self._entries)
 
 
 class _ReplayClock:
@@ -300,6 +308,7 @@ def firmware_tick(cfg: HardwareConfig, config_dir: Path, minutes: float = 10.0) 
             rig.close()
             pins.close()
             gc.unfreeze()
+    replay.check()
     if (replayed.ticks, replayed.end_s, replayed.trip) != (recorded.ticks, recorded.end_s, recorded.trip):
         raise RuntimeError(f"replay: the firmware did not do what it did on the simulated rig ({replayed.ticks} ticks)")
     ticks = [sweep + cost for sweep, cost in zip(sweeps[-len(costs) :], costs, strict=True)]

@@ -111,6 +111,7 @@ class Pneumatics:
         self._duty = 0.0
         self._inlets: tuple[bool, ...] = (False,) * len(self.names)
         self._exhausts: tuple[bool, ...] = (True,) * len(self.names)
+        self._rigid_plan: tuple | None = None  # _plan_rigid's, until the inputs or the faults change
         self._pa = spec.ambient_hpa * MMHG_PER_HPA  # ambient, mmHg absolute
         # conductances in L/s per mmHg: each zone's valves (a zone may have its own)
         self._g_in = [_lps(z.spec.inlet_lpm_per_mmhg, spec.inlet_lpm_per_mmhg) for z in self.zones]
@@ -133,6 +134,7 @@ class Pneumatics:
         self._duty = pump_duty
         self._inlets = tuple(inlets_open)
         self._exhausts = tuple(exhausts_open)
+        self._rigid_plan = None
 
     # -- queries -------------------------------------------------------------------------------------------
     @property
@@ -201,8 +203,11 @@ class Pneumatics:
     def advance_to(self, t_s: float) -> None:
         remaining = t_s - self._t
         if remaining > 1e-12:
-            if all(z.tissue is None and not z.split for z in self.zones):
-                self._advance_rigid(remaining)
+            plan = self._rigid_plan
+            if plan is None:
+                plan = self._rigid_plan = self._plan_rigid()
+            if plan:
+                self._advance_rigid(remaining, plan)
             else:
                 while remaining > 1e-12:
                     dt = min(remaining, MAX_SUBSTEP_S)
@@ -210,14 +215,15 @@ class Pneumatics:
                     remaining -= dt
         self._t = t_s
 
-    def _advance_rigid(self, remaining: float) -> None:
-        """`_step` over `remaining` seconds, in the same substeps and the same arithmetic, for the common case of a
-        rigid leg with every hose on its bladder. What cannot change within one call (the inputs, the faults, the
-        pump's flow at zero back pressure, each zone's conductance) is worked out once, not once a substep."""
+    def _plan_rigid(self) -> tuple | None:
+        """What `_advance_rigid` needs that changes only with the inputs and the faults (worked out again after
+        `set_inputs`, `set_zone_fault` and `set_pump_fault`), or () where the rigid leg's loop does not apply (a limb
+        model, or a hose split from its bladder): `_step` then."""
+        zones = self.zones
+        if not all(z.tissue is None and not z.split for z in zones):
+            return ()
         spec = self.spec
         pa = self._pa
-        zones = self.zones
-        n = len(zones)
         inlets = [open_ or z.faults.inlet_stuck_open for open_, z in zip(self._inlets, zones, strict=False)]
         q0 = self.pump_flow_lps(self._duty, 0.0)
         slope = q0 / spec.pump_deadhead_mmhg if q0 > 0.0 else 0.0
@@ -227,13 +233,9 @@ class Pneumatics:
             if open_:
                 g_open += g_in
                 feeding.append((z, g_in))
-        relief = spec.relief_mmhg
-        g_relief = self._g_relief
-        cap_m = spec.manifold_volume_l / pa
-        # per zone: (zone, inlet conductance or 0 when closed, total conductance, volume with hose, compliance)
+        # per zone: (zone, inlet conductance or None when closed, total conductance, volume with hose, compliance)
         nodes = []
-        for i in range(n):
-            z = zones[i]
+        for i, z in enumerate(zones):
             ex_open = self._exhausts[i] and not z.faults.exhaust_stuck_closed
             g = 0.0
             if inlets[i]:
@@ -253,6 +255,14 @@ class Pneumatics:
                     z.spec.compliance_l_per_mmhg,
                 )
             )
+        return (q0, g_open, feeding, spec.relief_mmhg, self._g_relief, spec.manifold_volume_l / pa, nodes)
+
+    def _advance_rigid(self, remaining: float, plan: tuple) -> None:
+        """`_step` over `remaining` seconds, in the same substeps and the same arithmetic, for the common case of a
+        rigid leg with every hose on its bladder. What cannot change within one call (the inputs, the faults, the
+        pump's flow at zero back pressure, each zone's conductance) comes worked out from `_plan_rigid`."""
+        q0, g_open, feeding, relief, g_relief, cap_m, nodes = plan
+        pa = self._pa
         exp = math.exp
         pm = self.manifold_mmhg
         while remaining > 1e-12:
@@ -384,8 +394,10 @@ class Pneumatics:
         if name in ("blocked", "disconnected") and not z.split:
             z.bladder_mmhg = z.hose_mmhg  # the two nodes part at the same pressure
         setattr(z.faults, name.replace("-", "_"), True)
+        self._rigid_plan = None
 
     def set_pump_fault(self, name: str) -> None:
+        self._rigid_plan = None
         if name == "pump-dead":
             self.pump.dead = True
         elif name == "pump-stuck-on":
