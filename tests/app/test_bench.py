@@ -68,7 +68,8 @@ def test_run_loads_nothing_for_plotting():
 def test_regression_guard_speed_and_tick_cost(cfg):
     """Normalised by the machine's speed (a calibration loop): a simulated session must not have become more than 2x
     slower, the firmware's tick (replayed from recorded bus traffic) more than 2x costlier, nor `--help`'s imports
-    more than 2x slower, than the recorded figures. Best of a few tries: a busy machine only makes a figure worse."""
+    (CPU time, a few milliseconds of disk and imports: noisier) more than 3x slower, than the recorded figures. Best
+    of a few tries: a busy machine only makes a figure worse."""
     cal = min(bench.calibration_s() for _ in range(5))
     best_speed, best_tick = 0.0, float("inf")
     for _ in range(2):
@@ -85,7 +86,7 @@ def test_regression_guard_speed_and_tick_cost(cfg):
     help_figure = bench.footprint(CONFIG_DIR)[0]
     help_now = help_figure.value / cal
     help_then = BASELINE["help_ms"] / BASELINE["calibration_s"]
-    assert help_now <= help_then * 2, f"--help {help_now / help_then:.2f}x the recorded ({help_figure})"
+    assert help_now <= help_then * 3, f"--help {help_now / help_then:.2f}x the recorded ({help_figure})"
 
 
 def test_the_replayed_tick_is_the_firmware_on_the_recorded_traffic(cfg):
