@@ -36,7 +36,7 @@ uncalibrated matrix, its false trips cutting sessions short, took 313 s. The ses
 cells is one per fault kind, the fewest that injects every kind on every build, and over 24 builds just enough for
 every kind to meet every profile in every phase.
 
-`python -m tests.build_matrix [--calibrate] [--builds NAME,...] [--workers N] [--out DIR]` prints each build's
+`python -m tests.build_matrix [--calibrate] [--builds NAME,...] [--jobs N] [--out DIR]` prints each build's
 parameters, false trips and failing fault cells, and the totals; exit 1 if anything failed.
 """
 
@@ -466,7 +466,14 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.build_matrix", description=__doc__.split("\n\n")[0])
     parser.add_argument("--calibrate", action="store_true", help="calibrate each build first (legsleeve calibrate)")
     parser.add_argument("--builds", help="comma-separated build names (default: all of MATRIX)")
-    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes (default 2)")
+    parser.add_argument(
+        "--jobs",
+        "--workers",
+        dest="workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes (default: every core)",
+    )
     parser.add_argument("--out", type=Path, help="write the builds' config dirs here (default: a temporary dir)")
     args = parser.parse_args(argv)
     names = args.builds.split(",") if args.builds else list(MATRIX)
