@@ -17,7 +17,7 @@ from gpiozero.pins.mock import MockFactory, MockPin, MockPWMPin
 
 from legsleeve.config.model import HardwareConfig, ValveSpec
 from legsleeve.core.clock import VirtualClock
-from legsleeve.core.units import mmhg_to_hpa
+from legsleeve.core.units import MMHG_PER_HPA, mmhg_to_hpa
 from legsleeve.hw.drivers import coil_energised_at, valve_open_when
 from legsleeve.sim.bus import SimI2C
 from legsleeve.sim.chips import SimMPRLS, SimTCA9548A
@@ -154,10 +154,15 @@ class SimWorld:
 
     def _zone_hpa(self, index: int) -> Callable[[], float]:
         ambient = self.config.simulation.ambient_hpa
+        clock, physics = self.clock, self.physics
+        zone = physics.zones[index]
 
         def source() -> float:
-            self.settle()
-            return ambient + mmhg_to_hpa(self.physics.zone_mmhg(index))
+            # self.settle() and physics.zone_mmhg(index), written out: a chip asks this at every conversion
+            now = clock.now()
+            if now - physics.now_s >= SAMPLE_HOLD_S:
+                physics.advance_to(now)
+            return ambient + zone.hose_mmhg / MMHG_PER_HPA  # mmhg_to_hpa
 
         return source
 
