@@ -22,7 +22,7 @@ Per build (`run_build`, or `run_matrix` over a process pool):
 2. every shipped profile fault-free, 2 cycles, seed 11, judged on the simulator's true pressures: no trip, no zone
    above limits.max_mmhg + 5, every zone below 5 mmHg within limits.vent_timeout_s of the end. A refused self-test
    is a false trip too.
-3. every fault kind of fault_matrix.EXPECTED once, run and judged by fault_matrix.run_cell (its rules, zone and
+3. every fault kind of fault_matrix.EXPECTED once, run and judged as fault_matrix.run_cell does (its rules, zone and
    detection bound), planned from that build's own fault-free run of the profile (fault_matrix.Reference). Build b
    of MATRIX injects fault kind f in (profile, phase) number (b + 7 f) mod 24 of PROFILES x PHASES: over the 24 builds
    every fault kind meets every profile in every phase exactly once, and each build spreads its 13 cells over
@@ -36,7 +36,7 @@ uncalibrated matrix, its false trips cutting sessions short, took 313 s. The ses
 cells is one per fault kind, the fewest that injects every kind on every build, and over 24 builds just enough for
 every kind to meet every profile in every phase.
 
-`python -m tests.build_matrix [--calibrate] [--builds NAME,...] [--workers N] [--out DIR]` prints each build's
+`python -m tests.build_matrix [--calibrate] [--builds NAME,...] [--jobs N] [--out DIR]` prints each build's
 parameters, false trips and failing fault cells, and the totals; exit 1 if anything failed.
 """
 
@@ -46,6 +46,7 @@ import itertools
 import math
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -57,7 +58,7 @@ from pathlib import Path
 from legsleeve.core.limits import VENTED_MMHG
 from legsleeve.errors import SleeveError
 from tests.builds import BUILDS, Build, write_build
-from tests.fault_matrix import EXPECTED, PHASES, ZONE_FAULTS, Cell, Reference, run_cell, run_followed
+from tests.fault_matrix import EXPECTED, PHASES, ZONE_FAULTS, Cell, Reference, run_branches, run_followed
 from tests.helpers import PROFILES
 
 DRAW_SEED = 611  # issue 11, item 6
@@ -276,15 +277,23 @@ def plan_cells(name: str, config_dir: Path, fault_free: dict[str, FaultFree]) ->
     return cells, not_run
 
 
-def run_fault_cell(cell: Cell) -> tuple[Cell, float]:
-    """fault_matrix.run_cell, and its CPU time; the firmware's own errors (a self-test refusing, say) are recorded
-    as a problem of the cell rather than raised."""
+def run_fault_cells(cells: list[Cell]) -> tuple[list[Cell], float]:
+    """fault_matrix.run_branches on one profile's cells of a build (forked from one fault-free trunk), and the CPU
+    time they took (the trunk's and its children's); the firmware's own errors (a self-test refusing, say) are
+    recorded as a problem of the cell rather than raised."""
     cpu = time.process_time()
-    try:
-        cell = run_cell(cell)
-    except SleeveError as e:
-        cell.problems.append(f"raised {type(e).__name__}: {e}")
-    return cell, time.process_time() - cpu
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = run_branches(cells, errors_as_problems=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = time.process_time() - cpu + (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
+    return out, cpu
+
+
+def _by_profile(cells: list[Cell]) -> list[list[Cell]]:
+    groups: dict[str, list[Cell]] = {}
+    for c in cells:
+        groups.setdefault(c.profile, []).append(c)
+    return list(groups.values())
 
 
 @dataclass
@@ -338,8 +347,8 @@ def run_build(name: str, out_dir: Path, *, calibrate_first: bool = False) -> Bui
         return result
     result.fault_free = [run_fault_free(name, result.config_dir, p) for p in PROFILES]
     cells, result.not_run = plan_cells(name, result.config_dir, {ff.profile: ff for ff in result.fault_free})
-    ran = [run_fault_cell(c) for c in cells]
-    result.cells = [c for c, _ in ran]
+    ran = [run_fault_cells(group) for group in _by_profile(cells)]
+    result.cells = sorted((c for group, _ in ran for c in group), key=lambda c: list(EXPECTED).index(c.fault))
     result.cpu_s = sum(ff.cpu_s for ff in result.fault_free) + sum(cpu for _, cpu in ran)
     return result
 
@@ -362,14 +371,14 @@ def run_matrix(
         for ff in pool.map(run_fault_free, *zip(*jobs, strict=True)) if jobs else []:
             results[ff.build].fault_free.append(ff)
             results[ff.build].cpu_s += ff.cpu_s
-        cells = []
+        groups = []
         for r in todo:
             r.fault_free.sort(key=lambda ff: PROFILES.index(ff.profile))
             planned, r.not_run = plan_cells(r.name, r.config_dir, {ff.profile: ff for ff in r.fault_free})
-            cells += [(r.name, c) for c in planned]
-        cells.sort(key=lambda nc: _by_cost(nc[1].profile))
-        for (name, _), (cell, cpu) in zip(cells, pool.map(run_fault_cell, [c for _, c in cells]), strict=True):
-            results[name].cells.append(cell)
+            groups += [(r.name, group) for group in _by_profile(planned)]
+        groups.sort(key=lambda ng: _by_cost(ng[1][0].profile))
+        for (name, _), (done, cpu) in zip(groups, pool.map(run_fault_cells, [g for _, g in groups]), strict=True):
+            results[name].cells += done
             results[name].cpu_s += cpu
     for r in results.values():
         r.cells.sort(key=lambda c: list(EXPECTED).index(c.fault))
@@ -457,7 +466,14 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.build_matrix", description=__doc__.split("\n\n")[0])
     parser.add_argument("--calibrate", action="store_true", help="calibrate each build first (legsleeve calibrate)")
     parser.add_argument("--builds", help="comma-separated build names (default: all of MATRIX)")
-    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes (default 2)")
+    parser.add_argument(
+        "--jobs",
+        "--workers",
+        dest="workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes (default: every core)",
+    )
     parser.add_argument("--out", type=Path, help="write the builds' config dirs here (default: a temporary dir)")
     args = parser.parse_args(argv)
     names = args.builds.split(",") if args.builds else list(MATRIX)

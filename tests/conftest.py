@@ -25,31 +25,39 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: the order within each is kept
 
 
-_fault_matrix: dict[str, str] = {}  # a fault kind's test id -> its part of the fault matrix's summary
+_fault_matrix: dict[str, str] = {}  # a test id -> its part of a matrix's summary (the red-team matrix's)
+_fault_cells: dict[str, list[dict]] = {}  # a build's config dir -> the fault matrix's cells run on it, as plain data
 
 
 def pytest_runtest_logreport(report):
-    """Gather the fault matrix's summaries as the reports come in (from the workers too: properties travel with
+    """Gather the matrices' summaries and cells as the reports come in (from the workers too: properties travel with
     them)."""
-    for name, text in report.user_properties:
-        if name == "fault_matrix" and report.when == "call":
-            _fault_matrix[report.nodeid] = text
+    for name, value in report.user_properties:
+        if report.when != "call":
+            continue
+        if name == "fault_matrix":
+            _fault_matrix[report.nodeid] = value
+        elif name == "fault_matrix_cells":
+            for cell in value:
+                _fault_cells.setdefault(cell["config_dir"], []).append(cell)
 
 
 def pytest_terminal_summary(terminalreporter):
-    """Each fault kind's part of the fault matrix, in the matrix's own order."""
-    if _fault_matrix:
+    """The fault matrix's summary per fault kind on each build it ran on, then each red-team test's part."""
+    if _fault_cells or _fault_matrix:
         terminalreporter.section("fault matrix")
-        for nodeid in sorted(_fault_matrix, key=_fault_order):
-            terminalreporter.write_line(_fault_matrix[nodeid] + "\n")
+    if _fault_cells:
+        from pathlib import Path
 
+        from tests.fault_matrix import EXPECTED, PHASES, Cell, summary
 
-def _fault_order(nodeid):
-    from tests.fault_matrix import EXPECTED
-
-    kinds = list(EXPECTED)
-    fault = nodeid.rpartition("[")[2].partition("]")[0]
-    return kinds.index(fault) if fault in kinds else len(kinds)
+        for config_dir, plain in _fault_cells.items():
+            cells = [Cell(**{**c, "config_dir": Path(c["config_dir"])}) for c in plain]
+            cells.sort(key=lambda c: (list(EXPECTED).index(c.fault), c.profile, PHASES.index(c.phase)))
+            terminalreporter.write_line(f"{config_dir}:")
+            terminalreporter.write_line(summary(cells) + "\n")
+    for nodeid in sorted(_fault_matrix):
+        terminalreporter.write_line(_fault_matrix[nodeid] + "\n")
 
 
 @pytest.fixture(scope="session")

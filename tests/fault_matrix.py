@@ -6,9 +6,11 @@ For each profile a healthy reference run (same seed) gives the times to inject a
 is judged from its *exposure*: the first moment, at or after injection, when the reference run does what makes the
 fault visible (a leak needs the zone inflated, a dead pump needs the pump asked to run, a stuck exhaust needs a vent).
 
-In the suite (tests/test_fault_matrix.py) each fault kind is one test: its 24 cells, run one after another in the
-worker that drew it, from references computed once per worker (`references()`). `python -m tests.fault_matrix` runs
-it all over a process pool and prints the summary per fault kind.
+Every cell of a profile is the same fault-free run up to its injection time, so the cells injected at one time are
+forked from one trunk run just before it (`run_branches`; a forked cell is the very run a fresh one is, and
+tests/test_fault_matrix.py checks that). In the suite each (profile, phase) is one test: every fault kind injected
+there, from the profile's reference computed once per worker. `python -m tests.fault_matrix [--jobs N]` runs it all
+over a process pool (every core by default) and prints the summary per fault kind.
 
 Every run is on the shipped config unless given another build's config directory (`reference(profile, config_dir)`,
 `references(config_dir)`, `Cell.config_dir`): tests/build_matrix.py runs cells on varied builds.
@@ -16,10 +18,18 @@ Every run is on the shipped config unless given another build's config directory
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
+import pickle
+import select
+import shutil
+import signal
 import tempfile
+import time
+import warnings
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -351,30 +361,43 @@ def run_followed(config_dir: Path, profile: str, faults=()) -> tuple[HardwareCon
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "cell.csv"
         rig = open_sim(cfg, seed=SEED, faults=list(faults))
-        world = rig.world
-        physics = world.physics
-        real_read = rig.read
-
-        def read():
-            r = real_read()
-            world.settle()
-            pressures = [physics.bladder_mmhg(i) for i in range(len(cfg.zones))]
-            truth.append((r.t_s, pressures))
-            return r
-
-        rig.read = read
+        _follow_truth(rig, truth)
         try:
             result = run_session(rig, load_profile(config_dir, profile, cfg), cycles=2, log_path=log)
         finally:
             rig.close()
-        # The process has ended, outputs released (which is the safe state): the air goes on as physics says.
-        end = (result.outcome.trip.t_s if result.outcome.trip else result.outcome.end_s) + cfg.limits.vent_timeout_s
-        while world.clock.now() < end:
-            world.clock.advance(0.1)
-            world.settle()
-            truth.append((world.clock.now(), [physics.bladder_mmhg(i) for i in range(len(cfg.zones))]))
+        _follow_after(rig, result.outcome, truth)
         rows = read_log(log)
     return cfg, result.outcome, rows, truth
+
+
+def _follow_truth(rig, truth: Truth) -> None:
+    """Record every zone's true pressure at every read of the rig (its world brought up to the read's time)."""
+    world = rig.world
+    physics = world.physics
+    n = len(rig.config.zones)
+    real_read = rig.read
+
+    def read():
+        r = real_read()
+        world.settle()
+        pressures = [physics.bladder_mmhg(i) for i in range(n)]
+        truth.append((r.t_s, pressures))
+        return r
+
+    rig.read = read
+
+
+def _follow_after(rig, outcome: Outcome, truth: Truth) -> None:
+    """The process has ended, outputs released (which is the safe state): the air goes on as physics says, followed
+    every 0.1 s for the vent timeout after the trip or the end."""
+    cfg, world = rig.config, rig.world
+    physics = world.physics
+    end = (outcome.trip.t_s if outcome.trip else outcome.end_s) + cfg.limits.vent_timeout_s
+    while world.clock.now() < end:
+        world.clock.advance(0.1)
+        world.settle()
+        truth.append((world.clock.now(), [physics.bladder_mmhg(i) for i in range(len(cfg.zones))]))
 
 
 # Faults judged on fill time once the zone is being filled: SAFE-5's windows count only the time the pump fills it
@@ -397,11 +420,18 @@ def _fill_time(rows: list[dict], fault: str, zone: str | None, since_s: float, u
 
 
 def run_cell(cell: Cell) -> Cell:
-    """Run one cell end to end and judge it; problems are recorded on the cell, not raised."""
-    from legsleeve.core.limits import VENTED_MMHG
+    """Run one cell end to end from scratch and judge it; problems are recorded on the cell, not raised."""
     from legsleeve.sim.faults import FaultSpec
 
     cfg, o, rows, truth = run_followed(cell.config_dir, cell.profile, [FaultSpec(cell.fault, cell.zone, cell.at_s)])
+    return judge(cell, cfg, o, rows, truth)
+
+
+def judge(cell: Cell, cfg: HardwareConfig, o: Outcome, rows: list[dict], truth: Truth) -> Cell:
+    """Judge a cell's run (its outcome, log rows and truth) against what its fault must cause; problems are recorded
+    on the cell, not raised."""
+    from legsleeve.core.limits import VENTED_MMHG
+
     cell.peak_mmhg = max(max(p) for _, p in truth)
     limit = cfg.limits.max_mmhg + 5.0
     if cell.peak_mmhg > limit:
@@ -458,6 +488,202 @@ def run_cell(cell: Cell) -> Cell:
     return cell
 
 
+# -- cells forked from a trunk -------------------------------------------------------------------------------------
+
+FORK_LEAD_S = 0.25  # fork this long (at most) before an injection: more than any one step of the clock
+CHILD_TIMEOUT_S = 600.0  # wall time a forked cell may take (on a busy machine) before it is killed and reported
+
+
+class _TrunkDone(BaseException):
+    """The trunk has forked its last cell, or a child failed: nothing more to run. (Not an Exception: raised from a
+    clock listener, it passes through the firmware's handlers - the sweep's, which turn a RuntimeError from the bus
+    into a sensor fault - to the trunk's top.)"""
+
+
+def run_branches(cells: Sequence[Cell], *, fork: bool = True, errors_as_problems: bool = False) -> list[Cell]:
+    """Cells of one build and one profile (any faults, any injection times), each run end to end and judged, in the
+    order given.
+
+    Every such cell is the build's fault-free run (seed SEED, the truth followed) up to its injection time, the same
+    bit for bit whatever fault is to come: a fault scheduled for later changes nothing before it fires. So that run
+    is made once (the trunk) and forked just before each injection (FORK_LEAD_S); the child schedules its fault
+    (`SimWorld.schedule`, as `open_sim(..., faults=[...])` would have), takes its own copy of the session log so far,
+    runs on alone to the end of the session and the truth after it, is judged by `judge` as a fresh cell is, and
+    sends its Cell back; the trunk waits for it, then goes on to the next injection. Where there is no `os.fork` (or
+    no /proc/self/fd to find the log by), every cell runs from scratch (`run_cell`), as does one whose time the
+    trunk stepped over. `tests/test_fault_matrix.py::test_a_forked_cell_is_the_fresh_run` checks that the two give
+    the same Cell. `errors_as_problems`: the firmware's own errors (SleeveError: a self-test refusing, say) are
+    recorded as a problem of the cell rather than raised."""
+    from legsleeve.app.session import run_session
+    from legsleeve.app.sessionlog import read_log
+    from legsleeve.config.hardware import load_hardware
+    from legsleeve.config.profiles import load_profile
+    from legsleeve.errors import SleeveError
+    from legsleeve.hw.backends import open_sim
+    from legsleeve.sim.faults import FaultSpec
+
+    if not cells:
+        return []
+    config_dir, profile = cells[0].config_dir, cells[0].profile
+    if any((c.config_dir, c.profile) != (config_dir, profile) for c in cells):
+        raise ValueError("run_branches: cells of one build and one profile")
+    fresh_run = functools.partial(_fresh, errors_as_problems=errors_as_problems)
+    if not fork or not hasattr(os, "fork") or not os.path.isdir("/proc/self/fd"):
+        return [fresh_run(c) for c in cells]
+    order = sorted(range(len(cells)), key=lambda i: cells[i].at_s)
+    pending = [i for i in order if cells[i].at_s > FORK_LEAD_S]
+    fresh = [i for i in order if cells[i].at_s <= FORK_LEAD_S]
+    done: dict[int, Cell | str] = {}  # a judged Cell, or what went wrong in its child
+    branch: list = []  # in a child: [its cell, the pipe to the trunk, its log]
+
+    cfg = load_hardware(config_dir)
+    truth: Truth = []
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "trunk.csv"
+        rig = open_sim(cfg, seed=SEED)
+        _follow_truth(rig, truth)
+
+        def on_advance(t_s: float) -> None:
+            if branch:
+                return  # a child forks nothing
+            while pending and cells[pending[0]].at_s - t_s < FORK_LEAD_S:
+                i = pending.pop(0)
+                if cells[i].at_s <= t_s:
+                    fresh.append(i)  # the clock stepped over it: run it from scratch
+                    continue
+                child = _fork(cells[i], done, i, Path(tmp))
+                if child is not None:
+                    cell, fd, own_log = child
+                    branch[:] = [cell, fd, _own_log(log, own_log)]
+                    rig.world.schedule(FaultSpec(cell.fault, cell.zone, cell.at_s))
+                    return
+                if isinstance(done[i], str):
+                    raise _TrunkDone
+            if not pending:
+                raise _TrunkDone
+
+        rig.clock.on_advance(on_advance)
+        outcome = None
+        try:
+            try:
+                outcome = run_session(rig, load_profile(config_dir, profile, cfg), cycles=2, log_path=log).outcome
+            except _TrunkDone:
+                pass
+            finally:
+                rig.close()
+            if branch:
+                cell, fd, own_log = branch
+                assert outcome is not None
+                _follow_after(rig, outcome, truth)
+                _send(fd, judge(cell, cfg, outcome, read_log(own_log), truth))
+                os._exit(0)
+        except BaseException as exc:
+            if branch:  # never return into the trunk's stack (or pytest's) from a child
+                try:
+                    if errors_as_problems and isinstance(exc, SleeveError):
+                        branch[0].problems.append(f"raised {type(exc).__name__}: {exc}")
+                        _send(branch[1], branch[0])
+                    else:
+                        _send(branch[1], f"{branch[0].spec()} raised {type(exc).__name__}: {exc}")
+                finally:
+                    os._exit(1)
+            raise
+    failed = [result for result in done.values() if isinstance(result, str)]
+    if failed:
+        raise RuntimeError(failed[0])
+    fresh += pending  # the trunk ended before their time
+    for i in fresh:
+        done[i] = fresh_run(cells[i])
+    out = [done[i] for i in range(len(cells))]
+    assert all(isinstance(c, Cell) for c in out)
+    return out  # type: ignore[return-value]
+
+
+def _fresh(cell: Cell, *, errors_as_problems: bool) -> Cell:
+    try:
+        return run_cell(cell)
+    except Exception as exc:
+        from legsleeve.errors import SleeveError
+
+        if not (errors_as_problems and isinstance(exc, SleeveError)):
+            raise
+        cell.problems.append(f"raised {type(exc).__name__}: {exc}")
+        return cell
+
+
+def _fork(cell: Cell, done: dict[int, Cell | str], index: int, tmp: Path) -> tuple[Cell, int, Path] | None:
+    """Fork the trunk into this cell's run: in the child, (a fresh copy of the cell, the pipe to write its result
+    to, the path for its own log); in the trunk, None once the child's judged Cell (or what went wrong) is in
+    `done`."""
+    read_fd, write_fd = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+ warns of fork in a threaded process
+        pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        return dataclasses.replace(cell, problems=[]), write_fd, tmp / f"cell-{index}.csv"
+    os.close(write_fd)
+    data = b""
+    deadline = time.monotonic() + CHILD_TIMEOUT_S
+    try:
+        while True:
+            ready, _, _ = select.select([read_fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+                break
+            chunk = os.read(read_fd, 1 << 16)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(read_fd)
+    _, status = os.waitpid(pid, 0)
+    result = pickle.loads(data) if data else None
+    if not isinstance(result, Cell):
+        result = f"the forked cell {cell.spec()} of {cell.profile} failed: " + (
+            result if isinstance(result, str) else f"died (wait status {status}) or ran over {CHILD_TIMEOUT_S} s"
+        )
+    done[index] = result
+    return None
+
+
+def _own_log(trunk_log: Path, own_log: Path) -> Path:
+    """In a child: its own copy of the session log so far, written from here on. The log is line-buffered (a row
+    reaches the file whole as it is written), so the copy holds every row the trunk wrote; the child's open log file
+    is pointed at the copy (dup2 onto its descriptor, found through /proc). Before the session log opens (a fork in
+    the self-test) there is nothing to copy: the child writes the trunk's path itself, the trunk waiting meanwhile,
+    and reads its rows from there."""
+    target = os.path.realpath(trunk_log)
+    fds = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{name}") == target:
+                fds.append(int(name))
+        except OSError:
+            continue
+    if not fds:
+        return trunk_log
+    shutil.copyfile(trunk_log, own_log)
+    new = os.open(own_log, os.O_WRONLY | os.O_APPEND)
+    for fd in fds:
+        os.dup2(new, fd)
+    os.close(new)
+    return own_log
+
+
+def _send(fd: int, result: Cell | str) -> None:
+    data = pickle.dumps(result)
+    while data:
+        data = data[os.write(fd, data) :]
+    os.close(fd)
+
+
+def run_point(profile: str, phase: str, config_dir: Path = CONFIG_DIR) -> list[Cell]:
+    """Every fault kind injected at one profile's phase on a build (its cells forked from one trunk)."""
+    cells = [c for c in plan({profile: _reference(profile, Path(config_dir))}) if c.phase == phase]
+    return run_branches(cells)
+
+
 def plan(references: dict[str, Reference]) -> list[Cell]:
     cells = []
     for profile, ref in references.items():
@@ -470,11 +696,15 @@ def plan(references: dict[str, Reference]) -> list[Cell]:
     return cells
 
 
-@functools.cache
 def references(config_dir: Path = CONFIG_DIR, profiles: tuple[str, ...] = PROFILES) -> dict[str, Reference]:
-    """Every profile's healthy reference run on a build, computed once per process: every fault kind's cells are
+    """Every profile's healthy reference run on a build, each computed once per process: every fault kind's cells are
     planned from them."""
-    return {profile: reference(profile, config_dir=config_dir) for profile in profiles}
+    return {profile: _reference(profile, Path(config_dir)) for profile in profiles}
+
+
+@functools.cache
+def _reference(profile: str, config_dir: Path) -> Reference:
+    return reference(profile, config_dir=config_dir)
 
 
 def run_fault(fault: str, config_dir: Path = CONFIG_DIR, profiles: tuple[str, ...] = PROFILES) -> list[Cell]:
@@ -484,11 +714,24 @@ def run_fault(fault: str, config_dir: Path = CONFIG_DIR, profiles: tuple[str, ..
     return [run_cell(cell) for cell in plan(references(config_dir, profiles)) if cell.fault == fault]
 
 
-def run_matrix(workers: int | None = None) -> list[Cell]:
+def run_matrix(workers: int | None = None, config_dir: Path = CONFIG_DIR) -> list[Cell]:
+    """The whole matrix on a build over a process pool (`workers`, default every core): the references, then one
+    task per (profile, phase), each forking its cells from one trunk."""
     workers = workers or os.cpu_count() or 2
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        references = dict(zip(PROFILES, pool.map(reference, PROFILES), strict=False))
-        return list(pool.map(run_cell, plan(references), chunksize=4))
+        refs = dict(
+            zip(
+                PROFILES,
+                pool.map(reference, PROFILES, [SEED] * len(PROFILES), [config_dir] * len(PROFILES)),
+                strict=True,
+            )
+        )
+        cells = plan(refs)
+        points = [
+            [c for c in cells if (c.profile, c.phase) == point]
+            for point in dict.fromkeys((c.profile, c.phase) for c in cells)
+        ]
+        return [cell for done in pool.map(run_branches, points) for cell in done]
 
 
 def summary(cells: list[Cell]) -> str:
@@ -529,5 +772,11 @@ def summary(cells: list[Cell]) -> str:
 
 
 if __name__ == "__main__":
-    result = run_matrix()
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tests.fault_matrix", description="the fault matrix, every core")
+    parser.add_argument("--jobs", type=int, default=None, help="worker processes (default: every core)")
+    parser.add_argument("--config", type=Path, default=CONFIG_DIR, help="the build's config directory")
+    args = parser.parse_args()
+    result = run_matrix(args.jobs, args.config)
     print(summary(result))

@@ -1,64 +1,97 @@
-"""The fault matrix, in the suite: one test per fault kind, each running that fault's cells (every shipped profile x
-injection in fill, hold, vent and rest) end to end; every cell must pass. Each test's part of the summary is printed
-at the end of the run (tests/conftest.py gathers them); nothing is written into the checkout."""
+"""The fault matrix, in the suite: one test per (profile, injection phase) of a build, each running every fault kind
+injected there end to end (`run_point`: its cells forked from one fault-free trunk, tests/fault_matrix.py); every cell
+must pass. The summary per fault kind, over all of a build's cells, is printed at the end of the run
+(tests/conftest.py gathers the cells); nothing is written into the checkout."""
 
 from __future__ import annotations
 
-import itertools
+import dataclasses
+import os
 
 import pytest
 
-from tests.fault_matrix import EXPECTED, PHASES, PROFILES, run_fault, summary
+from legsleeve.app.selftest import SelfTestFailed
+from tests.fault_matrix import EXPECTED, PHASES, PROFILES, Cell, _reference, plan, run_branches, run_cell, run_point
 from tests.helpers import CONFIG_DIR
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("fault", list(EXPECTED))
-def test_fault_matrix(fault, record_property):
-    cells = run_fault(fault)
-    text = summary(cells)
-    record_property("fault_matrix", text)  # printed with the others at the end of the run, whichever worker ran it
-    assert len(cells) == len(PROFILES) * len(PHASES)
-    assert sorted((c.profile, c.phase) for c in cells) == sorted(itertools.product(PROFILES, PHASES))
-    assert {c.fault for c in cells} == {fault}
-    failures = [c for c in cells if c.problems]
-    assert not failures, text
-
 
 TWO_LEGS = CONFIG_DIR / "examples" / "two-legs"
 TWO_LEG_PROFILES = ("dvt", "gradient")  # alternating with refill-adaptive rest; both legs at once
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("fault", list(EXPECTED))
-def test_fault_matrix_two_legs(fault, record_property):
-    """The same fault kinds on the two-leg example build: the alternating dvt profile (each leg in turn, held at
-    10 mmHg for the refill measure meanwhile) and gradient (both legs at once), faults on the left leg; judged on
-    every bladder of both legs."""
-    cells = run_fault(fault, TWO_LEGS, TWO_LEG_PROFILES)
-    text = summary(cells)
-    record_property("fault_matrix", text)
-    assert sorted((c.profile, c.phase) for c in cells) == sorted(itertools.product(TWO_LEG_PROFILES, PHASES))
-    assert all(c.zone is None or c.zone.startswith("left.") for c in cells)
-    failures = [c for c in cells if c.problems]
-    assert not failures, text
-
-
 ONE_SENSOR = CONFIG_DIR / "examples" / "one-sensor"
 ONE_SENSOR_PROFILES = ("gradient", "dvt")  # the reference sequence; the alternating one with its refill measures
 
 
+def _run(config_dir, profile, phase, record_property) -> list[Cell]:
+    cells = run_point(profile, phase, config_dir)
+    # every cell, for the summary per fault kind at the end of the run, whichever worker ran it
+    record_property("fault_matrix_cells", [_plain(c) for c in cells])
+    assert sorted(c.fault for c in cells) == sorted(EXPECTED), f"{profile} never reached its {phase}"
+    assert {(c.profile, c.phase) for c in cells} == {(profile, phase)}
+    return cells
+
+
+def _plain(cell: Cell) -> dict:
+    """A cell as plain data (what pytest-xdist carries from a worker)."""
+    return {k: (str(v) if k == "config_dir" else v) for k, v in dataclasses.asdict(cell).items()}
+
+
+def _failures(cells: list[Cell]) -> str:
+    return "\n".join(f"- {c.profile}/{c.phase} {c.spec()}: {'; '.join(c.problems)}" for c in cells if c.problems)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("fault", list(EXPECTED))
-def test_fault_matrix_one_sensor(fault, record_property):
+@pytest.mark.parametrize(("profile", "phase"), [(p, ph) for p in PROFILES for ph in PHASES])
+def test_fault_matrix(profile, phase, record_property):
+    cells = _run(CONFIG_DIR, profile, phase, record_property)
+    assert not _failures(cells), _failures(cells)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("profile", "phase"), [(p, ph) for p in TWO_LEG_PROFILES for ph in PHASES])
+def test_fault_matrix_two_legs(profile, phase, record_property):
+    """The same fault kinds on the two-leg example build: the alternating dvt profile (each leg in turn, held at
+    10 mmHg for the refill measure meanwhile) and gradient (both legs at once), faults on the left leg; judged on
+    every bladder of both legs."""
+    cells = _run(TWO_LEGS, profile, phase, record_property)
+    assert all(c.zone is None or c.zone.startswith("left.") for c in cells)
+    assert not _failures(cells), _failures(cells)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("profile", "phase"), [(p, ph) for p in ONE_SENSOR_PROFILES for ph in PHASES])
+def test_fault_matrix_one_sensor(profile, phase, record_property):
     """The same fault kinds on the one-sensor example: every zone read through the manifold at its peeks, the
     sensor faults the one sensor's. Judged on every bladder, against what such a build can see
     (`tests.fault_matrix.EXPECTED_SHARED`, docs/one-sensor.md)."""
-    cells = run_fault(fault, ONE_SENSOR, ONE_SENSOR_PROFILES)
-    text = summary(cells)
-    record_property("fault_matrix", text)
-    assert sorted((c.profile, c.phase) for c in cells) == sorted(itertools.product(ONE_SENSOR_PROFILES, PHASES))
+    cells = _run(ONE_SENSOR, profile, phase, record_property)
     assert all(c.shared for c in cells)
-    assert all(c.zone == "manifold" for c in cells if fault.startswith("sensor-"))
-    failures = [c for c in cells if c.problems]
-    assert not failures, text
+    assert all(c.zone == "manifold" for c in cells if c.fault.startswith("sensor-"))
+    assert not _failures(cells), _failures(cells)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="cells run fresh where there is no fork")
+def test_a_forked_cell_is_the_fresh_run():
+    """The matrix forks each cell from a fault-free trunk run just before its injection; that is a shortcut only if
+    the child's run is the very run `open_sim(..., faults=[...])` gives. A leak in the fill, a dead sensor in the
+    hold and a stuck exhaust at the vent (each child's session log a copy of the trunk's so far): every recorded
+    figure the same either way."""
+    ref = _reference("gradient", CONFIG_DIR)
+    planned = {(c.fault, c.phase): c for c in plan({"gradient": ref})}
+    cells = [planned[("leak", "fill")], planned[("sensor-dead", "hold")], planned[("exhaust-stuck-closed", "vent")]]
+    forked = run_branches(cells)
+    for a, cell in zip(forked, cells, strict=True):
+        b = run_cell(dataclasses.replace(cell, problems=[]))
+        assert dataclasses.asdict(a) == dataclasses.asdict(b)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="cells run fresh where there is no fork")
+def test_a_forked_cell_that_raises_raises_in_the_trunk():
+    """A fault that stops the self-test (before the session log opens) raises from a fresh cell; forked, the child
+    reports it and the trunk raises it, naming the cell - never a child returning into the test."""
+    cell = dataclasses.replace(
+        next(c for c in plan({"gradient": _reference("gradient", CONFIG_DIR)}) if c.fault == "pump-stuck-on"),
+        at_s=5.0,  # the self-test's valve check
+    )
+    with pytest.raises(SelfTestFailed):
+        run_cell(dataclasses.replace(cell, problems=[]))
+    with pytest.raises(RuntimeError, match=r"pump-stuck-on@5\.00 raised SelfTestFailed"):
+        run_branches([cell])

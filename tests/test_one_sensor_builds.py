@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from legsleeve.config.hardware import load_hardware
 from tests.build_matrix import run_fault_free
 from tests.builds import write_build
-from tests.fault_matrix import Cell, reference, run_cell
+from tests.fault_matrix import Cell, run_branches
 from tests.helpers import CONFIG_DIR
 
 ONE = CONFIG_DIR / "examples" / "one-sensor"
@@ -52,18 +53,20 @@ def test_one_sensor_on_a_varied_build_runs_clean_and_catches_faults(builds, name
     still have kept every bladder within its limits and vented; then it is an expected failure, and one that runs
     clean fails the test until it is taken off the list."""
     config_dir = builds[name]
+    runs = {}
     for profile in ("gradient", "dvt"):
-        run = run_fault_free(name, config_dir, profile)
+        run = runs[profile] = run_fault_free(name, config_dir, profile)
         truth_problems = [p for p in run.problems if not p.startswith(("tripped", "never started"))]
         assert not truth_problems, (profile, truth_problems)
         if name in NOT_YET and (run.trip is not None or run.problems):
             pytest.xfail(f"{NOT_YET[name]} (this run: {profile}, {run.trip})")
         assert run.trip is None and not run.problems, (profile, run.trip, run.problems)
-    ref = reference("gradient", config_dir=config_dir)
-    assert ref.shared_sensor
-    injections = ref.injections()
+    assert load_hardware(config_dir).shared_sensor
+    injections = runs["gradient"].injections  # planned from the fault-free run, as the build matrix's cells are
+    cells = []
     for fault, phase in FAULTS:
         at_s, zone = injections[phase]
-        cell = run_cell(Cell("gradient", phase, fault, zone, round(at_s, 2), config_dir, shared=True))
-        assert not cell.problems, (fault, phase, cell.problems, cell.reason)
+        cells.append(Cell("gradient", phase, fault, zone, round(at_s, 2), config_dir, shared=True))
+    for cell in run_branches(cells):  # forked from one fault-free trunk (tests/fault_matrix.py)
+        assert not cell.problems, (cell.fault, cell.phase, cell.problems, cell.reason)
     assert name not in NOT_YET, f"{name} runs clean now: take it off NOT_YET"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import statistics
 import subprocess
 import sys
 
@@ -68,16 +67,63 @@ def test_run_loads_nothing_for_plotting():
 
 def test_regression_guard_speed_and_tick_cost(cfg):
     """Normalised by the machine's speed (a calibration loop): a simulated session must not have become more than 2x
-    slower, nor the tick more than 2x costlier, than the recorded figures."""
+    slower, the firmware's tick (replayed from recorded bus traffic) more than 2x costlier, nor `--help`'s imports
+    (CPU time, a few milliseconds of disk and imports: noisier) more than 3x slower, than the recorded figures. Best
+    of a few tries: a busy machine only makes a figure worse."""
     cal = min(bench.calibration_s() for _ in range(5))
     best_speed, best_tick = 0.0, float("inf")
     for _ in range(2):
-        result, wall, costs = bench._session(cfg, CONFIG_DIR, 3.0)
+        result, wall, _ = bench._session(cfg, CONFIG_DIR, 3.0)
         best_speed = max(best_speed, result.outcome.duration_s / wall)
-        best_tick = min(best_tick, statistics.median(costs) / 1e3)
+        _, figures = bench.firmware_tick(cfg, CONFIG_DIR, 1.0)
+        best_tick = min(best_tick, figures["tick_median_us"])
     speed_now = best_speed * cal
     speed_then = BASELINE["sim_speed_x"] * BASELINE["calibration_s"]
     tick_now = best_tick / cal
-    tick_then = BASELINE["tick_median_us"] / BASELINE["calibration_s"]
+    tick_then = BASELINE["firmware_tick_median_us"] / BASELINE["calibration_s"]
     assert speed_now >= speed_then / 2, f"simulation {speed_now / speed_then:.2f}x of the recorded speed"
-    assert tick_now <= tick_then * 2, f"tick cost {tick_now / tick_then:.2f}x the recorded"
+    assert tick_now <= tick_then * 2, f"firmware tick {tick_now / tick_then:.2f}x the recorded"
+    help_figure = bench.footprint(CONFIG_DIR)[0]
+    help_now = help_figure.value / cal
+    help_then = BASELINE["help_ms"] / BASELINE["calibration_s"]
+    assert help_now <= help_then * 3, f"--help {help_now / help_then:.2f}x the recorded ({help_figure})"
+
+
+def test_the_replayed_tick_is_the_firmware_on_the_recorded_traffic(cfg):
+    """The replay refuses to time anything but the very run it recorded: a firmware that asked the bus something
+    else would raise, and so would one that ended elsewhere."""
+    figures, numbers = bench.firmware_tick(cfg, CONFIG_DIR, 0.5)
+    assert figures[0].name == "firmware tick, median" and numbers["tick_median_us"] > 0
+    clock = bench._ReplayClock()
+    replay = bench._Replay([(("try_lock",), None, True, 0.001)], clock)
+    replay.writeto(0x70, b"\x01")
+    assert clock.now() == 0.001  # the recorded time after the call
+    with pytest.raises(RuntimeError, match="diverged at call 0"):
+        replay.check()
+    with pytest.raises(RuntimeError, match="after the recording ended"):
+        replay.try_lock()
+
+
+def test_help_loads_nothing_beyond_argparse():
+    """`legsleeve --help` (and bad usage) loads the command line and the names of the faults, nothing more: no YAML,
+    no config layer, no gpiozero or drivers, no simulator (issue 15)."""
+    code = (
+        "import contextlib, io, sys\n"
+        "from legsleeve.app.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n"
+        "        main(['--help'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('legsleeve') or m.split('.')[0] in "
+        "('yaml', 'gpiozero', 'adafruit_mprls', 'adafruit_tca9548a', 'busio', 'board', 'numpy', 'matplotlib'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert set(out) <= {
+        "legsleeve",
+        "legsleeve.app",
+        "legsleeve.app.cli",
+        "legsleeve.errors",
+        "legsleeve.sim",
+        "legsleeve.sim.faults",
+    }, out

@@ -63,3 +63,27 @@ def test_the_log_is_synced_at_the_trip_tick_and_at_close(cfg, tmp_path):
     (at_trip, trip_line), (at_close, _) = log.syncs  # one at the trip, one at close: not one a tick
     assert at_trip == first_trip + 1 and ",tripped," in trip_line and "SAFE-9 calf" in trip_line
     assert at_close == len(rows) and math.isclose(float(rows[-1]["pump_duty"]), 0.0)
+
+
+def test_prune_keeps_the_newest_within_the_budget_and_never_fewer_than_three(tmp_path):
+    import os
+
+    from legsleeve.app.sessionlog import prune_logs
+
+    sizes = [300, 300, 300, 300, 300]  # bytes, oldest first
+    for k, size in enumerate(sizes):
+        path = tmp_path / f"2026010{k}-gentle.csv"
+        path.write_bytes(b"x" * size)
+        os.utime(path, (1000 + k, 1000 + k))
+    (tmp_path / "notes.txt").write_text("not a log")
+    budget_mib = 700 / (1024 * 1024)  # room for two of them
+    deleted = prune_logs(tmp_path, keep_mib=budget_mib)
+    assert sorted(p.name for p in deleted) == ["20260100-gentle.csv", "20260101-gentle.csv"]  # the newest three stay
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "20260102-gentle.csv",
+        "20260103-gentle.csv",
+        "20260104-gentle.csv",
+        "notes.txt",
+    ]
+    assert prune_logs(tmp_path, keep_mib=1.0) == []  # within budget: nothing goes
+    assert prune_logs(tmp_path / "missing") == []

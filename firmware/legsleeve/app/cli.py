@@ -24,7 +24,9 @@ from legsleeve import __version__
 from legsleeve.app.console import Interrupted, PipeSafe, SignalStop, reader_gone
 from legsleeve.errors import ConfigError, HardwareError, SensorFault
 
-if TYPE_CHECKING:  # the hardware layer loads gpiozero and the drivers: only the commands that open a rig import it
+# `--help` and bad usage load nothing but argparse (issue 15): the config layer loads YAML, and the self-test the
+# hardware layer (gpiozero and the drivers), so each is imported by the commands that use it.
+if TYPE_CHECKING:
     from legsleeve.config.model import HardwareConfig
     from legsleeve.hw.rig import Rig
     from legsleeve.sim.faults import FaultSpec
@@ -1032,7 +1034,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None, signals: SignalStop) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)  # exits 2 on bad usage, before anything is opened
+    args = parser.parse_args(argv)  # exits 2 on bad usage (and 0 for --help), before anything is loaded or opened
     args.signals = signals
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -495,6 +495,10 @@ class Service:
         started = wall.strftime("%Y-%m-%dT%H:%M:%S")
         log_path = None
         if self.log_dir is not None:
+            from legsleeve.app.sessionlog import prune_logs
+
+            for old in prune_logs(self.log_dir):  # the oldest beyond 200 MiB, never the newest three (README)
+                log.info("session log %s deleted (the logs keep 200 MiB)", old.name)
             log_path = self.log_dir / f"{wall.strftime('%Y%m%d-%H%M%S')}-{name}.csv"
         entry: dict[str, Any] = {
             "started": started,

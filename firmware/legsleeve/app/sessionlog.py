@@ -89,6 +89,41 @@ def _quote(text: str) -> str:
     return text
 
 
+KEEP_MIB = 200.0  # the service keeps at most this much of session logs (~13 session-hours at ~15 MB each)...
+KEEP_NEWEST = 3  # ...but never fewer than the newest three, whatever their size (a trip's evidence is the newest)
+
+
+def prune_logs(directory: Path, *, keep_mib: float = KEEP_MIB, keep_newest: int = KEEP_NEWEST) -> list[Path]:
+    """The service's policy for its session logs on the Pi (called as each session starts): newest first, keep logs
+    while their total stays within `keep_mib`, and always the newest `keep_newest`; delete the rest, oldest first.
+    Only `*.csv` files directly in `directory` are considered. Returns what was deleted; a file that cannot be
+    deleted is left (and not counted against the others)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    logs = []
+    for path in directory.glob("*.csv"):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        logs.append((st.st_mtime, path.name, path, st.st_size))
+    logs.sort(reverse=True)  # newest first (the name, a timestamp, breaks ties)
+    budget = keep_mib * 1024 * 1024
+    total = 0
+    deleted = []
+    for k, (_, _, path, size) in enumerate(logs):
+        total += size
+        if k < keep_newest or total <= budget:
+            continue
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        deleted.append(path)
+    return deleted
+
+
 def read_log(path: Path) -> list[dict[str, str]]:
     import csv
 

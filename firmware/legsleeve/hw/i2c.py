@@ -11,11 +11,26 @@ simply handed this bus.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from legsleeve.core.clock import Clock
 from legsleeve.errors import I2CDeadline
+
+
+class _Transaction:
+    """What `DeadlineI2C.transaction` returns: its `with` ends the transaction. (A plain class, not a
+    `@contextmanager` generator: this runs for every transfer of every sweep, and a generator costs several times as
+    much.) The deadline starts when `transaction()` is called, as the `with` statement enters."""
+
+    __slots__ = ("_bus",)
+
+    def __init__(self, bus: DeadlineI2C):
+        self._bus = bus
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._bus._end_transaction()
 
 
 class DeadlineI2C:
@@ -29,29 +44,35 @@ class DeadlineI2C:
         self._what = ""
         self._held = False
         self.recovered_locks = 0
+        self._transaction = _Transaction(self)
 
-    @contextmanager
-    def transaction(self, what: str, deadline_s: float | None = None) -> Iterator[None]:
-        """Run the body under a deadline; on the way out, release any lock the driver leaked."""
+    def transaction(self, what: str, deadline_s: float | None = None) -> _Transaction:
+        """Use as `with bus.transaction(what):` - the body runs under a deadline; on the way out, any lock the
+        driver leaked is released."""
         self._expires_s = self._clock.now() + (self.deadline_s if deadline_s is None else deadline_s)
         self._what = what
-        try:
-            yield
-        finally:
-            self._expires_s = math.inf
-            if self._held:
-                # A driver raised between lock and unlock (a failed mux deselect, say): free the bus ourselves.
-                self._held = False
-                self.recovered_locks += 1
-                self.bus.unlock()
+        return self._transaction
+
+    def _end_transaction(self) -> None:
+        self._expires_s = math.inf
+        if self._held:
+            # A driver raised between lock and unlock (a failed mux deselect, say): free the bus ourselves.
+            self._held = False
+            self.recovered_locks += 1
+            self.bus.unlock()
 
     def _check(self) -> None:
         if self._clock.now() > self._expires_s:
-            raise I2CDeadline(f"{self._what}: no answer within {self.deadline_s * 1000:.0f} ms")
+            self._late()
+
+    def _late(self) -> None:
+        raise I2CDeadline(f"{self._what}: no answer within {self.deadline_s * 1000:.0f} ms")
 
     # -- the busio.I2C interface -------------------------------------------------------------------------
+    # (the deadline check is written out in the transfers: they run twenty times a tick)
     def try_lock(self) -> bool:
-        self._check()
+        if self._clock.now() > self._expires_s:
+            self._late()
         if self.bus.try_lock():
             self._held = True
             return True
@@ -62,11 +83,13 @@ class DeadlineI2C:
         self.bus.unlock()
 
     def writeto(self, address: int, buffer, *, start: int = 0, end: int | None = None) -> None:
-        self._check()
+        if self._clock.now() > self._expires_s:
+            self._late()
         self.bus.writeto(address, buffer, start=start, end=len(buffer) if end is None else end)
 
     def readfrom_into(self, address: int, buffer, *, start: int = 0, end: int | None = None) -> None:
-        self._check()
+        if self._clock.now() > self._expires_s:
+            self._late()
         self.bus.readfrom_into(address, buffer, start=start, end=len(buffer) if end is None else end)
 
     def writeto_then_readfrom(

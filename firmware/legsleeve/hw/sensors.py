@@ -151,11 +151,12 @@ class PressureSensor:
         self.baseline_hpa: float | None = None
         self.noise_mmhg = math.nan  # one reading's standard deviation, measured at the last zero
         self.faults = 0
+        self.label = f"sensor {name}"  # what a missed deadline names
 
     def read_hpa(self) -> float:
         """Absolute pressure, hPa. Raises SensorFault (SAFE-9) for anything but a plausible number."""
         try:
-            with self._bus.transaction(f"sensor {self.name}"):
+            with self._bus.transaction(self.label):
                 if self._muxes is not None and self.port is not None:
                     self._muxes.before_driver(self.port[0])
                 hpa = self._driver.pressure
@@ -234,7 +235,7 @@ class SensorArray:
         first_start = None
         for sensor in self._order:
             try:
-                with self._bus.transaction(f"sensor {sensor.name}"):
+                with self._bus.transaction(sensor.label):
                     self._select(sensor)
                     self._bus.writeto(self._address, CMD_MEASURE)
                     self._bus.unlock()
@@ -267,10 +268,12 @@ class SensorArray:
         """Lock the bus (under the deadline) and open this sensor's multiplexer channel, and no other."""
         while not self._bus.try_lock():
             pass  # DeadlineI2C raises once the deadline passes: this loop cannot hang
-        if self._muxes is not None:
-            if sensor.port is None:  # build_sensors gives every sensor its channel when there is a multiplexer
+        muxes = self._muxes
+        if muxes is not None:
+            port = sensor.port
+            if port is None:  # build_sensors gives every sensor its channel when there is a multiplexer
                 raise HardwareError(f"sensor {sensor.name}: no multiplexer channel")
-            self._muxes.open(*sensor.port)
+            muxes.open(*port)
 
     def _forget(self) -> None:
         if self._muxes is not None:
@@ -280,7 +283,7 @@ class SensorArray:
         """Read status + 24-bit count once the conversion is done; return absolute hPa."""
         buf = self._buf
         try:
-            with self._bus.transaction(f"sensor {sensor.name}"):
+            with self._bus.transaction(sensor.label):
                 self._select(sensor)
                 while True:
                     self._bus.readfrom_into(self._address, buf)

@@ -78,16 +78,23 @@ class _Median3:
         self._last: list[list[tuple[float, float]]] = [[] for _ in range(self._n)]
 
     def update(self, readings: Readings) -> Readings:
+        # (written out, without helpers: this runs for every sensor every tick)
         out: list[Reading] = []
+        span_s = self.SPAN_S
         for last, r in zip(self._last, all_readings(readings), strict=False):
-            if not r.ok:
+            if r.fault is not None:  # not r.ok
                 out.append(r)
                 continue
-            last.append((r.t_s, r.mmhg))
-            while len(last) > 3 or last[0][0] < r.t_s - self.SPAN_S:
+            t_s, mmhg = r.t_s, r.mmhg
+            last.append((t_s, mmhg))
+            while len(last) > 3 or last[0][0] < t_s - span_s:
                 del last[0]
-            value = sorted(v for _, v in last)[1] if len(last) == 3 else r.mmhg
-            out.append(r if value == r.mmhg else Reading(value, r.t_s))
+            if len(last) == 3:
+                a, b, c = last[0][1], last[1][1], mmhg
+                value = max(min(a, b), min(max(a, b), c))  # the middle of three, as sorted(...)[1] gives it
+            else:
+                value = mmhg
+            out.append(r if value == mmhg else Reading(value, t_s))
         n = len(readings.zones)
         manifold = out[n] if readings.manifold is not None else None
         return Readings(readings.t_s, tuple(out[:n]), manifold, readings.estop_pressed, readings.stop_pressed)
@@ -229,11 +236,20 @@ class Supervisor:
                         break
             self.applied = self.intent = SAFE
             return SAFE
-        for monitor in self.monitors:
-            trip = monitor.check(now_s, *self._view(monitor, raw, readings, smooth, known))
-            if trip is not None:
-                self.trip(trip)
-                return SAFE
+        if self.shared is None:
+            # `_view` for a build with a sensor per zone, written out: this loop runs a dozen rules every tick
+            applied = self.applied
+            for monitor in self.monitors:
+                trip = monitor.check(now_s, readings if monitor.raw else smooth, applied)
+                if trip is not None:
+                    self.trip(trip)
+                    return SAFE
+        else:
+            for monitor in self.monitors:
+                trip = monitor.check(now_s, *self._view(monitor, raw, readings, smooth, known))
+                if trip is not None:
+                    self.trip(trip)
+                    return SAFE
         out = self._guard(known, wish)
         if self.plausibility is not None:
             out = self.plausibility.shape(out)  # a check due: pump off, that zone's inlet alone open (SAFE-15)

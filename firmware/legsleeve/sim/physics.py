@@ -111,6 +111,7 @@ class Pneumatics:
         self._duty = 0.0
         self._inlets: tuple[bool, ...] = (False,) * len(self.names)
         self._exhausts: tuple[bool, ...] = (True,) * len(self.names)
+        self._rigid_plan: tuple | None = None  # _plan_rigid's, until the inputs or the faults change
         self._pa = spec.ambient_hpa * MMHG_PER_HPA  # ambient, mmHg absolute
         # conductances in L/s per mmHg: each zone's valves (a zone may have its own)
         self._g_in = [_lps(z.spec.inlet_lpm_per_mmhg, spec.inlet_lpm_per_mmhg) for z in self.zones]
@@ -133,6 +134,7 @@ class Pneumatics:
         self._duty = pump_duty
         self._inlets = tuple(inlets_open)
         self._exhausts = tuple(exhausts_open)
+        self._rigid_plan = None
 
     # -- queries -------------------------------------------------------------------------------------------
     @property
@@ -200,11 +202,99 @@ class Pneumatics:
     # -- integration -------------------------------------------------------------------------------------
     def advance_to(self, t_s: float) -> None:
         remaining = t_s - self._t
-        while remaining > 1e-12:
-            dt = min(remaining, MAX_SUBSTEP_S)
-            self._step(dt)
-            remaining -= dt
+        if remaining > 1e-12:
+            plan = self._rigid_plan
+            if plan is None:
+                plan = self._rigid_plan = self._plan_rigid()
+            if plan:
+                self._advance_rigid(remaining, plan)
+            else:
+                while remaining > 1e-12:
+                    dt = min(remaining, MAX_SUBSTEP_S)
+                    self._step(dt)
+                    remaining -= dt
         self._t = t_s
+
+    def _plan_rigid(self) -> tuple | None:
+        """What `_advance_rigid` needs that changes only with the inputs and the faults (worked out again after
+        `set_inputs`, `set_zone_fault` and `set_pump_fault`), or () where the rigid leg's loop does not apply (a limb
+        model, or a hose split from its bladder): `_step` then."""
+        zones = self.zones
+        if not all(z.tissue is None and not z.split for z in zones):
+            return ()
+        spec = self.spec
+        pa = self._pa
+        inlets = [open_ or z.faults.inlet_stuck_open for open_, z in zip(self._inlets, zones, strict=False)]
+        q0 = self.pump_flow_lps(self._duty, 0.0)
+        slope = q0 / spec.pump_deadhead_mmhg if q0 > 0.0 else 0.0
+        g_open = slope
+        feeding = []  # (zone, its inlet's conductance) for each open inlet, in order
+        for open_, z, g_in in zip(inlets, zones, self._g_in, strict=False):
+            if open_:
+                g_open += g_in
+                feeding.append((z, g_in))
+        # per zone: (zone, inlet conductance or None when closed, total conductance, volume with hose, compliance)
+        nodes = []
+        for i, z in enumerate(zones):
+            ex_open = self._exhausts[i] and not z.faults.exhaust_stuck_closed
+            g = 0.0
+            if inlets[i]:
+                g += self._g_in[i]
+            if ex_open:
+                g += self._g_ex[i]
+            leak = z.spec.leak_lpm_per_mmhg / 60.0
+            if z.faults.leak:
+                leak += LEAK_FAULT_LPM_PER_MMHG / 60.0
+            g += leak
+            nodes.append(
+                (
+                    z,
+                    self._g_in[i] if inlets[i] else None,
+                    g,
+                    z.spec.volume_l + HOSE_VOLUME_L,
+                    z.spec.compliance_l_per_mmhg,
+                )
+            )
+        return (q0, g_open, feeding, spec.relief_mmhg, self._g_relief, spec.manifold_volume_l / pa, nodes)
+
+    def _advance_rigid(self, remaining: float, plan: tuple) -> None:
+        """`_step` over `remaining` seconds, in the same substeps and the same arithmetic, for the common case of a
+        rigid leg with every hose on its bladder. What cannot change within one call (the inputs, the faults, the
+        pump's flow at zero back pressure, each zone's conductance) comes worked out from `_plan_rigid`."""
+        q0, g_open, feeding, relief, g_relief, cap_m, nodes = plan
+        pa = self._pa
+        exp = math.exp
+        pm = self.manifold_mmhg
+        while remaining > 1e-12:
+            dt = remaining if remaining < MAX_SUBSTEP_S else MAX_SUBSTEP_S
+            # the manifold (as _step)
+            g_total = g_open
+            drive = q0
+            for z, g_in in feeding:
+                drive += g_in * z.hose_mmhg
+            if pm > relief:
+                g_total += g_relief
+                drive += g_relief * relief
+            if g_total <= 0.0:
+                pm_new = pm + drive * dt / cap_m
+            else:
+                p_eq = drive / g_total
+                pm_new = p_eq + (pm - p_eq) * exp(-g_total * dt / cap_m)
+            pm_mid = 0.5 * (pm + pm_new)
+            pm = pm_new
+            # the zones (as _step's unsplit, rigid branch)
+            for z, g_fill, g, volume_l, compliance in nodes:
+                p = z.hose_mmhg
+                drive = 0.0 if g_fill is None else 0.0 + g_fill * pm_mid
+                cap = (volume_l + compliance * (pa + 2.0 * (p if p > 0.0 else 0.0))) / pa
+                if g <= 0.0:
+                    p = p + drive * dt / cap
+                else:
+                    p_eq = drive / g
+                    p = p_eq + (p - p_eq) * exp(-g * dt / cap)
+                z.hose_mmhg = z.bladder_mmhg = p
+            remaining -= dt
+        self.manifold_mmhg = pm
 
     def _capacitance(self, volume_l: float, compliance: float, p: float) -> float:
         """d(free air)/dP in L per mmHg, times Pa: the denominator of dP/dt."""
@@ -304,8 +394,10 @@ class Pneumatics:
         if name in ("blocked", "disconnected") and not z.split:
             z.bladder_mmhg = z.hose_mmhg  # the two nodes part at the same pressure
         setattr(z.faults, name.replace("-", "_"), True)
+        self._rigid_plan = None
 
     def set_pump_fault(self, name: str) -> None:
+        self._rigid_plan = None
         if name == "pump-dead":
             self.pump.dead = True
         elif name == "pump-stuck-on":

@@ -1,13 +1,15 @@
 """The simulated world under the real drivers: mock pins, simulated chips on a simulated bus, air, one clock.
 
-The firmware's own driver classes are built on `pin_factory` (gpiozero's `MockFactory(pin_class=MockPWMPin)`) and
-on `bus` (a `busio.I2C` look-alike hosting simulated MPRLS chips behind simulated TCA9548As). The pneumatic model
-reads the mock pins' states and feeds the chips' pressures; everything runs on `clock`, a virtual clock, so an
-hour of therapy takes seconds. Faults fire at their virtual time.
+The firmware's own driver classes are built on `pin_factory` (gpiozero's `MockFactory`; its pins are `SimPin`s,
+gpiozero's own `MockPWMPin` telling the world when they move) and on `bus` (a `busio.I2C` look-alike hosting simulated
+MPRLS chips behind simulated TCA9548As). The pneumatic model reads the mock pins' states and feeds the chips'
+pressures; everything runs on `clock`, a virtual clock, so an hour of therapy takes seconds. Faults fire at their
+virtual time.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Iterable
 
@@ -15,7 +17,7 @@ from gpiozero.pins.mock import MockFactory, MockPin, MockPWMPin
 
 from legsleeve.config.model import HardwareConfig, ValveSpec
 from legsleeve.core.clock import VirtualClock
-from legsleeve.core.units import mmhg_to_hpa
+from legsleeve.core.units import MMHG_PER_HPA, mmhg_to_hpa
 from legsleeve.hw.drivers import coil_energised_at, valve_open_when
 from legsleeve.sim.bus import SimI2C
 from legsleeve.sim.chips import SimMPRLS, SimTCA9548A
@@ -23,6 +25,35 @@ from legsleeve.sim.faults import MANIFOLD, PUMP_FAULTS, SENSOR_ERRORS, SENSOR_FA
 from legsleeve.sim.physics import Pneumatics
 
 SAMPLE_HOLD_S = 0.001
+PIN_HISTORY = 1000  # each pin's `states` keeps at least its last this many changes (and at most twice as many)
+
+
+class SimPin(MockPWMPin):
+    """gpiozero's MockPWMPin, as the simulated world's pin class (`MockFactory(pin_class=SimPin)`): it tells the
+    world when it moves, and keeps a bounded history.
+
+    The world used to sum the lengths of every actuator pin's `states` list at every clock advance to notice a
+    change, and those lists grew by an entry per change for as long as the process lived (about 14 MiB a simulated
+    day of `serve --sim`). Here a change of level or duty calls `on_change` (set by the world on the pins it
+    watches; as before, a change of function alone is taken up with the next change of level: the rig releases
+    its outputs only after driving them safe), and `states` keeps only its last PIN_HISTORY to 2 x PIN_HISTORY
+    entries (a list still: tests read whole histories of short runs, and slices of them).
+    """
+
+    def __init__(self, factory, info):
+        self.on_change: Callable[[], None] | None = None
+        super().__init__(factory, info)
+
+    def _change_state(self, value):
+        changed = super()._change_state(value)
+        if changed:
+            states = self.states
+            if len(states) > 2 * PIN_HISTORY:
+                del states[:PIN_HISTORY]
+            if self.on_change is not None:
+                self.on_change()
+        return changed
+
 
 _SENSOR_ATTR = {
     "sensor-dead": "dead",
@@ -40,7 +71,7 @@ class SimWorld:
             check_value(fault)  # a sensor error's size is refused before anything is built, not when it fires
         self.config = config
         self.clock = VirtualClock()
-        self.pin_factory = MockFactory(pin_class=MockPWMPin)
+        self.pin_factory = MockFactory(pin_class=SimPin)
         sim = config.simulation
         rng = random.Random(seed)
 
@@ -51,8 +82,8 @@ class SimWorld:
 
         self._actuator_pins = [self._pump_pin, *self._inlet_pins, *self._exhaust_pins]
         self.physics = Pneumatics(sim, config.zone_names, pump_stall_duty=sim.pump_stall_duty)
-        self._pins_version = -1
-        self._last_s = 0.0
+        for pin in self._actuator_pins:
+            pin.on_change = self._pin_moved
         self._read_pins()
 
         self.bus = SimI2C(self.clock, frequency_hz=config.i2c.frequency_hz, overhead_s=sim.i2c_overhead_s)
@@ -90,14 +121,16 @@ class SimWorld:
 
         self._pending = pending
         self._releases: list[tuple[float, MockPin]] = []  # (when, pin): a pressed button let go
+        self._next_event_s = pending[0].at_s if pending else math.inf  # the earliest fault or release due
         self.fired: list[tuple[float, FaultSpec]] = []
         self.clock.on_advance(self._on_time)
 
     # -- the pins as the air sees them -----------------------------------------------------------------------
-    def _version(self) -> int:
-        # MockPin appends to `states` on every change of level or duty: the total length says whether one moved.
-        # (The lists are looked up afresh by _read_pins, so a pin whose history was cleared is picked up again.)
-        return sum(map(len, self._state_lists))
+    def _pin_moved(self) -> None:
+        # Called by a SimPin as it changes, between two advances of the clock, so at the clock's time now: bring
+        # the air up to now on the old inputs, and take the new ones from here.
+        self.physics.advance_to(self.clock.now())
+        self._read_pins()
 
     def _read_pins(self) -> None:
         zones = self.config.zones
@@ -106,8 +139,6 @@ class SimWorld:
             [self._valve_open(pin, z.inlet) for pin, z in zip(self._inlet_pins, zones, strict=False)],
             [self._valve_open(pin, z.exhaust) for pin, z in zip(self._exhaust_pins, zones, strict=False)],
         )
-        self._state_lists = [pin.states for pin in self._actuator_pins]
-        self._pins_version = self._version()
 
     def _pump_duty(self) -> float:
         pin = self._pump_pin
@@ -123,10 +154,15 @@ class SimWorld:
 
     def _zone_hpa(self, index: int) -> Callable[[], float]:
         ambient = self.config.simulation.ambient_hpa
+        clock, physics = self.clock, self.physics
+        zone = physics.zones[index]
 
         def source() -> float:
-            self.settle()
-            return ambient + mmhg_to_hpa(self.physics.zone_mmhg(index))
+            # self.settle() and physics.zone_mmhg(index), written out: a chip asks this at every conversion
+            now = clock.now()
+            if now - physics.now_s >= SAMPLE_HOLD_S:
+                physics.advance_to(now)
+            return ambient + zone.hose_mmhg / MMHG_PER_HPA  # mmhg_to_hpa
 
         return source
 
@@ -136,16 +172,25 @@ class SimWorld:
 
     # -- time and faults -----------------------------------------------------------------------------------
     def _on_time(self, t_s: float) -> None:
-        # Pins only change between clock advances. If one moved, it moved at the previous advance: bring the air
-        # up to then on the old inputs, and take the new ones from there.
-        self._catch_up_pins()
+        # Called at every advance of the clock (tens of times a tick): one comparison unless something is due.
+        # Pins need nothing here: a pin that moves brings the air up to its time itself (`_pin_moved`).
+        if t_s >= self._next_event_s:
+            self._events(t_s)
+
+    def _events(self, t_s: float) -> None:
         while self._releases and self._releases[0][0] <= t_s:
             self._releases.pop(0)[1].drive_high()
         while self._pending and self._pending[0].at_s <= t_s:
             fault = self._pending.pop(0)
             self.physics.advance_to(max(fault.at_s, self.physics.now_s))
             self.inject_now(fault)
-        self._last_s = t_s
+        self._due()
+
+    def _due(self) -> None:
+        self._next_event_s = min(
+            self._pending[0].at_s if self._pending else math.inf,
+            self._releases[0][0] if self._releases else math.inf,
+        )
 
     def schedule(self, fault: FaultSpec) -> None:
         """Add a fault to fire at its time, as if it had been given to the constructor (one whose time has passed
@@ -153,23 +198,18 @@ class SimWorld:
         check_value(fault)
         self._pending.append(fault)
         self._pending.sort(key=lambda f: f.at_s)
+        self._due()
 
     def settle(self) -> None:
         """Bring the air up to the clock's time (the model is lazy; see physics.py).
 
         A look within SAMPLE_HOLD_S of the last integration sees that state: the chips of one sweep sample a few
         tenths of a millisecond apart, and air moves well under 0.01 mmHg in that time. Pin changes are always
-        integrated to the exact time they happened (`_catch_up_pins`).
+        integrated to the exact time they happened (`_pin_moved`).
         """
-        self._catch_up_pins()
         now = self.clock.now()
         if now - self.physics.now_s >= SAMPLE_HOLD_S:
             self.physics.advance_to(now)
-
-    def _catch_up_pins(self) -> None:
-        if self._version() != self._pins_version:
-            self.physics.advance_to(self._last_s)
-            self._read_pins()
 
     def connect_panel(self) -> None:
         """Wire the panel as built: the E-stop's normally-closed contact holds its pin low (the firmware's pull-up
@@ -185,6 +225,7 @@ class SimWorld:
         pin = self.pin_factory.pin(button.pin.name)
         pin.drive_low()
         self._releases.append((self.clock.now() + seconds, pin))
+        self._due()
 
     def inject_now(self, fault: FaultSpec) -> None:
         if fault.name == "estop":
