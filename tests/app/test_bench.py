@@ -105,8 +105,9 @@ def test_the_replayed_tick_is_the_firmware_on_the_recorded_traffic(cfg):
 
 
 def test_help_loads_nothing_beyond_argparse():
-    """`legsleeve --help` (and bad usage) loads the command line and the names of the faults, nothing more: no YAML,
-    no config layer, no gpiozero or drivers, no simulator (issue 15)."""
+    """`legsleeve --help` (and bad usage) loads the command line (with `app.console`, its signal and pipe handling,
+    standard library only: installed first, so that a Ctrl-C while loading is no traceback) and the names of the
+    faults, nothing more: no YAML, no config layer, no gpiozero or drivers, no simulator (issue 15)."""
     code = (
         "import contextlib, io, sys\n"
         "from legsleeve.app.cli import main\n"
@@ -123,6 +124,7 @@ def test_help_loads_nothing_beyond_argparse():
         "legsleeve",
         "legsleeve.app",
         "legsleeve.app.cli",
+        "legsleeve.app.console",
         "legsleeve.errors",
         "legsleeve.sim",
         "legsleeve.sim.faults",
