@@ -296,6 +296,17 @@ def test_run_on_a_pc_points_to_simulate_not_to_an_option_run_lacks(capsys):
     assert "`legsleeve simulate` runs the same session" in err and "--sim" not in err
 
 
+def test_on_a_pi_a_hardware_failure_says_nothing_of_the_simulated_rig(capsys, monkeypatch):
+    """The virtual Pi showed `sensors` without an I2C bus ending "On a PC: add --sim": a Pi owner's error names the
+    hardware only."""
+    import platform
+
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    code, _, err = run(capsys, "vent", "--config", str(CONFIG_DIR))
+    assert code == 1 and "no GPIO library could start" in err
+    assert "On a PC" not in err and "--sim" not in err
+
+
 def test_session_logs_go_to_sessions_not_sessions_sessions(monkeypatch):
     from legsleeve.app.cli import _default_log, default_log_dir
 

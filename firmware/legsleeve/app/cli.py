@@ -100,7 +100,11 @@ def open_rig(
     else:
         try:
             rig = backends.open_pi(cfg, with_sensors=with_sensors)
-        except HardwareError as exc:  # say how to get the simulated rig for this very command
+        except HardwareError as exc:  # on a PC, say how to get the simulated rig for this very command
+            import platform
+
+            if platform.machine() in ("aarch64", "armv7l", "armv6l"):  # a Pi (the virtual Pi showed the hint there)
+                raise
             raise HardwareError(f"{exc} On a PC: {_sim_hint(args)}") from exc
     try:
         yield rig
