@@ -22,19 +22,15 @@ import dataclasses
 import functools
 import math
 import os
-import pickle
-import select
 import shutil
-import signal
 import tempfile
-import time
-import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tests.forking import collect, fork_with_pipe, send
 from tests.helpers import CONFIG_DIR, PROFILES
 
 if TYPE_CHECKING:
@@ -575,16 +571,16 @@ def run_branches(cells: Sequence[Cell], *, fork: bool = True, errors_as_problems
                 cell, fd, own_log = branch
                 assert outcome is not None
                 _follow_after(rig, outcome, truth)
-                _send(fd, judge(cell, cfg, outcome, read_log(own_log), truth))
+                send(fd, judge(cell, cfg, outcome, read_log(own_log), truth))
                 os._exit(0)
         except BaseException as exc:
             if branch:  # never return into the trunk's stack (or pytest's) from a child
                 try:
                     if errors_as_problems and isinstance(exc, SleeveError):
                         branch[0].problems.append(f"raised {type(exc).__name__}: {exc}")
-                        _send(branch[1], branch[0])
+                        send(branch[1], branch[0])
                     else:
-                        _send(branch[1], f"{branch[0].spec()} raised {type(exc).__name__}: {exc}")
+                        send(branch[1], f"{branch[0].spec()} raised {type(exc).__name__}: {exc}")
                 finally:
                     os._exit(1)
             raise
@@ -615,30 +611,10 @@ def _fork(cell: Cell, done: dict[int, Cell | str], index: int, tmp: Path) -> tup
     """Fork the trunk into this cell's run: in the child, (a fresh copy of the cell, the pipe to write its result
     to, the path for its own log); in the trunk, None once the child's judged Cell (or what went wrong) is in
     `done`."""
-    read_fd, write_fd = os.pipe()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+ warns of fork in a threaded process
-        pid = os.fork()
+    pid, read_fd, write_fd = fork_with_pipe()
     if pid == 0:
-        os.close(read_fd)
         return dataclasses.replace(cell, problems=[]), write_fd, tmp / f"cell-{index}.csv"
-    os.close(write_fd)
-    data = b""
-    deadline = time.monotonic() + CHILD_TIMEOUT_S
-    try:
-        while True:
-            ready, _, _ = select.select([read_fd], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                os.kill(pid, signal.SIGKILL)
-                break
-            chunk = os.read(read_fd, 1 << 16)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        os.close(read_fd)
-    _, status = os.waitpid(pid, 0)
-    result = pickle.loads(data) if data else None
+    result, status, _ = collect(pid, read_fd, CHILD_TIMEOUT_S)
     if not isinstance(result, Cell):
         result = f"the forked cell {cell.spec()} of {cell.profile} failed: " + (
             result if isinstance(result, str) else f"died (wait status {status}) or ran over {CHILD_TIMEOUT_S} s"
@@ -669,13 +645,6 @@ def _own_log(trunk_log: Path, own_log: Path) -> Path:
         os.dup2(new, fd)
     os.close(new)
     return own_log
-
-
-def _send(fd: int, result: Cell | str) -> None:
-    data = pickle.dumps(result)
-    while data:
-        data = data[os.write(fd, data) :]
-    os.close(fd)
 
 
 def run_point(profile: str, phase: str, config_dir: Path = CONFIG_DIR) -> list[Cell]:

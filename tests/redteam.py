@@ -46,8 +46,6 @@ import functools
 import itertools
 import math
 import os
-import pickle
-import select
 import sys
 import tempfile
 import time
@@ -56,6 +54,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from tests.forking import collect, fork_with_pipe, send
 from tests.helpers import CONFIG_DIR, PROFILES
 
 SEED = 11
@@ -617,14 +616,14 @@ def run_profile(profile: str, cells: Sequence[Cell], *, fork: bool = True) -> li
         if watch.child_fd is not None:
             assert watch.cell is not None
             _judge(watch.cell, watch)
-            _send(watch.child_fd, watch.cell)
+            send(watch.child_fd, watch.cell)
             os._exit(0)
     except BaseException as exc:
         if watch.child_fd is not None:  # never return into the parent's stack from a child
             try:
                 assert watch.cell is not None
                 watch.cell.problems.append(f"the cell raised {type(exc).__name__}: {exc}")
-                _send(watch.child_fd, watch.cell)
+                send(watch.child_fd, watch.cell)
             finally:
                 os._exit(1)
         raise
@@ -636,46 +635,20 @@ def run_profile(profile: str, cells: Sequence[Cell], *, fork: bool = True) -> li
 def _fork(cell: Cell, watch: _Watch, done: list[Cell]) -> bool:
     """Fork the trunk into this cell's run: True in the child (its fault scheduled), False in the parent, which
     waits for the child and collects its Cell."""
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
+    pid, read_fd, write_fd = fork_with_pipe()
     if pid == 0:
-        os.close(read_fd)
         cell = replace(cell, problems=[], forked=True)
         watch.cell, watch.child_fd = cell, write_fd
         watch.world.schedule(cell.fault_spec())
         return True
-    os.close(write_fd)
-    data = b""
-    deadline = time.monotonic() + CHILD_TIMEOUT_S
-    try:
-        while True:
-            ready, _, _ = select.select([read_fd], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                os.kill(pid, 9)
-                break
-            chunk = os.read(read_fd, 1 << 16)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        os.close(read_fd)
-    _, status, usage = os.wait4(pid, 0)
-    if data:
-        result = pickle.loads(data)
-    else:
+    result, status, cpu_s = collect(pid, read_fd, CHILD_TIMEOUT_S)
+    if result is None:
         result = replace(
             cell, problems=[f"the forked run died (wait status {status}) or took over {CHILD_TIMEOUT_S} s"]
         )
-    result.cpu_s = usage.ru_utime + usage.ru_stime
+    result.cpu_s = cpu_s
     done.append(result)
     return False
-
-
-def _send(fd: int, cell: Cell) -> None:
-    data = pickle.dumps(cell)
-    while data:
-        data = data[os.write(fd, data) :]
-    os.close(fd)
 
 
 # -- the plan, the families, the summary ---------------------------------------------------------------------------
