@@ -206,8 +206,16 @@ class Installer:
             self.run([sys.executable, "-m", "venv", str(self.path(VENV))], "virtual environment")
         if self._source_changed or not self.path(VENV / "bin/legsleeve").exists():
             self.run(
-                [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", f"{self.path(PREFIX)}[pi]"],
-                "legsleeve and its pi extra",
+                [
+                    str(python),
+                    "-m",
+                    "pip",
+                    "install",
+                    "--disable-pip-version-check",
+                    "-q",
+                    f"{self.path(PREFIX)}[pi,web]",
+                ],
+                "legsleeve and its pi and web extras",
             )
         else:
             self.say(f"{VENV}", "ok")

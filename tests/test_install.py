@@ -55,7 +55,7 @@ def test_install_writes_the_expected_files(inst, pi_root):
     # the commands it would run: a system user in gpio and i2c, the venv with the pi extra, the unit enabled
     joined = "\n".join(i.commands)
     assert "useradd --system" in joined and "--groups gpio,i2c" in joined and "legsleeve" in joined
-    assert "-m venv" in joined and "[pi]" in joined and "systemctl enable legsleeve.service" in joined
+    assert "-m venv" in joined and "[pi,web]" in joined and "systemctl enable legsleeve.service" in joined
     assert "reboot before the first session" in out and "legsleeve test-valve" in out
     # the devices to their groups (as Raspberry Pi OS's own rules do), and the command on PATH
     rules = (pi_root / "etc/udev/rules.d/60-legsleeve.rules").read_text()
