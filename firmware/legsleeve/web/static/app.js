@@ -6,6 +6,7 @@ const POLL_MS = 500;
 let csrf = "";
 let hello = null;
 let polling = false;
+let stopAnswerTimer = 0;
 
 const $ = (id) => document.getElementById(id);
 
@@ -79,7 +80,9 @@ $("stop-form").addEventListener("submit", async (ev) => {
   const res = await fetch("/api/stop", { method: "POST", headers: { Accept: "application/json" } });
   let data = {};
   try { data = await res.json(); } catch (e) { data = { ok: false, text: "no answer" }; }
-  say($("start-answer"), data);
+  say($("stop-answer"), data);
+  clearTimeout(stopAnswerTimer);
+  stopAnswerTimer = setTimeout(() => { $("stop-answer").textContent = ""; }, 8000);
 });
 
 // -- live status ---------------------------------------------------------------------------------------------------
