@@ -279,6 +279,23 @@ def test_a_good_profile_is_saved_whole_and_readable_by_the_service(tmp_path):
     assert client.post("/api/profiles/Bad.Name", {"text": new}).status == 400
 
 
+def test_a_drawing_under_way_answers_busy_and_never_holds_up_a_stop(tmp_path):
+    """One plot or preview at a time; a second is told "busy" at once instead of holding one of waitress's workers, so
+    a stop always finds one free."""
+    client, service, ctx, _ = build(tmp_path)
+    logged_in(client)
+    ctx.sessions_dir.mkdir()
+    (ctx.sessions_dir / "a.csv").write_text("t_s\n0\n")
+    assert ctx._heavy.acquire(blocking=False)  # a drawing under way
+    try:
+        r = client.post("/api/profiles/gentle/preview", {"text": ctx.editor.read("gentle")})
+        assert r.status == 503 and r.json()["error"] == "busy"
+        assert client.get("/api/plot/a.csv").status == 503
+        assert client.post("/api/stop", token=False).status == 200 and service.asked == [("stop", {})]
+    finally:
+        ctx._heavy.release()
+
+
 def test_the_preview_is_profile_shows_plan(tmp_path):
     client, _, ctx, _ = build(tmp_path)
     logged_in(client)
@@ -360,3 +377,22 @@ def test_a_hand_written_password_file_is_refused(tmp_path, capsys):
 )  # fmt: skip
 def test_what_counts_as_open_to_the_lan(host, lan):
     assert settings.is_loopback(host) is not lan
+
+
+def test_live_says_the_service_is_down_and_why(tmp_path):
+    """With no service, the page is told so (and the stop's answer says what to do instead), not left waiting."""
+    import time
+
+    from legsleeve.web.live import Live
+
+    live = Live(str(tmp_path / "no.sock")).start()
+    try:
+        deadline = time.monotonic() + 5.0
+        while live.latest().error == "connecting to the service" and time.monotonic() < deadline:
+            time.sleep(0.01)  # polling the thread's first attempt, with a deadline
+        latest = live.latest()
+        assert latest.service == "down" and latest.status is None
+        assert f"no control socket at {tmp_path / 'no.sock'}" in latest.error
+        assert live.hello() is None
+    finally:
+        live.close()

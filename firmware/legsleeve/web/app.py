@@ -16,6 +16,7 @@ Who may do what (docs/web.md, "Security"):
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import re
@@ -23,7 +24,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,9 @@ class WebContext:
     sessions: Sessions = field(init=False)
     _plots: OrderedDict[tuple[str, float, int], bytes] = field(default_factory=OrderedDict)
     _plot_lock: threading.Lock = field(default_factory=threading.Lock)
+    # One plot or preview at a time, and a second one is answered "busy" at once rather than queued: waiting, it would
+    # hold one of waitress's few workers, and enough of them would leave a stop waiting behind drawings.
+    _heavy: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(1))
 
     def __post_init__(self) -> None:
         self.sessions = Sessions(self.config.session_hours * 3600.0, password_needed=self.password_hash is not None)
@@ -298,9 +302,10 @@ def make_app(ctx: WebContext) -> bottle.Bottle:
     def profile_preview(name: str) -> Any:
         _, data = writing()
         editor_path(ctx, name)
-        with tempfile.TemporaryDirectory(prefix="legsleeve-preview-") as tmp:
+        text = text_of(data)
+        with heavy(ctx), tempfile.TemporaryDirectory(prefix="legsleeve-preview-") as tmp:
             log_path = Path(tmp) / "plan.csv"
-            plan, problems = ctx.editor.preview(name, text_of(data), log_path)
+            plan, problems = ctx.editor.preview(name, text, log_path)
             if plan is None:
                 return problems_answer(problems, "")
             image, why = plot_png(log_path, f"planned cycle: {name}")
@@ -368,19 +373,32 @@ def plot_png(log_path: Path, title: str) -> tuple[bytes | None, str | None]:
         return out.read_bytes(), None
 
 
+@contextlib.contextmanager
+def heavy(ctx: WebContext) -> Iterator[None]:
+    """Hold the one slot for a drawing or a planned cycle, or answer 503 "busy" at once (see `WebContext._heavy`)."""
+    if not ctx._heavy.acquire(blocking=False):
+        raise deny(503, "busy", "busy drawing another plot or preview: try again in a few seconds")
+    try:
+        yield
+    finally:
+        ctx._heavy.release()
+
+
 def draw_plot(ctx: WebContext, path: Path, key: tuple[str, float, int]) -> bytes:
     """A session's plot, drawn once per version of its log, one at a time (each takes tens of MB on a Pi)."""
     with ctx._plot_lock:
         if key in ctx._plots:
             ctx._plots.move_to_end(key)
             return ctx._plots[key]
+    with heavy(ctx):
         try:
             png, why = plot_png(path, path.name)
         except (ValueError, UnicodeDecodeError) as exc:  # not a session log, or an empty one
             raise deny(422, "not-a-log", str(exc)) from None
-        if png is None:
-            raise deny(501, "no-plot", f"{why} (the rest of the history is here; `legsleeve plot` draws it on a PC)")
+    if png is None:
+        raise deny(501, "no-plot", f"{why} (the rest of the history is here; `legsleeve plot` draws it on a PC)")
+    with ctx._plot_lock:
         ctx._plots[key] = png
         while len(ctx._plots) > PLOT_CACHE:
             ctx._plots.popitem(last=False)
-        return png
+    return png
