@@ -1,7 +1,7 @@
 // The web page end to end, in headless Chromium (Debian's /usr/bin/chromium) driven by playwright-core. Run by
 // tests/web/test_e2e.py against `legsleeve serve --sim` and `legsleeve web` (open to the LAN, with a password):
 // stop without a login, log in, start a session, see pressures move, stop, see the vent, look at the history, edit a
-// profile with a mistake and see the error at its line. Takes the README's screenshot (docs/web.png).
+// profile with a mistake and see the error at its line; an alarm's rule, zone and hint. Takes the README's screenshot (docs/web.png).
 //
 // Environment: LEGSLEEVE_URL, LEGSLEEVE_PASSWORD, LEGSLEEVE_SCREENSHOT (where to save the phone-sized screenshot),
 // LEGSLEEVE_FAIL_SHOT (where to save the page when a step fails), CHROMIUM (default /usr/bin/chromium).
@@ -121,6 +121,18 @@ try {
   await page.click("#save");
   await page.locator("#edit-answer[data-ok=false]").waitFor();
   log("save refused: " + (await page.textContent("#edit-answer")));
+
+  step = "an alarm's rule, zone and hint (drawn from a status the simulated rig cannot raise on request)";
+  const alarm = await page.evaluate(() => {
+    drawAlarm({ priority: "high", rule: "SAFE-4", zone: "calf", message: "calf at 97.0 mmHg, above its trip level",
+      hint: "a kinked or blocked hose", silenced: false });
+    return { shown: !document.getElementById("alarm").hidden, title: document.getElementById("alarm-title").textContent,
+      hint: document.getElementById("alarm-hint").textContent,
+      reset: !document.getElementById("reset").hidden && document.getElementById("reset").offsetParent !== null };
+  });
+  if (!alarm.shown || !alarm.title.includes("SAFE-4") || !alarm.title.includes("calf") || !alarm.hint.includes("kinked")
+      || !alarm.reset) throw new Error("the alarm is not drawn: " + JSON.stringify(alarm));
+  log(`alarm: ${alarm.title}; ${alarm.hint}`);
 
   if (errors.length) throw new Error("the page's script failed: " + errors.join("; "));
   log("ok");
