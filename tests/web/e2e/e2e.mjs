@@ -68,10 +68,10 @@ try {
   log("start: " + (await page.textContent("#start-answer")));
 
   step = "pressures move (the self-test, then the session's first fill)";
-  await page.locator("#state", { hasText: "running" }).waitFor({ timeout: 60_000 });
+  await page.locator("#state", { hasText: "running" }).waitFor({ timeout: 120_000 }); // a loaded CI machine paces the sim slower
   await page.waitForFunction(
     () => [...document.querySelectorAll("#zones li")].some((li) => Number(li.dataset.mmhg || 0) > 10),
-    null, { timeout: 30_000, polling: 200 },
+    null, { timeout: 60_000, polling: 200 },
   );
   const moving = await zones();
   log("running: " + moving.map((z) => `${z.name} ${z.mmhg} ${z.valve}`).join(", "));
