@@ -1,7 +1,8 @@
 """The web page end to end: `legsleeve serve --sim` (its virtual clock paced to the wall clock by RealTimePacer, so
 the session runs as a person would see it) and `legsleeve web` open to the LAN with a password, on an ephemeral
 port; then tests/web/e2e/e2e.mjs drives Debian's Chromium through playwright-core (the steps are listed there), and
-saves the README's screenshot, docs/web.png.
+takes a phone-sized screenshot: into the test's temporary directory, so a run leaves the checkout as it was; into
+docs/web.png, the README's, only with LEGSLEEVE_UPDATE_SCREENSHOT=1 (to retake it after the page changed).
 
 Skipped, saying why, when Chromium, node or the npm packages are missing - unless LEGSLEEVE_REQUIRE_E2E=1 (.ci/run
 sets it, and installs them), where the same absence fails: in CI this test runs.
@@ -25,7 +26,7 @@ from tests.helpers import CONFIG_DIR, ROOT
 
 E2E_DIR = Path(__file__).resolve().parent / "e2e"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-SCREENSHOT = ROOT / "docs" / "web.png"
+README_SCREENSHOT = ROOT / "docs" / "web.png"  # written only with LEGSLEEVE_UPDATE_SCREENSHOT=1
 PASSWORD = "sleeve-e2e-password"
 START_S = 30.0  # deadline for each process to come up
 E2E_S = 300.0  # deadline for the browser's part (the session itself is ~30 s of real time)
@@ -119,7 +120,34 @@ def _listening_url(web: subprocess.Popen, log: Path) -> str:
     pytest.fail(f"legsleeve web did not start (exit {web.poll()}): {log.read_text()[-2000:]}")
 
 
+def _stat(path: Path) -> tuple[int, int] | None:
+    """A file's modification time and size, or None when it is absent."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def screenshot_path(tmp_path: Path) -> Path:
+    """Where the run's screenshot goes: the test's own directory, or the README's docs/web.png when asked for."""
+    if os.environ.get("LEGSLEEVE_UPDATE_SCREENSHOT") == "1":
+        return README_SCREENSHOT
+    return tmp_path / "web.png"
+
+
+def test_the_screenshot_goes_to_docs_only_when_asked(tmp_path, monkeypatch):
+    monkeypatch.delenv("LEGSLEEVE_UPDATE_SCREENSHOT", raising=False)
+    assert screenshot_path(tmp_path) == tmp_path / "web.png"
+    monkeypatch.setenv("LEGSLEEVE_UPDATE_SCREENSHOT", "0")
+    assert screenshot_path(tmp_path) == tmp_path / "web.png"
+    monkeypatch.setenv("LEGSLEEVE_UPDATE_SCREENSHOT", "1")
+    assert screenshot_path(tmp_path) == README_SCREENSHOT
+
+
 def test_the_web_page_end_to_end_in_chromium(e2e_tools, tmp_path):
+    shot = screenshot_path(tmp_path)
+    readme_before = _stat(README_SCREENSHOT)
     # a short directory for the socket (a Unix socket's path has at most 107 bytes)
     run = Path(tempfile.mkdtemp(prefix="ls-e2e-", dir="/tmp"))
     try:
@@ -159,7 +187,7 @@ def test_the_web_page_end_to_end_in_chromium(e2e_tools, tmp_path):
                     **os.environ,
                     "LEGSLEEVE_URL": url,
                     "LEGSLEEVE_PASSWORD": PASSWORD,
-                    "LEGSLEEVE_SCREENSHOT": str(SCREENSHOT),
+                    "LEGSLEEVE_SCREENSHOT": str(shot),
                     "LEGSLEEVE_FAIL_SHOT": str(fail_shot),
                     "CHROMIUM": CHROMIUM,
                 },  # fmt: skip
@@ -181,6 +209,8 @@ def test_the_web_page_end_to_end_in_chromium(e2e_tools, tmp_path):
         assert (config / "profiles/gentle.yaml").read_text() == gentle
         history = (logs / "history.jsonl").read_text().splitlines()
         assert len(history) == 1 and '"outcome": "stopped"' in history[0].replace('":"', '": "')
-        assert SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        if shot != README_SCREENSHOT:
+            assert _stat(README_SCREENSHOT) == readme_before, "the run must leave docs/web.png as it was"
     finally:
         shutil.rmtree(run, ignore_errors=True)

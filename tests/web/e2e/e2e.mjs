@@ -1,7 +1,8 @@
 // The web page end to end, in headless Chromium (Debian's /usr/bin/chromium) driven by playwright-core. Run by
 // tests/web/test_e2e.py against `legsleeve serve --sim` and `legsleeve web` (open to the LAN, with a password):
 // stop without a login, log in, start a session, see pressures move, stop, see the vent, look at the history, edit a
-// profile with a mistake and see the error at its line; an alarm's rule, zone and hint. Takes the README's screenshot (docs/web.png).
+// profile with a mistake and see the error at its line; an alarm's rule, zone and hint. Takes a phone-sized screenshot where LEGSLEEVE_SCREENSHOT says
+// (the test's temporary directory; docs/web.png, the README's, when the test runs with LEGSLEEVE_UPDATE_SCREENSHOT=1).
 //
 // Environment: LEGSLEEVE_URL, LEGSLEEVE_PASSWORD, LEGSLEEVE_SCREENSHOT (where to save the phone-sized screenshot),
 // LEGSLEEVE_FAIL_SHOT (where to save the page when a step fails), CHROMIUM (default /usr/bin/chromium).
