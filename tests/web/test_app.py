@@ -265,7 +265,7 @@ def test_a_good_profile_is_saved_whole_and_readable_by_the_service(tmp_path):
     path = ctx.editor.path_of("gentle")
     text = path.read_text().replace("hold_s: 8", "hold_s: 9")
     r = client.post("/api/profiles/gentle", {"text": text}).json()
-    assert r["ok"] and "restart" in r["text"]
+    assert r["ok"] and "the next start of gentle runs this version" in r["text"] and "restart" not in r["text"]
     assert path.read_text() == text
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     assert sorted(p.name for p in path.parent.iterdir() if p.name.startswith(".")) == []  # no temporary left

@@ -324,8 +324,7 @@ def make_app(ctx: WebContext) -> bottle.Bottle:
             "ok": True,
             "problems": [],
             "path": str(path),
-            "text": f"saved {path}. The service reads its profiles when it starts: to run this version, "
-            "restart it while idle (sudo systemctl restart legsleeve)",
+            "text": f"saved {path}: the next start of {name} runs this version",
         }
 
     return app

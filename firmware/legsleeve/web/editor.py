@@ -4,9 +4,9 @@ same code as `legsleeve profile show`, and saved so that the service can never r
 Saving: the text is checked first (hardware.yaml and calibration.yaml as the service loads them, then
 `load_profile_file`, the very function `legsleeve serve` calls); only a profile that loads is written, to a hidden
 temporary file in the profiles directory (`.NAME.yaml.tmp`: `*.yaml` does not match it), flushed to disk, then
-renamed over `NAME.yaml` in one step (rename is atomic within a directory), and the directory is flushed too. A
-service starting at any moment sees the old file or the new one, both valid. The service reads its profiles when
-it starts: a saved profile runs after `sudo systemctl restart legsleeve` (the page says so).
+renamed over `NAME.yaml` in one step (rename is atomic within a directory), and the directory is flushed too. The
+service reads a profile's file each time a session of it starts (and scans the directory at each `hello`): at any
+moment it sees the old file or the new one, both valid, and the next start runs what was saved, without a restart.
 """
 
 from __future__ import annotations

@@ -174,7 +174,8 @@ $("silence").addEventListener("click", async () => say($("start-answer"), (await
 
 // -- start ---------------------------------------------------------------------------------------------------------
 async function loadHello() {
-  const { status, data } = await api("GET", "/api/hello");
+  // refresh=1: the service scans its profiles directory afresh, so a profile saved or removed since shows at once
+  const { status, data } = await api("GET", "/api/hello?refresh=1");
   if (status !== 200) { setTimeout(loadHello, 2000); return; }
   hello = data;
   const sel = $("profile");
