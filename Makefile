@@ -7,14 +7,14 @@ OUT ?= out
 
 .PHONY: demo test lint venv clean install uninstall vpi
 
-# A virtual environment with legsleeve and the plotting extra, installed editable from this checkout.
+# A virtual environment with legsleeve and the plotting and web extras, installed editable from this checkout.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -e '.[plot]'
+	$(PIP) install -e '.[plot,web]'
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) install -e '.[plot,test,lint,schematic]'
+	$(PIP) install -e '.[plot,test,lint,schematic,web]'
 	touch $@
 
 venv: $(VENV)/.installed

@@ -8,7 +8,8 @@ them instead. Exit status: 0 done, 1 a step failed, 2 bad usage.
 
 What it does:
   groups     the groups gpio and i2c, where the system lacks them (Raspberry Pi OS has both; plain Debian neither)
-  user       a system user `legsleeve` in the groups gpio and i2c (no login, no home); with --login-user NAME
+  user       a system user `legsleeve` in the groups gpio and i2c (no login, no home), and `legsleeve-web` (the web
+             page's) in the group legsleeve (the control socket); with --login-user NAME
              (`sudo make install` passes the user who ran sudo), NAME joins legsleeve (the control socket), gpio and
              i2c (the bring-up commands), from their next login
   udev       /etc/udev/rules.d/60-legsleeve.rules: /dev/gpiochip* to gpio, /dev/i2c-* to i2c, mode 0660 (what
@@ -20,7 +21,10 @@ What it does:
              strict_gpiod (released outputs revert to inputs) - docs/safety-requirements.md §B1; a reboot is
              needed after this changes
   modules    /etc/modules-load.d/legsleeve.conf: i2c-dev
-  unit       /etc/systemd/system/legsleeve.service, enabled (started at the next boot, or with systemctl start)
+  profiles   /etc/legsleeve/profiles/ to the group legsleeve-web, mode 2775: the web page's profile editor saves
+             there (checked by the firmware's loader first, written whole and renamed in one step: docs/web.md)
+  unit       /etc/systemd/system/legsleeve.service and legsleeve-web.service, enabled (started at the next boot, or
+             with systemctl start); the page listens on 127.0.0.1:8080 until web.yaml and a password open it
   command    /usr/local/bin/legsleeve, a link to the venv's: `legsleeve` on every user's PATH
 """
 
@@ -36,6 +40,7 @@ from pathlib import Path
 
 SOURCE = Path(__file__).resolve().parent.parent
 USER = "legsleeve"
+WEB_USER = "legsleeve-web"  # the web page's own user: in the group legsleeve, no GPIO, no I2C
 GROUPS = ("gpio", "i2c")
 UDEV_RULES = Path("etc/udev/rules.d/60-legsleeve.rules")
 UDEV_TEXT = """# legsleeve (systemd/install.py): GPIO chips and I2C buses to their groups, as Raspberry Pi OS's rules do
@@ -47,6 +52,7 @@ PREFIX = Path("opt/legsleeve")
 VENV = PREFIX / "venv"
 ETC = Path("etc/legsleeve")
 UNIT = Path("etc/systemd/system/legsleeve.service")
+WEB_UNIT = Path("etc/systemd/system/legsleeve-web.service")
 MODULES = Path("etc/modules-load.d/legsleeve.conf")
 BOOT_CANDIDATES = (Path("boot/firmware/config.txt"), Path("boot/config.txt"))
 BOOT_LINES = ("dtparam=i2c_arm=on", "dtparam=i2c_arm_baudrate=400000", "dtparam=watchdog=on", "dtparam=strict_gpiod")
@@ -114,7 +120,7 @@ class Installer:
                 self.run(["groupadd", "--system", group], f"group {group}")
 
     def user(self) -> None:
-        if not self._user_exists():
+        if not self._user_exists(USER):
             self.run(
                 [
                     "useradd",
@@ -133,6 +139,25 @@ class Installer:
             )
         else:
             self._join(USER, GROUPS)
+        if not self._user_exists(WEB_USER):
+            self.run(
+                [
+                    "useradd",
+                    "--system",
+                    "--no-create-home",
+                    "--home-dir",
+                    "/nonexistent",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    "--user-group",
+                    "--groups",
+                    USER,
+                    WEB_USER,
+                ],
+                f"user {WEB_USER}",
+            )
+        else:
+            self._join(WEB_USER, (USER,))
         if self.login_user:
             self._join(self.login_user, (USER, *GROUPS))
 
@@ -177,9 +202,17 @@ class Installer:
             self.changed.append(str(COMMAND))
             self.say(f"{COMMAND} -> {target}", "written")
 
-    def _user_exists(self) -> bool:
+    def _user_exists(self, name: str) -> bool:
         passwd = self.path(Path("etc/passwd"))
-        return passwd.exists() and any(line.split(":")[0] == USER for line in passwd.read_text().splitlines())
+        return passwd.exists() and any(line.split(":")[0] == name for line in passwd.read_text().splitlines())
+
+    def _gid(self, name: str) -> int | None:
+        group = self.path(Path("etc/group"))
+        for line in group.read_text().splitlines() if group.exists() else ():
+            fields = line.split(":")
+            if fields[0] == name and len(fields) > 2 and fields[2].isdigit():
+                return int(fields[2])
+        return None
 
     def _group_exists(self, name: str) -> bool:
         group = self.path(Path("etc/group"))
@@ -206,8 +239,16 @@ class Installer:
             self.run([sys.executable, "-m", "venv", str(self.path(VENV))], "virtual environment")
         if self._source_changed or not self.path(VENV / "bin/legsleeve").exists():
             self.run(
-                [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", f"{self.path(PREFIX)}[pi]"],
-                "legsleeve and its pi extra",
+                [
+                    str(python),
+                    "-m",
+                    "pip",
+                    "install",
+                    "--disable-pip-version-check",
+                    "-q",
+                    f"{self.path(PREFIX)}[pi,web]",
+                ],
+                "legsleeve and its pi and web extras",
             )
         else:
             self.say(f"{VENV}", "ok")
@@ -250,16 +291,30 @@ class Installer:
     def modules(self) -> None:
         self.write(MODULES, "# legsleeve: the I2C bus's character device\ni2c-dev\n")
 
+    def profiles(self) -> None:
+        """The profiles directory writable by the web page's group (setgid: saved files keep the group), readable by
+        all: the service reads it, the web page's editor saves into it."""
+        target = self.path(ETC / "profiles")
+        gid = self._gid(WEB_USER)
+        st = target.stat() if target.exists() else None
+        if st is not None and gid is not None and st.st_gid == gid and (st.st_mode & 0o7777) == 0o2775:
+            self.say(f"{ETC / 'profiles'} (group {WEB_USER}, 2775)", "ok")
+            return
+        self.run(["chgrp", WEB_USER, str(target)], f"profiles: group {WEB_USER} (the web editor)")
+        self.run(["chmod", "2775", str(target)], "profiles: group-writable, setgid")
+
     def unit(self) -> None:
         before = len(self.changed)
         self.write(UNIT, (SOURCE / "systemd" / "legsleeve.service").read_text())
+        self.write(WEB_UNIT, (SOURCE / "systemd" / "legsleeve-web.service").read_text())
         if len(self.changed) > before:
             self.run(["systemctl", "daemon-reload"], "systemd reload")
-        enabled = self.path(Path("etc/systemd/system/multi-user.target.wants/legsleeve.service"))
-        if enabled.exists() or enabled.is_symlink():
-            self.say("legsleeve.service enabled", "ok")
-        else:
-            self.run(["systemctl", "enable", "legsleeve.service"], "enable the service")
+        for name in ("legsleeve.service", "legsleeve-web.service"):
+            enabled = self.path(Path("etc/systemd/system/multi-user.target.wants") / name)
+            if enabled.exists() or enabled.is_symlink():
+                self.say(f"{name} enabled", "ok")
+            else:
+                self.run(["systemctl", "enable", name], f"enable {name}")
 
     def install(self) -> int:
         self.reboot = False
@@ -275,6 +330,7 @@ class Installer:
             self.source,
             self.venv,
             self.config,
+            self.profiles,
             self.boot,
             self.modules,
             self.unit,
@@ -301,6 +357,9 @@ class Installer:
 
     def uninstall(self, purge: bool) -> int:
         print(f"removing legsleeve from {self.root}{' (dry run)' if self.dry_run else ''}", file=self.out)
+        if self.path(WEB_UNIT).exists():
+            self.run(["systemctl", "disable", "--now", "legsleeve-web.service"], "stop and disable the web page")
+            self._remove(WEB_UNIT)
         if self.path(UNIT).exists():
             self.run(["systemctl", "disable", "--now", "legsleeve.service"], "stop and disable the service")
             self._remove(UNIT)
@@ -320,7 +379,9 @@ class Installer:
         if purge:
             self._remove(ETC)
             self._remove(Path("var/lib/legsleeve"))
-            if self._user_exists() or self.dry_run:
+            if self._user_exists(WEB_USER) or self.dry_run:
+                self.run(["userdel", WEB_USER], f"user {WEB_USER}")
+            if self._user_exists(USER) or self.dry_run:
                 self.run(["userdel", USER], f"user {USER}")
         else:
             self.say(f"{ETC} and /var/lib/legsleeve (your config and session logs): kept; --purge removes them", "kept")
@@ -345,7 +406,10 @@ Next (the service is enabled, not started: the bring-up steps need the sleeve to
   2. Reboot if the boot config changed, then check each sensor:     legsleeve sensors --config /etc/legsleeve
   3. Check each valve and hose, one zone at a time:                  legsleeve test-valve ankle --config /etc/legsleeve
   4. Start the service and watch it:    sudo systemctl start legsleeve && journalctl -fu legsleeve
-  5. Press the button (or: legsleeve start) for a first session of the gentle profile."""
+  5. Press the button (or: legsleeve start) for a first session of the gentle profile.
+  6. The web page, on the Pi: http://127.0.0.1:8080/ (sudo systemctl start legsleeve-web). To open it to your LAN:
+     sudo legsleeve web-password, then listen: 0.0.0.0:8080 in /etc/legsleeve/web.yaml, then
+     sudo systemctl restart legsleeve-web (docs/web.md)."""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,9 +42,9 @@ def test_install_writes_the_expected_files(inst, pi_root):
     assert code == 0
     assert (pi_root / "etc/legsleeve/hardware.yaml").read_text() == (ROOT / "config/hardware.yaml").read_text()
     assert (pi_root / "etc/legsleeve/profiles/gentle.yaml").exists()
-    assert (pi_root / "etc/systemd/system/legsleeve.service").read_text() == (
-        ROOT / "systemd/legsleeve.service"
-    ).read_text()
+    for unit in ("legsleeve.service", "legsleeve-web.service"):
+        assert (pi_root / "etc/systemd/system" / unit).read_text() == (ROOT / "systemd" / unit).read_text()
+    assert (pi_root / "etc/legsleeve/web.yaml").read_text() == (ROOT / "config/web.yaml").read_text()
     assert (pi_root / "etc/modules-load.d/legsleeve.conf").read_text().strip().endswith("i2c-dev")
     assert (pi_root / "opt/legsleeve/firmware/legsleeve/app/runner.py").exists()
     assert (pi_root / "opt/legsleeve/pyproject.toml").exists()
@@ -55,7 +55,12 @@ def test_install_writes_the_expected_files(inst, pi_root):
     # the commands it would run: a system user in gpio and i2c, the venv with the pi extra, the unit enabled
     joined = "\n".join(i.commands)
     assert "useradd --system" in joined and "--groups gpio,i2c" in joined and "legsleeve" in joined
-    assert "-m venv" in joined and "[pi]" in joined and "systemctl enable legsleeve.service" in joined
+    assert "-m venv" in joined and "[pi,web]" in joined and "systemctl enable legsleeve.service" in joined
+    # the web page: its own user in the group legsleeve, its unit enabled, the profiles directory its editor saves to
+    assert "--groups legsleeve legsleeve-web" in joined and "systemctl enable legsleeve-web.service" in joined
+    profiles = pi_root / "etc/legsleeve/profiles"
+    assert f"chgrp legsleeve-web {profiles}" in joined and f"chmod 2775 {profiles}" in joined
+    assert "http://127.0.0.1:8080/" in out and "web-password" in out
     assert "reboot before the first session" in out and "legsleeve test-valve" in out
     # the devices to their groups (as Raspberry Pi OS's own rules do), and the command on PATH
     rules = (pi_root / "etc/udev/rules.d/60-legsleeve.rules").read_text()
@@ -101,6 +106,7 @@ def test_uninstall_undoes_it_and_keeps_the_users_data(inst, pi_root):
     code, i, out = _run(inst, pi_root, "uninstall")
     assert code == 0
     assert not (pi_root / "etc/systemd/system/legsleeve.service").exists()
+    assert not (pi_root / "etc/systemd/system/legsleeve-web.service").exists()
     assert not (pi_root / "opt/legsleeve").exists()
     assert not (pi_root / "etc/modules-load.d/legsleeve.conf").exists()
     assert not (pi_root / "etc/udev/rules.d/60-legsleeve.rules").exists()
@@ -108,6 +114,7 @@ def test_uninstall_undoes_it_and_keeps_the_users_data(inst, pi_root):
     assert (pi_root / "boot/firmware/config.txt").read_text() == before
     assert (pi_root / "etc/legsleeve/hardware.yaml").exists()  # config kept without --purge
     assert "systemctl disable --now legsleeve.service" in "\n".join(i.commands)
+    assert "systemctl disable --now legsleeve-web.service" in "\n".join(i.commands)
     _run(inst, pi_root, "uninstall", purge=True)
     assert not (pi_root / "etc/legsleeve").exists()
 
@@ -144,3 +151,15 @@ def test_a_legsleeve_command_that_is_not_ours_is_left_alone(inst, pi_root):
     assert "usr/local/bin/legsleeve is not ours" in out
     _run(inst, pi_root, "uninstall")
     assert (pi_root / "usr/local/bin/legsleeve").exists()  # nor removed
+
+
+def test_the_profiles_directory_is_left_alone_once_it_is_the_web_groups(inst, pi_root):
+    """A second install runs no chgrp/chmod when the profiles directory already has the web page's group and 2775."""
+    import os
+
+    gid = os.getgid()
+    (pi_root / "etc/group").write_text(f"gpio:x:997:\ni2c:x:998:\nlegsleeve-web:x:{gid}:\n")
+    _run(inst, pi_root)
+    (pi_root / "etc/legsleeve/profiles").chmod(0o2775)
+    commands = _run(inst, pi_root)[1].commands
+    assert not any(c.startswith(("chgrp", "chmod")) for c in commands)

@@ -140,22 +140,26 @@ class Recorded(ControlSocket):
         return found
 
 
-def served(cfg, tmp_path, faults=(), **socket_kw):
+def served(cfg, tmp_path, faults=(), config_dir=CONFIG_DIR, **socket_kw):
     rig = open_sim(cfg, seed=3, faults=faults)
     sock = Recorded(str(tmp_path / "control.sock"), rig.clock, **socket_kw)
     ticks = Ticks(rig.clock)
-    svc = Service(rig, CONFIG_DIR, notifier=ticks, control=sock, log_dir=tmp_path)
+    svc = Service(rig, config_dir, notifier=ticks, control=sock, log_dir=tmp_path)
     svc.load_profiles()
     return rig, sock, ticks, svc
 
 
 def queued(sock, *lines: str) -> list[Ask]:
-    """Clients asking, one after the other, each in the queue before the next asks (the loop takes them in order)."""
+    """Clients asking, one after the other, each in the loop's queue before the next asks (the loop takes them in
+    order) - or answered before it got there (the preparer answers a start whose profile has no file, or one that
+    does not load)."""
     asks = []
+    n = sock.pending()
     for line in lines:
-        asks.append(Ask(sock.path, line))
-        n = len(asks)
-        wait_for(lambda n=n: sock.pending() == n, f"{line!r} in the queue")
+        ask = Ask(sock.path, line)
+        asks.append(ask)
+        wait_for(lambda n=n, ask=ask: sock.pending() == n + 1 or ask.done, f"{line!r} in the queue or answered")
+        n = sock.pending()
     return asks
 
 

@@ -6,7 +6,9 @@ were, and hostile clients that change nothing the loop does."""
 from __future__ import annotations
 
 import json
+import shutil
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -120,6 +122,101 @@ def test_intensity_past_the_limits_and_minutes_past_the_session_limit_are_refuse
         assert unknown["error"] == "unknown-profile"
         assert svc.status.state == "idle" and not list(tmp_path.glob("*.csv"))  # nothing was started
         assert [s.state for s in rig.world.pin_factory.pin(cfg.pump.pin.name).states] == [0.0]
+    finally:
+        sock.close()
+        rig.close()
+
+
+def _config_copy(tmp_path) -> Path:
+    """The shipped config in a directory of the test's own, whose profiles the test edits."""
+    config = tmp_path / "config"
+    shutil.copytree(CONFIG_DIR, config, ignore=shutil.ignore_patterns("web-password"))
+    return config
+
+
+def _line_of(path: Path, text: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+
+
+def test_a_profile_edited_on_disk_is_what_the_next_start_runs_without_a_restart(cfg, tmp_path, monkeypatch):
+    """A profile saved (by the web page, or by hand) while the service runs: the next `start` reads its file, and the
+    session runs the new targets; a file that no longer loads is refused with the loader's file:line: key: message,
+    and nothing moves. All without restarting the service, and no file is read in the loop's thread."""
+    from legsleeve.app import service as service_module
+
+    readers: list[str] = []
+
+    def load_profile_noting_the_thread(*args, **kw):
+        readers.append(threading.current_thread().name)
+        return load_profile(*args, **kw)
+
+    monkeypatch.setattr(service_module, "load_profile", load_profile_noting_the_thread)
+    config = _config_copy(tmp_path)
+    wave = config / "profiles" / "wave.yaml"
+    rig, sock, ticks, svc = served(cfg, tmp_path, config_dir=config)
+    try:
+        svc.serve(until_s=0.5)  # up and idle, with the profiles as they were when it started
+        assert next(p for p in svc.profiles if p.name == "wave").targets_mmhg == (45.0, 42.0, 38.0, 35.0)
+        shipped = wave.read_text()
+        wave.write_text(
+            shipped.replace("default_mmhg: 45", "default_mmhg: 30").replace(
+                "zones: {calf: 42, knee: 38, thigh: 35}", "zones: {calf: 28, knee: 26, thigh: 24}"
+            )
+        )
+        (start,) = queued(sock, J("start", profile="wave", minutes=0.5))
+        svc.serve(until_s=150.0)
+        (a,) = answers(start)
+        assert a["ok"] and a["text"] == "starting wave for 0.5 min"
+        (log_path,) = tmp_path.glob("*-wave.csv")
+        edited = [_target_rows(log_path, zone) for zone in ZONES]
+        assert edited == [[30.0], [28.0], [26.0], [24.0]], edited  # the file as edited, not as the service started
+        assert svc.status.state == "idle" and svc.status.sessions == 1
+
+        # a mistake in the file: refused at its line, by the loader's own words, and nothing started
+        wave.write_text(shipped.replace("hold_s: 3", "hold_s: -3"))
+        line = _line_of(wave, "hold_s: -3")
+        pump_states = len(rig.world.pin_factory.pin(cfg.pump.pin.name).states)
+        (bad, bad_text) = queued(sock, J("start", profile="wave"), "start wave")
+        svc.serve(until_s=rig.clock.now() + 1.0)
+        (b,) = answers(bad)
+        assert not b["ok"] and b["error"] == "refused", b
+        assert f"{wave}:{line}: cycle[0].hold_s: must be > 0 s (got -3)" in b["text"], b["text"]
+        assert bad_text.result() == b["text"]  # the text form says the same
+        assert svc.status.state == "idle" and svc.status.sessions == 1 and len(list(tmp_path.glob("*.csv"))) == 1
+        assert len(rig.world.pin_factory.pin(cfg.pump.pin.name).states) == pump_states  # the pump never moved
+
+        # gone altogether: unknown
+        wave.unlink()
+        (gone,) = queued(sock, J("start", profile="wave"))
+        svc.serve(until_s=rig.clock.now() + 1.0)
+        (g,) = answers(gone)
+        assert g["error"] == "unknown-profile" and "no profile 'wave'" in g["text"]
+        assert readers and set(readers) == {"control-prepare"}, readers  # the socket's preparer, never the loop
+    finally:
+        sock.close()
+        rig.close()
+
+
+def test_hello_scans_the_profiles_directory_afresh(cfg, tmp_path):
+    """A profile added since the service started is listed (and the button may select it), one removed is not, and
+    one that does not load is named in `problems` with its line."""
+    config = _config_copy(tmp_path)
+    profiles = config / "profiles"
+    rig, sock, ticks, svc = served(cfg, tmp_path, config_dir=config)
+    try:
+        svc.serve(until_s=0.5)
+        mine = (profiles / "gentle.yaml").read_text().replace("name: gentle", "name: mine")
+        (profiles / "mine.yaml").write_text(mine)
+        (profiles / "pulse.yaml").unlink()
+        (profiles / "wave.yaml").write_text((profiles / "wave.yaml").read_text().replace("hold_s: 3", "hold_s: -3"))
+        (hello,) = queued(sock, J("hello"))
+        svc.serve(until_s=1.0)
+        (h,) = answers(hello)
+        names = [p["name"] for p in h["profiles"]]
+        assert "mine" in names and "pulse" not in names and "wave" not in names, names
+        line = _line_of(profiles / "wave.yaml", "hold_s: -3")
+        assert h["problems"] == [f"{profiles / 'wave.yaml'}:{line}: cycle[0].hold_s: must be > 0 s (got -3)"]
+        assert [p.name for p in svc.profiles] == names  # the button's list too
     finally:
         sock.close()
         rig.close()

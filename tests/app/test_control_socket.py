@@ -540,3 +540,68 @@ def test_the_client_side_speaks_json(sock, path):
         assert sub.ack["ok"]
         frame = next(f for f in sub.frames(quiet_s=5.0) if f is not None)
         assert frame["seq"] == 7 and frame["status"] == {"state": "idle"}
+
+
+# -- the preparer: what a request needs from disk, read outside the loop and the I/O thread -------------------------
+
+
+def test_the_preparer_hands_the_loop_what_it_read_or_answers_itself(sock, path):
+    def prepare(command):
+        if command.args.get("profile") == "bad":
+            raise protocol.ProtocolError("refused", "refused: bad.yaml:3: cycle[0].hold_s: must be > 0 s (got -3)")
+        return f"read {command.args.get('profile')}"
+
+    sock.prepare_with(prepare, ("start", "hello"))
+    assert Ask(path, "start bad").result() == "refused: bad.yaml:3: cycle[0].hold_s: must be > 0 s (got -3)"
+    assert sock.pending() == 0  # never reached the loop
+    good = Ask(path, "start wave")
+    (request,) = loop_answers(sock, 1)
+    assert request.prepared == "read wave" and good.result() == "ok start wave"
+    status = Ask(path, "status")  # not a verb it prepares: straight to the loop
+    (request,) = loop_answers(sock, 1)
+    assert request.prepared is None and status.result() == "ok status"
+
+
+def test_a_slow_preparer_holds_up_no_stop_and_the_stop_refuses_the_start_it_was_reading(sock, path):
+    """A start whose file takes long to read (a slow SD card): a stop that comes meanwhile goes straight to the
+    loop, and the start never reaches it (stop wins, SAFE-12)."""
+    reading, go_on = threading.Event(), threading.Event()
+
+    def prepare(command):
+        reading.set()
+        go_on.wait(10.0)
+        return "a profile"
+
+    sock.prepare_with(prepare, ("start",))
+    start = Ask(path, "start wave")
+    wait_for(reading.is_set, "the preparer reading the start's profile")
+    stop = Ask(path, "stop")
+    (taken,) = loop_answers(sock, 1)
+    assert taken.verb == "stop" and stop.result() == "ok stop"
+    assert start.result() == "refused: a stop came at the same time; nothing was started"
+    go_on.set()
+    wait_for(lambda: sock._in_prep is None, "the preparer done")
+    assert sock.pending() == 0 and sock.drain() == []
+
+
+def test_a_request_still_being_prepared_at_its_deadline_is_withdrawn(sock, path, wall):
+    reading, go_on = threading.Event(), threading.Event()
+
+    def prepare(command):
+        reading.set()
+        go_on.wait(10.0)
+        return "a scan"
+
+    sock.prepare_with(prepare, ("hello",))
+    hello = Ask(path, "hello")
+    wait_for(reading.is_set, "the preparer on it")
+    wall.t += 3.1
+    assert hello.result() == "error: the service did not take the command within 3 s: nothing was done"
+    go_on.set()
+    wait_for(lambda: sock._in_prep is None, "the preparer done")
+    assert sock.pending() == 0 and sock.drain() == []
+
+
+def test_stop_and_subscribe_are_never_prepared(sock):
+    with pytest.raises(ValueError):
+        sock.prepare_with(lambda command: None, ("start", "stop"))

@@ -5,6 +5,7 @@ on a client."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 import statistics
 import time
@@ -682,3 +683,37 @@ def test_the_control_commands_exit_codes_say_what_happened(cfg, tmp_path, capsys
         rig.close()
     code, out = cli("status")
     assert code == 6 and "the service is not running" in out
+
+
+def test_the_button_runs_its_profile_as_the_file_now_says_and_not_a_file_that_does_not_load(cfg, tmp_path):
+    """The button's start reads the selected profile's file as the session begins: a mistake saved since the service
+    started refuses it (its file and line said, nothing moved, the history says `not started`); once fixed, the next
+    press runs the file as it now is. No restart in between."""
+    config = tmp_path / "config"
+    shutil.copytree(CONFIG_DIR, config, ignore=shutil.ignore_patterns("web-password"))
+    gentle = config / "profiles" / "gentle.yaml"
+    shipped = gentle.read_text()
+    presses = [FaultSpec("button", None, 2.0), FaultSpec("button", None, 6.0), FaultSpec("button", None, 40.0)]
+    rig = open_sim(cfg, seed=3, faults=presses)
+    svc = Service(rig, config, log_dir=tmp_path / "logs")
+    svc.load_profiles()
+    try:
+        gentle.write_text(shipped.replace("hold_s: 8", "hold_s: -8"))
+        line = next(i for i, text in enumerate(gentle.read_text().splitlines(), 1) if "hold_s: -8" in text)
+        svc.serve(until_s=4.0)  # the first press
+        assert svc.status.state == "idle" and svc.status.sessions == 0
+        assert f"{gentle}:{line}: cycle[0].hold_s: must be > 0 s (got -8)" in svc.status.last, svc.status.last
+        pump = rig.world.pin_factory.pin(cfg.pump.pin.name)
+        assert [s.state for s in pump.states] == [0.0]  # never ran
+        (entry,) = svc.history
+        assert entry["outcome"] == "not started" and f"gentle.yaml:{line}:" in entry["text"]
+
+        gentle.write_text(shipped.replace("default_mmhg: 35", "default_mmhg: 33"))
+        svc.serve(until_s=60.0)  # the second press starts gentle, the third stops it
+        assert svc.status.sessions == 1 and svc.status.last == "stopped", svc.status.last
+        (log_path,) = (tmp_path / "logs").glob("*-gentle.csv")
+        ankle = {float(r["ankle_target_mmhg"]) for r in read_log(log_path) if r["ankle_target_mmhg"]}
+        assert max(ankle) == pytest.approx(33.0 * 0.6)  # the first cycle of the ramp, at 60 % of the new 33 mmHg
+        _safe(rig)
+    finally:
+        rig.close()

@@ -193,15 +193,11 @@ def planning_model(cfg: HardwareConfig):
 
 def _twin(cfg: HardwareConfig, args) -> HardwareConfig:
     """With --twin: the config whose simulated sleeve is the twin calibration fitted (refused without one)."""
-    import dataclasses
-
     if not getattr(args, "twin", False):
         return cfg
-    if cfg.calibration is None:
-        raise ConfigError(
-            [f"--twin: no calibration.yaml in {cfg.path.parent}: run `legsleeve calibrate` on the sleeve first"]
-        )
-    return dataclasses.replace(cfg, simulation=cfg.calibration.twin)
+    from legsleeve.app.preview import twin_config
+
+    return twin_config(cfg)
 
 
 def _profile(args, cfg: HardwareConfig):
@@ -404,12 +400,13 @@ def cmd_profiles(args) -> int:
 
 
 def cmd_profile_show(args) -> int:
-    """The planned timeline of one cycle: run it on the simulated rig built from the user's own config."""
+    """The planned timeline of one cycle: run it on the simulated rig built from the user's own config (the web
+    page's profile editor shows the same preview, `legsleeve.app.preview`)."""
     import tempfile
 
-    from legsleeve.app.session import run_session
-    from legsleeve.hw import backends
+    from legsleeve.app.preview import preview_cycle
 
+    twin = getattr(args, "twin", False)
     cfg = _twin(_config(args), args)
     profile = _profile(args, cfg)
     _plot_possible(args)
@@ -422,23 +419,14 @@ def cmd_profile_show(args) -> int:
         print(f"ramp: the first {profile.ramp_cycles} cycle(s) start at {profile.ramp_start:.0%} of these")
     with tempfile.TemporaryDirectory() as tmp:
         log_path = Path(tmp) / "plan.csv"
-        rig = backends.open_sim(cfg, seed=0)
-        try:
-            result = run_session(rig, profile, cycles=1, log_path=log_path)
-        finally:
-            rig.close()
-        model = (
-            "the twin of your sleeve (calibration.yaml)"
-            if getattr(args, "twin", False)
-            else "your hardware.yaml's simulation section"
-        )
-        print(f"\nplanned cycle on the simulated rig ({model}):")
+        plan = preview_cycle(cfg, profile, log_path, twin=twin)
+        print(f"\nplanned cycle on the simulated rig ({plan.model}):")
         print(f"{'start s':>8}  step")
-        for t_s, state in result.steps:
+        for t_s, state in plan.steps:
             print(f"{t_s:8.1f}  {state}")
-        print(f"one cycle: {result.outcome.duration_s:.0f} s (ends vented)")
-        if result.outcome.trip is not None:
-            print(f"the planned cycle TRIPPED on the simulated rig: {result.outcome.trip}", file=sys.stderr)
+        print(f"one cycle: {plan.duration_s:.0f} s (ends vented)")
+        if plan.trip is not None:
+            print(f"the planned cycle TRIPPED on the simulated rig: {plan.trip}", file=sys.stderr)
             return EXIT_TRIP
         if args.plot:
             from legsleeve.app.plot import plot_log
@@ -666,6 +654,52 @@ def cmd_watch(args) -> int:
             stop=lambda: signals.signum is not None,
             gone=lambda: reader_gone(sys.stdout),
         )
+    return EXIT_OK
+
+
+def cmd_web(args) -> int:
+    """`legsleeve web`: the web page (legsleeve/web), a client of the running service's control socket. Refuses to
+    start (exit 2, naming the file and key) when open to the network without a password, or without its extra."""
+    from legsleeve.app.control import control_socket_path
+    from legsleeve.web.server import plan, require_web_stack, serve
+
+    config_dir = _config_dir(args)
+    checked = plan(config_dir, args.listen, args.sessions_dir)  # ConfigError (exit 2) before anything listens
+    require_web_stack()
+    try:
+        serve(checked, config_dir, args.socket or control_socket_path())
+    except Interrupted as exc:  # systemctl stop, Ctrl-C: a clean stop (the sleeve is the service's, untouched)
+        print(f"legsleeve web: stopped by {exc}", file=sys.stderr)
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        print(f"legsleeve web: cannot listen: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
+    return EXIT_OK
+
+
+def cmd_web_password(args) -> int:
+    """`legsleeve web-password`: ask for the web page's password twice (or read one line with --stdin) and store its
+    scrypt hash in the config directory's web-password (never the password)."""
+    from legsleeve.web.settings import PASSWORD_MIN_CHARS, load_web_config, write_password_hash
+
+    web = load_web_config(_config_dir(args))
+    if args.stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        import getpass
+
+        password = getpass.getpass(f"web page password (at least {PASSWORD_MIN_CHARS} characters): ")
+        if getpass.getpass("again: ") != password:
+            print("web-password: the two did not match; nothing was changed", file=sys.stderr)
+            return EXIT_USAGE
+    try:
+        path = write_password_hash(web, password)
+    except ValueError as exc:
+        print(f"web-password: {exc}; nothing was changed", file=sys.stderr)
+        return EXIT_USAGE
+    except PermissionError as exc:
+        print(f"web-password: {exc}: run it with sudo", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"web-password: its hash is in {path}; restart the page: sudo systemctl restart legsleeve-web")
     return EXIT_OK
 
 
@@ -931,6 +965,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hz", type=_hz, default=4.0, help="redraws a second (0.5-10, default 4)")
     p.add_argument("--socket", help="control socket path")
     p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser(
+        "web", help="the web page: live pressures, start/stop, history, profile editor (needs the web extra)"
+    )
+    _add_config(p)
+    p.add_argument("--socket", help="control socket path (default $LEGSLEEVE_CONTROL or /run/legsleeve/control.sock)")
+    p.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="where to listen (default: web.yaml's listen, else 127.0.0.1:8080; port 0: any free port)",
+    )
+    p.add_argument(
+        "--sessions-dir", type=Path, metavar="DIR", help="the service's session logs (default: web.yaml's sessions_dir)"
+    )
+    p.set_defaults(func=cmd_web)
+
+    p = sub.add_parser("web-password", help="set the web page's password (stored hashed, in the config directory)")
+    _add_config(p)
+    p.add_argument("--stdin", action="store_true", help="read the password from one line of stdin (no prompt)")
+    p.set_defaults(func=cmd_web_password)
 
     p = sub.add_parser(
         "calibrate",

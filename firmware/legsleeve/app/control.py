@@ -10,6 +10,13 @@ answers and the snapshots and sends them, never blocking on a client: a client t
 sent (an answer after `REPLY_SEND_S`, a subscription's frames are skipped and the subscriber is let go after
 `SUBSCRIBER_STALL_S` without progress). An error answer always means that nothing was done.
 
+A request that needs files read before the loop can answer it (the service's `start` loads its profile from disk,
+`hello` scans the profiles directory) is handed, once checked, to a second thread of the socket's own, the preparer
+(`prepare_with`): it runs the service's `prepare` on the request outside the loop and outside the I/O thread, so a
+slow SD card holds up neither a tick nor a stop, and queues the request for the loop with what it read (`prepared`),
+or answers it when that failed (nothing was done). A stop that comes in meanwhile refuses every start still being
+prepared: stop wins, as it does within one tick (SAFE-12).
+
 `ControlSocket` also holds the single-instance lock: a second `serve` refuses before it touches anything.
 """
 
@@ -104,6 +111,8 @@ class Request:
     command: Command
     received_s: float  # on the control socket's clock (the rig's, in tests)
     reply: dict[str, Any] | None = None
+    prepared: Any = None  # what the preparer read for the loop (a profile loaded from its file), see prepare_with
+    withdrawn: bool = False  # answered before the preparer was done: it must not reach the loop (under the lock)
 
     @property
     def verb(self) -> str:
@@ -172,6 +181,12 @@ class ControlSocket:
         self._latest: tuple[int, dict[str, Any]] | None = None  # the loop's last snapshot (one reference: atomic)
         self._frame: tuple[int, bytes] = (-1, b"")  # the latest snapshot, encoded once for every subscriber
         self._closed = False
+        self._prepare: Callable[[Command], Any] | None = None  # see prepare_with
+        self._prepared_verbs: frozenset[str] = frozenset()
+        self._preparing: deque[Request] = deque()  # waiting for the preparer; guarded by _lock
+        self._in_prep: Request | None = None  # the one the preparer is on (under _lock)
+        self._prep_wake = threading.Condition(self._lock)
+        self._preparer: threading.Thread | None = None
         self._listener: socket.socket | None = None
         self._inode = 0
         self._sel = selectors.DefaultSelector()
@@ -186,6 +201,18 @@ class ControlSocket:
             raise
         self._thread = threading.Thread(target=self._run, name="control-socket", daemon=True)
         self._thread.start()
+
+    def prepare_with(self, prepare: Callable[[Command], Any], verbs: tuple[str, ...]) -> None:
+        """Run `prepare(command)` on every request of `verbs` before the loop sees it, in the preparer thread (never
+        the loop's, never the I/O thread's: it may read files). What it returns is the request's `prepared`; a
+        ProtocolError it raises is the request's answer, and the loop never sees the request. A `stop` refuses the
+        starts still being prepared. Call once, before clients come."""
+        if "stop" in verbs or "subscribe" in verbs:
+            raise ValueError("stop and subscribe never wait for the preparer")
+        self._prepare, self._prepared_verbs = prepare, frozenset(verbs)
+        if self._preparer is None:
+            self._preparer = threading.Thread(target=self._prepare_loop, name="control-prepare", daemon=True)
+            self._preparer.start()
 
     # -- the loop's side: never waits, never touches a socket ------------------------------------------------------
     def drain(self) -> list[Request]:
@@ -224,8 +251,12 @@ class ControlSocket:
             return
         self._closed = True
         self._wake()
+        with self._prep_wake:
+            self._prep_wake.notify_all()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)
+        if self._preparer is not None and self._preparer is not threading.current_thread():
+            self._preparer.join(timeout=2.0)  # a daemon: one stuck in a read does not hold the process up
         for conn in [*self._readers.values(), *self._waiting.values(), *self._writers.values()]:
             conn.sock.close()
         for sub in self._subscribers.values():
@@ -417,6 +448,17 @@ class ControlSocket:
         client.request, client.deadline = request, self._wall() + self.reply_deadline_s
         self._waiting[client.sock.fileno()] = client
         with self._lock:
+            if request.verb == "stop":
+                self._stop_preparing_starts()
+            if request.verb in self._prepared_verbs:
+                if len(self._preparing) >= self.max_queued:
+                    request.reply = protocol.error(
+                        "busy", f"busy: {self.max_queued} requests are waiting for the service; try again", request.verb
+                    )
+                    return
+                self._preparing.append(request)
+                self._prep_wake.notify()
+                return
             if len(self._queue) >= self.max_queued:
                 # Full. A stop still gets in (SAFE-12), in place of the newest request that is not a stop.
                 victim = None
@@ -435,6 +477,52 @@ class ControlSocket:
                 # not "busy": no asking again
                 victim.reply = protocol.error("refused", "refused: a stop went first; nothing was done", victim.verb)
             self._queue.append(request)
+
+    def _stop_preparing_starts(self) -> None:
+        """A stop came: every start still with the preparer is refused, and never reaches the loop (SAFE-12: stop
+        wins over a start that came before it was acted on). Under the lock."""
+        for r in [*self._preparing, *([self._in_prep] if self._in_prep is not None else [])]:
+            if r.verb == "start" and not r.withdrawn:
+                r.withdrawn = True
+                r.reply = protocol.error(
+                    "refused", "refused: a stop came at the same time; nothing was started", "start"
+                )
+        self._preparing = deque(r for r in self._preparing if not r.withdrawn)
+
+    def _prepare_loop(self) -> None:
+        """The preparer thread: one request at a time, from `_preparing` to the loop's queue (or answered)."""
+        while True:
+            with self._prep_wake:
+                while not self._preparing and not self._closed:
+                    self._prep_wake.wait()
+                if self._closed:
+                    return
+                request = self._in_prep = self._preparing.popleft()
+            assert self._prepare is not None
+            failure: dict[str, Any] | None = None
+            prepared: Any = None
+            try:
+                prepared = self._prepare(request.command)  # the lock is not held: the loop's drain never waits on it
+            except ProtocolError as exc:
+                failure = protocol.error(exc.code, exc.text, request.verb)
+            except Exception:  # a bug: this request fails, the thread goes on
+                log.exception("control socket: preparing %r failed", request.line)
+                failure = protocol.error(
+                    "internal", "error: the service could not prepare it; nothing was done", request.verb
+                )
+            with self._lock:
+                self._in_prep = None
+                if request.withdrawn:  # answered meanwhile (a stop, its deadline): the loop must not see it
+                    continue
+                if failure is not None:
+                    request.reply = failure
+                elif len(self._queue) >= self.max_queued:
+                    request.reply = protocol.error(
+                        "busy", f"busy: {self.max_queued} requests are waiting for the service; try again", request.verb
+                    )
+                else:
+                    request.prepared = prepared
+                    self._queue.append(request)
 
     def _send_answers(self) -> None:
         for client in list(self._waiting.values()):
@@ -464,9 +552,14 @@ class ControlSocket:
         for client in [c for c in self._waiting.values() if now >= c.deadline]:
             assert client.request is not None
             with self._lock:
-                queued = client.request in self._queue
-                if queued:
-                    self._queue.remove(client.request)  # the loop will never see it
+                request = client.request
+                queued = request in self._queue or request in self._preparing or request is self._in_prep
+                if queued:  # the loop will never see it
+                    request.withdrawn = True
+                    if request in self._queue:
+                        self._queue.remove(request)
+                    elif request in self._preparing:
+                        self._preparing.remove(request)
             text = (
                 f"error: the service did not take the command within {self.reply_deadline_s:g} s: nothing was done"
                 if queued

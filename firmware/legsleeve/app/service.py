@@ -12,6 +12,13 @@ after a crash, a watchdog kill, a power cut - never resumes one. From idle:
   hands the socket a status snapshot for its subscribers a few times a second. A stop is heard in every state and
   wins over a start that came with it (SAFE-12).
 
+Profiles are read from disk when a session starts, so a profile saved from the web page or edited by hand runs as
+it now is, without a restart; a file that no longer loads refuses the start with the loader's `file:line: key:
+message`, before anything moves. For a `start` over the socket the file is read by the socket's preparer thread
+(`prepare`), before the loop sees the request, and the loop answers with the profile it was handed: no file is read
+within a tick. For the button, the loop reads it as the session begins, idle and vented, where it opens the
+session's log too. `hello` scans the profiles directory afresh (in the preparer thread as well).
+
 A trip ends the session in the safe state and leaves its alarm sounding (latched, SAFE-13) until a person resets it:
 a long press, or `legsleeve reset`. A short press (or `legsleeve silence`) silences the buzzer meanwhile. The loop
 pings the systemd watchdog after every tick, idle or not (SAFE-11). An exception out of the loop drives the safe
@@ -39,7 +46,7 @@ from legsleeve.app.protocol import Command, ProtocolError
 from legsleeve.app.selftest import SelfTestFailed, SelfTestStopped
 from legsleeve.app.snapshot import Alarm, SessionTracker, snapshot
 from legsleeve.app.snapshot import text as snapshot_text
-from legsleeve.config.profiles import load_all
+from legsleeve.config.profiles import list_profiles, load_all, load_profile, profile_dir
 from legsleeve.core.plan import Profile
 from legsleeve.errors import ConfigError, HardwareError, SensorFault
 from legsleeve.hw.rig import Rig
@@ -74,11 +81,13 @@ class ServiceState:
 @dataclass(frozen=True)
 class StartRequest:
     """What a start asked for: the profile, its intensity (percent of its targets) and the minutes (None: the
-    profile's own length)."""
+    profile's own length); `loaded`, the profile as read from its file when the start was asked (None for the
+    button's: read as the session begins)."""
 
     profile: str
     intensity_pct: float = 100.0
     minutes: float | None = None
+    loaded: Profile | None = None
 
 
 def with_intensity(profile: Profile, intensity_pct: float) -> Profile:
@@ -130,6 +139,8 @@ class Service:
         self._published = 0  # how many it has handed over (each one's number)
         self.history: list[dict[str, Any]] = []  # the sessions, oldest first (at most protocol.HISTORY_MAX)
         self.stopping = False
+        if control is not None:  # the files a start or a hello needs are read there, never in the loop
+            control.prepare_with(self.prepare, ("start", "hello"))
 
     # -- the loop --------------------------------------------------------------------------------------------
     def load_profiles(self) -> None:
@@ -141,6 +152,31 @@ class Service:
         self.profiles = profiles
         names = [p.name for p in profiles]
         self.status.selected = "gentle" if "gentle" in names else names[0]
+
+    def prepare(self, command: Command) -> Any:
+        """What a request needs from disk, read in the control socket's preparer thread (never the loop's): for
+        `start`, its profile loaded now from its file (`load_profile`, the loader `serve` and `check-config` use;
+        ProtocolError when there is no such file or it does not load); for `hello`, the profiles directory scanned
+        afresh (`load_all`: the profiles that load, and the problems of those that do not)."""
+        if command.cmd == "start":
+            return self.load(command.args.get("profile") or self.status.selected)
+        if command.cmd == "hello":
+            return load_all(self.config_dir, self.rig.config)
+        return None
+
+    def load(self, name: str) -> Profile:
+        """The profile `name` as its file says now. ProtocolError: `unknown-profile` without a file of that name,
+        `refused` with the loader's `file:line: key: message` when it does not load."""
+        path = profile_dir(self.config_dir) / f"{name}.yaml"
+        if not path.is_file():
+            known = ", ".join(p.stem for p in list_profiles(self.config_dir)) or "none"
+            raise ProtocolError("unknown-profile", f"error: no profile {name!r} ({known})")
+        try:
+            return load_profile(self.config_dir, name, self.rig.config)
+        except ConfigError as exc:
+            raise ProtocolError(
+                "refused", f"refused: profile {name} does not load, nothing was started: {'; '.join(exc.problems)}"
+            ) from None
 
     def serve(self, *, until_s: float | None = None) -> None:
         """Idle loop. `until_s` (clock time) ends it, for tests; the service runs until a signal.
@@ -235,7 +271,7 @@ class Service:
             if stop and r.verb == "start":
                 reply = protocol.error("refused", "refused: a stop came at the same time; nothing was started", "start")
             else:
-                reply = self.respond(r.command, now)
+                reply = self.respond(r.command, now, r.prepared)
             self.control.answer(r, reply)
         if self.control.subscribed and now - self._published_s >= PUBLISH_S:
             self._published_s, self._published = now, self._published + 1
@@ -264,7 +300,9 @@ class Service:
             self.reset(now)
             return
         names = [p.name for p in self.profiles]
-        i = (names.index(self.status.selected) + 1) % len(names)
+        if not names:  # the directory was emptied since (a `hello` saw it): nothing to select
+            return
+        i = (names.index(self.status.selected) + 1) % len(names) if self.status.selected in names else 0
         self.status.selected = names[i]
         self.status.last = f"profile {names[i]} selected"
         log.info("profile %s selected (%d of %d)", names[i], i + 1, len(names))
@@ -297,15 +335,22 @@ class Service:
             return protocol.error(exc.code, exc.text)
         return self.respond(command, now)
 
-    def respond(self, command: Command, now: float) -> dict[str, Any]:
+    def respond(self, command: Command, now: float, prepared: Any = None) -> dict[str, Any]:
         """Answer one checked request (`legsleeve.app.protocol`): `ok`, `text` for a person, and for a program the
-        data (`status`, `sessions`, ...) or, when not ok, the `error` code: then nothing was done."""
+        data (`status`, `sessions`, ...) or, when not ok, the `error` code: then nothing was done. `prepared` is
+        what `prepare` read for it in the control socket's preparer; without it (a request not from the socket:
+        `handle`, the tests) it is read here."""
         cmd, args = command.cmd, command.args
         if cmd == "status":
             snap = self.snapshot(now)
             return protocol.ok(cmd, snapshot_text(snap), status=snap)
+        if cmd in ("start", "hello") and prepared is None:
+            try:
+                prepared = self.prepare(command)
+            except ProtocolError as exc:
+                return protocol.error(exc.code, exc.text, cmd)
         if cmd == "start":
-            return self._start(args.get("profile"), args.get("intensity_pct", 100.0), args.get("minutes"))
+            return self._start(prepared, args.get("intensity_pct", 100.0), args.get("minutes"))
         if cmd == "stop":
             return self._stop()
         if cmd == "reset":
@@ -315,7 +360,7 @@ class Service:
         if cmd == "history":
             return self._history(int(args.get("limit", 20)))
         if cmd == "hello":
-            return self._hello()
+            return self._hello(*prepared)
         return protocol.error("unknown-command", f"error: unknown command {cmd!r}", cmd)
 
     def snapshot(self, now: float) -> dict[str, Any]:
@@ -333,19 +378,15 @@ class Service:
             tracker=self._tracker,
         )
 
-    def _start(self, name: str | None, intensity_pct: float, minutes: float | None) -> dict[str, Any]:
+    def _start(self, profile: Profile, intensity_pct: float, minutes: float | None) -> dict[str, Any]:
+        """A start of `profile`, as loaded from its file when the start was asked."""
         if self.status.state == "alarm":
             return protocol.error(
                 "refused",
                 f"refused: an alarm is latched ({self.status.alarm}); check the sleeve, then `legsleeve reset`",
                 "start",
             )
-        name = name or self.status.selected
-        profile = next((p for p in self.profiles if p.name == name), None)
-        if profile is None:
-            return protocol.error(
-                "unknown-profile", f"error: no profile {name!r} ({', '.join(p.name for p in self.profiles)})", "start"
-            )
+        name = profile.name
         if self.status.state == "running":
             return protocol.error("refused", f"refused: a session of {self.status.running} is running", "start")
         if self._start_request is not None:  # asked this tick (another request, or the button): it goes first
@@ -367,7 +408,7 @@ class Service:
                 f"error: {minutes:g} min is longer than limits.session_max_min ({limits.session_max_min:g} min)",
                 "start",
             )
-        self._start_request = StartRequest(name, intensity_pct, minutes)
+        self._start_request = StartRequest(name, intensity_pct, minutes, loaded=profile)
         words = f"starting {name}" + (f" at {intensity_pct:g} %" if intensity_pct != 100.0 else "")
         return protocol.ok("start", words + (f" for {minutes:g} min" if minutes is not None else ""))
 
@@ -407,9 +448,14 @@ class Service:
             "history", f"{len(sessions)} of {len(self.history)} session(s), newest first", sessions=sessions
         )
 
-    def _hello(self) -> dict[str, Any]:
-        """What a client needs to know first: the protocol and firmware versions, the zones, the profiles with their
-        highest intensity, the limits a start is held to."""
+    def _hello(self, profiles: list[Profile], problems: list[str]) -> dict[str, Any]:
+        """What a client needs to know first: the protocol and firmware versions, the zones, the profiles (as the
+        directory was just scanned: the button's list follows it) with their highest intensity, the files that do
+        not load, the limits a start is held to."""
+        self.profiles = profiles
+        names = [p.name for p in profiles]
+        if names and self.status.selected not in names:  # the button's profile was removed
+            self.status.selected = "gentle" if "gentle" in names else names[0]
         limits = self.rig.config.limits
         return protocol.ok(
             "hello",
@@ -427,6 +473,7 @@ class Service:
                 }
                 for p in self.profiles
             ],
+            problems=problems,
             selected=self.status.selected,
             intensity_pct={"min": protocol.INTENSITY_MIN_PCT, "max": protocol.INTENSITY_MAX_PCT, "default": 100.0},
             max_mmhg=limits.max_mmhg,
@@ -483,7 +530,30 @@ class Service:
     # -- a session -----------------------------------------------------------------------------------------
     def _session(self, start: StartRequest) -> None:
         name = start.profile
-        profile = with_intensity(next(p for p in self.profiles if p.name == name), start.intensity_pct)
+        loaded = start.loaded
+        if loaded is None:  # the button: its profile read now, idle and vented, before anything moves
+            try:
+                loaded = self.load(name)
+            except ProtocolError as exc:
+                self.status.last = f"{name} not started: {exc.text}"
+                self.annunciator.raise_alarm(self.rig.clock.now(), Priority.LOW, self.status.last)
+                log.error("session %s not started: %s", name, exc.text)
+                self._remember(
+                    {
+                        "started": _wall_now(),
+                        "profile": name,
+                        "intensity_pct": start.intensity_pct,
+                        "minutes": start.minutes,
+                        "outcome": "not started",
+                        "text": self.status.last,
+                        "duration_s": None,
+                        "cycles": None,
+                        "alarm": None,
+                        "log": None,
+                    }
+                )
+                return
+        profile = with_intensity(loaded, start.intensity_pct)
         self.status.state, self.status.running = "running", name
         self.status.requests.clear()
         self.annunciator.acknowledge()
@@ -605,6 +675,13 @@ class Service:
     def _alarm_dict(self) -> dict[str, Any] | None:
         info = self.status.alarm_info
         return info.as_dict() if info is not None else None
+
+
+def _wall_now() -> str:
+    """The local wall time, as the history dates a session."""
+    import time as wall
+
+    return wall.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _sensor_alarm(exc: SensorFault) -> Alarm:

@@ -1,0 +1,117 @@
+"""`legsleeve web`: check the settings, refuse what is unsafe, then serve the page with waitress.
+
+The refusals come before anything listens, each with the file and key to change, and exit 2 (the unit's
+`RestartPreventExitStatus=2`: systemd does not restart a web process that will only refuse again):
+- the page open to the LAN (web.yaml `listen`, or `--listen`) and no password set (`web-password`);
+- web.yaml or web-password unreadable or malformed;
+- the `web` extra (Bottle, waitress) not installed.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TextIO
+
+from legsleeve.errors import ConfigError
+from legsleeve.web.settings import WebConfig, load_web_config, parse_listen, read_password_hash
+
+log = logging.getLogger(__name__)
+
+THREADS = 4  # waitress's workers: a few phones polling, a plot being drawn, and a stop that must never wait
+
+
+class Refused(ConfigError):
+    """The web page must not start as configured (see the module's docstring)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What `legsleeve web` will serve, once checked."""
+
+    config: WebConfig
+    password_hash: str | None
+    listen_from: str  # in words: where `listen` came from, for messages
+
+
+def plan(config_dir: Path, listen: str | None = None, sessions_dir: Path | None = None) -> Plan:
+    """web.yaml (and `--listen`, `--sessions-dir` over it) and the password, checked. Raises Refused."""
+    try:
+        cfg = load_web_config(config_dir)
+    except ConfigError as exc:
+        raise Refused(exc.problems) from None
+    where = f"{cfg.path}:{cfg.listen_line}: listen" if cfg.listen_line else f"{cfg.path}: listen (default)"
+    if listen is not None:
+        try:
+            host, port = parse_listen(listen, allow_any_port=True)
+        except ValueError as exc:
+            raise Refused([f"--listen: {exc}"]) from None
+        cfg, where = replace(cfg, host=host, port=port), "--listen"
+    if sessions_dir is not None:
+        cfg = replace(cfg, sessions_dir=sessions_dir)
+    try:
+        password_hash = read_password_hash(cfg)
+    except ConfigError as exc:
+        raise Refused(exc.problems) from None
+    if cfg.lan_open and password_hash is None:
+        raise Refused(
+            [
+                f"{where}: {cfg.host}:{cfg.port} opens the page to the network, but no password is set "
+                f"({cfg.password_path} is missing or empty). Set one: sudo legsleeve web-password "
+                f"--config {cfg.path.parent}; or keep the page on this machine: listen: 127.0.0.1:{cfg.port}"
+            ]
+        )
+    return Plan(cfg, password_hash, where)
+
+
+def require_web_stack() -> None:
+    try:
+        import bottle  # noqa: F401
+        import waitress  # noqa: F401
+    except ImportError as exc:
+        raise Refused(
+            [f"the web page needs the web extra ({exc.name} is missing): pip install 'legsleeve[web]' (make install)"]
+        ) from None
+
+
+def serve(checked: Plan, config_dir: Path, socket_path: str, *, out: TextIO = sys.stdout) -> None:
+    """Serve until a signal (the command line's handler raises `Interrupted` out of waitress's loop)."""
+    import waitress
+
+    from legsleeve.app.control import request
+    from legsleeve.web.app import WebContext, make_app
+    from legsleeve.web.editor import Editor
+    from legsleeve.web.live import Live
+
+    def ask(cmd: str, **fields: Any) -> dict[str, Any]:
+        try:
+            return request(cmd, socket_path, timeout_s=5.0, **fields)
+        except (FileNotFoundError, ConnectionRefusedError):
+            return {"ok": False, "cmd": cmd, "error": "no-service",
+                    "text": "the service is not running: use the sleeve's button or E-stop"}  # fmt: skip
+        except OSError as exc:  # PermissionError (not in the group), a timeout, a closed connection
+            return {"ok": False, "cmd": cmd, "error": "no-service", "text": f"control socket: {exc}"}
+
+    live = Live(socket_path).start()
+    ctx = WebContext(
+        config=checked.config,
+        password_hash=checked.password_hash,
+        live=live,
+        ask=ask,
+        editor=Editor(config_dir),
+        sessions_dir=checked.config.sessions_dir,
+    )
+    app = make_app(ctx)
+    cfg = checked.config
+    server: Any = waitress.create_server(app, host=cfg.host, port=cfg.port, threads=THREADS, ident="legsleeve")
+    port = getattr(server, "effective_port", cfg.port)
+    shown = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
+    guard = "password required" if checked.password_hash else "no password (this machine only)"
+    print(f"legsleeve web: listening on http://{shown}:{port}/ ({guard}); service: {socket_path}", file=out, flush=True)
+    try:
+        server.run()
+    finally:
+        live.close()
+        server.close()
