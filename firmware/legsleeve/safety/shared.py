@@ -272,13 +272,7 @@ class SharedSensor:
                 continue
             if oldest is None or age > oldest[0]:
                 oldest = (age, i)
-        if oldest is None:
-            return None
-        if f is not None and self._pumped_s[f] > 0.0:
-            # a look elsewhere interrupts the fill: read the filling zone first, so that no fill goes unread across
-            # it (SAFE-6 counts a fill that resumes from the zone's last reading, held meanwhile)
-            return f
-        return oldest[1]
+        return oldest[1] if oldest is not None else None
 
     def _far_below(self, i: int, f: int | None) -> bool:
         """Held more than FAR_BELOW_MMHG below the zone being filled (whose pressure the manifold holds after its
