@@ -4,6 +4,9 @@ simulator's true bladder pressures."""
 
 from __future__ import annotations
 
+import math
+import random
+
 import pytest
 
 from legsleeve.config.hardware import load_hardware
@@ -11,7 +14,14 @@ from legsleeve.config.profiles import load_profile
 from legsleeve.core.commands import FILL, HOLD, VENT, Commands
 from legsleeve.core.readings import Reading, Readings
 from legsleeve.errors import ConfigError
-from legsleeve.safety.shared import CEILING_MARGIN_MMHG, PEEK_HOLD_S, SharedSensor
+from legsleeve.safety.shared import (
+    CEILING_MARGIN_MMHG,
+    PEEK_HOLD_FAR_S,
+    PEEK_HOLD_S,
+    PEEK_MAX_S,
+    SharedSensor,
+    approach,
+)
 from tests.helpers import CONFIG_DIR, SHIPPED, TICK, edited_config
 
 ONE = CONFIG_DIR / "examples" / "one-sensor"
@@ -130,6 +140,105 @@ def test_the_pump_runs_past_a_low_zones_ceiling_while_the_zone_cannot_have_got_t
     for k in range(10):
         trip = trip or held.check(k * TICK, Readings(k * TICK, (), Reading(45.0, k * TICK)), fill)
     assert trip is not None and trip.zone == "thigh"
+
+
+class _Manifold:
+    """A manifold joined through one inlet at a time to zones at fixed pressures: with the pump off it approaches the
+    open zone's pressure with time constant `tau_s`; each reading has Gaussian noise (seeded)."""
+
+    def __init__(self, zones_mmhg, tau_s, mmhg, noise_mmhg=0.08, seed=1):
+        self.zones, self.tau, self.mmhg, self.noise = list(zones_mmhg), tau_s, mmhg, noise_mmhg
+        self.random = random.Random(seed)
+
+    def reading(self):
+        return self.mmhg + self.random.gauss(0.0, self.noise)
+
+    def follow(self, out, dt=TICK, pump_rise_mmhg=0.0):
+        open_ = [i for i, a in enumerate(out.zones) if a is FILL]
+        if out.pump_duty > 0:
+            self.mmhg += pump_rise_mmhg
+        elif len(open_) == 1:
+            z = self.zones[open_[0]]
+            self.mmhg = z + (self.mmhg - z) * math.exp(-dt / self.tau)
+
+
+def _looks(layer, manifold, intent, seconds, pump_rise_mmhg=0.0):
+    """Run the layer against the manifold; each look's (zone, end time, reading, ticks it lasted)."""
+    looks, t, started = [], 0.0, None
+    for _ in range(round(seconds / TICK)):
+        fresh, _ = layer.observe(Readings(t, (), Reading(manifold.reading(), t)))
+        for i, r in enumerate(fresh.zones):
+            if not r.unmeasured:
+                looks.append((i, t, r.mmhg, round((t - started) / TICK) if started is not None else None))
+        out = layer.shape(t, intent)
+        started = t if (out.pump_duty == 0 and started is None and any(a is FILL for a in out.zones)) else started
+        if out.pump_duty > 0 or not any(a is FILL for a in out.zones):
+            started = None
+        manifold.follow(out, pump_rise_mmhg=pump_rise_mmhg)
+        t += TICK
+    return looks
+
+
+@pytest.mark.parametrize("gap_mmhg", [15.0, -30.0])
+def test_a_look_reads_where_a_slow_manifold_is_heading_not_its_last_reading(gap_mmhg):
+    """A big manifold behind a narrow inlet closes on the zone with tau 0.1 s, from above after pumping or from below
+    after a look at a lower zone: after PEEK_MAX_S the last reading is still 0.05 of the gap off (0.7 and 1.5 mmHg
+    here). The look reads the approach's end instead, within a few tenths; once the zone's time constant is learnt,
+    its looks end after four to seven readings instead of fifteen."""
+    layer = SharedSensor(("ankle",), [55.0])
+    held = Commands(0.0, (HOLD,))
+    layer.observe(Readings(0.0, (), Reading(0.0, 0.0)))
+    readings = []
+    for k in range(3):
+        manifold = _Manifold([40.0], 0.1, 40.0 + gap_mmhg, seed=k)
+        layer._last_peek = [-math.inf]  # a look due now
+        look = _looks(layer, manifold, held, PEEK_MAX_S + 0.1)[0]
+        readings.append(look)
+        last_reading_error = abs(gap_mmhg) * math.exp(-look[3] * TICK / 0.1)
+        assert abs(look[2] - 40.0) < 0.3, (k, look)
+        if k == 0:
+            assert last_reading_error > 0.5  # what the old look would have read
+    assert readings[0][3] >= PEEK_MAX_S / TICK - 2  # the first look, to PEEK_MAX_S, teaches the time constant
+    # then four to seven readings do: as soon as what is left of the gap is within QUICK_LOOK_LEFT_MMHG (10)
+    assert all(r[3] <= 7 for r in readings[1:]), readings
+
+
+def test_a_fast_manifold_is_read_as_before():
+    """The reference's manifold closes in 16 ms: its looks settle within a handful of ticks and read the last value,
+    as they did before looks were fitted."""
+    layer = SharedSensor(("ankle",), [55.0])
+    layer.observe(Readings(0.0, (), Reading(0.0, 0.0)))
+    layer._last_peek = [-math.inf]
+    manifold = _Manifold([40.0], 0.016, 55.0)
+    zone, _, mmhg, ticks = _looks(layer, manifold, Commands(0.0, (HOLD,)), 0.4)[0]
+    assert ticks <= 6 and abs(mmhg - 40.0) < 0.3
+
+
+def test_approach_refuses_readings_that_are_not_one_approach():
+    """A manifold still rising (the pump running), or one that jumps (a valve changing under it), is no approach: the
+    fit declines, and the look keeps its last reading, an honest bound."""
+    ramp = [(k * TICK, 30.0 + 0.8 * k) for k in range(15)]
+    assert approach(ramp, 0.08) is None
+    jump = [(k * TICK, 40.0 + 15.0 * math.exp(-k * TICK / 0.1) + (6.0 if k >= 8 else 0.0)) for k in range(15)]
+    assert approach(jump, 0.08) is None
+    clean = [(k * TICK, 40.0 + 15.0 * math.exp(-k * TICK / 0.1)) for k in range(15)]
+    fit = approach(clean, 0.08)
+    assert fit is not None and abs(fit.mmhg - 40.0) < 0.01 and abs(fit.tau_s - 0.1) < 0.005
+
+
+def test_a_zone_held_far_below_the_filling_one_is_looked_at_less_often():
+    """A look opens a held zone to the manifold, which holds the filling zone's pressure or more: far below it
+    (dvt's legs held at 10 mmHg to watch the refill while the ankle fills to 45), each look puts air into the zone.
+    Those zones are looked at every PEEK_HOLD_FAR_S; a held zone near the filling one, every PEEK_HOLD_S."""
+    for held_mmhg, period_s in ((10.0, PEEK_HOLD_FAR_S), (38.0, PEEK_HOLD_S)):
+        layer = SharedSensor(("ankle", "calf"), [55.0, 50.0])
+        manifold = _Manifold([40.0, held_mmhg], 0.016, 40.0)
+        layer.observe(Readings(0.0, (), Reading(0.0, 0.0)))
+        layer._known = [(40.0, 0.0), (held_mmhg, 0.0)]
+        looks = _looks(layer, manifold, Commands(1.0, (FILL, HOLD)), 10.0, pump_rise_mmhg=0.0)
+        calf = [t for i, t, _, _ in looks if i == 1]
+        gaps = [b - a for a, b in zip(calf, calf[1:], strict=False)]
+        assert gaps and all(period_s - 0.05 <= g <= period_s + 0.7 for g in gaps), (held_mmhg, gaps)
 
 
 def test_no_peek_when_not_measuring_and_none_in_the_safe_state():

@@ -31,13 +31,7 @@ BUILDS = (
 FAULTS = (("leak", "hold"), ("inlet-stuck-open", "fill"), ("blocked", "fill"))
 # Builds one sensor does not yet serve: each trips, safely, in a fault-free session (the truth stays within every
 # limit). Strict: when a change makes one run clean, the test says so and it comes off this list.
-NOT_YET = {
-    "small-inlet-big-manifold-pump5": "gradient trips SAFE-7 (ankle: 4 top-ups in 10 s). A look is an upper bound "
-    "read early: the strong pump leaves the big manifold ~40 mmHg above the zone behind its narrow inlet, which closes "
-    "in with a time constant of ~0.1 s (0.016 s on the reference) and slower still at its end, so after PEEK_MAX_S "
-    "(0.3 s) it still reads 1-3 mmHg high; the fill ends on it, the next look finds the truth and tops up. Waiting "
-    "longer and extrapolating the approach (Aitken, tried) left ~1 mmHg and traded this trip for SAFE-7/8 on others",
-}
+NOT_YET: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")

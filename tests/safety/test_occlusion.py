@@ -55,3 +55,30 @@ def test_safe6_a_hose_jump_read_long_after_the_last_reading_counts_from_the_fill
         trip = rule.check(t, one(t, 45.0 if t >= 20.1 else None), FILL_CALF)
         t += TICK
     assert trip is not None and trip.rule == "SAFE-6" and trip.zone == "calf", trip
+
+
+def test_safe6_a_fill_paused_for_another_zones_look_counts_its_rise_over_its_inlets_open_time():
+    """A one-sensor build: the calf read at 9.5 mmHg, then pumped 0.46 s unread, held 0.1 s while the ankle is looked
+    at, then its fill resumes and its look finds 18 mmHg. It can have risen only while its inlet was open, 0.5 s:
+    17 mmHg/s. Restamped to the resumption, as if held since the reading, it read as 60-odd mmHg/s, a hose (the
+    small-bladder build tripped on it). A hose jump after such a pause still trips: to 50 mmHg in 0.5 s of fill is
+    81 mmHg/s (and counted over all the time since the reading, pause included, a jump read 0.08 s after it began
+    was once missed: the noisy-sensor build's blocked calf, found 1.8 s late)."""
+    from legsleeve.core.readings import UNMEASURED, Reading, Readings
+    from legsleeve.safety.occlusion import Occlusion
+
+    def one(t, calf):
+        unseen = Reading(math.nan, t, UNMEASURED)
+        return Readings(t, (unseen, Reading(calf, t) if calf is not None else unseen, unseen, unseen))
+
+    for found_mmhg, trips in ((18.0, False), (50.0, True)):
+        rule = Occlusion(["ankle", "calf", "knee", "thigh"], 60.0)
+        t, trip = 0.0, None
+        assert rule.check(t, one(t, 9.5), FILL_CALF) is None
+        for action, seconds in ((FILL_CALF, 0.46), (HOLD_CALF, 0.1), (FILL_CALF, 0.04)):
+            end = t + seconds
+            while t < end - 1e-9:
+                t += TICK
+                trip = trip or rule.check(t, one(t, None), action)
+        trip = trip or rule.check(t + TICK, one(t + TICK, found_mmhg), FILL_CALF)
+        assert (trip is not None) == trips, (found_mmhg, trip)

@@ -37,11 +37,18 @@ class Occlusion:
         self._history: list[list[tuple[float, float]]] = [[] for _ in range(n)]
         self._kind: list[ZoneAction] = [VENT] * n  # what is being judged: FILL, VENT, or HOLD (nothing)
         self._active_until = [0.0] * n
+        self._filled_unread_s = [0.0] * n  # time filled since its last reading (a one-sensor build's zone, unread)
+        self._filling = [False] * n  # its inlet open since the last check
+        self._last_check_s: float | None = None
 
     def check(self, now_s: float, readings: Readings, applied: Commands) -> Trip | None:
+        dt_s = 0.0 if self._last_check_s is None else max(now_s - self._last_check_s, 0.0)
+        self._last_check_s = now_s
         for i, r in enumerate(readings.zones):
             history = self._history[i]
             action = applied.action(i)
+            if self._filling[i]:
+                self._filled_unread_s[i] += dt_s  # its inlet was open since the last check
             if action is not HOLD:
                 self._active_until[i] = now_s + self.GRACE_S
                 kind = action
@@ -53,9 +60,15 @@ class Occlusion:
                 history.clear()
                 if last is not None:
                     # the pressure this action starts from, at its start: where the last reading is older (a
-                    # one-sensor build's peek), it is the same held, higher vented: a rise or fall counted from it
-                    # and from now is no more than the true one
-                    history.append(last if now_s - last[0] <= self.SPAN_S else (now_s, last[1]))
+                    # one-sensor build's peek), it is the same held, higher vented, so it is restamped to the
+                    # action's start: a rise or fall counted from it is no more than the true one. A zone filled,
+                    # unread, since that reading (a fill paused for another zone's peek, then resumed) can have
+                    # risen only while its inlet was open: restamped back by that time, not to now
+                    t0 = last[0] if now_s - last[0] <= self.SPAN_S else max(last[0], now_s - self._filled_unread_s[i])
+                    history.append((t0, last[1]))
+            if r.ok:
+                self._filled_unread_s[i] = 0.0
+            self._filling[i] = action is FILL
             if not r.ok:
                 continue
             history.append((r.t_s, r.mmhg))

@@ -135,7 +135,9 @@ class Supervisor:
         # A one-sensor build: the manifold's sensor reads each zone through its inlet (legsleeve.safety.shared); the
         # sensor rule judges that one sensor, and the other rules the zone readings its peeks give.
         self.shared = (
-            SharedSensor(names, self.trip_levels_mmhg, lim.occlusion_rate_mmhg_s) if build.shared_sensor else None
+            SharedSensor(names, self.trip_levels_mmhg, lim.occlusion_rate_mmhg_s, self.noise_mmhg)
+            if build.shared_sensor
+            else None
         )
         sensor_names = ["manifold"] if self.shared is not None else view_names
         # SAFE-15: with a manifold sensor every zone reading is confirmed against it; without one (or with it the
