@@ -39,16 +39,19 @@ class Occlusion:
         self._active_until = [0.0] * n
 
     def check(self, now_s: float, readings: Readings, applied: Commands) -> Trip | None:
-        for i, r in enumerate(readings.zones):
+        zones = readings.zones
+        actions = applied.actions(len(zones))
+        kinds, active_until = self._kind, self._active_until
+        for i, r in enumerate(zones):
             history = self._history[i]
-            action = applied.action(i)
+            action = actions[i]
             if action is not HOLD:
-                self._active_until[i] = now_s + self.GRACE_S
+                active_until[i] = now_s + self.GRACE_S
                 kind = action
             else:
-                kind = self._kind[i] if now_s <= self._active_until[i] else HOLD
-            if kind is not self._kind[i]:
-                self._kind[i] = kind
+                kind = kinds[i] if now_s <= active_until[i] else HOLD
+            if kind is not kinds[i]:
+                kinds[i] = kind
                 last = history[-1] if history else None
                 history.clear()
                 if last is not None:
@@ -56,7 +59,7 @@ class Occlusion:
                     # one-sensor build's peek), it is the same held, higher vented: a rise or fall counted from it
                     # and from now is no more than the true one
                     history.append(last if now_s - last[0] <= self.SPAN_S else (now_s, last[1]))
-            if not r.ok:
+            if r.fault is not None:  # not r.ok
                 continue
             history.append((r.t_s, r.mmhg))
             while len(history) > 2 and r.t_s - history[1][0] >= self.SPAN_S:

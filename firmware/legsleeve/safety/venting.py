@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from legsleeve.core.commands import FILL, VENT, Commands, ZoneAction
 from legsleeve.core.limits import VENTED_MMHG
-from legsleeve.core.readings import Readings
+from legsleeve.core.readings import UNMEASURED, Readings
 from legsleeve.safety.trip import Trip
 
 
@@ -44,17 +44,20 @@ class VentCheck:
         self._previous: list[ZoneAction] = [VENT] * len(self.names)
 
     def check(self, now_s: float, readings: Readings, applied: Commands) -> Trip | None:
-        for i, r in enumerate(readings.zones):
-            action = applied.action(i)
-            if action is VENT and self._previous[i] is not VENT:
-                self._since[i] = now_s
+        zones = readings.zones
+        actions = applied.actions(len(zones))
+        sinces, previous = self._since, self._previous
+        for i, r in enumerate(zones):
+            action = actions[i]
+            if action is VENT and previous[i] is not VENT:
+                sinces[i] = now_s
             elif action is not VENT:
-                self._since[i] = None
-            self._previous[i] = action
-            since = self._since[i]
+                sinces[i] = None
+            previous[i] = action
+            since = sinces[i]
             if since is None:
                 continue
-            if not r.ok:
+            if r.fault is not None:  # not r.ok
                 continue  # no pressure, no verdict: the sensor rule (SAFE-9) speaks for a dead sensor
             if r.mmhg < VENTED_MMHG:
                 self._since[i] = None  # vented: nothing more to watch
@@ -120,12 +123,15 @@ class ValveCheck:
         self._level_seen: list[set[float]] = [set() for _ in range(n)]
 
     def check(self, now_s: float, readings: Readings, applied: Commands) -> Trip | None:
-        for i, r in enumerate(readings.zones):
-            if r.unmeasured:
+        zones = readings.zones
+        actions = applied.actions(len(zones))
+        for i, r in enumerate(zones):
+            fault = r.fault
+            if fault == UNMEASURED:  # r.unmeasured
                 continue  # a one-sensor build's zone not read this tick: judged at its next reading
-            action = applied.action(i)
+            action = actions[i]
             previous, self._previous[i] = self._previous[i], action
-            if action is FILL or not r.ok:
+            if action is FILL or fault is not None:
                 self._start[i] = None
                 continue
             start = self._start[i]
