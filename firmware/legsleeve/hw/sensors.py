@@ -443,7 +443,7 @@ def build_sensors(config: HardwareConfig, bus: DeadlineI2C, clock: Clock) -> Sen
             port = i2c.mux_channel(channel)
         try:
             with bus.transaction(f"probe {name}"):
-                target = bus
+                target: object = bus  # this bus, or a multiplexer's channel (a busio.I2C look-alike)
                 if muxes is not None and port is not None:
                     muxes.before_driver(port[0])
                     target = muxes.channel(*port)

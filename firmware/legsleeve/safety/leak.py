@@ -89,13 +89,15 @@ class HoldLeak:
     # A fill after a hold shorter than this, while a zone PAUSE_ABOVE_MMHG above it was filled, is no top-up: a fill
     # paused while another zone's top-up has the pump (the controller pauses fills more than 5 mmHg below a top-up).
     # (A leak fast enough to need a top-up within it loses 4 mmHg/s: the fitted rate trips on it.)
-    TOPUP_MIN_HOLD_S, PAUSE_ABOVE_MMHG = 0.5, 5.0
+    TOPUP_MIN_HOLD_S = 0.5
+    PAUSE_ABOVE_MMHG = 5.0
     # A hold too short to be judged on its own (under SETTLE_S + MIN_SPAN_S: the leak's top-ups come that often)
     # that ends in a top-up is judged whole: from its first reading to its last it lost at least QUICK_DROP_MMHG, at
     # more than QUICK_FACTOR x the bound. (A sound zone tops up only after its slow loss has added up; the hose
     # evening out after a fill costs a fraction of a mmHg.) Found on two legs, where a shared pump's top-ups are slow:
     # a 4 mmHg/s leak took 2 s top-ups every 0.5 s of hold, three in a 5 s hold step, and was never judged.
-    QUICK_DROP_MMHG, QUICK_FACTOR = 1.5, 2.0
+    QUICK_DROP_MMHG = 1.5
+    QUICK_FACTOR = 2.0
     FLOOR_MMHG_S = 0.5  # the pressure-scaled bound's floor (calibrated builds)
 
     def __init__(
@@ -103,11 +105,11 @@ class HoldLeak:
         names: Sequence[str],
         *,
         max_rate_mmhg_s: float,
-        rate_per_mmhg_s: float = 0.0,
         window_s: float,
         max_topups: int,
         topup_window_s: float,
         max_drop_mmhg: float,
+        rate_per_mmhg_s: float = 0.0,  # (after the required ones: mypyc 2.4 misreads a default before them)
         noise_mmhg: float = 0.0,
     ):
         self.names = list(names)

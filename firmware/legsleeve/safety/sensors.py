@@ -7,7 +7,6 @@ from collections.abc import Sequence
 
 from legsleeve.core.commands import FILL, Commands, ZoneAction
 from legsleeve.core.readings import Readings
-from legsleeve.safety.occlusion import Occlusion
 from legsleeve.safety.trip import Priority, Trip
 
 IMPLAUSIBLE_BELOW_MMHG = -15.0  # a bladder cannot pull a vacuum: this far below the zero is a broken sensor
@@ -110,7 +109,7 @@ class SensorHealth:
                 if len(spikes) >= SPIKES_TO_TRIP:
                     if sum(h for _, h in spikes) * 2 > len(spikes):
                         return Trip(
-                            Occlusion.rule,
+                            "SAFE-6",  # Occlusion.rule, spelled out as in overpressure.pump_runs
                             name,
                             previous,
                             now_s,

@@ -291,7 +291,8 @@ class Supervisor:
     def untrusted(self) -> set[str]:
         """Sensors a SAFE-9 or SAFE-15 trip declared bad: after it, their readings decide nothing."""
         t = self.tripped
-        return {t.zone} if t is not None and t.rule in (SensorHealth.rule, Plausibility.rule) and t.zone else set()
+        # SensorHealth's and Plausibility's rules, spelled out as in overpressure.pump_runs
+        return {t.zone} if t is not None and t.rule in ("SAFE-9", "SAFE-15") and t.zone else set()
 
     def _trusted(self, readings: Readings) -> Readings:
         bad = self.untrusted()

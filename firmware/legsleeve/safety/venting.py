@@ -15,7 +15,7 @@ from legsleeve.safety.trip import Trip
 def exhaust_stuck(name: str, mmhg: float, now_s: float, how: str) -> Trip:
     """SAFE-8's "cannot vent" verdict on a zone whose exhaust does not let its air out: `how` says what was seen."""
     return Trip(
-        VentCheck.rule,
+        "SAFE-8",  # VentCheck.rule, spelled out as in overpressure.pump_runs
         name,
         mmhg,
         now_s,
@@ -90,9 +90,13 @@ class ValveCheck:
     # than a quarter of that, and less than QUICK_NOISE x the sensor noise, cannot vent; where a sound vent's own loss
     # would not stand twice clear of that noise, the look says nothing (the check at vent_check_s speaks). Pulses vent
     # for as little as 0.5 s, so the later check alone misses them.
-    QUICK_S, QUICK_FROM_MMHG, QUICK_FRACTION, QUICK_NOISE = 0.4, 15.0, 0.25, 3.0 * math.sqrt(2.0)
+    QUICK_S = 0.4
+    QUICK_FROM_MMHG = 15.0
+    QUICK_FRACTION = 0.25
+    QUICK_NOISE = 3.0 * math.sqrt(2.0)
     # A vent that levels off above 5 mmHg is being fed: at 5 mmHg a sound zone still falls ~1.7 mmHg/s.
-    STALL_S, STALL_MMHG = 1.0, 0.3
+    STALL_S = 1.0
+    STALL_MMHG = 0.3
 
     def __init__(
         self,
