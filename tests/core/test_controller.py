@@ -204,6 +204,14 @@ def test_commands_default_to_the_safe_state():
     assert not Commands(0.0, (HOLD,)).is_safe()
 
 
+@pytest.mark.parametrize("zones", [(), (FILL,), (FILL, HOLD), (FILL, HOLD, VENT, FILL)])
+@pytest.mark.parametrize("n", [0, 1, 2, 4])
+def test_actions_are_action_of_each_zone(zones, n):
+    """`actions(n)`, the rules' one call a tick, is `action(i)` for every zone i < n: missing zones vented."""
+    cmd = Commands(1.0, zones)
+    assert cmd.actions(n) == tuple(cmd.action(i) for i in range(n))
+
+
 def test_step_returns_output_with_a_frozen_status():
     """step() returns Output(commands, status); the status is frozen, a snapshot that later steps leave alone, and
     the same object for as long as nothing in it changes."""

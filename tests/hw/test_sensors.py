@@ -404,6 +404,42 @@ def test_a_dead_sensor_on_the_second_multiplexer_faults_alone(four_on_two):
         rig.close()
 
 
+def test_a_sweep_shares_one_lock_per_half_and_a_failed_transfer_still_releases_it(four_on_two):
+    """Each half of a sweep keeps the bus lock from one sensor's transaction to the next; a NACK in one ends that
+    sensor's transaction with the lock released (the next takes it again), and the bus is free after every sweep."""
+    rig = open_sim(four_on_two, seed=1, faults=[FaultSpec("sensor-dead", "knee", 10.0)])
+    try:
+        rig.zero_sensors()
+        rig.clock.sleep(10.0 - rig.clock.now())
+        recovered = rig.bus.recovered_locks
+        for _ in range(2):
+            readings = rig.read()
+            assert [r.ok for r in readings.zones] == [True, True, False, True] and readings.manifold.ok
+            assert not rig.bus.holds_lock and rig.world.bus.try_lock()  # free: nobody holds it
+            rig.world.bus.unlock()
+        assert rig.bus.recovered_locks == recovered + 2  # the dead sensor's start, each sweep (never read)
+    finally:
+        rig.close()
+
+
+def test_deadline_wrapper_keeps_a_lock_only_on_a_normal_way_out():
+    clock = VirtualClock()
+    bus = SimI2C(clock, frequency_hz=400_000, overhead_s=1e-4)
+    wrapped = DeadlineI2C(bus, clock, 0.02)
+    with wrapped.transaction("first", keep_lock=True):
+        assert wrapped.try_lock()
+    assert wrapped.holds_lock and wrapped.recovered_locks == 0
+    with pytest.raises(OSError):
+        with wrapped.transaction("second", keep_lock=True):
+            wrapped.writeto(0x18, b"\xaa")  # nobody at 0x18: NACK
+    assert not wrapped.holds_lock and wrapped.recovered_locks == 1
+    assert bus.try_lock()  # released on the bus itself
+    bus.unlock()
+    with wrapped.transaction("third"):  # without keep_lock: released on the way out, as before
+        assert wrapped.try_lock()
+    assert not wrapped.holds_lock and wrapped.recovered_locks == 2
+
+
 def test_a_multiplexer_that_stops_answering_faults_every_sensor_until_it_answers_again(four_on_two):
     """It may still have a channel open - a sensor that would answer with every other one - so until it can be
     closed no sensor is trusted (SAFE-9 trips the session on the faults)."""

@@ -92,6 +92,9 @@ class Runner:
         self.stop_reason = ""
         self._button_was_down = False
         self._last_readings: Readings | None = None
+        self._targets: tuple[float | None, ...] = ()  # the log's targets...
+        self._targets_of: Status | None = None  # ...for this status...
+        self._targets_live = False  # ...untripped
         self.ticks = 0
         self.late_ticks = 0
         self.unconfirmed: list[str] = []  # zones whose vent could not be confirmed (no reading) at the end
@@ -280,6 +283,12 @@ class Runner:
         else:
             state = status.step
             fault = ""
-        targets = [z.target_mmhg if z.inflated and sup.tripped is None else None for z in status.zones]
+        # a tuple, rebuilt only when the status is another (a frozen Status is rebuilt only when it changes) or a trip
+        # came: the log then reuses its cells
+        live = sup.tripped is None
+        if status is not self._targets_of or live is not self._targets_live:
+            self._targets = tuple(z.target_mmhg if z.inflated and live else None for z in status.zones)
+            self._targets_of, self._targets_live = status, live
+        targets = self._targets
         assert self.session_log is not None
         self.session_log.row(now, state, cmd, readings, targets, status.cycle, fault)

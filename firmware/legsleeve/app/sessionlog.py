@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from legsleeve.core.commands import Commands
+from legsleeve.core.commands import FILL, VENT, Commands
 from legsleeve.core.readings import Readings
 
 
@@ -43,6 +43,8 @@ class SessionLog:
         self._manifold = has_manifold
         self._file.write(",".join(header(zone_names, has_manifold)) + "\n")
         self.rows = 0
+        self._targets: tuple[float | None, ...] | None = None  # the last targets given as a tuple...
+        self._target_cells: list[str] = []  # ...and their cells (a tuple cannot change: they are reused while it is)
 
     def row(
         self,
@@ -54,15 +56,20 @@ class SessionLog:
         cycle: int,
         fault: str = "",
     ) -> None:
+        # (each zone's four cells as one string, and the targets' cells kept while the runner hands in the same tuple
+        # - it rebuilds it only when the controller's status changes: this runs every tick)
+        if targets is not self._targets:
+            self._target_cells = [_p(targets[i]) for i in range(self._n)]
+            self._targets = targets if isinstance(targets, tuple) else None
+        target_cells = self._target_cells
+        zones = readings.zones
+        actions = cmd.actions(self._n)
         cells = [f"{t_s:.3f}", state, f"{cmd.pump_duty:.3f}"]
         for i in range(self._n):
-            action = cmd.action(i)
-            cells += [
-                _p(readings.zones[i].mmhg),
-                "1" if action.inlet_open else "0",
-                "1" if action.exhaust_open else "0",
-                _p(targets[i]),
-            ]
+            action = actions[i]
+            # the inlet's and the exhaust's cells, 1 = open: `action.inlet_open` and `.exhaust_open`, as identity tests
+            valves = "1,0" if action is FILL else ("0,1" if action is VENT else "0,0")
+            cells.append(f"{_p(zones[i].mmhg)},{valves},{target_cells[i]}")
         if self._manifold:
             cells.append(_p(readings.manifold.mmhg if readings.manifold else None))
         cells += [str(cycle), _quote(fault)]

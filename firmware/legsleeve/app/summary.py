@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from legsleeve.core.controller import Phase, Status
+from legsleeve.core.controller import FILLING, HOLDING, Status
 from legsleeve.core.plan import Profile
 from legsleeve.core.readings import Readings
 
@@ -38,15 +38,17 @@ class SessionStats:
         self.status: Status | None = None  # the controller's at the end (finish): fill times and top-ups
 
     def update(self, readings: Readings, status: Status) -> None:
+        # (FILLING, HOLDING: the controller's module names for the phases, cheaper than `Phase.HOLDING` every tick)
         for zs, z, r in zip(self.zones, status.zones, readings.zones, strict=False):
-            holding = z.phase is Phase.HOLDING
+            phase = z.phase
+            holding = phase is HOLDING
             if not holding and zs._episode:
                 zs.hold_errors_mmhg.append(sum(zs._episode) / len(zs._episode))
                 zs._episode = []
-            if not r.ok:
+            if r.fault is not None:  # not r.ok
                 continue
             zs.peak_mmhg = max(zs.peak_mmhg, r.mmhg)
-            if z.phase in (Phase.FILLING, Phase.HOLDING):
+            if holding or phase is FILLING:  # z.phase in (FILLING, HOLDING)
                 zs.worst_overshoot_mmhg = max(zs.worst_overshoot_mmhg, r.mmhg - z.target_mmhg)
             if holding:
                 zs._episode.append(r.mmhg - z.target_mmhg)

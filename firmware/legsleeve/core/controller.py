@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from legsleeve.core.commands import FILL, HOLD, SAFE, VENT, Commands
+from legsleeve.core.commands import FILL, HOLD, SAFE, VENT, Commands, ZoneAction
 from legsleeve.core.limits import VENTED_MMHG
 from legsleeve.core.plan import Profile, Step, StepKind, Turn
 from legsleeve.core.readings import Readings
@@ -42,7 +42,32 @@ class Phase(enum.Enum):
     MEASURING = "measuring"  # held closed after a compression while its limb's refill is measured (no top-ups)
 
 
-_ACTION = {Phase.VENTED: VENT, Phase.FILLING: FILL, Phase.HOLDING: HOLD, Phase.BLEEDING: VENT, Phase.MEASURING: HOLD}
+# The phases and step kinds as module names, as commands.py has VENT, HOLD and FILL: on Python 3.11 an enum member
+# looked up on its class (`Phase.FILLING`) costs about 0.25 µs, ten times a module name, and a step asked for some
+# thirty of them every tick (issue 15). The members are the same objects: `FILLING is Phase.FILLING`.
+VENTED, FILLING, HOLDING, BLEEDING, MEASURING = (
+    Phase.VENTED,
+    Phase.FILLING,
+    Phase.HOLDING,
+    Phase.BLEEDING,
+    Phase.MEASURING,
+)
+_REFILL_STEP, _MEASURE_STEP, _FILL_STEP, _HOLD_STEP, _REST_STEP, _VENT_STEP = (
+    StepKind.REFILL,
+    StepKind.MEASURE,
+    StepKind.FILL,
+    StepKind.HOLD,
+    StepKind.REST,
+    StepKind.VENT,
+)
+
+
+def _action(phase: Phase) -> ZoneAction:
+    """What the valves of a zone in this phase do: filling fills; holding and measuring hold; vented and bleeding vent.
+    (Asked of every zone every tick: identity tests, where a dict of phases would hash each member in Python.)"""
+    if phase is FILLING:
+        return FILL
+    return HOLD if phase is HOLDING or phase is MEASURING else VENT
 
 
 @dataclass(frozen=True)
@@ -69,7 +94,7 @@ class ZoneStatus:
 
     @property
     def inflated(self) -> bool:
-        return self.phase is not Phase.VENTED
+        return self.phase is not VENTED
 
 
 @dataclass(frozen=True)
@@ -113,7 +138,7 @@ class _Zone:
     )
 
     def __init__(self) -> None:
-        self.phase = Phase.VENTED
+        self.phase = VENTED
         self.target_mmhg = 0.0
         self.topping_up = False
         self.fill_started_s: float | None = None
@@ -221,11 +246,13 @@ class Controller:
             self._finish(limited=True)  # the cycle under way does not run past the deadline
         if self._done:
             return Output(SAFE, self.status)
-        pressures = [r.mmhg if r.ok else math.nan for r in readings.zones]
-        for zone, p, reading in zip(self._zones, pressures, readings.zones, strict=False):
-            self._regulate(zone, p, reading.t_s, now_s)
-        if self._check_fills and not any(z.phase is Phase.FILLING for z in self._zones):
-            self._zones[self._check_fills.pop(0)].phase = Phase.FILLING  # one at a time: each at the pump's full rate
+        zones = readings.zones
+        pressures = [r.mmhg if r.fault is None else math.nan for r in zones]  # (r.ok, written out: every zone)
+        regulate = self._regulate
+        for zone, p, reading in zip(self._zones, pressures, zones, strict=False):
+            regulate(zone, p, reading.t_s, now_s)
+        if self._check_fills and not any(z.phase is FILLING for z in self._zones):
+            self._zones[self._check_fills.pop(0)].phase = FILLING  # one at a time: each at the pump's full rate
         if self._measures or self._loss_checks:
             self._measure(now_s, pressures)
         for _ in range(len(self.profile.steps) + 1):  # zero-time steps chain within one tick, but never forever
@@ -260,14 +287,14 @@ class Controller:
     def _regulate(self, z: _Zone, p: float, t_s: float, now_s: float) -> None:
         if math.isnan(p):
             return  # no pressure, no decision: _commands() stops filling it; the supervisor judges the fault
+        t = self.tuning
         if not math.isnan(z.last_mmhg) and t_s > z.last_t_s:
             rate = (p - z.last_mmhg) / (t_s - z.last_t_s)
-            a = self.tuning.rate_smoothing
+            a = t.rate_smoothing
             z.rate_mmhg_s = a * rate + (1 - a) * z.rate_mmhg_s
         z.last_mmhg, z.last_t_s = p, t_s
-        t = self.tuning
         before = z.phase
-        if z.phase is Phase.FILLING:
+        if z.phase is FILLING:
             if p + max(z.rate_mmhg_s, 0.0) * t.lead_s >= z.target_mmhg:
                 if not z.topping_up and z.fill_started_s is not None:
                     z.fill_times_s += (now_s - z.fill_started_s,)
@@ -275,17 +302,17 @@ class Controller:
                 z.fill_started_s = None
                 # overshot beyond the band (a hose, not a bladder, filled?): let it down to the target
                 if p > z.target_mmhg + t.bleed_mmhg:
-                    z.phase = Phase.BLEEDING
+                    z.phase = BLEEDING
                 else:
-                    z.phase = Phase.MEASURING if z.measuring else Phase.HOLDING
-        elif z.phase is Phase.HOLDING:
+                    z.phase = MEASURING if z.measuring else HOLDING
+        elif z.phase is HOLDING:
             if p < z.target_mmhg - t.hysteresis_mmhg:
-                z.phase, z.topping_up = Phase.FILLING, True
+                z.phase, z.topping_up = FILLING, True
                 z.topups += 1
             elif p > z.target_mmhg + t.bleed_mmhg:
-                z.phase = Phase.BLEEDING
-        elif z.phase is Phase.BLEEDING and p <= z.target_mmhg:
-            z.phase = Phase.MEASURING if z.measuring else Phase.HOLDING
+                z.phase = BLEEDING
+        elif z.phase is BLEEDING and p <= z.target_mmhg:
+            z.phase = MEASURING if z.measuring else HOLDING
         if z.phase is not before:
             self._status = None  # fill times and top-ups change only with a phase
 
@@ -295,13 +322,13 @@ class Controller:
         topping = [
             p
             for z, p in zip(self._zones, pressures, strict=False)
-            if z.phase is Phase.FILLING and z.topping_up and not math.isnan(p)
+            if z.phase is FILLING and z.topping_up and not math.isnan(p)
         ]
         floor = min(topping) - self.tuning.share_mmhg if topping else -math.inf
         actions = []
         worst_gap = -math.inf
         for z, p in zip(self._zones, pressures, strict=False):
-            action = _ACTION[z.phase]
+            action = _action(z.phase)
             if action is FILL:
                 if math.isnan(p) or p < floor:
                     action = HOLD  # never fill blind; a lower fill waits for a top-up
@@ -325,7 +352,7 @@ class Controller:
         if refill is None or refill.leak_check_s <= 0.0:
             return
         for step in self.profile.steps:
-            if step.kind is not StepKind.MEASURE or step.limb in self._loss_checks:
+            if step.kind is not _MEASURE_STEP or step.limb in self._loss_checks:
                 continue
             self._loss_checks[step.limb] = (SleeveLoss(refill.leak_check_s, refill.rewarm_s), step.zones)
             for i in step.zones:
@@ -342,15 +369,15 @@ class Controller:
             phases = [self._zones[i].phase for i in zones]
             values = [pressures[i] for i in zones]
             mean = math.fsum(values) / len(values)  # NaN if any is
-            if any(ph is not Phase.MEASURING and ph is not Phase.BLEEDING for ph in phases):
+            if any(ph is not MEASURING and ph is not BLEEDING for ph in phases):
                 measure.interrupt()
-            elif all(ph is Phase.MEASURING for ph in phases):
+            elif all(ph is MEASURING for ph in phases):
                 measure.add(now_s, mean)  # after its verdict too, until the hold ends: for what it tells of rewarming
             else:
                 measure.vent(now_s, mean)  # let down to the refill level: the fall the air will regain
             measure.done(now_s)
         for check, zones in self._loss_checks.values():
-            if all(self._zones[i].phase is Phase.MEASURING for i in zones):
+            if all(self._zones[i].phase is MEASURING for i in zones):
                 check.hold(now_s)
                 values = [pressures[i] for i in zones]
                 if all(math.isfinite(v) for v in values):
@@ -430,20 +457,20 @@ class Controller:
     # -- steps ---------------------------------------------------------------------------------------------------
     def _step_complete(self, now_s: float, pressures: list[float]) -> bool:
         step = self._current_step
-        if step.kind is StepKind.REFILL:
+        if step.kind is _REFILL_STEP:
             if self._turn is not None:
                 return self._take_turn(now_s)
             if self._refilled(now_s, step.limb):
                 return True
             self._waiting(now_s, self.profile.describe(step))
             return False
-        if step.kind is StepKind.MEASURE:
+        if step.kind is _MEASURE_STEP:
             return True
-        if step.kind is StepKind.FILL:
-            return all(self._zones[i].phase is Phase.HOLDING for i in step.zones)  # at target, not bleeding to it
-        if step.kind is StepKind.HOLD or step.kind is StepKind.REST:
+        if step.kind is _FILL_STEP:
+            return all(self._zones[i].phase is HOLDING for i in step.zones)  # at target, not bleeding to it
+        if step.kind is _HOLD_STEP or step.kind is _REST_STEP:
             return now_s - self._step_start_s >= step.duration_s
-        if step.kind is StepKind.VENT:
+        if step.kind is _VENT_STEP:
             return not step.wait or all(pressures[i] < VENTED_MMHG for i in step.zones)
         raise ValueError(step.kind)  # pragma: no cover - StepKind has only these
 
@@ -483,7 +510,7 @@ class Controller:
 
     def _finish(self, *, limited: bool = False) -> None:
         for z in self._zones:
-            z.phase = Phase.VENTED
+            z.phase = VENTED
         self._done = True
         self._limited = limited
         self._step_words = "done"
@@ -494,7 +521,7 @@ class Controller:
         self._step_start_s = now_s
         self._step_words = self.profile.describe(step)
         self._status = None
-        if step.kind is StepKind.FILL:
+        if step.kind is _FILL_STEP:
             for limb in dict.fromkeys(self.profile.limb_of(i) for i in step.zones):
                 self._end_rest(now_s, limb)  # the limb is being compressed (again)
             for i in step.zones:
@@ -503,18 +530,18 @@ class Controller:
                 z.topping_up = False
                 z.measuring = False
                 if z.last_mmhg > z.target_mmhg + self.tuning.bleed_mmhg:
-                    z.phase, z.fill_started_s = Phase.BLEEDING, None  # already above a lower target
-                elif z.phase is not Phase.VENTED and z.phase is not Phase.MEASURING and z.last_mmhg >= z.target_mmhg:
-                    z.phase = Phase.HOLDING  # already there
+                    z.phase, z.fill_started_s = BLEEDING, None  # already above a lower target
+                elif z.phase is not VENTED and z.phase is not MEASURING and z.last_mmhg >= z.target_mmhg:
+                    z.phase = HOLDING  # already there
                 else:
-                    if z.phase is Phase.VENTED or z.phase is Phase.MEASURING:
+                    if z.phase is VENTED or z.phase is MEASURING:
                         z.fill_started_s = now_s  # from empty (a measured limb is held near empty)
-                    z.phase = Phase.FILLING
-        elif step.kind is StepKind.VENT or step.kind is StepKind.REST:
+                    z.phase = FILLING
+        elif step.kind is _VENT_STEP or step.kind is _REST_STEP:
             for i in step.zones:
-                self._zones[i].phase = Phase.VENTED
+                self._zones[i].phase = VENTED
                 self._zones[i].measuring = False
-        elif step.kind is StepKind.MEASURE:
+        elif step.kind is _MEASURE_STEP:
             refill = self.profile.refill
             assert refill is not None  # the loader adds MEASURE steps only to a profile with `refill:`
             measure = RefillMeasure(
@@ -531,4 +558,4 @@ class Controller:
                 z.target_mmhg = refill.measure_mmhg
                 z.measuring, z.topping_up, z.fill_started_s = True, False, None
                 # down to the refill level through the exhaust, then closed; a sleeve already below it closes now
-                z.phase = Phase.BLEEDING if not z.last_mmhg <= refill.measure_mmhg else Phase.MEASURING
+                z.phase = BLEEDING if not z.last_mmhg <= refill.measure_mmhg else MEASURING

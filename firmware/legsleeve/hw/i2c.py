@@ -21,16 +21,20 @@ class _Transaction:
     `@contextmanager` generator: this runs for every transfer of every sweep, and a generator costs several times as
     much.) The deadline starts when `transaction()` is called, as the `with` statement enters."""
 
-    __slots__ = ("_bus",)
+    __slots__ = ("_bus", "_keep_lock")
 
-    def __init__(self, bus: DeadlineI2C):
+    def __init__(self, bus: DeadlineI2C, keep_lock: bool):
         self._bus = bus
+        self._keep_lock = keep_lock
 
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, *exc_info: object) -> None:
-        self._bus._end_transaction()
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+        bus = self._bus
+        bus._expires_s = math.inf
+        if bus._held and (exc_type is not None or not self._keep_lock):
+            bus._recover_lock()
 
 
 class DeadlineI2C:
@@ -44,22 +48,33 @@ class DeadlineI2C:
         self._what = ""
         self._held = False
         self.recovered_locks = 0
-        self._transaction = _Transaction(self)
+        self._transaction = _Transaction(self, keep_lock=False)
+        self._keeping = _Transaction(self, keep_lock=True)
 
-    def transaction(self, what: str, deadline_s: float | None = None) -> _Transaction:
+    def transaction(self, what: str, deadline_s: float | None = None, *, keep_lock: bool = False) -> _Transaction:
         """Use as `with bus.transaction(what):` - the body runs under a deadline; on the way out, any lock the
-        driver leaked is released."""
+        driver leaked is released. `keep_lock`: a lock taken inside is kept on a normal way out (a sweep's
+        transactions, one per sensor, share one lock: see `legsleeve.hw.sensors.SensorArray.read`); an exception
+        still releases it."""
         self._expires_s = self._clock.now() + (self.deadline_s if deadline_s is None else deadline_s)
         self._what = what
-        return self._transaction
+        return self._keeping if keep_lock else self._transaction
+
+    @property
+    def holds_lock(self) -> bool:
+        """Whether the bus lock is ours (taken through this wrapper and not yet released)."""
+        return self._held
 
     def _end_transaction(self) -> None:
         self._expires_s = math.inf
         if self._held:
-            # A driver raised between lock and unlock (a failed mux deselect, say): free the bus ourselves.
-            self._held = False
-            self.recovered_locks += 1
-            self.bus.unlock()
+            self._recover_lock()
+
+    def _recover_lock(self) -> None:
+        # A driver raised between lock and unlock (a failed mux deselect, say): free the bus ourselves.
+        self._held = False
+        self.recovered_locks += 1
+        self.bus.unlock()
 
     def _check(self) -> None:
         if self._clock.now() > self._expires_s:

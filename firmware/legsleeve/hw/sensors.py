@@ -37,6 +37,7 @@ COUNT_10PCT, COUNT_90PCT = 0x19999A, 0xE66666
 PSI_MAX = 25.0
 ZERO_NOISE_SIGMAS = 4.0  # the zero's settle test: two window means further apart than this many standard errors moved
 CONVERSION_S = 0.005  # datasheet: a measurement takes up to ~5 ms
+_UNREAD = Reading(math.nan, math.nan, "not read")  # a place in a sweep's results before its sensor's is set
 
 
 class Multiplexers:
@@ -67,6 +68,7 @@ class Multiplexers:
         self._open = set(addresses)  # the multiplexers that may have a channel open: any, until `reset`
         self._selected: tuple[int, int] | None = None  # the (multiplexer, channel) known to be the one open
         self._select_bytes = [bytes((1 << ch,)) for ch in range(MUX_CHANNELS)]
+        self._several = len(addresses) > 1
 
     def channel(self, address: int, channel: int) -> adafruit_tca9548a.TCA9548A_Channel:
         """The Adafruit channel object (a `busio.I2C` look-alike) for a stock driver."""
@@ -95,7 +97,8 @@ class Multiplexers:
         if self._selected == (address, channel):
             return
         self._selected = None
-        self._close_others(address)
+        if self._several:  # (with one multiplexer there is nothing to close: see `_close_others`)
+            self._close_others(address)
         self._open.add(address)
         self._bus.writeto(address, self._select_bytes[channel])
         self._selected = (address, channel)
@@ -216,7 +219,12 @@ class SensorArray:
         self._buf = bytearray(4)
         # The sweep's order: the sensors of one multiplexer together (in the config's order), so a sweep changes
         # multiplexer as few times as it can - each change costs one more write, closing the one left behind.
-        self._order = sorted(self.all, key=lambda s: 0 if s.port is None else s.port[0])
+        order = sorted(self.all, key=lambda s: 0 if s.port is None else s.port[0])
+        # ...each with its place in the readings (the zones in order, then the manifold): the sweep fills a list by
+        # place instead of a dict by name (it runs every tick)
+        place = {id(sensor): k for k, sensor in enumerate(self.all)}
+        self._order = [(sensor, place[id(sensor)]) for sensor in order]
+        self._n_zones = len(zones)
 
     @property
     def all(self) -> list[PressureSensor]:
@@ -228,52 +236,72 @@ class SensorArray:
         The stock driver waits out each sensor's conversion in turn (~5.7 ms x N: 29 ms for five sensors, more than
         a 20 ms tick). Starting them all first costs one conversion plus N short transfers. Every sensor's
         transactions keep their own deadline; a failing sensor gives a faulted Reading and the others go on.
+
+        Each half of the sweep (the starts, then the reads) takes the bus lock once and keeps it from one sensor's
+        transaction to the next, releasing it at the end of the half: the same transfers as a lock per sensor, with
+        a third of the lock calls (a sweep runs every tick). A failed transfer still releases the lock as its
+        transaction ends (the next sensor takes it again), and so does anything that escapes.
         """
         clock = self._clock
-        started: list[PressureSensor] = []
-        faults: dict[str, str] = {}
+        bus = self._bus
+        address = self._address
+        select = self._select
+        started: list[tuple[PressureSensor, int]] = []
+        failed: list[tuple[int, str]] = []
         first_start = None
-        for sensor in self._order:
-            try:
-                with self._bus.transaction(sensor.label):
-                    self._select(sensor)
-                    self._bus.writeto(self._address, CMD_MEASURE)
-                    self._bus.unlock()
+        try:
+            for sensor, place in self._order:
+                try:
+                    with bus.transaction(sensor.label, keep_lock=True):
+                        select(sensor)
+                        bus.writeto(address, CMD_MEASURE)
+                except (OSError, RuntimeError, I2CDeadline) as exc:
+                    self._forget()
+                    failed.append((place, str(SensorFault(sensor.name, _describe(exc)))))
+                    continue
                 if first_start is None:
                     first_start = clock.now()
-                started.append(sensor)
-            except (OSError, RuntimeError, I2CDeadline) as exc:
-                self._forget()
-                faults[sensor.name] = str(SensorFault(sensor.name, _describe(exc)))
+                started.append((sensor, place))
+        finally:
+            self._release()
         if first_start is not None:
             clock.sleep(first_start + CONVERSION_S - clock.now())
-        results: dict[str, Reading] = {}
+        results = [_UNREAD] * len(self._order)  # by place; every sensor's is set below
         # collect in the order started: each conversion is done by the time its turn comes (the reverse order would
         # save one multiplexer write but poll the last-started sensor while it still converts)
-        for sensor in started:
-            try:
-                hpa = self._collect(sensor)
-                results[sensor.name] = Reading(sensor.to_mmhg(hpa), clock.now())
-            except SensorFault as fault:
-                sensor.faults += 1
-                results[sensor.name] = Reading(math.nan, clock.now(), str(fault))
+        try:
+            for sensor, place in started:
+                try:
+                    hpa = self._collect(sensor)
+                    results[place] = Reading(sensor.to_mmhg(hpa), clock.now())
+                except SensorFault as fault:
+                    sensor.faults += 1
+                    results[place] = Reading(math.nan, clock.now(), str(fault))
+        finally:
+            self._release()
         now = clock.now()
-        for name, message in faults.items():
-            results[name] = Reading(math.nan, now, message)
-        zones = tuple(results[s.name] for s in self.zones)
-        manifold = results[self.manifold.name] if self.manifold else None
-        return Readings(now, zones, manifold)
+        for place, message in failed:
+            results[place] = Reading(math.nan, now, message)
+        n = self._n_zones
+        return Readings(now, tuple(results[:n]), results[n] if self.manifold else None)
 
     def _select(self, sensor: PressureSensor) -> None:
-        """Lock the bus (under the deadline) and open this sensor's multiplexer channel, and no other."""
-        while not self._bus.try_lock():
-            pass  # DeadlineI2C raises once the deadline passes: this loop cannot hang
+        """Lock the bus (under the deadline) unless this half of the sweep holds it already, and open this sensor's
+        multiplexer channel, and no other."""
+        if not self._bus.holds_lock:
+            while not self._bus.try_lock():
+                pass  # DeadlineI2C raises once the deadline passes: this loop cannot hang
         muxes = self._muxes
         if muxes is not None:
             port = sensor.port
             if port is None:  # build_sensors gives every sensor its channel when there is a multiplexer
                 raise HardwareError(f"sensor {sensor.name}: no multiplexer channel")
             muxes.open(*port)
+
+    def _release(self) -> None:
+        """The end of a half of the sweep: the lock its transactions shared goes back."""
+        if self._bus.holds_lock:
+            self._bus.unlock()
 
     def _forget(self) -> None:
         if self._muxes is not None:
@@ -282,14 +310,14 @@ class SensorArray:
     def _collect(self, sensor: PressureSensor) -> float:
         """Read status + 24-bit count once the conversion is done; return absolute hPa."""
         buf = self._buf
+        bus = self._bus
         try:
-            with self._bus.transaction(sensor.label):
+            with bus.transaction(sensor.label, keep_lock=True):
                 self._select(sensor)
                 while True:
-                    self._bus.readfrom_into(self._address, buf)
+                    bus.readfrom_into(self._address, buf)
                     if not buf[0] & STATUS_BUSY:
                         break
-                self._bus.unlock()
         except (OSError, RuntimeError, I2CDeadline) as exc:
             self._forget()  # the multiplexers may have heard anything
             raise SensorFault(sensor.name, _describe(exc)) from exc
@@ -415,7 +443,7 @@ def build_sensors(config: HardwareConfig, bus: DeadlineI2C, clock: Clock) -> Sen
             port = i2c.mux_channel(channel)
         try:
             with bus.transaction(f"probe {name}"):
-                target = bus
+                target: object = bus  # this bus, or a multiplexer's channel (a busio.I2C look-alike)
                 if muxes is not None and port is not None:
                     muxes.before_driver(port[0])
                     target = muxes.channel(*port)

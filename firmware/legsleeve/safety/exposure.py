@@ -32,11 +32,12 @@ class ReverseGradient:
 
     def check(self, now_s: float, readings: Readings, applied: Commands) -> Trip | None:
         zones = readings.zones
-        inflated = [i for i, r in enumerate(zones) if applied.action(i) is not VENT and r.ok]
+        actions = applied.actions(len(zones))
+        inflated = [i for i, r in enumerate(zones) if actions[i] is not VENT and r.fault is None]
         seen = set()
-        for a in inflated:
-            for b in inflated:
-                if b <= a or self.limbs[a] != self.limbs[b] or zones[b].mmhg <= zones[a].mmhg + self.margin:
+        for k, a in enumerate(inflated):
+            for b in inflated[k + 1 :]:  # every b > a (inflated is in zone order)
+                if self.limbs[a] != self.limbs[b] or zones[b].mmhg <= zones[a].mmhg + self.margin:
                     continue
                 seen.add((a, b))
                 since = self._since.setdefault((a, b), now_s)
@@ -50,9 +51,10 @@ class ReverseGradient:
                         f"{self.names[a]} {zones[a].mmhg:.1f} mmHg for {now_s - since:.1f} s",
                         f"a proximal zone above a distal one traps blood: check {self.names[a]} for a leak",
                     )
-        for pair in list(self._since):
-            if pair not in seen:
-                del self._since[pair]
+        if self._since:
+            for pair in list(self._since):
+                if pair not in seen:
+                    del self._since[pair]
         return None
 
 
@@ -90,11 +92,12 @@ class TimeUnderPressure:
                 "sessions are limited by limits.session_max_min in hardware.yaml",
                 priority=Priority.LOW,
             )
+        venous, above = self.venous, self._above
         for i, r in enumerate(readings.zones):
-            if not r.ok:
+            if r.fault is not None:  # not r.ok
                 continue
-            if r.mmhg <= self.venous:
-                self._above[i] = None
+            if r.mmhg <= venous:
+                above[i] = None
                 continue
             since = self._above[i]
             if since is None:

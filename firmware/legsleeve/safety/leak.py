@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from legsleeve.core.commands import FILL, HOLD, VENT, Commands
-from legsleeve.core.readings import Reading, Readings
+from legsleeve.core.commands import FILL, HOLD, VENT, Commands, ZoneAction
+from legsleeve.core.readings import UNMEASURED, Reading, Readings
 from legsleeve.safety.plausibility import is_check
 from legsleeve.safety.trip import Priority, Trip
 
@@ -46,8 +46,13 @@ class _Slope:
             self.new_run()
         t = t_s - self._origin
         run = self._runs[-1]
-        for k, v in enumerate((1.0, t, mmhg, t * t, t * mmhg)):
-            run[k] += sign * v
+        # n, Σt, Σp, Σt², Σtp: each term as `sign * v` for v in (1, t, p, t², tp), written out (every held zone, every
+        # tick, twice)
+        run[0] += sign * 1.0
+        run[1] += sign * t
+        run[2] += sign * mmhg
+        run[3] += sign * (t * t)
+        run[4] += sign * (t * mmhg)
 
     def fit(self) -> tuple[float, float] | None:
         """(slope mmHg/s, Σ(t - t̄)² in s² within the stretches), or None with too few samples to say."""
@@ -84,13 +89,15 @@ class HoldLeak:
     # A fill after a hold shorter than this, while a zone PAUSE_ABOVE_MMHG above it was filled, is no top-up: a fill
     # paused while another zone's top-up has the pump (the controller pauses fills more than 5 mmHg below a top-up).
     # (A leak fast enough to need a top-up within it loses 4 mmHg/s: the fitted rate trips on it.)
-    TOPUP_MIN_HOLD_S, PAUSE_ABOVE_MMHG = 0.5, 5.0
+    TOPUP_MIN_HOLD_S = 0.5
+    PAUSE_ABOVE_MMHG = 5.0
     # A hold too short to be judged on its own (under SETTLE_S + MIN_SPAN_S: the leak's top-ups come that often)
     # that ends in a top-up is judged whole: from its first reading to its last it lost at least QUICK_DROP_MMHG, at
     # more than QUICK_FACTOR x the bound. (A sound zone tops up only after its slow loss has added up; the hose
     # evening out after a fill costs a fraction of a mmHg.) Found on two legs, where a shared pump's top-ups are slow:
     # a 4 mmHg/s leak took 2 s top-ups every 0.5 s of hold, three in a 5 s hold step, and was never judged.
-    QUICK_DROP_MMHG, QUICK_FACTOR = 1.5, 2.0
+    QUICK_DROP_MMHG = 1.5
+    QUICK_FACTOR = 2.0
     FLOOR_MMHG_S = 0.5  # the pressure-scaled bound's floor (calibrated builds)
 
     def __init__(
@@ -98,11 +105,11 @@ class HoldLeak:
         names: Sequence[str],
         *,
         max_rate_mmhg_s: float,
-        rate_per_mmhg_s: float = 0.0,
         window_s: float,
         max_topups: int,
         topup_window_s: float,
         max_drop_mmhg: float,
+        rate_per_mmhg_s: float = 0.0,  # (after the required ones: mypyc 2.4 misreads a default before them)
         noise_mmhg: float = 0.0,
     ):
         self.names = list(names)
@@ -147,8 +154,10 @@ class HoldLeak:
 
     def check(self, now_s: float, readings: Readings, applied: Commands) -> Trip | None:
         checking = is_check(applied)
-        for i, r in enumerate(readings.zones):
-            action = applied.action(i)
+        zones = readings.zones
+        actions = applied.actions(len(zones))
+        for i, r in enumerate(zones):
+            action = actions[i]
             if checking and (action is FILL or self._previous[i] is FILL):
                 # A SAFE-15 check: the zone checked joined to the manifold for a moment (it may gain or lose a little
                 # to its few millilitres), the zones it interrupted held. Neither a top-up nor a hold: passed over.
@@ -160,7 +169,7 @@ class HoldLeak:
             if action is HOLD and previous is not HOLD:
                 self._held_since[i] = now_s
                 self._paused[i] = False
-            if action is HOLD and not self._paused[i] and r.ok and self._fed_above(i, r.mmhg, readings, applied):
+            if action is HOLD and not self._paused[i] and r.ok and self._fed_above(i, r.mmhg, zones, actions):
                 self._paused[i] = True
             paused = self._paused[i] and now_s - self._held_since[i] < self.TOPUP_MIN_HOLD_S
             if action is FILL and previous is HOLD and not paused:
@@ -184,9 +193,10 @@ class HoldLeak:
                 self._held_s[i] = 0.0
                 self._fit[i].clear()
                 continue
-            if r.unmeasured:
+            fault = r.fault
+            if fault == UNMEASURED:  # r.unmeasured
                 continue  # a one-sensor build's zone not read this tick: its hold goes on, judged at its next reading
-            if not r.ok:
+            if fault is not None:  # not r.ok
                 self._last[i] = self._hold_start[i] = None
                 continue
             self._peak[i] = max(self._peak[i], r.mmhg)
@@ -221,12 +231,10 @@ class HoldLeak:
                     fit.clear()
         return None
 
-    def _fed_above(self, i: int, mmhg: float, readings: Readings, applied: Commands) -> bool:
+    def _fed_above(self, i: int, mmhg: float, zones: Sequence[Reading], actions: Sequence[ZoneAction]) -> bool:
         """Another zone, well above this one, being filled: this one's hold is a pause while it has the pump."""
-        return any(
-            j != i and applied.action(j) is FILL and r.ok and r.mmhg > mmhg + self.PAUSE_ABOVE_MMHG
-            for j, r in enumerate(readings.zones)
-        )
+        above = mmhg + self.PAUSE_ABOVE_MMHG
+        return any(j != i and actions[j] is FILL and r.ok and r.mmhg > above for j, r in enumerate(zones))
 
     def _judge(self, i: int, r: Reading, now_s: float, fit: _Slope) -> Trip | None:
         result = fit.fit()

@@ -44,18 +44,22 @@ class Occlusion:
     def check(self, now_s: float, readings: Readings, applied: Commands) -> Trip | None:
         dt_s = 0.0 if self._last_check_s is None else max(now_s - self._last_check_s, 0.0)
         self._last_check_s = now_s
-        for i, r in enumerate(readings.zones):
+        zones = readings.zones
+        actions = applied.actions(len(zones))
+        kinds, active_until = self._kind, self._active_until
+        filling, filled_unread_s = self._filling, self._filled_unread_s
+        for i, r in enumerate(zones):
             history = self._history[i]
-            action = applied.action(i)
-            if self._filling[i]:
-                self._filled_unread_s[i] += dt_s  # its inlet was open since the last check
+            action = actions[i]
+            if filling[i]:
+                filled_unread_s[i] += dt_s  # its inlet was open since the last check
             if action is not HOLD:
-                self._active_until[i] = now_s + self.GRACE_S
+                active_until[i] = now_s + self.GRACE_S
                 kind = action
             else:
-                kind = self._kind[i] if now_s <= self._active_until[i] else HOLD
-            if kind is not self._kind[i]:
-                self._kind[i] = kind
+                kind = kinds[i] if now_s <= active_until[i] else HOLD
+            if kind is not kinds[i]:
+                kinds[i] = kind
                 last = history[-1] if history else None
                 history.clear()
                 if last is not None:
@@ -64,13 +68,12 @@ class Occlusion:
                     # action's start: a rise or fall counted from it is no more than the true one. A zone filled,
                     # unread, since that reading (a fill paused for another zone's peek, then resumed) can have
                     # risen only while its inlet was open: restamped back by that time, not to now
-                    t0 = last[0] if now_s - last[0] <= self.SPAN_S else max(last[0], now_s - self._filled_unread_s[i])
+                    t0 = last[0] if now_s - last[0] <= self.SPAN_S else max(last[0], now_s - filled_unread_s[i])
                     history.append((t0, last[1]))
-            if r.ok:
-                self._filled_unread_s[i] = 0.0
-            self._filling[i] = action is FILL
-            if not r.ok:
+            filling[i] = action is FILL
+            if r.fault is not None:  # not r.ok
                 continue
+            filled_unread_s[i] = 0.0
             history.append((r.t_s, r.mmhg))
             while len(history) > 2 and r.t_s - history[1][0] >= self.SPAN_S:
                 history.pop(0)

@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from legsleeve.core.commands import FILL, HOLD, Commands, ZoneAction
+from legsleeve.core.commands import FILL, HOLD, VENT, Commands
 from legsleeve.core.readings import Reading, Readings
 from legsleeve.safety.overpressure import pump_runs
 from legsleeve.safety.trip import Trip
@@ -111,17 +111,20 @@ class Plausibility:
         self._seen_zones, m = readings.zones, readings.manifold
         self._manifold = m
         pumping = applied.pump_duty > 0
-        for i, r in enumerate(readings.zones):
-            action = applied.action(i)
+        zones = readings.zones
+        actions = applied.actions(len(zones))
+        for i, r in enumerate(zones):
+            action = actions[i]
+            ok = r.fault is None  # r.ok
             if action is FILL and pumping:
                 self._pumped_s[i] += dt
                 self._unconfirmed[i] = True
-                if r.ok and r.mmhg > self._previous_mmhg[i]:
+                if ok and r.mmhg > self._previous_mmhg[i]:
                     self._risen_mmhg[i] += r.mmhg - self._previous_mmhg[i]
             elif action is not FILL:
                 self._tapered[i] = False  # the fill is over: the next one may taper again
-            self._previous_mmhg[i] = r.mmhg if r.ok else math.nan
-            if action is ZoneAction.VENT:  # emptying: nothing left to confirm until it is filled again
+            self._previous_mmhg[i] = r.mmhg if ok else math.nan
+            if action is VENT:  # emptying: nothing left to confirm until it is filled again
                 self._unconfirmed[i] = False
                 self._pumped_s[i] = self._risen_mmhg[i] = 0.0
         self._track_pump(now_s, pumping, m)
@@ -144,10 +147,11 @@ class Plausibility:
     def _above_manifold(self, now_s: float, zones: Sequence[Reading], m: Reading, applied: Commands) -> Trip | None:
         """Between checks: a zone joined alone to the manifold by its open inlet cannot sit well above it for long.
         (With two inlets open the higher zone can drain through the manifold into the lower one.)"""
-        open_inlets = [i for i in range(len(zones)) if applied.action(i) is FILL]
+        open_inlets = [i for i, action in enumerate(applied.actions(len(zones))) if action is FILL]
+        alone = open_inlets[0] if len(open_inlets) == 1 else None  # the zone whose inlet alone is open
         for i, r in enumerate(zones):
             confirming = i == self._checking and self._confirm_since is not None  # the check's own wait judges it
-            if open_inlets != [i] or not r.ok or r.mmhg <= m.mmhg + self.tolerance(m.mmhg) or confirming:
+            if i != alone or not r.ok or r.mmhg <= m.mmhg + self.tolerance(m.mmhg) or confirming:
                 self._above_since[i] = None
                 continue
             since = self._above_since[i]
@@ -257,7 +261,7 @@ class Plausibility:
         self._confirm_venting.update(
             j
             for j in range(len(self.names))
-            if j != c and zones[j].ok and applied.action(j) is ZoneAction.VENT and zones[j].mmhg > FED_VENTING_MMHG
+            if j != c and zones[j].ok and applied.action(j) is VENT and zones[j].mmhg > FED_VENTING_MMHG
         )
         if starting:
             return True, None

@@ -64,8 +64,10 @@ class FillProgress:
                     if trip is not None:
                         return trip
             return None
-        for i, r in enumerate(readings.zones):
-            if applied.action(i) is not FILL:
+        zones = readings.zones
+        actions = applied.actions(len(zones))
+        for i, r in enumerate(zones):
+            if actions[i] is not FILL:
                 self._since[i] = self._window[i] = None
                 continue
             since = self._since[i]

@@ -7,8 +7,7 @@ from collections.abc import Sequence
 
 from legsleeve.core.commands import FILL, Commands, ZoneAction
 from legsleeve.core.readings import Readings
-from legsleeve.safety.occlusion import Occlusion
-from legsleeve.safety.trip import Priority, Trip, all_readings
+from legsleeve.safety.trip import Priority, Trip
 
 IMPLAUSIBLE_BELOW_MMHG = -15.0  # a bladder cannot pull a vacuum: this far below the zero is a broken sensor
 SPIKE_MMHG = 25.0  # a one-sample excursion this large that returns at once is not air moving
@@ -43,18 +42,23 @@ class SensorHealth:
     def check(self, now_s: float, readings: Readings, applied: Commands) -> Trip | None:
         self._pump.append(applied.pump_duty)
         del self._pump[:-2]
-        for i, r in enumerate(all_readings(readings)):
-            name = self.names[i]
-            last_good = self._last_good[i]
+        zones, m = readings.zones, readings.manifold
+        n_zones = len(zones)
+        actions_now = applied.actions(n_zones)
+        # (the names bound locally, and `r.fault is None` for `r.ok`: this runs for every sensor every tick)
+        last_goods, histories = self._last_good, self._history
+        for i, r in enumerate(zones if m is None else (*zones, m)):
+            last_good = last_goods[i]
             if last_good is None:
-                last_good = self._last_good[i] = now_s  # the clock starts at the first sweep
-            good = r.ok and math.isfinite(r.mmhg) and r.mmhg >= IMPLAUSIBLE_BELOW_MMHG
+                last_good = last_goods[i] = now_s  # the clock starts at the first sweep
+            mmhg = r.mmhg
+            good = r.fault is None and math.isfinite(mmhg) and mmhg >= IMPLAUSIBLE_BELOW_MMHG
             if not good:
-                self._last_fault[i] = r.fault or f"implausible reading {r.mmhg:.1f} mmHg"
+                self._last_fault[i] = r.fault or f"implausible reading {mmhg:.1f} mmHg"
                 if now_s - last_good > self.stale_s:
                     return Trip(
                         self.rule,
-                        name,
+                        self.names[i],
                         None,
                         now_s,
                         f"no good reading for {now_s - last_good:.2f} s: {self._last_fault[i]}",
@@ -62,9 +66,10 @@ class SensorHealth:
                         priority=Priority.MEDIUM,
                     )
                 continue
-            self._last_good[i] = now_s
-            previous, before = self._history[i]
-            self._history[i] = (r.mmhg, previous)
+            last_goods[i] = now_s
+            previous, before = histories[i]
+            histories[i] = (mmhg, previous)
+            name = self.names[i]
             if r.mmhg == previous:
                 same_since = self._same_since[i]
                 if same_since is None:
@@ -83,17 +88,17 @@ class SensorHealth:
                 self._same_since[i] = None
             # a spike: the previous sample jumped far from the one before and this one came straight back
             actions = self._actions[i]
-            if i < len(readings.zones):
-                actions.append(applied.action(i))
-                del actions[:-3]
+            if i < n_zones:
+                actions.append(actions_now[i])
+                if len(actions) > 3:  # (`del actions[:-3]`: one appended to three at most)
+                    del actions[0]
             # the manifold up as the pump ran for a tick, and down as a one-sensor build's peek joined it to a zone:
             # air, not a sensor's fault (a 5 L/min pump raises it 25 mmHg in a tick against a small inlet)
-            pumped = i >= len(readings.zones) and len(self._pump) == 2 and self._pump[0] > 0.0
             if (
                 math.isfinite(before)
                 and abs(previous - before) > SPIKE_MMHG
                 and abs(r.mmhg - before) < SPIKE_MMHG / 2
-                and not pumped
+                and not (i >= n_zones and len(self._pump) == 2 and self._pump[0] > 0.0)  # pumped
             ):
                 # up as its inlet opened, down as its exhaust did: air in a hose, not a sensor's fault
                 hose = (
@@ -104,7 +109,7 @@ class SensorHealth:
                 if len(spikes) >= SPIKES_TO_TRIP:
                     if sum(h for _, h in spikes) * 2 > len(spikes):
                         return Trip(
-                            Occlusion.rule,
+                            "SAFE-6",  # Occlusion.rule, spelled out as in overpressure.pump_runs
                             name,
                             previous,
                             now_s,

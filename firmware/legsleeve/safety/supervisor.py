@@ -16,7 +16,7 @@ import math
 from collections.abc import Sequence
 from typing import Protocol
 
-from legsleeve.core.commands import FILL, SAFE, Commands, ZoneAction
+from legsleeve.core.commands import FILL, HOLD, SAFE, Commands
 from legsleeve.core.limits import ABS_MAX_MMHG, MAX_SENSOR_NOISE_MMHG, Limits
 from legsleeve.core.readings import Reading, Readings
 from legsleeve.safety.estop import EStop
@@ -28,7 +28,7 @@ from legsleeve.safety.plausibility import Plausibility
 from legsleeve.safety.progress import FillProgress
 from legsleeve.safety.sensors import SensorHealth
 from legsleeve.safety.shared import ManifoldBound, SharedSensor
-from legsleeve.safety.trip import Monitor, Trip, all_readings
+from legsleeve.safety.trip import Monitor, Trip
 from legsleeve.safety.venting import ValveCheck, VentCheck
 
 log = logging.getLogger(__name__)
@@ -75,28 +75,39 @@ class _Median3:
         self.reset()
 
     def reset(self) -> None:
-        self._last: list[list[tuple[float, float]]] = [[] for _ in range(self._n)]
+        # each sensor's last two good readings (t_s, mmHg) kept, older first, None where there is none (an older one
+        # only beside a newer): with this tick's, the last three
+        none: tuple[tuple[float, float] | None, tuple[float, float] | None] = (None, None)
+        self._last = [none] * self._n
 
     def update(self, readings: Readings) -> Readings:
         # (written out, without helpers: this runs for every sensor every tick)
         out: list[Reading] = []
+        append = out.append
         span_s = self.SPAN_S
-        for last, r in zip(self._last, all_readings(readings), strict=False):
+        last = self._last
+        zones, m = readings.zones, readings.manifold
+        for k, r in enumerate(zones if m is None else (*zones, m)):
             if r.fault is not None:  # not r.ok
-                out.append(r)
+                append(r)
                 continue
             t_s, mmhg = r.t_s, r.mmhg
-            last.append((t_s, mmhg))
-            while len(last) > 3 or last[0][0] < t_s - span_s:
-                del last[0]
-            if len(last) == 3:
-                a, b, c = last[0][1], last[1][1], mmhg
-                value = max(min(a, b), min(max(a, b), c))  # the middle of three, as sorted(...)[1] gives it
+            a, b = last[k]
+            # too old, from the oldest on (the first one recent enough ends it, as a list would be cut from its head)
+            cutoff_s = t_s - span_s
+            if a is not None and a[0] < cutoff_s:
+                a = None
+            if a is None and b is not None and b[0] < cutoff_s:
+                b = None
+            last[k] = (b, (t_s, mmhg))
+            if a is not None and b is not None:  # three
+                x, y = a[1], b[1]
+                value = max(min(x, y), min(max(x, y), mmhg))  # the middle of three, as sorted(...)[1] gives it
+                append(r if value == mmhg else Reading(value, t_s))
             else:
-                value = mmhg
-            out.append(r if value == mmhg else Reading(value, t_s))
-        n = len(readings.zones)
-        manifold = out[n] if readings.manifold is not None else None
+                append(r)
+        n = len(zones)
+        manifold = out[n] if m is not None else None
         return Readings(readings.t_s, tuple(out[:n]), manifold, readings.estop_pressed, readings.stop_pressed)
 
 
@@ -282,7 +293,8 @@ class Supervisor:
     def untrusted(self) -> set[str]:
         """Sensors a SAFE-9 or SAFE-15 trip declared bad: after it, their readings decide nothing."""
         t = self.tripped
-        return {t.zone} if t is not None and t.rule in (SensorHealth.rule, Plausibility.rule) and t.zone else set()
+        # SensorHealth's and Plausibility's rules, spelled out as in overpressure.pump_runs
+        return {t.zone} if t is not None and t.rule in ("SAFE-9", "SAFE-15") and t.zone else set()
 
     def _trusted(self, readings: Readings) -> Readings:
         bad = self.untrusted()
@@ -296,14 +308,16 @@ class Supervisor:
 
     def _guard(self, readings: Readings, wish: Commands) -> Commands:
         """Never fill a zone that reads above its trip level or has no reading; no pump without a zone to fill."""
+        wished = wish.actions(self.n_zones)
+        if FILL not in wished:  # nothing to guard: the actions as wished, the pump off
+            return Commands(0.0, wished)
         actions = []
         filling = False
-        for i in range(self.n_zones):
-            action = wish.action(i)
+        for i, action in enumerate(wished):
             if action is FILL:
                 r = readings.zones[i]
                 if not r.ok or self.over_pressure.above(i, r):
-                    action = ZoneAction.HOLD
+                    action = HOLD
                 else:
                     filling = True
             actions.append(action)

@@ -8,14 +8,14 @@ from collections.abc import Sequence
 
 from legsleeve.core.commands import FILL, VENT, Commands, ZoneAction
 from legsleeve.core.limits import VENTED_MMHG
-from legsleeve.core.readings import Readings
+from legsleeve.core.readings import UNMEASURED, Readings
 from legsleeve.safety.trip import Trip
 
 
 def exhaust_stuck(name: str, mmhg: float, now_s: float, how: str) -> Trip:
     """SAFE-8's "cannot vent" verdict on a zone whose exhaust does not let its air out: `how` says what was seen."""
     return Trip(
-        VentCheck.rule,
+        "SAFE-8",  # VentCheck.rule, spelled out as in overpressure.pump_runs
         name,
         mmhg,
         now_s,
@@ -44,17 +44,20 @@ class VentCheck:
         self._previous: list[ZoneAction] = [VENT] * len(self.names)
 
     def check(self, now_s: float, readings: Readings, applied: Commands) -> Trip | None:
-        for i, r in enumerate(readings.zones):
-            action = applied.action(i)
-            if action is VENT and self._previous[i] is not VENT:
-                self._since[i] = now_s
+        zones = readings.zones
+        actions = applied.actions(len(zones))
+        sinces, previous = self._since, self._previous
+        for i, r in enumerate(zones):
+            action = actions[i]
+            if action is VENT and previous[i] is not VENT:
+                sinces[i] = now_s
             elif action is not VENT:
-                self._since[i] = None
-            self._previous[i] = action
-            since = self._since[i]
+                sinces[i] = None
+            previous[i] = action
+            since = sinces[i]
             if since is None:
                 continue
-            if not r.ok:
+            if r.fault is not None:  # not r.ok
                 continue  # no pressure, no verdict: the sensor rule (SAFE-9) speaks for a dead sensor
             if r.mmhg < VENTED_MMHG:
                 self._since[i] = None  # vented: nothing more to watch
@@ -87,9 +90,13 @@ class ValveCheck:
     # than a quarter of that, and less than QUICK_NOISE x the sensor noise, cannot vent; where a sound vent's own loss
     # would not stand twice clear of that noise, the look says nothing (the check at vent_check_s speaks). Pulses vent
     # for as little as 0.5 s, so the later check alone misses them.
-    QUICK_S, QUICK_FROM_MMHG, QUICK_FRACTION, QUICK_NOISE = 0.4, 15.0, 0.25, 3.0 * math.sqrt(2.0)
+    QUICK_S = 0.4
+    QUICK_FROM_MMHG = 15.0
+    QUICK_FRACTION = 0.25
+    QUICK_NOISE = 3.0 * math.sqrt(2.0)
     # A vent that levels off above 5 mmHg is being fed: at 5 mmHg a sound zone still falls ~1.7 mmHg/s.
-    STALL_S, STALL_MMHG = 1.0, 0.3
+    STALL_S = 1.0
+    STALL_MMHG = 0.3
 
     def __init__(
         self,
@@ -120,12 +127,15 @@ class ValveCheck:
         self._level_seen: list[set[float]] = [set() for _ in range(n)]
 
     def check(self, now_s: float, readings: Readings, applied: Commands) -> Trip | None:
-        for i, r in enumerate(readings.zones):
-            if r.unmeasured:
+        zones = readings.zones
+        actions = applied.actions(len(zones))
+        for i, r in enumerate(zones):
+            fault = r.fault
+            if fault == UNMEASURED:  # r.unmeasured
                 continue  # a one-sensor build's zone not read this tick: judged at its next reading
-            action = applied.action(i)
+            action = actions[i]
             previous, self._previous[i] = self._previous[i], action
-            if action is FILL or not r.ok:
+            if action is FILL or fault is not None:
                 self._start[i] = None
                 continue
             start = self._start[i]
