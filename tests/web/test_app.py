@@ -396,3 +396,32 @@ def test_live_says_the_service_is_down_and_why(tmp_path):
         assert live.hello() is None
     finally:
         live.close()
+
+
+# -- malformed input: refused with a 4xx, never a 500 ----------------------------------------------------------------
+
+
+def test_names_with_a_trailing_newline_are_refused(tmp_path):
+    """`re.match` with `$` matches before a final newline: a profile `gentle\\n` or a log `a.csv\\n` must not pass."""
+    client, service, ctx, _ = build(tmp_path)
+    logged_in(client)
+    text = ctx.editor.read("gentle")
+    assert client.post("/api/profiles/gentle\n", {"text": text}).status == 400
+    assert client.post("/api/profiles/gentle\n/check", {"text": text}).status == 400
+    assert client.get("/api/profiles/gentle\n").status == 400
+    assert client.get("/api/plot/a.csv\n").status == 404
+    service.answers["history"] = {"ok": True, "sessions": [{"log": "a.csv\n"}]}
+    assert client.get("/api/history").json()["sessions"][0]["plot"] is None
+    assert sorted(p.name for p in ctx.editor.path_of("gentle").parent.iterdir() if "\n" in p.name) == []
+
+
+def test_a_non_ascii_csrf_token_and_deeply_nested_json_are_bad_requests(tmp_path):
+    client, service, _, _ = build(tmp_path)
+    logged_in(client)
+    assert client.post("/api/start", {}, headers={"X-CSRF-Token": "\u00e9"}).status == 403
+    assert client.post("/api/login", {}, headers={"X-CSRF-Token": "\u00e9"}).status == 403
+    deep = b"[" * 100_000 + b"]" * 100_000
+    r = client.post("/api/start", deep)
+    assert r.status == 400 and r.json()["error"] == "bad-request"
+    assert client.post("/api/profiles/gentle/check", b'{"text": ' + deep + b"}").status == 400
+    assert service.asked == []

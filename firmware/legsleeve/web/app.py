@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 COOKIE = "legsleeve_session"
 MAX_BODY = 256 * 1024  # bytes of a request body (a profile's text is at most 64 kB, escaped in JSON)
-LOG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\.csv$")  # a session log's file name, nothing else
+LOG_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\.csv")  # a session log's file name, nothing else (fullmatch)
 PLOT_CACHE = 8  # session plots kept in memory (a PNG is ~100 kB)
 START_FIELDS = ("profile", "intensity_pct", "minutes")
 SECURITY_HEADERS = {
@@ -90,6 +90,13 @@ def deny(status: int, error: str, text: str) -> bottle.HTTPResponse:
     return _json(status, {"ok": False, "error": error, "text": text})
 
 
+def header(name: str) -> str | None:
+    """A request header as WSGI hands it over (latin-1 text), not through Bottle's `get_header`, which decodes it
+    again as UTF-8 and raises on bytes that are not (a 500 for a header such as `X-CSRF-Token: \\xe9`)."""
+    value = bottle.request.environ.get("HTTP_" + name.upper().replace("-", "_"))
+    return value if isinstance(value, str) else None
+
+
 def make_app(ctx: WebContext) -> bottle.Bottle:
     app = bottle.Bottle(autojson=True)
     bottle.BaseRequest.MEMFILE_MAX = MAX_BODY
@@ -100,7 +107,7 @@ def make_app(ctx: WebContext) -> bottle.Bottle:
     def _host_check() -> None:
         if ctx.config.lan_open:
             return
-        host = (req.get_header("Host") or "").strip()
+        host = (header("Host") or "").strip()
         name = host[1 : host.index("]")] if host.startswith("[") and "]" in host else host.rsplit(":", 1)[0]
         if not is_loopback(name):
             raise deny(403, "wrong-host", "this page answers at 127.0.0.1 or localhost only (web.yaml: listen)")
@@ -125,15 +132,15 @@ def make_app(ctx: WebContext) -> bottle.Bottle:
         return s
 
     def same_origin() -> None:
-        origin = req.get_header("Origin")
-        if origin and origin != "null" and origin.split("://", 1)[-1] != req.get_header("Host"):
+        origin = header("Origin")
+        if origin and origin != "null" and origin.split("://", 1)[-1] != header("Host"):
             raise deny(403, "csrf", "refused: a request from another site")
 
     def writing() -> tuple[Session, dict[str, Any]]:
         """A state-changing request: logged in, same origin, the session's CSRF token, a JSON object body."""
         s = logged_in()
         same_origin()
-        if not ctx.sessions.csrf_ok(s, req.get_header("X-CSRF-Token")):
+        if not ctx.sessions.csrf_ok(s, header("X-CSRF-Token")):
             raise deny(403, "csrf", "refused: the page's token is missing or stale (reload the page)")
         return s, body()
 
@@ -142,7 +149,7 @@ def make_app(ctx: WebContext) -> bottle.Bottle:
             raise deny(415, "bad-request", "a JSON body is expected")
         try:
             data = json.loads(req.body.read(MAX_BODY + 1) or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: arrays nested deeper than the interpreter recurses
             raise deny(400, "bad-request", "the body is not valid JSON") from None
         if not isinstance(data, dict):
             raise deny(400, "bad-request", "the body must be a JSON object")
@@ -165,7 +172,7 @@ def make_app(ctx: WebContext) -> bottle.Bottle:
     @app.post("/api/stop")
     def stop() -> Any:
         reply = ctx.ask("stop")
-        if "application/json" not in (req.get_header("Accept") or ""):  # the page's form, without its script
+        if "application/json" not in (header("Accept") or ""):  # the page's form, without its script
             return bottle.HTTPResponse(status=303, headers={"Location": "/"})
         return _json(200 if reply.get("ok") else 503, reply)
 
@@ -188,7 +195,7 @@ def make_app(ctx: WebContext) -> bottle.Bottle:
     def login() -> Any:
         s = session()
         same_origin()
-        if not ctx.sessions.csrf_ok(s, req.get_header("X-CSRF-Token")):
+        if not ctx.sessions.csrf_ok(s, header("X-CSRF-Token")):
             raise deny(403, "csrf", "refused: the page's token is missing or stale (reload the page)")
         data = body()
         if ctx.password_hash is None:
@@ -260,13 +267,13 @@ def make_app(ctx: WebContext) -> bottle.Bottle:
         if answer.get("ok"):
             for entry in answer.get("sessions", []):
                 name = entry.get("log")
-                entry["plot"] = f"/api/plot/{name}" if isinstance(name, str) and LOG_NAME.match(name) else None
+                entry["plot"] = f"/api/plot/{name}" if isinstance(name, str) and LOG_NAME.fullmatch(name) else None
         return service_answer(answer)
 
     @app.get("/api/plot/<name>")
     def plot(name: str) -> Any:
         logged_in()
-        if not LOG_NAME.match(name):
+        if not LOG_NAME.fullmatch(name):
             raise deny(404, "not-found", "no such session log")
         path = ctx.sessions_dir / name
         try:

@@ -67,7 +67,8 @@ class Sessions:
         self._by_token.pop(token or "", None)
 
     def csrf_ok(self, session: Session | None, sent: str | None) -> bool:
-        return session is not None and bool(sent) and hmac.compare_digest(session.csrf, str(sent))
+        # bytes, not str: compare_digest refuses a str with non-ASCII characters (a TypeError, a 500)
+        return session is not None and bool(sent) and hmac.compare_digest(session.csrf.encode(), str(sent).encode())
 
     def may_try(self, now_s: float) -> float:
         """0 when a password may be tried now, else the seconds to wait (the brake on guessing)."""
