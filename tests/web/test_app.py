@@ -16,7 +16,7 @@ from legsleeve.app.cli import main
 from legsleeve.errors import ConfigError
 from legsleeve.web import settings
 from legsleeve.web.app import WebContext, make_app
-from legsleeve.web.auth import GUESSES_FREE
+from legsleeve.web.auth import GLOBAL_TRIES, GLOBAL_WINDOW_S, GUESS_DELAY_MAX_S, GUESSES_FREE, MAX_SESSIONS
 from legsleeve.web.editor import Editor
 from legsleeve.web.settings import WebConfig, hash_password, load_web_config, verify_password
 from tests.web.client import Client, FakeService, config_copy
@@ -133,6 +133,96 @@ def test_password_guessing_is_braked(tmp_path):
     assert r.status == 429 and "try again" in r.json()["text"]
     clock.t += 10
     assert client.post("/api/login", {"password": PASSWORD}).status == 200
+
+
+def test_the_brake_is_per_client_and_backs_off_but_never_locks_the_owner_out(tmp_path):
+    client, _, _, clock = build(tmp_path)
+    attacker = Client(client.app, client.host, remote="192.168.1.66")
+    attacker.open_session()
+    for _ in range(GUESSES_FREE):
+        assert attacker.post("/api/login", {"password": "guess"}).status == 401
+    waits = []
+    for _ in range(12):  # each wrong try doubles the attacker's wait, up to a ceiling
+        r = attacker.post("/api/login", {"password": "guess"})
+        assert r.status == 429
+        waits.append(int(r.json()["text"].split("try again in ")[1].split()[0]))
+        clock.t += waits[-1]
+        attacker.open_session()  # an anonymous session lasts an hour: a new one, as the page would fetch
+        assert attacker.post("/api/login", {"password": "guess"}).status == 401
+    assert waits[:3] == [5, 10, 20] and max(waits) == GUESS_DELAY_MAX_S
+    # the owner, at another address, is not held up by the attacker at all
+    owner = Client(client.app, client.host, remote="192.168.1.20")
+    owner.open_session()
+    assert owner.post("/api/login", {"password": "typo"}).status == 401
+    assert owner.post("/api/login", {"password": PASSWORD}).status == 200
+    # one IPv6 host holds a whole /64: it counts as one client
+    v6 = [Client(client.app, client.host, remote=f"2001:db8::{i:x}") for i in range(1, GUESSES_FREE + 2)]
+    for c in v6:
+        c.open_session()
+    assert [c.post("/api/login", {"password": "guess"}).status for c in v6] == [401] * GUESSES_FREE + [429]
+
+
+def test_the_global_ceiling_holds_many_addresses_back_for_one_window_at_most(tmp_path):
+    client, _, _, clock = build(tmp_path)
+    for i in range(GLOBAL_TRIES):
+        c = Client(client.app, client.host, remote=f"10.0.{i // 200}.{i % 200 + 1}")
+        c.open_session()
+        assert c.post("/api/login", {"password": "guess"}).status == 401
+    owner = Client(client.app, client.host, remote="192.168.1.20")
+    owner.open_session()
+    r = owner.post("/api/login", {"password": PASSWORD})
+    assert r.status == 429 and int(r.json()["text"].split("try again in ")[1].split()[0]) <= GLOBAL_WINDOW_S
+    clock.t += GLOBAL_WINDOW_S
+    assert owner.post("/api/login", {"password": PASSWORD}).status == 200
+
+
+def test_a_try_is_counted_before_its_password_is_checked(tmp_path):
+    """Concurrent guesses: the slot is claimed under the lock before verifying, so a guess arriving while another is
+    being checked (scrypt takes a while) is braked as if the first had already failed."""
+    client, _, ctx, _ = build(tmp_path)
+    client.open_session()
+    for _ in range(GUESSES_FREE - 1):
+        assert client.post("/api/login", {"password": "guess"}).status == 401
+    during: list[int] = []
+    other = Client(client.app, client.host)
+    other.open_session()
+
+    def verify(password: str, stored: str) -> bool:
+        if password == "last free guess":  # a second request comes in while this one is being checked
+            during.append(other.post("/api/login", {"password": "concurrent guess"}).status)
+        return False
+
+    ctx.verify = verify
+    assert client.post("/api/login", {"password": "last free guess"}).status == 401
+    assert during == [429]
+
+
+def test_anonymous_visitors_never_push_out_a_logged_in_session(tmp_path):
+    """A flood of `GET /api/session` keeps nothing on the server: the logged-in session stays."""
+    client, _, ctx, _ = build(tmp_path)
+    logged_in(client)
+    for _ in range(4 * MAX_SESSIONS):
+        assert Client(client.app, client.host).get("/api/session").status == 200
+    assert client.get("/api/status").status == 200
+    assert ctx.sessions.stored() == 1
+    # an anonymous session's token still works for its login (its CSRF token is derived, not stored) ...
+    late = Client(client.app, client.host)
+    late.open_session()
+    assert late.post("/api/login", {"password": PASSWORD}).status == 200
+    # ... and a made-up or tampered token is worth nothing
+    forged = Client(client.app, client.host)
+    forged.cookies = {"legsleeve_session": "a.1000." + "A" * 43}
+    forged.csrf = "made-up"
+    assert forged.post("/api/login", {"password": PASSWORD}).status == 403
+
+
+def test_an_anonymous_session_expires(tmp_path):
+    from legsleeve.web.auth import ANON_TTL_S
+
+    client, _, _, clock = build(tmp_path)
+    client.open_session()
+    clock.t += ANON_TTL_S + 1
+    assert client.post("/api/login", {"password": PASSWORD}).status == 403
 
 
 def test_a_login_expires(tmp_path):

@@ -19,6 +19,7 @@ import base64
 import contextlib
 import json
 import logging
+import math
 import re
 import tempfile
 import threading
@@ -31,7 +32,7 @@ from typing import Any
 
 import bottle
 
-from legsleeve.web.auth import Session, Sessions
+from legsleeve.web.auth import Session, Sessions, client_key
 from legsleeve.web.editor import Editor, Problem, check_name
 from legsleeve.web.live import Live
 from legsleeve.web.settings import WebConfig, is_loopback
@@ -200,13 +201,14 @@ def make_app(ctx: WebContext) -> bottle.Bottle:
         data = body()
         if ctx.password_hash is None:
             return {"ok": True, "csrf": s.csrf if s else "", "text": "no password is needed here"}
-        wait = ctx.sessions.may_try(ctx.clock())
+        client = client_key(req.environ.get("REMOTE_ADDR"))
+        wait = ctx.sessions.claim_try(client, ctx.clock())  # the try is counted before the password is checked
         if wait > 0:
-            raise deny(429, "wait", f"too many wrong passwords: try again in {wait:.0f} s")
+            raise deny(429, "wait", f"too many wrong passwords: try again in {math.ceil(wait)} s")
         from legsleeve.web.settings import verify_password
 
         right = (ctx.verify or verify_password)(str(data.get("password", "")), ctx.password_hash)
-        ctx.sessions.tried(right, ctx.clock())
+        ctx.sessions.tried(client, right)
         if not right:
             raise deny(401, "login", "wrong password")
         new = ctx.sessions.login(s, ctx.clock())
