@@ -99,7 +99,7 @@ class Client:
         if self.cookies:
             environ["HTTP_COOKIE"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         for k, v in (headers or {}).items():
-            environ["HTTP_" + k.upper().replace("-", "_")] = v
+            environ["CONTENT_LENGTH" if k.lower() == "content-length" else "HTTP_" + k.upper().replace("-", "_")] = v
         got: dict[str, Any] = {}
 
         def start_response(status: str, hdrs: list[tuple[str, str]], exc_info: Any = None) -> None:

@@ -515,3 +515,21 @@ def test_a_non_ascii_csrf_token_and_deeply_nested_json_are_bad_requests(tmp_path
     assert r.status == 400 and r.json()["error"] == "bad-request"
     assert client.post("/api/profiles/gentle/check", b'{"text": ' + deep + b"}").status == 400
     assert service.asked == []
+
+
+def test_a_body_announced_too_large_is_refused_before_the_login(tmp_path):
+    from legsleeve.web.app import MAX_BODY
+
+    client, service, _, _ = build(tmp_path)
+    for path in ("/api/login", "/api/start", "/api/stop"):
+        r = client.request("POST", path, b"{}", headers={"Content-Length": str(MAX_BODY + 1)})
+        assert r.status == 413 and r.json()["error"] == "too-large", path
+    assert client.request("POST", "/api/stop", b"", headers={"Content-Length": "x"}).status == 400
+    assert service.asked == []
+
+
+def test_the_page_says_its_stop_is_a_convenience_and_the_sleeves_button_is_the_safety_stop(tmp_path):
+    client, _, _, _ = build(tmp_path)
+    page = client.get("/").body.decode()
+    bar = " ".join(page[page.index('id="stop-form"') :].split())
+    assert "STOP" in bar and "convenience" in bar and "The safety stop is the sleeve's own button or E-stop" in bar

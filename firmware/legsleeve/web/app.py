@@ -105,6 +105,17 @@ def make_app(ctx: WebContext) -> bottle.Bottle:
 
     # -- every request -----------------------------------------------------------------------------------------
     @app.hook("before_request")
+    def _body_limit() -> None:
+        """A body announced larger than MAX_BODY is refused before anything reads it (waitress refuses it too, with
+        its max_request_body_size: web/server.py), logged in or not."""
+        try:
+            length = int(req.environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            raise deny(400, "bad-request", "Content-Length is not a number") from None
+        if length > MAX_BODY:
+            raise deny(413, "too-large", f"a request's body has at most {MAX_BODY} bytes")
+
+    @app.hook("before_request")
     def _host_check() -> None:
         if ctx.config.lan_open:
             return

@@ -21,6 +21,15 @@ from legsleeve.web.settings import WebConfig, load_web_config, parse_listen, rea
 log = logging.getLogger(__name__)
 
 THREADS = 4  # waitress's workers: a few phones polling, a plot being drawn, and a stop that must never wait
+# waitress's limits (docs/web.md, "Security"): a body larger than MAX_BODY (web/app.py) is refused with 413 before the
+# application runs (waitress's default would spool up to 1 GiB, logged in or not); a connection silent for
+# CHANNEL_TIMEOUT_S is closed (checked every CLEANUP_INTERVAL_S; the default 120 s and 30 s let idle connections hold
+# the server full for minutes); at most CONNECTION_LIMIT connections in all and PER_CLIENT_CONNECTIONS from one
+# address, so one client cannot fill the server and keep a stop from another out (a browser opens about 6).
+CHANNEL_TIMEOUT_S = 20
+CLEANUP_INTERVAL_S = 5
+CONNECTION_LIMIT = 64
+PER_CLIENT_CONNECTIONS = 16
 
 
 class Refused(ConfigError):
@@ -78,8 +87,6 @@ def require_web_stack() -> None:
 
 def serve(checked: Plan, config_dir: Path, socket_path: str, *, out: TextIO = sys.stdout) -> None:
     """Serve until a signal (the command line's handler raises `Interrupted` out of waitress's loop)."""
-    import waitress
-
     from legsleeve.app.control import request
     from legsleeve.web.app import WebContext, make_app
     from legsleeve.web.editor import Editor
@@ -105,7 +112,7 @@ def serve(checked: Plan, config_dir: Path, socket_path: str, *, out: TextIO = sy
     )
     app = make_app(ctx)
     cfg = checked.config
-    server: Any = waitress.create_server(app, host=cfg.host, port=cfg.port, threads=THREADS, ident="legsleeve")
+    server = create_server(app, cfg.host, cfg.port)
     port = getattr(server, "effective_port", cfg.port)
     shown = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
     guard = "password required" if checked.password_hash else "no password (this machine only)"
@@ -115,3 +122,40 @@ def serve(checked: Plan, config_dir: Path, socket_path: str, *, out: TextIO = sy
     finally:
         live.close()
         server.close()
+
+
+def create_server(app: Any, host: str, port: int) -> Any:
+    """waitress's server for `app`, with the limits above."""
+    import waitress
+
+    from legsleeve.web.app import MAX_BODY
+
+    server: Any = waitress.create_server(
+        app,
+        host=host,
+        port=port,
+        threads=THREADS,
+        ident="legsleeve",
+        max_request_body_size=MAX_BODY,
+        channel_timeout=CHANNEL_TIMEOUT_S,
+        cleanup_interval=CLEANUP_INTERVAL_S,
+        connection_limit=CONNECTION_LIMIT,
+    )
+
+    http_channel = server.channel_class  # waitress's HTTPChannel
+
+    def channel(srv: Any, conn: Any, addr: Any, adj: Any, map: Any = None) -> Any:
+        """A new connection, unless its address already has PER_CLIENT_CONNECTIONS open: then it is closed at once."""
+        peer = _peer(addr)
+        open_ = sum(1 for c in list((map or {}).values()) if isinstance(c, http_channel) and _peer(c.addr) == peer)
+        if peer and open_ >= PER_CLIENT_CONNECTIONS:
+            conn.close()
+            return None
+        return http_channel(srv, conn, addr, adj, map=map)
+
+    server.channel_class = channel
+    return server
+
+
+def _peer(addr: Any) -> Any:
+    return addr[0] if isinstance(addr, tuple) else addr
