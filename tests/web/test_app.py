@@ -533,3 +533,55 @@ def test_the_page_says_its_stop_is_a_convenience_and_the_sleeves_button_is_the_s
     page = client.get("/").body.decode()
     bar = " ".join(page[page.index('id="stop-form"') :].split())
     assert "STOP" in bar and "convenience" in bar and "The safety stop is the sleeve's own button or E-stop" in bar
+
+
+# -- DNS rebinding: the Host header, the LAN open too ----------------------------------------------------------------
+
+
+def test_with_the_lan_open_a_foreign_host_name_is_refused_but_stop_is_not(tmp_path, monkeypatch):
+    """A site whose name the attacker points at the Pi (DNS rebinding) would be same-origin with the page: its
+    `Host` is the attacker's name, and only the machine's own names (allowed_hosts) or an address pass."""
+    monkeypatch.setattr("socket.gethostname", lambda: "sleeve")
+    client, service, _, _ = build(tmp_path, host="attacker.example:8080")
+    r = client.get("/api/session")
+    assert r.status == 403 and r.json()["error"] == "wrong-host" and "allowed_hosts" in r.json()["text"]
+    assert client.get("/").status == 403
+    r = client.post("/api/login", {"password": PASSWORD}, headers={"Origin": "http://attacker.example:8080"})
+    assert r.status == 403
+    # stop is exempt: it only makes the sleeve safer, whatever name the page was reached by
+    assert client.post("/api/stop", token=False).status == 200 and service.asked == [("stop", {})]
+    for host in ("sleeve:8080", "sleeve.local:8080", "SLEEVE.LOCAL.:8080", "localhost:8080", "192.168.1.20:8080",
+                 "[fe80::1]:8080", "127.0.0.1", "10.1.2.3"):  # fmt: skip
+        assert Client(client.app, host).get("/api/session").status == 200, host
+    for host in ("", "sleeve.local.attacker.example", "sleeve.local:80@x", "[::1]x:80", "sleeve:x", "a b"):
+        assert Client(client.app, host).get("/api/session").status == 403, host
+
+
+def test_allowed_hosts_in_web_yaml_replaces_the_default_names(tmp_path, monkeypatch):
+    monkeypatch.setattr("socket.gethostname", lambda: "sleeve")
+    (tmp_path / "web.yaml").write_text("listen: 0.0.0.0:8080\nallowed_hosts: [legs.home.arpa, Sleeve.lan]\n")
+    cfg = load_web_config(tmp_path)
+    assert cfg.allowed_hosts == ("legs.home.arpa", "sleeve.lan")
+    client, _, ctx, _ = build(tmp_path / "b")
+    ctx.config = cfg
+    app = make_app(ctx)
+    assert Client(app, "legs.home.arpa:8080").get("/api/session").status == 200
+    assert Client(app, "sleeve.local:8080").get("/api/session").status == 403  # not listed any more
+    assert Client(app, "192.168.1.20:8080").get("/api/session").status == 200  # addresses always
+
+
+def test_allowed_hosts_errors_name_file_line_and_key(tmp_path):
+    web = tmp_path / "web.yaml"
+    web.write_text("listen: 0.0.0.0:8080\nallowed_hosts:\n  - sleeve.local\n  - sleeve.local:8080\n  - 10.0.0.5\n")
+    with pytest.raises(ConfigError) as exc:
+        load_web_config(tmp_path)
+    assert exc.value.problems == [
+        f"{web}:4: allowed_hosts[1]: must be a host name such as sleeve.local, no port (got 'sleeve.local:8080')",
+        f"{web}:5: allowed_hosts[2]: 10.0.0.5 is an address: addresses are always accepted, list names",
+    ]
+    web.write_text("allowed_hosts: sleeve.local\n")
+    with pytest.raises(ConfigError, match=r"web.yaml:1: allowed_hosts: must be a list"):
+        load_web_config(tmp_path)
+    web.write_text("alowed_hosts: [x]\n")
+    with pytest.raises(ConfigError, match=r"web.yaml:1: alowed_hosts: unknown key \(did you mean 'allowed_hosts'"):
+        load_web_config(tmp_path)

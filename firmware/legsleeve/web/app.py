@@ -9,8 +9,9 @@ Who may do what (docs/web.md, "Security"):
 - everything else - a logged-in session when the page is open to the LAN (with the page on localhost only, every
   visitor counts as logged in); and every other POST also needs the session's CSRF token in `X-CSRF-Token`, a JSON
   body (which a cross-site form cannot send), and no foreign `Origin`.
-- with the page on localhost only, a request naming any other host is refused (DNS rebinding: a site whose name
-  resolves to 127.0.0.1 would otherwise be same-origin with the page).
+- a request naming a host other than an address (a loopback one with the page on localhost only), `localhost` or a
+  name in web.yaml's `allowed_hosts` is refused, except stop (DNS rebinding: a site whose name resolves to the Pi
+  would otherwise be same-origin with the page).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import bottle
 from legsleeve.web.auth import Session, Sessions, client_key
 from legsleeve.web.editor import Editor, Problem, check_name
 from legsleeve.web.live import Live
-from legsleeve.web.settings import WebConfig, is_loopback
+from legsleeve.web.settings import WebConfig, default_allowed_hosts, host_allowed
 
 log = logging.getLogger(__name__)
 
@@ -115,14 +116,21 @@ def make_app(ctx: WebContext) -> bottle.Bottle:
         if length > MAX_BODY:
             raise deny(413, "too-large", f"a request's body has at most {MAX_BODY} bytes")
 
+    names = ctx.config.allowed_hosts if ctx.config.allowed_hosts is not None else default_allowed_hosts()
+
     @app.hook("before_request")
     def _host_check() -> None:
-        if ctx.config.lan_open:
+        """DNS rebinding: a site whose name resolves to the Pi would otherwise be same-origin with the page. Only
+        stop is exempt: it only makes the sleeve safer, and must work whatever name the page was reached by."""
+        if req.path == "/api/stop" or host_allowed(header("Host"), ctx.config, names):
             return
-        host = (header("Host") or "").strip()
-        name = host[1 : host.index("]")] if host.startswith("[") and "]" in host else host.rsplit(":", 1)[0]
-        if not is_loopback(name):
-            raise deny(403, "wrong-host", "this page answers at 127.0.0.1 or localhost only (web.yaml: listen)")
+        where = "a loopback address" if not ctx.config.lan_open else "an address"
+        raise deny(
+            403,
+            "wrong-host",
+            f"this page answers to {where}, localhost or a name in allowed_hosts ({', '.join(names) or 'none'}), "
+            f"not to {header('Host')!r}: add the name to allowed_hosts in {ctx.config.path}",
+        )
 
     @app.hook("after_request")
     def _headers() -> None:
