@@ -85,10 +85,11 @@ def test_stop_needs_no_login_no_token_and_no_cookie(tmp_path):
     client, service, _, _ = build(tmp_path)
     r = client.post("/api/stop", token=False)
     assert r.status == 200 and r.json()["ok"]
-    # the page's plain form (no script): a 303 back to the page, and the stop was sent all the same
+    # the page's plain form (no script): a small page with the service's words, and a way back
     r = client.request("POST", "/api/stop", b"", headers={"Accept": "text/html"},
                        content_type="application/x-www-form-urlencoded", token=False)  # fmt: skip
-    assert r.status == 303 and r.header("Location") == "/"
+    assert r.status == 200 and (r.header("Content-Type") or "").startswith("text/html")
+    assert b"stop: done" in r.body and b'href="/"' in r.body and b"NOT CONFIRMED" not in r.body
     # anything sent along is ignored: stop takes no parameters, so a forged stop can only stop
     client.post("/api/stop", {"cmd": "start", "profile": "wave"}, token=False)
     assert service.asked == [("stop", {})] * 3
@@ -99,6 +100,30 @@ def test_stop_says_so_when_the_service_is_down(tmp_path):
     service.answers["stop"] = {"ok": False, "error": "no-service", "text": "the service is not running"}
     r = client.post("/api/stop", token=False)
     assert r.status == 503 and "not running" in r.json()["text"]
+
+
+def test_the_plain_form_says_stop_not_confirmed_when_the_service_did_not_confirm(tmp_path):
+    """Not a 303 back to the page as if all were well: 503, the service's words, and what to do instead."""
+    client, service, _, _ = build(tmp_path)
+    service.answers["stop"] = {"ok": False, "error": "no-service", "text": "the service is <not> running"}
+    r = client.request("POST", "/api/stop", b"", headers={"Accept": "text/html"},
+                       content_type="application/x-www-form-urlencoded", token=False)  # fmt: skip
+    page = r.body.decode()
+    assert r.status == 503 and r.header("Location") is None
+    assert "STOP NOT CONFIRMED \u2013 use the sleeve&#x27;s button or E-stop" in page
+    assert "the service is &lt;not&gt; running" in page  # its words, escaped
+
+
+def test_the_pages_script_warns_when_a_stop_is_not_confirmed():
+    """The script's stop: a failed fetch (no network, the page down) or a refusal shows the same warning, and keeps
+    it on the screen (no timer clears it)."""
+    from legsleeve.web.app import NOT_CONFIRMED, STATIC
+
+    js = (STATIC / "app.js").read_text()
+    handler = js[js.index('$("stop-form").addEventListener') :]
+    handler = handler[: handler.index("\n});") + 4]
+    assert NOT_CONFIRMED.replace("\u2013", "\\u2013") in js
+    assert "catch (e)" in handler and "NOT_CONFIRMED" in handler and "!res.ok" in handler
 
 
 def test_login_gives_a_new_session_in_an_httponly_samesite_strict_cookie(tmp_path):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import html
 import json
 import logging
 import math
@@ -193,7 +194,7 @@ def make_app(ctx: WebContext) -> bottle.Bottle:
     def stop() -> Any:
         reply = ctx.ask("stop")
         if "application/json" not in (header("Accept") or ""):  # the page's form, without its script
-            return bottle.HTTPResponse(status=303, headers={"Location": "/"})
+            return stop_page(reply)
         return _json(200 if reply.get("ok") else 503, reply)
 
     # -- sessions ------------------------------------------------------------------------------------------------
@@ -356,6 +357,28 @@ def make_app(ctx: WebContext) -> bottle.Bottle:
         }
 
     return app
+
+
+NOT_CONFIRMED = "STOP NOT CONFIRMED \u2013 use the sleeve's button or E-stop"
+
+
+def stop_page(reply: dict[str, Any]) -> bottle.HTTPResponse:
+    """The plain form's answer to a stop (the page without its script): a small page with the service's words, 200
+    when the service confirmed the stop, else 503 and NOT_CONFIRMED - never a silent redirect to the page."""
+    ok = bool(reply.get("ok"))
+    said = html.escape(str(reply.get("text") or ("stopped" if ok else "no answer")))
+    head = "Stop sent" if ok else html.escape(NOT_CONFIRMED)
+    body = (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
+        'content="width=device-width, initial-scale=1"><title>legsleeve: stop</title>'
+        '<link rel="stylesheet" href="/static/style.css"></head>\n'
+        f'<body><main><section class="card"><h1 class="{"" if ok else "error"}">{head}</h1>'
+        f"<p>The service said: {said}</p>"
+        '<p><a href="/">Back to the page</a></p></section></main></body></html>\n'
+    )
+    return bottle.HTTPResponse(
+        body, 200 if ok else 503, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"}
+    )
 
 
 def service_answer(answer: dict[str, Any]) -> dict[str, Any]:
