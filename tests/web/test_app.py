@@ -38,7 +38,12 @@ def build(tmp_path: Path, *, lan: bool = True, password: bool = True, host: str 
     config_dir = config_copy(tmp_path)
     service = FakeService()
     clock = Clock()
-    cfg = WebConfig(config_dir / "web.yaml", host="0.0.0.0" if lan else "127.0.0.1", sessions_dir=tmp_path / "logs")
+    cfg = WebConfig(
+        config_dir / "web.yaml",
+        host="0.0.0.0" if lan else "127.0.0.1",
+        sessions_dir=tmp_path / "logs",
+        auth="password" if password else "none",  # as legsleeve web's checks allow: no password only with auth: none
+    )
     ctx = WebContext(
         config=cfg,
         password_hash=HASH if password else None,
@@ -477,6 +482,32 @@ def test_open_to_the_lan_without_a_password_it_refuses_to_start(tmp_path, capsys
     assert "web-password" in err and "legsleeve web-password" in err
     assert main(["web", "--config", str(tmp_path), "--listen", "192.168.1.5:0"]) == 2
     assert "--listen: 192.168.1.5:0 opens the page" in capsys.readouterr().err
+
+
+def test_without_a_password_it_refuses_to_start_on_localhost_too_unless_auth_none(tmp_path, capsys):
+    """Every account on the Pi can reach 127.0.0.1: with no password, any of them (not only the group legsleeve, which
+    the control socket admits) could run the sleeve. So a password is the default; `auth: none` is an explicit
+    choice, and only for a page on this machine."""
+    from legsleeve.web.server import plan
+
+    assert main(["web", "--config", str(tmp_path)]) == 2  # no web.yaml at all: 127.0.0.1:8080, auth: password
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'web.yaml'}: auth (default: password): the page needs a password, on this machine too" in err
+    assert "sudo legsleeve web-password" in err and "auth: none" in err
+    (tmp_path / "web.yaml").write_text("listen: 127.0.0.1:8080\n# trust every local account\nauth: none\n")
+    checked = plan(tmp_path)
+    assert checked.password_hash is None and checked.config.auth == "none"
+    assert main(["web", "--config", str(tmp_path), "--listen", "0.0.0.0:0"]) == 2
+    err = capsys.readouterr().err
+    web = tmp_path / "web.yaml"
+    assert f"{web}:3: auth: none (no password) is for a page on this machine only, but --listen" in err
+    (tmp_path / "web.yaml").write_text("auth: nobody\n")
+    assert main(["web", "--config", str(tmp_path)]) == 2
+    assert "web.yaml:1: auth: must be one of password, none (got 'nobody')" in capsys.readouterr().err
+    # with a password set, auth: password (the default) starts on localhost
+    (tmp_path / "web.yaml").write_text("listen: 127.0.0.1:8080\n")
+    (tmp_path / "web-password").write_text(HASH + "\n")
+    assert plan(tmp_path).password_hash == HASH
 
 
 def test_a_hand_written_password_file_is_refused(tmp_path, capsys):

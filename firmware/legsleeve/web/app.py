@@ -6,8 +6,8 @@ Who may do what (docs/web.md, "Security"):
 - `POST /api/stop` - anyone who can reach the page, logged in or not, with or without a token: stop only makes the
   sleeve safer. It takes no parameters, so a forged one can do nothing else.
 - the page's shell (`/`, `/static/...`) and `/api/session`, `/api/login` - anyone (the shell holds no data).
-- everything else - a logged-in session when the page is open to the LAN (with the page on localhost only, every
-  visitor counts as logged in); and every other POST also needs the session's CSRF token in `X-CSRF-Token`, a JSON
+- everything else - a logged-in session (with `auth: none` in web.yaml, allowed on localhost only, every visitor
+  counts as logged in); and every other POST also needs the session's CSRF token in `X-CSRF-Token`, a JSON
   body (which a cross-site form cannot send), and no foreign `Origin`.
 - a request naming a host other than an address (a loopback one with the page on localhost only), `localhost` or a
   name in web.yaml's `allowed_hosts` is refused, except stop (DNS rebinding: a site whose name resolves to the Pi

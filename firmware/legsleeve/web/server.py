@@ -2,7 +2,8 @@
 
 The refusals come before anything listens, each with the file and key to change, and exit 2 (the unit's
 `RestartPreventExitStatus=2`: systemd does not restart a web process that will only refuse again):
-- the page open to the LAN (web.yaml `listen`, or `--listen`) and no password set (`web-password`);
+- no password set (`web-password`), unless web.yaml says `auth: none` (every local account trusted) - which is
+  refused in turn when the page is open to the LAN (web.yaml `listen`, or `--listen`);
 - web.yaml or web-password unreadable or malformed;
 - the `web` extra (Bottle, waitress) not installed.
 """
@@ -60,16 +61,36 @@ def plan(config_dir: Path, listen: str | None = None, sessions_dir: Path | None 
         cfg, where = replace(cfg, host=host, port=port), "--listen"
     if sessions_dir is not None:
         cfg = replace(cfg, sessions_dir=sessions_dir)
+    auth_where = f"{cfg.path}:{cfg.auth_line}: auth" if cfg.auth_line else f"{cfg.path}: auth (default: password)"
+    set_one = f"Set one: sudo legsleeve web-password --config {cfg.path.parent}"
+    if cfg.auth == "none":
+        if cfg.lan_open:
+            raise Refused(
+                [
+                    f"{auth_where}: none (no password) is for a page on this machine only, but {where} "
+                    f"({cfg.host}:{cfg.port}) opens it to the network. Remove auth: none and set a password "
+                    f"(sudo legsleeve web-password --config {cfg.path.parent}); or listen: 127.0.0.1:{cfg.port}"
+                ]
+            )
+        return Plan(cfg, None, where)
     try:
         password_hash = read_password_hash(cfg)
     except ConfigError as exc:
         raise Refused(exc.problems) from None
-    if cfg.lan_open and password_hash is None:
+    if password_hash is None and cfg.lan_open:
         raise Refused(
             [
                 f"{where}: {cfg.host}:{cfg.port} opens the page to the network, but no password is set "
-                f"({cfg.password_path} is missing or empty). Set one: sudo legsleeve web-password "
-                f"--config {cfg.path.parent}; or keep the page on this machine: listen: 127.0.0.1:{cfg.port}"
+                f"({cfg.password_path} is missing or empty). {set_one}; or keep the page on this machine: "
+                f"listen: 127.0.0.1:{cfg.port}"
+            ]
+        )
+    if password_hash is None:
+        raise Refused(
+            [
+                f"{auth_where}: the page needs a password, on this machine too, and none is set "
+                f"({cfg.password_path} is missing or empty). {set_one}; or, to let every account on this machine "
+                f"control the sleeve through the page without one, put auth: none in {cfg.path} (localhost only)"
             ]
         )
     return Plan(cfg, password_hash, where)
@@ -115,7 +136,7 @@ def serve(checked: Plan, config_dir: Path, socket_path: str, *, out: TextIO = sy
     server = create_server(app, cfg.host, cfg.port)
     port = getattr(server, "effective_port", cfg.port)
     shown = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
-    guard = "password required" if checked.password_hash else "no password (this machine only)"
+    guard = "password required" if checked.password_hash else "auth: none - no password, every local account trusted"
     print(f"legsleeve web: listening on http://{shown}:{port}/ ({guard}); service: {socket_path}", file=out, flush=True)
     try:
         server.run()

@@ -2,7 +2,8 @@
 session logs are) and the password's hash in `web-password` beside it.
 
 web.yaml is read with the same loader as every other config file (`legsleeve.config.yamlconf`: unknown keys
-refused, every error with file, line and key). It is optional: without it the page listens on 127.0.0.1:8080 only.
+refused, every error with file, line and key). It is optional: without it the page listens on 127.0.0.1:8080 only,
+and asks for a password there too (`auth: none` lets every account on the machine in without one, localhost only).
 The password is never stored: `web-password` holds one line, its scrypt hash (hashlib's, the standard library's
 binding of OpenSSL) with its salt and cost. It lives in a file of its own, not in web.yaml, so that
 `legsleeve web-password` never rewrites the user's commented YAML, and so that the hash can be readable by the web
@@ -26,6 +27,7 @@ from legsleeve.config.yamlconf import Problems, Section, load_document
 from legsleeve.errors import ConfigError
 
 WEB_FILE = "web.yaml"
+AUTH_CHOICES = ("password", "none")
 PASSWORD_FILE = "web-password"
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8080
 DEFAULT_SESSIONS_DIR = "/var/lib/legsleeve/sessions"  # the service's StateDirectory (systemd/legsleeve.service)
@@ -49,6 +51,8 @@ class WebConfig:
     sessions_dir: Path = Path(DEFAULT_SESSIONS_DIR)
     listen_line: int = 0
     allowed_hosts: tuple[str, ...] | None = None  # host names the page answers to; None: default_allowed_hosts()
+    auth: str = "password"  # "none": no password, every account on this machine trusted (localhost only)
+    auth_line: int = 0
 
     @property
     def lan_open(self) -> bool:
@@ -145,6 +149,8 @@ def load_web_config(config_dir: Path) -> WebConfig:
             top.error("listen", str(exc))
     hours = top.number("session_hours", SESSION_HOURS_DEFAULT, above=0.0, maximum=SESSION_HOURS_MAX, unit="h")
     sessions = top.string("sessions_dir", DEFAULT_SESSIONS_DIR)
+    auth = top.string("auth", "password", choices=AUTH_CHOICES) or "password"
+    auth_line = top.line_of("auth") if top.has("auth") else 0
     allowed: tuple[str, ...] | None = None
     if top.raw("allowed_hosts", None) is not None:  # (read even when absent: a misspelling gets its "did you mean")
         names = []
@@ -171,6 +177,8 @@ def load_web_config(config_dir: Path) -> WebConfig:
         Path(sessions or DEFAULT_SESSIONS_DIR),
         line,
         allowed,
+        auth,
+        auth_line,
     )
 
 
