@@ -253,6 +253,11 @@ def test_an_anonymous_session_expires(tmp_path):
     client.open_session()
     clock.t += ANON_TTL_S + 1
     assert client.post("/api/login", {"password": PASSWORD}).status == 403
+    # a token made up to be issued in the future (so never to expire) is no session at all
+    forged = Client(client.app, client.host)
+    forged.cookies = {"legsleeve_session": f"a.{int(clock.t) + 10**9}." + "A" * 43}
+    assert forged.open_session()["csrf"] != ""
+    assert forged.cookies["legsleeve_session"].split(".")[1] == str(int(clock.t))  # a fresh one was issued
 
 
 def test_a_login_expires(tmp_path):

@@ -86,8 +86,10 @@ class Sessions:
         token = token or ""
         m = _ANON.fullmatch(token)
         if m is not None:  # anonymous: nothing stored, its CSRF token is derived
-            expires = int(m.group(1)) + ANON_TTL_S
-            return Session(token, self._csrf_of(token), not self.password_needed, expires) if now_s < expires else None
+            issued = int(m.group(1))
+            if not issued <= now_s < issued + ANON_TTL_S:  # expired, or made up (issued later than now)
+                return None
+            return Session(token, self._csrf_of(token), not self.password_needed, issued + ANON_TTL_S)
         with self._lock:
             s = self._by_token.get(token)
             if s is None:
