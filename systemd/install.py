@@ -24,7 +24,8 @@ What it does:
   profiles   /etc/legsleeve/profiles/ to the group legsleeve-web, mode 2775: the web page's profile editor saves
              there (checked by the firmware's loader first, written whole and renamed in one step: docs/web.md)
   unit       /etc/systemd/system/legsleeve.service and legsleeve-web.service, enabled (started at the next boot, or
-             with systemctl start); the page listens on 127.0.0.1:8080 until web.yaml and a password open it
+             with systemctl start); the page needs a password first (legsleeve web-password), and listens on
+             127.0.0.1:8080 until web.yaml opens it
   command    /usr/local/bin/legsleeve, a link to the venv's: `legsleeve` on every user's PATH
 """
 
@@ -407,9 +408,10 @@ Next (the service is enabled, not started: the bring-up steps need the sleeve to
   3. Check each valve and hose, one zone at a time:                  legsleeve test-valve ankle --config /etc/legsleeve
   4. Start the service and watch it:    sudo systemctl start legsleeve && journalctl -fu legsleeve
   5. Press the button (or: legsleeve start) for a first session of the gentle profile.
-  6. The web page, on the Pi: http://127.0.0.1:8080/ (sudo systemctl start legsleeve-web). To open it to your LAN:
-     sudo legsleeve web-password, then listen: 0.0.0.0:8080 in /etc/legsleeve/web.yaml, then
-     sudo systemctl restart legsleeve-web (docs/web.md)."""
+  6. The web page needs a password, on the Pi too (until it has one, legsleeve-web refuses to start, once, saying
+     why): sudo legsleeve web-password, then sudo systemctl restart legsleeve-web, then http://127.0.0.1:8080/
+     on the Pi. To open it to your LAN: listen: 0.0.0.0:8080 in /etc/legsleeve/web.yaml, and restart it. (To
+     trust every account on the Pi instead, auth: none in web.yaml, for localhost only: docs/web.md.)"""
 
 
 def main(argv: list[str] | None = None) -> int:

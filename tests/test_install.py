@@ -61,6 +61,7 @@ def test_install_writes_the_expected_files(inst, pi_root):
     profiles = pi_root / "etc/legsleeve/profiles"
     assert f"chgrp legsleeve-web {profiles}" in joined and f"chmod 2775 {profiles}" in joined
     assert "http://127.0.0.1:8080/" in out and "web-password" in out
+    assert "needs a password, on the Pi too" in out  # no password, no page: not even on localhost (docs/web.md)
     assert "reboot before the first session" in out and "legsleeve test-valve" in out
     # the devices to their groups (as Raspberry Pi OS's own rules do), and the command on PATH
     rules = (pi_root / "etc/udev/rules.d/60-legsleeve.rules").read_text()

@@ -119,6 +119,18 @@ def test_web_unit_is_a_client_of_the_socket_with_the_network_and_no_devices():
     for key in ("NoNewPrivileges", "ProtectHome", "PrivateTmp", "MemoryDenyWriteExecute", "RestrictSUIDSGID"):
         assert svc[key] == "yes", key
     assert svc["CapabilityBoundingSet"] == ""
+    # local networks only: loopback, link-local, multicast (mDNS), the private ranges
+    assert svc["IPAddressDeny"] == "any"
+    assert set(svc["IPAddressAllow"].split()) == {
+        "localhost",
+        "link-local",
+        "multicast",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "fc00::/7",
+        "fe80::/10",
+    }
 
 
 def test_the_exit_code_the_web_unit_does_not_restart_on_is_the_refusals():

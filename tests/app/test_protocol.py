@@ -102,6 +102,14 @@ def test_nesting_deeper_than_the_interpreter_recurses_is_a_bad_request_not_a_cra
     assert err.value.code == "bad-request"
 
 
+def test_a_profile_name_with_a_trailing_newline_is_refused():
+    """`re.match` with `$` matches before a final newline: the name must be the whole string."""
+    assert parse('{"v": 1, "cmd": "start", "profile": "gentle"}').args["profile"] == "gentle"
+    with pytest.raises(ProtocolError) as err:
+        parse('{"v": 1, "cmd": "start", "profile": "gentle\\n"}')
+    assert err.value.code == "bad-request"
+
+
 def test_an_error_answers_in_the_form_it_was_asked():
     exc = ProtocolError("bad-request", "error: not valid JSON", 7)
     wire = json.loads(protocol.encode_error(exc, '{"v": 1, "cmd": '))

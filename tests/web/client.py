@@ -59,9 +59,10 @@ class Response:
 
 
 class Client:
-    def __init__(self, app: Any, host: str = "127.0.0.1:8080"):
+    def __init__(self, app: Any, host: str = "127.0.0.1:8080", remote: str = "127.0.0.1"):
         self.app = app
         self.host = host
+        self.remote = remote  # the client's address (REMOTE_ADDR), as waitress sets it
         self.cookies: dict[str, str] = {}
         self.csrf = ""
 
@@ -85,6 +86,7 @@ class Client:
                 "PATH_INFO": path,
                 "QUERY_STRING": query,
                 "HTTP_HOST": self.host,
+                "REMOTE_ADDR": self.remote,
                 "HTTP_ACCEPT": "application/json",
                 "wsgi.input": io.BytesIO(raw),
                 "CONTENT_LENGTH": str(len(raw)),
@@ -97,7 +99,7 @@ class Client:
         if self.cookies:
             environ["HTTP_COOKIE"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         for k, v in (headers or {}).items():
-            environ["HTTP_" + k.upper().replace("-", "_")] = v
+            environ["CONTENT_LENGTH" if k.lower() == "content-length" else "HTTP_" + k.upper().replace("-", "_")] = v
         got: dict[str, Any] = {}
 
         def start_response(status: str, hdrs: list[tuple[str, str]], exc_info: Any = None) -> None:

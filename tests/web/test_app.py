@@ -16,7 +16,7 @@ from legsleeve.app.cli import main
 from legsleeve.errors import ConfigError
 from legsleeve.web import settings
 from legsleeve.web.app import WebContext, make_app
-from legsleeve.web.auth import GUESSES_FREE
+from legsleeve.web.auth import GLOBAL_TRIES, GLOBAL_WINDOW_S, GUESS_DELAY_MAX_S, GUESSES_FREE, MAX_SESSIONS
 from legsleeve.web.editor import Editor
 from legsleeve.web.settings import WebConfig, hash_password, load_web_config, verify_password
 from tests.web.client import Client, FakeService, config_copy
@@ -38,7 +38,12 @@ def build(tmp_path: Path, *, lan: bool = True, password: bool = True, host: str 
     config_dir = config_copy(tmp_path)
     service = FakeService()
     clock = Clock()
-    cfg = WebConfig(config_dir / "web.yaml", host="0.0.0.0" if lan else "127.0.0.1", sessions_dir=tmp_path / "logs")
+    cfg = WebConfig(
+        config_dir / "web.yaml",
+        host="0.0.0.0" if lan else "127.0.0.1",
+        sessions_dir=tmp_path / "logs",
+        auth="password" if password else "none",  # as legsleeve web's checks allow: no password only with auth: none
+    )
     ctx = WebContext(
         config=cfg,
         password_hash=HASH if password else None,
@@ -85,10 +90,11 @@ def test_stop_needs_no_login_no_token_and_no_cookie(tmp_path):
     client, service, _, _ = build(tmp_path)
     r = client.post("/api/stop", token=False)
     assert r.status == 200 and r.json()["ok"]
-    # the page's plain form (no script): a 303 back to the page, and the stop was sent all the same
+    # the page's plain form (no script): a small page with the service's words, and a way back
     r = client.request("POST", "/api/stop", b"", headers={"Accept": "text/html"},
                        content_type="application/x-www-form-urlencoded", token=False)  # fmt: skip
-    assert r.status == 303 and r.header("Location") == "/"
+    assert r.status == 200 and (r.header("Content-Type") or "").startswith("text/html")
+    assert b"stop: done" in r.body and b'href="/"' in r.body and b"NOT CONFIRMED" not in r.body
     # anything sent along is ignored: stop takes no parameters, so a forged stop can only stop
     client.post("/api/stop", {"cmd": "start", "profile": "wave"}, token=False)
     assert service.asked == [("stop", {})] * 3
@@ -99,6 +105,30 @@ def test_stop_says_so_when_the_service_is_down(tmp_path):
     service.answers["stop"] = {"ok": False, "error": "no-service", "text": "the service is not running"}
     r = client.post("/api/stop", token=False)
     assert r.status == 503 and "not running" in r.json()["text"]
+
+
+def test_the_plain_form_says_stop_not_confirmed_when_the_service_did_not_confirm(tmp_path):
+    """Not a 303 back to the page as if all were well: 503, the service's words, and what to do instead."""
+    client, service, _, _ = build(tmp_path)
+    service.answers["stop"] = {"ok": False, "error": "no-service", "text": "the service is <not> running"}
+    r = client.request("POST", "/api/stop", b"", headers={"Accept": "text/html"},
+                       content_type="application/x-www-form-urlencoded", token=False)  # fmt: skip
+    page = r.body.decode()
+    assert r.status == 503 and r.header("Location") is None
+    assert "STOP NOT CONFIRMED \u2013 use the sleeve&#x27;s button or E-stop" in page
+    assert "the service is &lt;not&gt; running" in page  # its words, escaped
+
+
+def test_the_pages_script_warns_when_a_stop_is_not_confirmed():
+    """The script's stop: a failed fetch (no network, the page down) or a refusal shows the same warning, and keeps
+    it on the screen (no timer clears it)."""
+    from legsleeve.web.app import NOT_CONFIRMED, STATIC
+
+    js = (STATIC / "app.js").read_text()
+    handler = js[js.index('$("stop-form").addEventListener') :]
+    handler = handler[: handler.index("\n});") + 4]
+    assert NOT_CONFIRMED.replace("\u2013", "\\u2013") in js
+    assert "catch (e)" in handler and "NOT_CONFIRMED" in handler and "!res.ok" in handler
 
 
 def test_login_gives_a_new_session_in_an_httponly_samesite_strict_cookie(tmp_path):
@@ -133,6 +163,101 @@ def test_password_guessing_is_braked(tmp_path):
     assert r.status == 429 and "try again" in r.json()["text"]
     clock.t += 10
     assert client.post("/api/login", {"password": PASSWORD}).status == 200
+
+
+def test_the_brake_is_per_client_and_backs_off_but_never_locks_the_owner_out(tmp_path):
+    client, _, _, clock = build(tmp_path)
+    attacker = Client(client.app, client.host, remote="192.168.1.66")
+    attacker.open_session()
+    for _ in range(GUESSES_FREE):
+        assert attacker.post("/api/login", {"password": "guess"}).status == 401
+    waits = []
+    for _ in range(12):  # each wrong try doubles the attacker's wait, up to a ceiling
+        r = attacker.post("/api/login", {"password": "guess"})
+        assert r.status == 429
+        waits.append(int(r.json()["text"].split("try again in ")[1].split()[0]))
+        clock.t += waits[-1]
+        attacker.open_session()  # an anonymous session lasts an hour: a new one, as the page would fetch
+        assert attacker.post("/api/login", {"password": "guess"}).status == 401
+    assert waits[:3] == [5, 10, 20] and max(waits) == GUESS_DELAY_MAX_S
+    # the owner, at another address, is not held up by the attacker at all
+    owner = Client(client.app, client.host, remote="192.168.1.20")
+    owner.open_session()
+    assert owner.post("/api/login", {"password": "typo"}).status == 401
+    assert owner.post("/api/login", {"password": PASSWORD}).status == 200
+    # one IPv6 host holds a whole /64: it counts as one client
+    v6 = [Client(client.app, client.host, remote=f"2001:db8::{i:x}") for i in range(1, GUESSES_FREE + 2)]
+    for c in v6:
+        c.open_session()
+    assert [c.post("/api/login", {"password": "guess"}).status for c in v6] == [401] * GUESSES_FREE + [429]
+
+
+def test_the_global_ceiling_holds_many_addresses_back_for_one_window_at_most(tmp_path):
+    client, _, _, clock = build(tmp_path)
+    for i in range(GLOBAL_TRIES):
+        c = Client(client.app, client.host, remote=f"10.0.{i // 200}.{i % 200 + 1}")
+        c.open_session()
+        assert c.post("/api/login", {"password": "guess"}).status == 401
+    owner = Client(client.app, client.host, remote="192.168.1.20")
+    owner.open_session()
+    r = owner.post("/api/login", {"password": PASSWORD})
+    assert r.status == 429 and int(r.json()["text"].split("try again in ")[1].split()[0]) <= GLOBAL_WINDOW_S
+    clock.t += GLOBAL_WINDOW_S
+    assert owner.post("/api/login", {"password": PASSWORD}).status == 200
+
+
+def test_a_try_is_counted_before_its_password_is_checked(tmp_path):
+    """Concurrent guesses: the slot is claimed under the lock before verifying, so a guess arriving while another is
+    being checked (scrypt takes a while) is braked as if the first had already failed."""
+    client, _, ctx, _ = build(tmp_path)
+    client.open_session()
+    for _ in range(GUESSES_FREE - 1):
+        assert client.post("/api/login", {"password": "guess"}).status == 401
+    during: list[int] = []
+    other = Client(client.app, client.host)
+    other.open_session()
+
+    def verify(password: str, stored: str) -> bool:
+        if password == "last free guess":  # a second request comes in while this one is being checked
+            during.append(other.post("/api/login", {"password": "concurrent guess"}).status)
+        return False
+
+    ctx.verify = verify
+    assert client.post("/api/login", {"password": "last free guess"}).status == 401
+    assert during == [429]
+
+
+def test_anonymous_visitors_never_push_out_a_logged_in_session(tmp_path):
+    """A flood of `GET /api/session` keeps nothing on the server: the logged-in session stays."""
+    client, _, ctx, _ = build(tmp_path)
+    logged_in(client)
+    for _ in range(4 * MAX_SESSIONS):
+        assert Client(client.app, client.host).get("/api/session").status == 200
+    assert client.get("/api/status").status == 200
+    assert ctx.sessions.stored() == 1
+    # an anonymous session's token still works for its login (its CSRF token is derived, not stored) ...
+    late = Client(client.app, client.host)
+    late.open_session()
+    assert late.post("/api/login", {"password": PASSWORD}).status == 200
+    # ... and a made-up or tampered token is worth nothing
+    forged = Client(client.app, client.host)
+    forged.cookies = {"legsleeve_session": "a.1000." + "A" * 43}
+    forged.csrf = "made-up"
+    assert forged.post("/api/login", {"password": PASSWORD}).status == 403
+
+
+def test_an_anonymous_session_expires(tmp_path):
+    from legsleeve.web.auth import ANON_TTL_S
+
+    client, _, _, clock = build(tmp_path)
+    client.open_session()
+    clock.t += ANON_TTL_S + 1
+    assert client.post("/api/login", {"password": PASSWORD}).status == 403
+    # a token made up to be issued in the future (so never to expire) is no session at all
+    forged = Client(client.app, client.host)
+    forged.cookies = {"legsleeve_session": f"a.{int(clock.t) + 10**9}." + "A" * 43}
+    assert forged.open_session()["csrf"] != ""
+    assert forged.cookies["legsleeve_session"].split(".")[1] == str(int(clock.t))  # a fresh one was issued
 
 
 def test_a_login_expires(tmp_path):
@@ -364,6 +489,32 @@ def test_open_to_the_lan_without_a_password_it_refuses_to_start(tmp_path, capsys
     assert "--listen: 192.168.1.5:0 opens the page" in capsys.readouterr().err
 
 
+def test_without_a_password_it_refuses_to_start_on_localhost_too_unless_auth_none(tmp_path, capsys):
+    """Every account on the Pi can reach 127.0.0.1: with no password, any of them (not only the group legsleeve, which
+    the control socket admits) could run the sleeve. So a password is the default; `auth: none` is an explicit
+    choice, and only for a page on this machine."""
+    from legsleeve.web.server import plan
+
+    assert main(["web", "--config", str(tmp_path)]) == 2  # no web.yaml at all: 127.0.0.1:8080, auth: password
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'web.yaml'}: auth (default: password): the page needs a password, on this machine too" in err
+    assert "sudo legsleeve web-password" in err and "auth: none" in err
+    (tmp_path / "web.yaml").write_text("listen: 127.0.0.1:8080\n# trust every local account\nauth: none\n")
+    checked = plan(tmp_path)
+    assert checked.password_hash is None and checked.config.auth == "none"
+    assert main(["web", "--config", str(tmp_path), "--listen", "0.0.0.0:0"]) == 2
+    err = capsys.readouterr().err
+    web = tmp_path / "web.yaml"
+    assert f"{web}:3: auth: none (no password) is for a page on this machine only, but --listen" in err
+    (tmp_path / "web.yaml").write_text("auth: nobody\n")
+    assert main(["web", "--config", str(tmp_path)]) == 2
+    assert "web.yaml:1: auth: must be one of password, none (got 'nobody')" in capsys.readouterr().err
+    # with a password set, auth: password (the default) starts on localhost
+    (tmp_path / "web.yaml").write_text("listen: 127.0.0.1:8080\n")
+    (tmp_path / "web-password").write_text(HASH + "\n")
+    assert plan(tmp_path).password_hash == HASH
+
+
 def test_a_hand_written_password_file_is_refused(tmp_path, capsys):
     (tmp_path / "web-password").write_text("hunter2hunter2\n")
     assert main(["web", "--config", str(tmp_path), "--listen", "0.0.0.0:0"]) == 2
@@ -396,3 +547,102 @@ def test_live_says_the_service_is_down_and_why(tmp_path):
         assert live.hello() is None
     finally:
         live.close()
+
+
+# -- malformed input: refused with a 4xx, never a 500 ----------------------------------------------------------------
+
+
+def test_names_with_a_trailing_newline_are_refused(tmp_path):
+    """`re.match` with `$` matches before a final newline: a profile `gentle\\n` or a log `a.csv\\n` must not pass."""
+    client, service, ctx, _ = build(tmp_path)
+    logged_in(client)
+    text = ctx.editor.read("gentle")
+    assert client.post("/api/profiles/gentle\n", {"text": text}).status == 400
+    assert client.post("/api/profiles/gentle\n/check", {"text": text}).status == 400
+    assert client.get("/api/profiles/gentle\n").status == 400
+    assert client.get("/api/plot/a.csv\n").status == 404
+    service.answers["history"] = {"ok": True, "sessions": [{"log": "a.csv\n"}]}
+    assert client.get("/api/history").json()["sessions"][0]["plot"] is None
+    assert sorted(p.name for p in ctx.editor.path_of("gentle").parent.iterdir() if "\n" in p.name) == []
+
+
+def test_a_non_ascii_csrf_token_and_deeply_nested_json_are_bad_requests(tmp_path):
+    client, service, _, _ = build(tmp_path)
+    logged_in(client)
+    assert client.post("/api/start", {}, headers={"X-CSRF-Token": "\u00e9"}).status == 403
+    assert client.post("/api/login", {}, headers={"X-CSRF-Token": "\u00e9"}).status == 403
+    deep = b"[" * 100_000 + b"]" * 100_000
+    r = client.post("/api/start", deep)
+    assert r.status == 400 and r.json()["error"] == "bad-request"
+    assert client.post("/api/profiles/gentle/check", b'{"text": ' + deep + b"}").status == 400
+    assert service.asked == []
+
+
+def test_a_body_announced_too_large_is_refused_before_the_login(tmp_path):
+    from legsleeve.web.app import MAX_BODY
+
+    client, service, _, _ = build(tmp_path)
+    for path in ("/api/login", "/api/start", "/api/stop"):
+        r = client.request("POST", path, b"{}", headers={"Content-Length": str(MAX_BODY + 1)})
+        assert r.status == 413 and r.json()["error"] == "too-large", path
+    assert client.request("POST", "/api/stop", b"", headers={"Content-Length": "x"}).status == 400
+    assert service.asked == []
+
+
+def test_the_page_says_its_stop_is_a_convenience_and_the_sleeves_button_is_the_safety_stop(tmp_path):
+    client, _, _, _ = build(tmp_path)
+    page = client.get("/").body.decode()
+    bar = " ".join(page[page.index('id="stop-form"') :].split())
+    assert "STOP" in bar and "convenience" in bar and "The safety stop is the sleeve's own button or E-stop" in bar
+
+
+# -- DNS rebinding: the Host header, the LAN open too ----------------------------------------------------------------
+
+
+def test_with_the_lan_open_a_foreign_host_name_is_refused_but_stop_is_not(tmp_path, monkeypatch):
+    """A site whose name the attacker points at the Pi (DNS rebinding) would be same-origin with the page: its
+    `Host` is the attacker's name, and only the machine's own names (allowed_hosts) or an address pass."""
+    monkeypatch.setattr("socket.gethostname", lambda: "sleeve")
+    client, service, _, _ = build(tmp_path, host="attacker.example:8080")
+    r = client.get("/api/session")
+    assert r.status == 403 and r.json()["error"] == "wrong-host" and "allowed_hosts" in r.json()["text"]
+    assert client.get("/").status == 403
+    r = client.post("/api/login", {"password": PASSWORD}, headers={"Origin": "http://attacker.example:8080"})
+    assert r.status == 403
+    # stop is exempt: it only makes the sleeve safer, whatever name the page was reached by
+    assert client.post("/api/stop", token=False).status == 200 and service.asked == [("stop", {})]
+    for host in ("sleeve:8080", "sleeve.local:8080", "SLEEVE.LOCAL.:8080", "localhost:8080", "192.168.1.20:8080",
+                 "[fe80::1]:8080", "127.0.0.1", "10.1.2.3"):  # fmt: skip
+        assert Client(client.app, host).get("/api/session").status == 200, host
+    for host in ("", "sleeve.local.attacker.example", "sleeve.local:80@x", "[::1]x:80", "sleeve:x", "a b"):
+        assert Client(client.app, host).get("/api/session").status == 403, host
+
+
+def test_allowed_hosts_in_web_yaml_replaces_the_default_names(tmp_path, monkeypatch):
+    monkeypatch.setattr("socket.gethostname", lambda: "sleeve")
+    (tmp_path / "web.yaml").write_text("listen: 0.0.0.0:8080\nallowed_hosts: [legs.home.arpa, Sleeve.lan]\n")
+    cfg = load_web_config(tmp_path)
+    assert cfg.allowed_hosts == ("legs.home.arpa", "sleeve.lan")
+    client, _, ctx, _ = build(tmp_path / "b")
+    ctx.config = cfg
+    app = make_app(ctx)
+    assert Client(app, "legs.home.arpa:8080").get("/api/session").status == 200
+    assert Client(app, "sleeve.local:8080").get("/api/session").status == 403  # not listed any more
+    assert Client(app, "192.168.1.20:8080").get("/api/session").status == 200  # addresses always
+
+
+def test_allowed_hosts_errors_name_file_line_and_key(tmp_path):
+    web = tmp_path / "web.yaml"
+    web.write_text("listen: 0.0.0.0:8080\nallowed_hosts:\n  - sleeve.local\n  - sleeve.local:8080\n  - 10.0.0.5\n")
+    with pytest.raises(ConfigError) as exc:
+        load_web_config(tmp_path)
+    assert exc.value.problems == [
+        f"{web}:4: allowed_hosts[1]: must be a host name such as sleeve.local, no port (got 'sleeve.local:8080')",
+        f"{web}:5: allowed_hosts[2]: 10.0.0.5 is an address: addresses are always accepted, list names",
+    ]
+    web.write_text("allowed_hosts: sleeve.local\n")
+    with pytest.raises(ConfigError, match=r"web.yaml:1: allowed_hosts: must be a list"):
+        load_web_config(tmp_path)
+    web.write_text("alowed_hosts: [x]\n")
+    with pytest.raises(ConfigError, match=r"web.yaml:1: alowed_hosts: unknown key \(did you mean 'allowed_hosts'"):
+        load_web_config(tmp_path)

@@ -32,7 +32,7 @@ HZ_MIN, HZ_MAX, HZ_DEFAULT = 0.5, 10.0, 4.0  # a subscription's rate
 HISTORY_MAX = 100  # sessions the service keeps and `history` returns at most
 
 # command -> its fields (name -> checker); `v`, `cmd` and `id` are every request's
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # used with fullmatch: `$` would let "name\n" through
 
 # The error codes, and what the command line's exit code makes of each (README's table).
 ERRORS = {
@@ -87,7 +87,7 @@ def _number(name: str, low: float, high: float, *, integer: bool = False):
 
 
 def _profile_name(value: Any) -> str:
-    if not isinstance(value, str) or not _NAME.match(value):
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise ProtocolError("bad-request", "error: profile must be a profile's name (letters, digits, _ . -)")
     return value
 

@@ -6,19 +6,22 @@ Who may do what (docs/web.md, "Security"):
 - `POST /api/stop` - anyone who can reach the page, logged in or not, with or without a token: stop only makes the
   sleeve safer. It takes no parameters, so a forged one can do nothing else.
 - the page's shell (`/`, `/static/...`) and `/api/session`, `/api/login` - anyone (the shell holds no data).
-- everything else - a logged-in session when the page is open to the LAN (with the page on localhost only, every
-  visitor counts as logged in); and every other POST also needs the session's CSRF token in `X-CSRF-Token`, a JSON
+- everything else - a logged-in session (with `auth: none` in web.yaml, allowed on localhost only, every visitor
+  counts as logged in); and every other POST also needs the session's CSRF token in `X-CSRF-Token`, a JSON
   body (which a cross-site form cannot send), and no foreign `Origin`.
-- with the page on localhost only, a request naming any other host is refused (DNS rebinding: a site whose name
-  resolves to 127.0.0.1 would otherwise be same-origin with the page).
+- a request naming a host other than an address (a loopback one with the page on localhost only), `localhost` or a
+  name in web.yaml's `allowed_hosts` is refused, except stop (DNS rebinding: a site whose name resolves to the Pi
+  would otherwise be same-origin with the page).
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import html
 import json
 import logging
+import math
 import re
 import tempfile
 import threading
@@ -31,17 +34,17 @@ from typing import Any
 
 import bottle
 
-from legsleeve.web.auth import Session, Sessions
+from legsleeve.web.auth import Session, Sessions, client_key
 from legsleeve.web.editor import Editor, Problem, check_name
 from legsleeve.web.live import Live
-from legsleeve.web.settings import WebConfig, is_loopback
+from legsleeve.web.settings import WebConfig, default_allowed_hosts, host_allowed
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
 COOKIE = "legsleeve_session"
 MAX_BODY = 256 * 1024  # bytes of a request body (a profile's text is at most 64 kB, escaped in JSON)
-LOG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\.csv$")  # a session log's file name, nothing else
+LOG_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\.csv")  # a session log's file name, nothing else (fullmatch)
 PLOT_CACHE = 8  # session plots kept in memory (a PNG is ~100 kB)
 START_FIELDS = ("profile", "intensity_pct", "minutes")
 SECURITY_HEADERS = {
@@ -90,6 +93,13 @@ def deny(status: int, error: str, text: str) -> bottle.HTTPResponse:
     return _json(status, {"ok": False, "error": error, "text": text})
 
 
+def header(name: str) -> str | None:
+    """A request header as WSGI hands it over (latin-1 text), not through Bottle's `get_header`, which decodes it
+    again as UTF-8 and raises on bytes that are not (a 500 for a header such as `X-CSRF-Token: \\xe9`)."""
+    value = bottle.request.environ.get("HTTP_" + name.upper().replace("-", "_"))
+    return value if isinstance(value, str) else None
+
+
 def make_app(ctx: WebContext) -> bottle.Bottle:
     app = bottle.Bottle(autojson=True)
     bottle.BaseRequest.MEMFILE_MAX = MAX_BODY
@@ -97,13 +107,31 @@ def make_app(ctx: WebContext) -> bottle.Bottle:
 
     # -- every request -----------------------------------------------------------------------------------------
     @app.hook("before_request")
+    def _body_limit() -> None:
+        """A body announced larger than MAX_BODY is refused before anything reads it (waitress refuses it too, with
+        its max_request_body_size: web/server.py), logged in or not."""
+        try:
+            length = int(req.environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            raise deny(400, "bad-request", "Content-Length is not a number") from None
+        if length > MAX_BODY:
+            raise deny(413, "too-large", f"a request's body has at most {MAX_BODY} bytes")
+
+    names = ctx.config.allowed_hosts if ctx.config.allowed_hosts is not None else default_allowed_hosts()
+
+    @app.hook("before_request")
     def _host_check() -> None:
-        if ctx.config.lan_open:
+        """DNS rebinding: a site whose name resolves to the Pi would otherwise be same-origin with the page. Only
+        stop is exempt: it only makes the sleeve safer, and must work whatever name the page was reached by."""
+        if req.path == "/api/stop" or host_allowed(header("Host"), ctx.config, names):
             return
-        host = (req.get_header("Host") or "").strip()
-        name = host[1 : host.index("]")] if host.startswith("[") and "]" in host else host.rsplit(":", 1)[0]
-        if not is_loopback(name):
-            raise deny(403, "wrong-host", "this page answers at 127.0.0.1 or localhost only (web.yaml: listen)")
+        where = "a loopback address" if not ctx.config.lan_open else "an address"
+        raise deny(
+            403,
+            "wrong-host",
+            f"this page answers to {where}, localhost or a name in allowed_hosts ({', '.join(names) or 'none'}), "
+            f"not to {header('Host')!r}: add the name to allowed_hosts in {ctx.config.path}",
+        )
 
     @app.hook("after_request")
     def _headers() -> None:
@@ -125,15 +153,15 @@ def make_app(ctx: WebContext) -> bottle.Bottle:
         return s
 
     def same_origin() -> None:
-        origin = req.get_header("Origin")
-        if origin and origin != "null" and origin.split("://", 1)[-1] != req.get_header("Host"):
+        origin = header("Origin")
+        if origin and origin != "null" and origin.split("://", 1)[-1] != header("Host"):
             raise deny(403, "csrf", "refused: a request from another site")
 
     def writing() -> tuple[Session, dict[str, Any]]:
         """A state-changing request: logged in, same origin, the session's CSRF token, a JSON object body."""
         s = logged_in()
         same_origin()
-        if not ctx.sessions.csrf_ok(s, req.get_header("X-CSRF-Token")):
+        if not ctx.sessions.csrf_ok(s, header("X-CSRF-Token")):
             raise deny(403, "csrf", "refused: the page's token is missing or stale (reload the page)")
         return s, body()
 
@@ -142,7 +170,7 @@ def make_app(ctx: WebContext) -> bottle.Bottle:
             raise deny(415, "bad-request", "a JSON body is expected")
         try:
             data = json.loads(req.body.read(MAX_BODY + 1) or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: arrays nested deeper than the interpreter recurses
             raise deny(400, "bad-request", "the body is not valid JSON") from None
         if not isinstance(data, dict):
             raise deny(400, "bad-request", "the body must be a JSON object")
@@ -165,8 +193,8 @@ def make_app(ctx: WebContext) -> bottle.Bottle:
     @app.post("/api/stop")
     def stop() -> Any:
         reply = ctx.ask("stop")
-        if "application/json" not in (req.get_header("Accept") or ""):  # the page's form, without its script
-            return bottle.HTTPResponse(status=303, headers={"Location": "/"})
+        if "application/json" not in (header("Accept") or ""):  # the page's form, without its script
+            return stop_page(reply)
         return _json(200 if reply.get("ok") else 503, reply)
 
     # -- sessions ------------------------------------------------------------------------------------------------
@@ -188,18 +216,19 @@ def make_app(ctx: WebContext) -> bottle.Bottle:
     def login() -> Any:
         s = session()
         same_origin()
-        if not ctx.sessions.csrf_ok(s, req.get_header("X-CSRF-Token")):
+        if not ctx.sessions.csrf_ok(s, header("X-CSRF-Token")):
             raise deny(403, "csrf", "refused: the page's token is missing or stale (reload the page)")
         data = body()
         if ctx.password_hash is None:
             return {"ok": True, "csrf": s.csrf if s else "", "text": "no password is needed here"}
-        wait = ctx.sessions.may_try(ctx.clock())
+        client = client_key(req.environ.get("REMOTE_ADDR"))
+        wait = ctx.sessions.claim_try(client, ctx.clock())  # the try is counted before the password is checked
         if wait > 0:
-            raise deny(429, "wait", f"too many wrong passwords: try again in {wait:.0f} s")
+            raise deny(429, "wait", f"too many wrong passwords: try again in {math.ceil(wait)} s")
         from legsleeve.web.settings import verify_password
 
         right = (ctx.verify or verify_password)(str(data.get("password", "")), ctx.password_hash)
-        ctx.sessions.tried(right, ctx.clock())
+        ctx.sessions.tried(client, right)
         if not right:
             raise deny(401, "login", "wrong password")
         new = ctx.sessions.login(s, ctx.clock())
@@ -260,13 +289,13 @@ def make_app(ctx: WebContext) -> bottle.Bottle:
         if answer.get("ok"):
             for entry in answer.get("sessions", []):
                 name = entry.get("log")
-                entry["plot"] = f"/api/plot/{name}" if isinstance(name, str) and LOG_NAME.match(name) else None
+                entry["plot"] = f"/api/plot/{name}" if isinstance(name, str) and LOG_NAME.fullmatch(name) else None
         return service_answer(answer)
 
     @app.get("/api/plot/<name>")
     def plot(name: str) -> Any:
         logged_in()
-        if not LOG_NAME.match(name):
+        if not LOG_NAME.fullmatch(name):
             raise deny(404, "not-found", "no such session log")
         path = ctx.sessions_dir / name
         try:
@@ -328,6 +357,28 @@ def make_app(ctx: WebContext) -> bottle.Bottle:
         }
 
     return app
+
+
+NOT_CONFIRMED = "STOP NOT CONFIRMED \u2013 use the sleeve's button or E-stop"
+
+
+def stop_page(reply: dict[str, Any]) -> bottle.HTTPResponse:
+    """The plain form's answer to a stop (the page without its script): a small page with the service's words, 200
+    when the service confirmed the stop, else 503 and NOT_CONFIRMED - never a silent redirect to the page."""
+    ok = bool(reply.get("ok"))
+    said = html.escape(str(reply.get("text") or ("stopped" if ok else "no answer")))
+    head = "Stop sent" if ok else html.escape(NOT_CONFIRMED)
+    body = (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
+        'content="width=device-width, initial-scale=1"><title>legsleeve: stop</title>'
+        '<link rel="stylesheet" href="/static/style.css"></head>\n'
+        f'<body><main><section class="card"><h1 class="{"" if ok else "error"}">{head}</h1>'
+        f"<p>The service said: {said}</p>"
+        '<p><a href="/">Back to the page</a></p></section></main></body></html>\n'
+    )
+    return bottle.HTTPResponse(
+        body, 200 if ok else 503, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"}
+    )
 
 
 def service_answer(answer: dict[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from legsleeve.config.hardware import load_hardware
 from legsleeve.config.profiles import list_profiles, load_profile_file, profile_dir
 from legsleeve.errors import ConfigError
 
-NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")  # a file name and a protocol profile name alike
+NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")  # a file name and a protocol profile name alike (fullmatch)
 MAX_TEXT = 64 * 1024  # characters of a profile (the shipped ones have about 2,000)
 _LOCATED = re.compile(r"^(?P<file>.*?):(?P<line>\d+): (?P<rest>.*)$")
 
@@ -117,7 +117,7 @@ class Editor:
 
 
 def check_name(name: str) -> str:
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise ValueError(
             "a profile's name: lower-case letters, digits, - and _ (at most 32), starting with a letter or digit"
         )

@@ -2,7 +2,8 @@
 session logs are) and the password's hash in `web-password` beside it.
 
 web.yaml is read with the same loader as every other config file (`legsleeve.config.yamlconf`: unknown keys
-refused, every error with file, line and key). It is optional: without it the page listens on 127.0.0.1:8080 only.
+refused, every error with file, line and key). It is optional: without it the page listens on 127.0.0.1:8080 only,
+and asks for a password there too (`auth: none` lets every account on the machine in without one, localhost only).
 The password is never stored: `web-password` holds one line, its scrypt hash (hashlib's, the standard library's
 binding of OpenSSL) with its salt and cost. It lives in a file of its own, not in web.yaml, so that
 `legsleeve web-password` never rewrites the user's commented YAML, and so that the hash can be readable by the web
@@ -16,7 +17,9 @@ import hashlib
 import hmac
 import ipaddress
 import os
+import re
 import secrets
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from legsleeve.config.yamlconf import Problems, Section, load_document
 from legsleeve.errors import ConfigError
 
 WEB_FILE = "web.yaml"
+AUTH_CHOICES = ("password", "none")
 PASSWORD_FILE = "web-password"
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8080
 DEFAULT_SESSIONS_DIR = "/var/lib/legsleeve/sessions"  # the service's StateDirectory (systemd/legsleeve.service)
@@ -32,6 +36,7 @@ PASSWORD_MIN_CHARS = 8
 # scrypt's cost: N=2^14, r=8 takes 16 MiB and ~50 ms on a PC; several tenths of a second on a Pi Zero 2 W, once a
 # login. Stored with the hash, so a later change of these leaves older hashes valid.
 SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_LEN = 2**14, 8, 1, 32
+_HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*")  # a DNS name, lower-case
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,9 @@ class WebConfig:
     session_hours: float = SESSION_HOURS_DEFAULT
     sessions_dir: Path = Path(DEFAULT_SESSIONS_DIR)
     listen_line: int = 0
+    allowed_hosts: tuple[str, ...] | None = None  # host names the page answers to; None: default_allowed_hosts()
+    auth: str = "password"  # "none": no password, every account on this machine trusted (localhost only)
+    auth_line: int = 0
 
     @property
     def lan_open(self) -> bool:
@@ -63,6 +71,45 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False  # a name: it may resolve to any address, so it counts as open
+
+
+def default_allowed_hosts() -> tuple[str, ...]:
+    """The names the page answers to without `allowed_hosts`: this machine's host name and its mDNS name
+    (`sleeve`, `sleeve.local`). `localhost` and literal addresses are accepted anyway (see `host_allowed`)."""
+    name = socket.gethostname().strip().lower().rstrip(".")
+    short = name.split(".", 1)[0]
+    return tuple(dict.fromkeys(n for n in (name, short, f"{short}.local") if n))
+
+
+def host_name(header: str) -> str | None:
+    """The name or address in a `Host` header (`sleeve.local:8080` -> `sleeve.local`, `[::1]:8080` -> `::1`),
+    lower-case, without a final dot; None when it is not one."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        name, sep, rest = header[1:].partition("]")
+        if not sep or (rest and not (rest.startswith(":") and rest[1:].isdigit())):
+            return None
+        return name or None
+    name, sep, port = header.partition(":")
+    if sep and not port.isdigit():
+        return None
+    name = name[:-1] if name.endswith(".") else name
+    return name if name and _HOST_NAME.fullmatch(name) else None
+
+
+def host_allowed(header: str | None, cfg: WebConfig, names: tuple[str, ...]) -> bool:
+    """Whether a request's `Host` is one the page answers to (DNS rebinding, docs/web.md "Security"): `localhost`,
+    a name in `names` (web.yaml's allowed_hosts, or the defaults), or a literal address - any address when the page
+    is open to the LAN (a site cannot rebind an address: a browser sends the one it was given), a loopback one only
+    when it is on localhost."""
+    name = host_name(header or "")
+    if name is None:
+        return False
+    try:
+        ip = ipaddress.ip_address(name)
+    except ValueError:
+        return name == "localhost" or name in names
+    return cfg.lan_open or ip.is_loopback
 
 
 def parse_listen(text: str, *, allow_any_port: bool = False) -> tuple[str, int]:
@@ -102,6 +149,24 @@ def load_web_config(config_dir: Path) -> WebConfig:
             top.error("listen", str(exc))
     hours = top.number("session_hours", SESSION_HOURS_DEFAULT, above=0.0, maximum=SESSION_HOURS_MAX, unit="h")
     sessions = top.string("sessions_dir", DEFAULT_SESSIONS_DIR)
+    auth = top.string("auth", "password", choices=AUTH_CHOICES) or "password"
+    auth_line = top.line_of("auth") if top.has("auth") else 0
+    allowed: tuple[str, ...] | None = None
+    if top.raw("allowed_hosts", None) is not None:  # (read even when absent: a misspelling gets its "did you mean")
+        names = []
+        for _, item, where, item_line in top.items("allowed_hosts"):
+            name = host_name(item) if isinstance(item, str) and ":" not in item else None
+            if name is None:
+                problems.error(
+                    path, item_line, where, f"must be a host name such as sleeve.local, no port (got {item!r})"
+                )
+            elif _is_address(name):
+                problems.error(
+                    path, item_line, where, f"{name} is an address: addresses are always accepted, list names"
+                )
+            else:
+                names.append(name)
+        allowed = tuple(names)
     top.finish()
     problems.raise_if_any()
     return WebConfig(
@@ -111,7 +176,18 @@ def load_web_config(config_dir: Path) -> WebConfig:
         float(hours if hours is not None else SESSION_HOURS_DEFAULT),
         Path(sessions or DEFAULT_SESSIONS_DIR),
         line,
+        allowed,
+        auth,
+        auth_line,
     )
+
+
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 # -- the password ----------------------------------------------------------------------------------------------

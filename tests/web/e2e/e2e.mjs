@@ -1,6 +1,7 @@
 // The web page end to end, in headless Chromium (Debian's /usr/bin/chromium) driven by playwright-core. Run by
 // tests/web/test_e2e.py against `legsleeve serve --sim` and `legsleeve web` (open to the LAN, with a password):
-// stop without a login, log in, start a session, see pressures move, stop, see the vent, look at the history, edit a
+// a stop that cannot reach the page warns, stop without a login, log in, start a session, see pressures move, stop,
+// see the vent, look at the history, edit a
 // profile with a mistake and see the error at its line; an alarm's rule, zone and hint. Takes a phone-sized screenshot where LEGSLEEVE_SCREENSHOT says
 // (the test's temporary directory; docs/web.png, the README's, when the test runs with LEGSLEEVE_UPDATE_SCREENSHOT=1).
 //
@@ -37,6 +38,13 @@ try {
   await page.goto(URL);
   await page.locator("#login-card").waitFor({ state: "visible" });
   if (await page.locator("#app").isVisible()) throw new Error("the sleeve's page shows before the login");
+
+  step = "a stop that cannot reach the page says it is not confirmed";
+  await page.route("**/api/stop", (route) => route.abort("internetdisconnected"));
+  await page.click("#stop");
+  await page.locator("#stop-answer", { hasText: "STOP NOT CONFIRMED" }).waitFor();
+  log("stop with the network gone: " + (await page.textContent("#stop-answer")));
+  await page.unroute("**/api/stop");
 
   step = "stop without logging in";
   await page.click("#stop");

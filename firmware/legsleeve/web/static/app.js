@@ -75,14 +75,26 @@ $("logout").addEventListener("click", async () => {
 });
 
 // -- stop: the form works without the script; with it, no page load ------------------------------------------------
+// A stop the service did not confirm (no answer, the page unreachable, the service down) says so plainly and stays
+// on the screen: the sleeve's own button or E-stop is the safety stop.
+const NOT_CONFIRMED = "STOP NOT CONFIRMED \u2013 use the sleeve's button or E-stop";
 $("stop-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
-  const res = await fetch("/api/stop", { method: "POST", headers: { Accept: "application/json" } });
-  let data = {};
-  try { data = await res.json(); } catch (e) { data = { ok: false, text: "no answer" }; }
-  say($("stop-answer"), data);
+  let data;
+  try {
+    const res = await fetch("/api/stop", { method: "POST", headers: { Accept: "application/json" } });
+    try { data = await res.json(); } catch (e) { data = { ok: false, text: `HTTP ${res.status}, no answer` }; }
+    if (!res.ok) data.ok = false;
+  } catch (e) {
+    data = { ok: false, text: `the page is unreachable (${e.message || e})` };
+  }
   clearTimeout(stopAnswerTimer);
-  stopAnswerTimer = setTimeout(() => { $("stop-answer").textContent = ""; }, 8000);
+  if (data.ok) {
+    say($("stop-answer"), data);
+    stopAnswerTimer = setTimeout(() => { $("stop-answer").textContent = ""; }, 8000);
+  } else {
+    say($("stop-answer"), { ok: false, text: `${NOT_CONFIRMED}. ${data.text || ""}` });
+  }
 });
 
 // -- live status ---------------------------------------------------------------------------------------------------
