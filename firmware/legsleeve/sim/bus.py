@@ -54,19 +54,50 @@ class SimI2C:
     def unlock(self) -> None:
         self._locked = False
 
+    # (writeto and readfrom_into run twenty times a tick: `_transfer` and `_answering` are written out in them)
     def writeto(self, address: int, buffer, *, start: int = 0, end: int | None = None) -> None:
         data = bytes(buffer[start:end])
-        self._transfer(len(data))
-        devices = self._answering(address)
+        if not self._locked:
+            self._check_lock()
+        self.transactions += 1
+        n = len(data)
+        cost_s = self._cost_s.get(n)
+        if cost_s is None:
+            cost_s = self._cost_s[n] = self._overhead_s + (n + 1) * 9 * self._bit_s
+        self._clock.advance(cost_s)
+        muxes = self._muxes
+        key = (address, muxes[0].mask if len(muxes) == 1 else tuple(m.mask for m in muxes))
+        devices = self._routes.get(key)
+        if devices is None:
+            devices = self._routes[key] = self._find(address)
+        if len(devices) == 1:
+            devices[0].write(data)
+            return
         if not devices:
             raise NackError(address)
         for device in devices:
             device.write(data)
 
     def readfrom_into(self, address: int, buffer, *, start: int = 0, end: int | None = None) -> None:
-        end = len(buffer) if end is None else end
-        self._transfer(end - start)
-        buffer[start:end] = self._read(address, end - start)
+        if end is None:
+            end = len(buffer)
+        n = end - start
+        if not self._locked:
+            self._check_lock()
+        self.transactions += 1
+        cost_s = self._cost_s.get(n)
+        if cost_s is None:
+            cost_s = self._cost_s[n] = self._overhead_s + (n + 1) * 9 * self._bit_s
+        self._clock.advance(cost_s)
+        muxes = self._muxes
+        key = (address, muxes[0].mask if len(muxes) == 1 else tuple(m.mask for m in muxes))
+        devices = self._routes.get(key)
+        if devices is None:
+            devices = self._routes[key] = self._find(address)
+        if len(devices) == 1:
+            buffer[start:end] = devices[0].read(n)
+        else:
+            buffer[start:end] = self._read(address, n)
 
     def writeto_then_readfrom(
         self,
