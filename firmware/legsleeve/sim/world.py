@@ -58,8 +58,9 @@ class SimClock(VirtualClock):
         t_s = self._t
         if t_s >= self.due_s and self.on_due is not None:
             self.on_due(t_s)
-        for listener in self._after:
-            listener(t_s)
+        if self._after:
+            for listener in self._after:
+                listener(t_s)
 
     def on_advance(self, listener: Callable[[float], None]) -> None:
         self._after.append(listener)
