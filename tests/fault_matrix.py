@@ -20,8 +20,10 @@ Every run is on the shipped config unless given another build's config directory
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import functools
+import io
 import math
 import os
 import pickle
@@ -662,6 +664,9 @@ def run_planned(
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "trunk.csv"
         current_log = [log]  # the path this process's session log writes to
+        # in a checkpoint sent cells: its log's rows as they were when it was forked, and that log's length in bytes
+        # (each cell forked from it then parses only the rows written since: `_rows_since`)
+        prefix: list = []
         rig = open_sim(cfg, seed=SEED)
         _follow_truth(rig, truth)
 
@@ -707,6 +712,7 @@ def run_planned(
             next_s[0] = math.inf
             own = Path(tmp) / f"checkpoint-{os.getpid()}.csv"
             current_log[0] = _own_log(log, own, size)
+            prefix[:] = [read_log(current_log[0]), size]
             trunk[0] = pickle.loads(data)
 
         def on_start(t_s: float) -> None:
@@ -752,7 +758,8 @@ def run_planned(
                 cell, fd, own_log = branch
                 assert outcome is not None
                 _follow_after(rig, outcome, truth)
-                send(fd, judge(cell, cfg, outcome, read_log(own_log), truth))
+                rows_before, length = prefix
+                send(fd, judge(cell, cfg, outcome, rows_before + _rows_since(own_log, length), truth))
                 os._exit(0)
             if trunk:  # a checkpoint that ran its cells: what it has, and None for those its run ended before
                 pending, fd, done = trunk
@@ -820,6 +827,15 @@ def run_planned(
     out = [results[i] for i in range(len(cells))]
     assert all(isinstance(c, Cell) for c in out)
     return cfg, outcome, rows, truth, out  # type: ignore[return-value]
+
+
+def _rows_since(path: Path, offset: int) -> list[dict[str, str]]:
+    """The rows of a session log (CSV, as `read_log` reads it) from byte `offset` on, a row boundary: read as the
+    header followed by those lines, so that a cell forked from a checkpoint parses only what it and the checkpoint's
+    run wrote since the checkpoint's log was parsed (rows are single lines: nothing in the log is multi-line)."""
+    data = Path(path).read_bytes()
+    header = data[: data.index(b"\n") + 1]
+    return list(csv.DictReader(io.StringIO((header + data[offset:]).decode("utf-8"), newline="")))
 
 
 def _let_go(checkpoints: list[_Checkpoint], let_go: list[int]) -> None:
