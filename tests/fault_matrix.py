@@ -603,8 +603,16 @@ def run_branches(cells: Sequence[Cell], *, fork: bool = True, errors_as_problems
 
 # -- a fault-free run that is its own trunk ------------------------------------------------------------------------
 
-CHECKPOINT_S = 4.0  # the first checkpoints this far apart, in simulated seconds, from the session's start
-MAX_CHECKPOINTS = 12  # beyond this many, every other one is let go and the spacing doubles
+# A checkpoint is a fork of a process of a few hundred MB (a pytest worker: up to ~350 MB): page tables copied, and
+# copies-on-write left for the run to make. gradient + massage on build pump5 in a process of ~250 MB, user + system
+# CPU: the trunks run again 5.9-6.4 s; checkpoints every 4 s (at most 12) through the whole session 49 forks and more
+# system time than the trunks saved (in the suite: 452 -> 442 s for the build matrix, system time 47 -> 104 s); every
+# 10 s (at most 8) in the first cycle 19 forks, 5.0-5.7 s; every 20 s (at most 6) 11 forks, 4.9-5.2 s.
+CHECKPOINT_S = 20.0  # the first checkpoints this far apart, in simulated seconds, from the session's start
+MAX_CHECKPOINTS = 6  # beyond this many, every other one is let go and the spacing doubles
+# Checkpoints only while fewer cycles than this are complete: the matrices plan their cells in the first cycle and the
+# rest after it (a cell later than the last checkpoint runs on from that one: longer, the same run).
+CHECKPOINT_CYCLES = 1
 
 
 @dataclass
@@ -631,7 +639,8 @@ def run_planned(
 
     `run_branches` would run the fault-free run again up to the cells' injections (the trunk): here the fault-free run
     is its own trunk. It leaves checkpoints behind as it goes (a fork paused in a clock listener every CHECKPOINT_S
-    from the session's start, thinned to at most MAX_CHECKPOINTS by doubling the spacing); once it has ended and the
+    from the session's start while fewer than CHECKPOINT_CYCLES cycles are complete, thinned to at most
+    MAX_CHECKPOINTS by doubling the spacing); once it has ended and the
     cells are planned, each cell's injection is reached from the last checkpoint before it: that checkpoint is sent its
     cells, runs on as their trunk (its own copy of the session log so far) and forks each cell just before its time,
     exactly as `run_branches`' trunk does. A forked cell is the fresh run (the simulation is deterministic, and a
@@ -718,6 +727,10 @@ def run_planned(
         def on_start(t_s: float) -> None:
             next_s[0] = t_s
 
+        def on_tick(runner, readings) -> None:
+            if runner.status.cycle >= CHECKPOINT_CYCLES and not trunk:
+                next_s[0] = math.inf  # no checkpoint from here on
+
         def on_advance(t_s: float) -> None:
             if branch:
                 return  # a cell forks nothing
@@ -746,9 +759,8 @@ def run_planned(
         outcome = None
         try:
             try:
-                outcome = run_session(
-                    rig, load_profile(config_dir, profile, cfg), cycles=2, log_path=log, on_start=on_start
-                ).outcome
+                session = load_profile(config_dir, profile, cfg)
+                outcome = run_session(rig, session, cycles=2, log_path=log, on_start=on_start, on_tick=on_tick).outcome
             except _TrunkDone:
                 pass
             finally:
