@@ -51,6 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +59,7 @@ from pathlib import Path
 from legsleeve.core.limits import VENTED_MMHG
 from legsleeve.errors import SleeveError
 from tests.builds import BUILDS, Build, write_build
-from tests.fault_matrix import EXPECTED, PHASES, ZONE_FAULTS, Cell, Reference, run_branches, run_followed
+from tests.fault_matrix import EXPECTED, PHASES, ZONE_FAULTS, Cell, Reference, run_branches, run_followed, run_planned
 from tests.helpers import PROFILES
 
 DRAW_SEED = 611  # issue 11, item 6
@@ -232,11 +233,21 @@ def run_fault_free(name: str, config_dir: Path, profile: str) -> FaultFree:
     try:
         cfg, outcome, rows, truth = run_followed(config_dir, profile)
     except SleeveError as e:  # a self-test that refuses to start is a false trip as much as a trip
-        trip = getattr(e, "trip", None)
-        out.trip, out.rule = f"{type(e).__name__}: {e}", "self-test" + (f" {trip.rule}" if trip else "")
-        out.problems.append(f"never started: {out.trip}")
-        out.cpu_s = time.process_time() - cpu
-        return out
+        _never_started(out, e)
+    else:
+        _judge_fault_free(out, config_dir, cfg, outcome, rows, truth)
+    out.cpu_s = time.process_time() - cpu
+    return out
+
+
+def _never_started(out: FaultFree, e: SleeveError) -> None:
+    trip = getattr(e, "trip", None)
+    out.trip, out.rule = f"{type(e).__name__}: {e}", "self-test" + (f" {trip.rule}" if trip else "")
+    out.problems.append(f"never started: {out.trip}")
+
+
+def _judge_fault_free(out: FaultFree, config_dir: Path, cfg, outcome, rows: list[dict], truth) -> None:
+    """Judge a fault-free run (its outcome, log rows and truth) into `out`, and plan its injections from its log."""
     end = outcome.trip.t_s if outcome.trip else outcome.end_s
     if outcome.trip is not None:
         out.trip, out.rule, out.trip_s = str(outcome.trip), outcome.trip.rule, outcome.trip.t_s
@@ -244,14 +255,63 @@ def run_fault_free(name: str, config_dir: Path, profile: str) -> FaultFree:
     out.peak_mmhg, out.vent_s, problems = judge_truth(truth, end, cfg.limits.max_mmhg, cfg.limits.vent_timeout_s)
     out.problems += problems
     healthy = [r for r in rows if not r["fault"]]  # up to a trip, if any: a phase it never reached is left out
-    planned = Reference(profile, healthy, cfg.zone_names, Path(config_dir)).injections()
+    planned = Reference(out.profile, healthy, cfg.zone_names, Path(config_dir)).injections()
     out.injections = {phase: (t, z) for phase, (t, z) in planned.items() if out.trip_s is None or t < out.trip_s}
     if set(out.injections) != set(PHASES):
         missing = ", ".join(p for p in PHASES if p not in out.injections)
         when = f" ({out.rule} at {out.trip_s:.1f} s)" if out.trip_s is not None else ""
         out.unplanned = f"no {missing} in the fault-free run, which tripped{when} before" if when else f"no {missing}"
-    out.cpu_s = time.process_time() - cpu
-    return out
+
+
+def run_with_cells(
+    name: str, config_dir: Path, profile: str, cells_of: Callable[[FaultFree], list[Cell]]
+) -> tuple[FaultFree, list[Cell], float]:
+    """`run_fault_free`'s run and verdict, and the cells `cells_of(verdict)` plans from it, each run end to end and
+    judged, forked from that very run: it is their trunk (fault_matrix.run_planned), rather than being run again up
+    to their injections. Returns (the verdict, the judged cells, the cells' CPU time: the run's own beyond the
+    fault-free session's, and its children's). The firmware's own errors in a cell (a self-test refusing) are
+    problems of the cell."""
+    cpu = time.process_time()
+    children = _children_cpu()
+    out = FaultFree(name, profile)
+
+    def planner(cfg, outcome, rows, truth) -> list[Cell]:
+        _judge_fault_free(out, config_dir, cfg, outcome, rows, truth)
+        out.cpu_s = time.process_time() - cpu
+        return cells_of(out)
+
+    try:
+        *_, cells = run_planned(config_dir, profile, planner, errors_as_problems=True)
+    except SleeveError as e:  # the self-test refused: nothing to fork from
+        _never_started(out, e)
+        out.cpu_s = time.process_time() - cpu
+        cells = run_branches(cells_of(out), errors_as_problems=True)
+    return out, cells, time.process_time() - cpu - out.cpu_s + _children_cpu() - children
+
+
+def run_profile(name: str, config_dir: Path, profile: str) -> tuple[FaultFree, list[Cell], list[NotRun], float]:
+    """A profile's fault-free session on a build and the build's fault cells of that profile, planned from it
+    (`plan_cells`) and forked from it (`run_with_cells`). Returns (the fault-free verdict, the judged cells, the cells
+    not run, the cells' CPU time)."""
+    not_run: list[NotRun] = []
+
+    def cells_of(ff: FaultFree) -> list[Cell]:
+        cells, not_run[:] = _plan_profile(name, config_dir, ff)
+        return cells
+
+    ff, cells, cpu = run_with_cells(name, config_dir, profile, cells_of)
+    return ff, cells, not_run, cpu
+
+
+def _plan_profile(name: str, config_dir: Path, ff: FaultFree) -> tuple[list[Cell], list[NotRun]]:
+    """`plan_cells` for one profile's fault-free run: the build's cells in that profile, and those not run."""
+    cells, not_run = plan_cells(name, config_dir, {ff.profile: ff})
+    return [c for c in cells if c.profile == ff.profile], [x for x in not_run if x.profile == ff.profile]
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 @dataclass
@@ -282,18 +342,9 @@ def run_fault_cells(cells: list[Cell]) -> tuple[list[Cell], float]:
     time they took (the trunk's and its children's); the firmware's own errors (a self-test refusing, say) are
     recorded as a problem of the cell rather than raised."""
     cpu = time.process_time()
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    children = _children_cpu()
     out = run_branches(cells, errors_as_problems=True)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = time.process_time() - cpu + (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
-    return out, cpu
-
-
-def _by_profile(cells: list[Cell]) -> list[list[Cell]]:
-    groups: dict[str, list[Cell]] = {}
-    for c in cells:
-        groups.setdefault(c.profile, []).append(c)
-    return list(groups.values())
+    return out, time.process_time() - cpu + _children_cpu() - children
 
 
 @dataclass
@@ -339,25 +390,42 @@ def _calibrate_or_why(config_dir: Path) -> str | None:
     return None
 
 
+def _fault_order(x: Cell | NotRun) -> int:
+    return list(EXPECTED).index(x.fault)
+
+
+def _add(result: BuildResult, done: tuple[FaultFree, list[Cell], list[NotRun], float]) -> None:
+    ff, cells, not_run, cells_cpu = done
+    result.fault_free.append(ff)
+    result.cells += cells
+    result.not_run += not_run
+    result.cpu_s += ff.cpu_s + cells_cpu
+
+
+def _ordered(result: BuildResult) -> None:
+    result.fault_free.sort(key=lambda ff: PROFILES.index(ff.profile))
+    result.cells.sort(key=_fault_order)
+    result.not_run.sort(key=_fault_order)
+
+
 def run_build(name: str, out_dir: Path, *, calibrate_first: bool = False) -> BuildResult:
-    """One build, everything in this process, one run after another (the suite's entry point)."""
+    """One build, everything in this process, one profile after another (the suite's entry point): each profile's
+    fault-free session, and its fault cells forked from it (`run_profile`)."""
     result = BuildResult(name, write_build(name, out_dir, MATRIX[name]), calibrated=calibrate_first)
     if calibrate_first and (why := _calibrate_or_why(result.config_dir)):
         result.calibration_failed = why
         return result
-    result.fault_free = [run_fault_free(name, result.config_dir, p) for p in PROFILES]
-    cells, result.not_run = plan_cells(name, result.config_dir, {ff.profile: ff for ff in result.fault_free})
-    ran = [run_fault_cells(group) for group in _by_profile(cells)]
-    result.cells = sorted((c for group, _ in ran for c in group), key=lambda c: list(EXPECTED).index(c.fault))
-    result.cpu_s = sum(ff.cpu_s for ff in result.fault_free) + sum(cpu for _, cpu in ran)
+    for profile in PROFILES:
+        _add(result, run_profile(name, result.config_dir, profile))
+    _ordered(result)
     return result
 
 
 def run_matrix(
     names: list[str], out_dir: Path, *, calibrate_first: bool = False, workers: int = 2
 ) -> list[BuildResult]:
-    """The builds over a process pool: calibrations, then every fault-free session (longest first), then every
-    fault cell."""
+    """The builds over a process pool: calibrations, then every profile's fault-free session with its fault cells
+    (`run_profile`), longest first."""
     results = {
         name: BuildResult(name, write_build(name, out_dir, MATRIX[name]), calibrated=calibrate_first) for name in names
     }
@@ -368,20 +436,12 @@ def run_matrix(
                 r.calibration_failed = why
         todo = [r for r in results.values() if not r.calibration_failed]
         jobs = sorted(((r.name, r.config_dir, p) for r in todo for p in PROFILES), key=lambda j: _by_cost(j[2]))
-        for ff in pool.map(run_fault_free, *zip(*jobs, strict=True)) if jobs else []:
-            results[ff.build].fault_free.append(ff)
-            results[ff.build].cpu_s += ff.cpu_s
-        groups = []
-        for r in todo:
-            r.fault_free.sort(key=lambda ff: PROFILES.index(ff.profile))
-            planned, r.not_run = plan_cells(r.name, r.config_dir, {ff.profile: ff for ff in r.fault_free})
-            groups += [(r.name, group) for group in _by_profile(planned)]
-        groups.sort(key=lambda ng: _by_cost(ng[1][0].profile))
-        for (name, _), (done, cpu) in zip(groups, pool.map(run_fault_cells, [g for _, g in groups]), strict=True):
-            results[name].cells += done
-            results[name].cpu_s += cpu
+        for (name, _, _), done in zip(
+            jobs, pool.map(run_profile, *zip(*jobs, strict=True)) if jobs else [], strict=True
+        ):
+            _add(results[name], done)
     for r in results.values():
-        r.cells.sort(key=lambda c: list(EXPECTED).index(c.fault))
+        _ordered(r)
     return list(results.values())
 
 

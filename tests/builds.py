@@ -9,9 +9,11 @@ raised where check-config asks, as bring-up check 9 does), for example
 
 from __future__ import annotations
 
+import functools
 import math
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -61,10 +63,27 @@ def write_build(
             for k, factor in zip(_ZONE_KEYS, value, strict=True):
                 if k in zone:
                     zone[k] *= factor
-    (target / "hardware.yaml").write_text(yaml.safe_dump(hardware, sort_keys=False))
+    text = yaml.safe_dump(hardware, sort_keys=False)
     if relief_checked:
-        relief_as_checked(target)
+        profiles = tuple(sorted((p.name, p.read_text()) for p in (target / "profiles").glob("*.yaml")))
+        text = _relief_checked(text, profiles)
+    (target / "hardware.yaml").write_text(text)
     return target
+
+
+@functools.cache
+def _relief_checked(hardware_yaml: str, profiles: tuple[tuple[str, str], ...]) -> str:
+    """hardware.yaml's text after `relief_as_checked` on a config dir of this hardware.yaml and these profiles (name,
+    text), worked out once per process: each build's config dir is written by several tests (its load, its run, the
+    named builds' own test), and each check plans a session (a second or two of CPU)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        config_dir = Path(tmp)
+        (config_dir / "profiles").mkdir()
+        for name, profile in profiles:
+            (config_dir / "profiles" / name).write_text(profile)
+        (config_dir / "hardware.yaml").write_text(hardware_yaml)
+        relief_as_checked(config_dir)
+        return (config_dir / "hardware.yaml").read_text()
 
 
 RELIEF_PROFILES = ("pulse", "gradient")  # the highest targets a build takes: pulse, else (one sensor) gradient

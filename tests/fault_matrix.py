@@ -6,11 +6,13 @@ For each profile a healthy reference run (same seed) gives the times to inject a
 is judged from its *exposure*: the first moment, at or after injection, when the reference run does what makes the
 fault visible (a leak needs the zone inflated, a dead pump needs the pump asked to run, a stuck exhaust needs a vent).
 
-Every cell of a profile is the same fault-free run up to its injection time, so the cells injected at one time are
-forked from one trunk run just before it (`run_branches`; a forked cell is the very run a fresh one is, and
-tests/test_fault_matrix.py checks that). In the suite each (profile, phase) is one test: every fault kind injected
-there, from the profile's reference computed once per worker. `python -m tests.fault_matrix [--jobs N]` runs it all
-over a process pool (every core by default) and prints the summary per fault kind.
+Every cell of a profile is the same fault-free run up to its injection time, so cells are forked from a trunk run
+just before their injection (`run_branches`; a forked cell is the very run a fresh one is, and
+tests/test_fault_matrix.py checks that). The reference run itself is that trunk (`run_profile_cells`, `run_planned`):
+it leaves checkpoints as it goes, and once it has ended and planned the cells, each is forked from the checkpoint
+before it. In the suite each profile is one test: every fault kind injected at each of its phases.
+`python -m tests.fault_matrix [--jobs N]` runs it all over a process pool (every core by default, a profile a task)
+and prints the summary per fault kind.
 
 Every run is on the shipped config unless given another build's config directory (`reference(profile, config_dir)`,
 `references(config_dir)`, `Cell.config_dir`): tests/build_matrix.py runs cells on varied builds.
@@ -18,13 +20,17 @@ Every run is on the shipped config unless given another build's config directory
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import functools
+import io
 import math
 import os
+import pickle
 import shutil
 import tempfile
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -595,6 +601,268 @@ def run_branches(cells: Sequence[Cell], *, fork: bool = True, errors_as_problems
     return out  # type: ignore[return-value]
 
 
+# -- a fault-free run that is its own trunk ------------------------------------------------------------------------
+
+# A checkpoint is a fork of a process of a few hundred MB (a pytest worker: up to ~350 MB): page tables copied, and
+# copies-on-write left for the run to make. gradient + massage on build pump5 in a process of ~250 MB, user + system
+# CPU: the trunks run again 5.9-6.4 s; checkpoints every 4 s (at most 12) through the whole session 49 forks and more
+# system time than the trunks saved (in the suite: 452 -> 442 s for the build matrix, system time 47 -> 104 s); every
+# 10 s (at most 8) in the first cycle 19 forks, 5.0-5.7 s; every 20 s (at most 6) 11 forks, 4.9-5.2 s.
+CHECKPOINT_S = 20.0  # the first checkpoints this far apart, in simulated seconds, from the session's start
+MAX_CHECKPOINTS = 6  # beyond this many, every other one is let go and the spacing doubles
+# Checkpoints only while fewer cycles than this are complete: the matrices plan their cells in the first cycle and the
+# rest after it (a cell later than the last checkpoint runs on from that one: longer, the same run).
+CHECKPOINT_CYCLES = 1
+
+
+@dataclass
+class _Checkpoint:
+    """A fork of the fault-free run paused at `t_s` (a child process blocked on its command pipe): sent cells, it runs
+    on as their trunk; its command pipe closed unwritten, it exits."""
+
+    t_s: float
+    pid: int
+    command_fd: int  # the run writes the pickled cells here, then closes it
+    result_fd: int  # the checkpoint's results come back here
+    log_bytes: int  # the session log's length when it was forked (whole rows: the log is line-buffered)
+
+
+Planner = Callable[["HardwareConfig", "Outcome", list[dict], Truth], list[Cell]]
+
+
+def run_planned(
+    config_dir: Path, profile: str, planner: Planner, *, errors_as_problems: bool = False
+) -> tuple[HardwareConfig, Outcome, list[dict], Truth, list[Cell]]:
+    """`run_followed(config_dir, profile)` (the fault-free run, seed SEED, the truth followed), and the cells
+    `planner(cfg, outcome, rows, truth)` plans from it, each run end to end and judged, as `run_branches` would.
+    Returns (cfg, outcome, rows, truth, judged cells in the planner's order).
+
+    `run_branches` would run the fault-free run again up to the cells' injections (the trunk): here the fault-free run
+    is its own trunk. It leaves checkpoints behind as it goes (a fork paused in a clock listener every CHECKPOINT_S
+    from the session's start while fewer than CHECKPOINT_CYCLES cycles are complete, thinned to at most
+    MAX_CHECKPOINTS by doubling the spacing); once it has ended and the
+    cells are planned, each cell's injection is reached from the last checkpoint before it: that checkpoint is sent its
+    cells, runs on as their trunk (its own copy of the session log so far) and forks each cell just before its time,
+    exactly as `run_branches`' trunk does. A forked cell is the fresh run (the simulation is deterministic, and a
+    fault scheduled for later changes nothing before it fires): tests/test_fault_matrix.py checks it. Cells no
+    checkpoint precedes, and every cell where there is no fork, go to `run_branches`. The firmware's own errors in the
+    fault-free run (a self-test refusing) are raised, as `run_followed` raises them."""
+    from legsleeve.app.session import run_session
+    from legsleeve.app.sessionlog import read_log
+    from legsleeve.config.hardware import load_hardware
+    from legsleeve.config.profiles import load_profile
+    from legsleeve.errors import SleeveError
+    from legsleeve.hw.backends import open_sim
+    from legsleeve.sim.faults import FaultSpec
+
+    if not hasattr(os, "fork") or not os.path.isdir("/proc/self/fd"):
+        cfg, outcome, rows, truth = run_followed(config_dir, profile)
+        cells = planner(cfg, outcome, rows, truth)
+        return cfg, outcome, rows, truth, run_branches(cells, fork=False, errors_as_problems=errors_as_problems)
+
+    cfg = load_hardware(config_dir)
+    truth: Truth = []
+    checkpoints: list[_Checkpoint] = []
+    let_go: list[int] = []  # checkpoints thinned out: reaped at the end
+    spacing = [CHECKPOINT_S]
+    next_s = [math.inf]  # the next checkpoint's time (inf: none; set at the session's start)
+    # in a checkpoint sent cells: [its cells by index (time order), the pipe to the run, done: index -> Cell or what
+    # went wrong]; in a cell forked from it: [its cell, its pipe, its own log]
+    trunk: list = []
+    branch: list = []
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "trunk.csv"
+        current_log = [log]  # the path this process's session log writes to
+        # in a checkpoint sent cells: its log's rows as they were when it was forked, and that log's length in bytes
+        # (each cell forked from it then parses only the rows written since: `_rows_since`)
+        prefix: list = []
+        rig = open_sim(cfg, seed=SEED)
+        _follow_truth(rig, truth)
+
+        def checkpoint(t_s: float) -> None:
+            size = log.stat().st_size
+            command_r, command_w = os.pipe()
+            result_r, result_w = os.pipe()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+ warns of fork in a threaded process
+                pid = os.fork()
+            if pid != 0:
+                os.close(command_r)
+                os.close(result_w)
+                checkpoints.append(_Checkpoint(t_s, pid, command_w, result_r, size))
+                if len(checkpoints) > MAX_CHECKPOINTS:
+                    for gone in checkpoints[1::2]:
+                        os.close(gone.command_fd)  # unwritten: it exits
+                        os.close(gone.result_fd)
+                        let_go.append(gone.pid)
+                    del checkpoints[1::2]
+                    spacing[0] *= 2
+                next_s[0] = checkpoints[-1].t_s + spacing[0]
+                return
+            # the checkpoint: no pipe of any other, then wait to be sent cells (or let go)
+            trunk[:] = [
+                [],
+                result_w,
+                {},
+            ]  # from here on a fork: whatever happens, it never returns into the run's stack
+            for other in checkpoints:
+                os.close(other.command_fd)
+                os.close(other.result_fd)
+            checkpoints.clear()
+            let_go.clear()
+            os.close(command_w)
+            os.close(result_r)
+            data = b""
+            while chunk := os.read(command_r, 1 << 16):
+                data += chunk
+            os.close(command_r)
+            if not data:
+                os._exit(0)
+            next_s[0] = math.inf
+            own = Path(tmp) / f"checkpoint-{os.getpid()}.csv"
+            current_log[0] = _own_log(log, own, size)
+            prefix[:] = [read_log(current_log[0]), size]
+            trunk[0] = pickle.loads(data)
+
+        def on_start(t_s: float) -> None:
+            next_s[0] = t_s
+
+        def on_tick(runner, readings) -> None:
+            if runner.status.cycle >= CHECKPOINT_CYCLES and not trunk:
+                next_s[0] = math.inf  # no checkpoint from here on
+
+        def on_advance(t_s: float) -> None:
+            if branch:
+                return  # a cell forks nothing
+            if t_s >= next_s[0]:
+                checkpoint(t_s)
+            if not trunk:
+                return
+            pending, _, done = trunk
+            while pending and pending[0][1].at_s - t_s < FORK_LEAD_S:
+                i, cell = pending.pop(0)
+                if cell.at_s <= t_s:
+                    done[i] = None  # the clock stepped over it: the run runs it from scratch
+                    continue
+                child = _fork(cell, done, i, Path(tmp))
+                if child is not None:
+                    cell, fd, own_log = child
+                    branch[:] = [cell, fd, _own_log(current_log[0], own_log)]
+                    rig.world.schedule(FaultSpec(cell.fault, cell.zone, cell.at_s))
+                    return
+                if isinstance(done[i], str):
+                    raise _TrunkDone
+            if not pending:
+                raise _TrunkDone
+
+        rig.clock.on_advance(on_advance)
+        outcome = None
+        try:
+            try:
+                session = load_profile(config_dir, profile, cfg)
+                outcome = run_session(rig, session, cycles=2, log_path=log, on_start=on_start, on_tick=on_tick).outcome
+            except _TrunkDone:
+                pass
+            finally:
+                next_s[0] = math.inf  # no checkpoint in the truth followed after the session
+                rig.close()
+            if branch:  # a cell: judged, sent, gone
+                cell, fd, own_log = branch
+                assert outcome is not None
+                _follow_after(rig, outcome, truth)
+                rows_before, length = prefix
+                send(fd, judge(cell, cfg, outcome, rows_before + _rows_since(own_log, length), truth))
+                os._exit(0)
+            if trunk:  # a checkpoint that ran its cells: what it has, and None for those its run ended before
+                pending, fd, done = trunk
+                done.update((i, None) for i, _ in pending)
+                send(fd, done)
+                os._exit(0)
+        except BaseException as exc:
+            if branch:  # never return into the run's stack (or pytest's) from a fork
+                try:
+                    if errors_as_problems and isinstance(exc, SleeveError):
+                        branch[0].problems.append(f"raised {type(exc).__name__}: {exc}")
+                        send(branch[1], branch[0])
+                    else:
+                        send(branch[1], f"{branch[0].spec()} raised {type(exc).__name__}: {exc}")
+                finally:
+                    os._exit(1)
+            if trunk:
+                try:
+                    send(trunk[1], f"a checkpoint of {profile} raised {type(exc).__name__}: {exc}")
+                finally:
+                    os._exit(1)
+            _let_go(checkpoints, let_go)
+            raise
+        try:
+            assert outcome is not None
+            _follow_after(rig, outcome, truth)
+            rows = read_log(log)
+            cells = planner(cfg, outcome, rows, truth)
+            results: dict[int, Cell | str | None] = {}
+            by_checkpoint: dict[int, list[tuple[int, Cell]]] = {}
+            for i in sorted(range(len(cells)), key=lambda i: cells[i].at_s):
+                before = [k for k, c in enumerate(checkpoints) if c.t_s < cells[i].at_s]
+                if before:
+                    by_checkpoint.setdefault(before[-1], []).append((i, cells[i]))
+                else:
+                    results[i] = None
+            for k, c in enumerate(list(checkpoints)):
+                checkpoints.remove(c)  # its pipes are this loop's to close
+                mine = by_checkpoint.get(k)
+                if not mine:
+                    _let_go([c], let_go)
+                    continue
+                try:
+                    data = pickle.dumps(mine)
+                    while data:
+                        data = data[os.write(c.command_fd, data) :]
+                finally:
+                    os.close(c.command_fd)
+                answer, status, _ = collect(c.pid, c.result_fd, CHILD_TIMEOUT_S)
+                if isinstance(answer, dict):
+                    results.update(answer)
+                else:
+                    why = answer if isinstance(answer, str) else f"died (wait status {status}) or ran over"
+                    results.update((i, f"the checkpoint at {c.t_s:.2f} s of {profile} failed: {why}") for i, _ in mine)
+        finally:
+            _let_go(checkpoints, let_go)
+    failed = [r for r in results.values() if isinstance(r, str)]
+    if failed:
+        raise RuntimeError(failed[0])
+    again = [i for i, r in results.items() if r is None]
+    for i, cell in zip(
+        again, run_branches([cells[i] for i in again], errors_as_problems=errors_as_problems), strict=True
+    ):
+        results[i] = cell
+    out = [results[i] for i in range(len(cells))]
+    assert all(isinstance(c, Cell) for c in out)
+    return cfg, outcome, rows, truth, out  # type: ignore[return-value]
+
+
+def _rows_since(path: Path, offset: int) -> list[dict[str, str]]:
+    """The rows of a session log (CSV, as `read_log` reads it) from byte `offset` on, a row boundary: read as the
+    header followed by those lines, so that a cell forked from a checkpoint parses only what it and the checkpoint's
+    run wrote since the checkpoint's log was parsed (rows are single lines: nothing in the log is multi-line)."""
+    data = Path(path).read_bytes()
+    header = data[: data.index(b"\n") + 1]
+    return list(csv.DictReader(io.StringIO((header + data[offset:]).decode("utf-8"), newline="")))
+
+
+def _let_go(checkpoints: list[_Checkpoint], let_go: list[int]) -> None:
+    """Close the pipes of these checkpoints, still waiting (each then exits unsent), and reap them and those let go
+    before."""
+    for c in checkpoints:
+        os.close(c.command_fd)
+        os.close(c.result_fd)
+        let_go.append(c.pid)
+    checkpoints.clear()
+    for pid in let_go:
+        os.waitpid(pid, 0)
+    let_go.clear()
+
+
 def _fresh(cell: Cell, *, errors_as_problems: bool) -> Cell:
     try:
         return run_cell(cell)
@@ -623,7 +891,7 @@ def _fork(cell: Cell, done: dict[int, Cell | str], index: int, tmp: Path) -> tup
     return None
 
 
-def _own_log(trunk_log: Path, own_log: Path) -> Path:
+def _own_log(trunk_log: Path, own_log: Path, length: int | None = None) -> Path:
     """In a child: its own copy of the session log so far, written from here on. The log is line-buffered (a row
     reaches the file whole as it is written), so the copy holds every row the trunk wrote; the child's open log file
     is pointed at the copy (dup2 onto its descriptor, found through /proc). Before the session log opens (a fork in
@@ -640,6 +908,8 @@ def _own_log(trunk_log: Path, own_log: Path) -> Path:
     if not fds:
         return trunk_log
     shutil.copyfile(trunk_log, own_log)
+    if length is not None:  # a checkpoint: the log as it was when it was forked (the run has written on since)
+        os.truncate(own_log, length)
     new = os.open(own_log, os.O_WRONLY | os.O_APPEND)
     for fd in fds:
         os.dup2(new, fd)
@@ -647,10 +917,16 @@ def _own_log(trunk_log: Path, own_log: Path) -> Path:
     return own_log
 
 
-def run_point(profile: str, phase: str, config_dir: Path = CONFIG_DIR) -> list[Cell]:
-    """Every fault kind injected at one profile's phase on a build (its cells forked from one trunk)."""
-    cells = [c for c in plan({profile: _reference(profile, Path(config_dir))}) if c.phase == phase]
-    return run_branches(cells)
+def run_profile_cells(profile: str, config_dir: Path = CONFIG_DIR) -> list[Cell]:
+    """Every fault kind injected at every phase of one profile on a build, planned from its healthy run as from its
+    `reference` (the same run: seed SEED, two cycles; its log is the same with the truth followed) and forked from
+    checkpoints of that very run (`run_planned`), in `plan`'s order."""
+
+    def planner(cfg: HardwareConfig, outcome: Outcome, rows: list[dict], truth: Truth) -> list[Cell]:
+        assert outcome.trip is None, outcome.trip  # as `reference` asserts
+        return plan({profile: Reference(profile, rows, cfg.zone_names, Path(config_dir), cfg.shared_sensor)})
+
+    return run_planned(Path(config_dir), profile, planner)[4]
 
 
 def plan(references: dict[str, Reference]) -> list[Cell]:
@@ -684,23 +960,14 @@ def run_fault(fault: str, config_dir: Path = CONFIG_DIR, profiles: tuple[str, ..
 
 
 def run_matrix(workers: int | None = None, config_dir: Path = CONFIG_DIR) -> list[Cell]:
-    """The whole matrix on a build over a process pool (`workers`, default every core): the references, then one
-    task per (profile, phase), each forking its cells from one trunk."""
+    """The whole matrix on a build over a process pool (`workers`, default every core): a task per profile, the
+    longest first, each forking its cells from its healthy run (`run_profile_cells`)."""
     workers = workers or os.cpu_count() or 2
+    longest_first = ("massage", "pulse", "lymphatic", "gradient", "wave", "gentle")
+    order = sorted(PROFILES, key=lambda p: longest_first.index(p) if p in longest_first else -1)
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        refs = dict(
-            zip(
-                PROFILES,
-                pool.map(reference, PROFILES, [SEED] * len(PROFILES), [config_dir] * len(PROFILES)),
-                strict=True,
-            )
-        )
-        cells = plan(refs)
-        points = [
-            [c for c in cells if (c.profile, c.phase) == point]
-            for point in dict.fromkeys((c.profile, c.phase) for c in cells)
-        ]
-        return [cell for done in pool.map(run_branches, points) for cell in done]
+        done = dict(zip(order, pool.map(run_profile_cells, order, [config_dir] * len(order)), strict=True))
+    return [cell for profile in PROFILES for cell in done[profile]]
 
 
 def summary(cells: list[Cell]) -> str:

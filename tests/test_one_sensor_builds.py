@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from legsleeve.config.hardware import load_hardware
-from tests.build_matrix import run_fault_free
+from tests.build_matrix import FaultFree, run_fault_free, run_with_cells
 from tests.builds import write_build
-from tests.fault_matrix import Cell, run_branches
+from tests.fault_matrix import Cell
 from tests.helpers import CONFIG_DIR
 
 ONE = CONFIG_DIR / "examples" / "one-sensor"
@@ -47,20 +47,29 @@ def test_one_sensor_on_a_varied_build_runs_clean_and_catches_faults(builds, name
     still have kept every bladder within its limits and vented; then it is an expected failure, and one that runs
     clean fails the test until it is taken off the list."""
     config_dir = builds[name]
-    runs = {}
-    for profile in ("gradient", "dvt"):
-        run = runs[profile] = run_fault_free(name, config_dir, profile)
+
+    def cells_of(run: FaultFree) -> list[Cell]:
+        """Planned from gradient's fault-free run, as the build matrix's cells are (none if that run failed)."""
+        if run.trip is not None or run.problems:
+            return []
+        cells = []
+        for fault, phase in FAULTS:
+            at_s, zone = run.injections[phase]
+            cells.append(Cell("gradient", phase, fault, zone, round(at_s, 2), config_dir, shared=True))
+        return cells
+
+    # gradient's cells forked from its fault-free run (tests/build_matrix.py run_with_cells)
+    runs = {"gradient": run_with_cells(name, config_dir, "gradient", cells_of)[:2]}
+    runs["dvt"] = (run_fault_free(name, config_dir, "dvt"), [])
+    for profile, (run, _) in runs.items():
         truth_problems = [p for p in run.problems if not p.startswith(("tripped", "never started"))]
         assert not truth_problems, (profile, truth_problems)
         if name in NOT_YET and (run.trip is not None or run.problems):
             pytest.xfail(f"{NOT_YET[name]} (this run: {profile}, {run.trip})")
         assert run.trip is None and not run.problems, (profile, run.trip, run.problems)
     assert load_hardware(config_dir).shared_sensor
-    injections = runs["gradient"].injections  # planned from the fault-free run, as the build matrix's cells are
-    cells = []
-    for fault, phase in FAULTS:
-        at_s, zone = injections[phase]
-        cells.append(Cell("gradient", phase, fault, zone, round(at_s, 2), config_dir, shared=True))
-    for cell in run_branches(cells):  # forked from one fault-free trunk (tests/fault_matrix.py)
+    cells = runs["gradient"][1]
+    assert [(c.fault, c.phase) for c in cells] == list(FAULTS)
+    for cell in cells:
         assert not cell.problems, (cell.fault, cell.phase, cell.problems, cell.reason)
     assert name not in NOT_YET, f"{name} runs clean now: take it off NOT_YET"

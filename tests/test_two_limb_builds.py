@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.build_matrix import calibrate, run_fault_free
+from tests.build_matrix import FaultFree, calibrate, run_fault_free, run_with_cells
 from tests.builds import write_build
-from tests.fault_matrix import Cell, run_branches
+from tests.fault_matrix import Cell
 from tests.helpers import CONFIG_DIR
 
 TWO_LEGS = CONFIG_DIR / "examples" / "two-legs"
@@ -39,15 +39,23 @@ def _calibrated(builds: dict[str, Path], name: str) -> Path:
 def test_two_legs_on_a_varied_build_run_clean_and_catch_faults(builds, name):
     """~30 s a build."""
     config_dir = _calibrated(builds, name)
-    runs = {}
-    for profile in ("dvt", "gradient"):
-        run = runs[profile] = run_fault_free(name, config_dir, profile)
-        assert run.trip is None and not run.problems, (profile, run.trip, run.problems)
-    injections = runs["gradient"].injections  # planned from the fault-free run, as the build matrix's cells are
-    cells = []
-    for fault, phase in FAULTS:
-        at_s, zone = injections[phase]
-        assert zone.startswith("left.")
-        cells.append(Cell("gradient", phase, fault, zone, round(at_s, 2), config_dir))
-    for cell in run_branches(cells):  # forked from one fault-free trunk (tests/fault_matrix.py)
+    run = run_fault_free(name, config_dir, "dvt")
+    assert run.trip is None and not run.problems, ("dvt", run.trip, run.problems)
+
+    def cells_of(run: FaultFree) -> list[Cell]:
+        """Planned from gradient's fault-free run, as the build matrix's cells are (none if that run failed)."""
+        if run.trip is not None or run.problems:
+            return []
+        cells = []
+        for fault, phase in FAULTS:
+            at_s, zone = run.injections[phase]
+            cells.append(Cell("gradient", phase, fault, zone, round(at_s, 2), config_dir))
+        return cells
+
+    # gradient's cells forked from its fault-free run (tests/build_matrix.py run_with_cells)
+    run, cells, _ = run_with_cells(name, config_dir, "gradient", cells_of)
+    assert run.trip is None and not run.problems, ("gradient", run.trip, run.problems)
+    assert [(c.fault, c.phase) for c in cells] == list(FAULTS)
+    for cell in cells:
+        assert cell.zone.startswith("left.")
         assert not cell.problems, (cell.fault, cell.phase, cell.problems, cell.reason)

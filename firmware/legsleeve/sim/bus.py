@@ -28,7 +28,8 @@ class SimI2C:
         self._cost_s: dict[int, float] = {}  # nbytes -> a transfer's virtual time (the same sum, computed once)
         self._devices: dict[int, SimDevice] = {}
         self._muxes: list[SimMux] = []
-        self._routes: dict[tuple[int, int | tuple[int, ...]], list[SimDevice]] = {}
+        self._mux: SimMux | None = None  # the multiplexer when there is just one: the routes are then keyed by an int
+        self._routes: dict[int | tuple[int, tuple[int, ...]], list[SimDevice]] = {}
         self._locked = False
         self.transactions = 0
         self.deinitialised = False
@@ -41,6 +42,7 @@ class SimI2C:
         self._devices[address] = device
         if _is_mux(device):
             self._muxes.append(device)
+        self._mux = self._muxes[0] if len(self._muxes) == 1 else None
         self._routes.clear()
 
     # -- busio.I2C -----------------------------------------------------------------------------------------
@@ -54,19 +56,50 @@ class SimI2C:
     def unlock(self) -> None:
         self._locked = False
 
+    # (writeto and readfrom_into run twenty times a tick: `_transfer` and `_answering` are written out in them)
     def writeto(self, address: int, buffer, *, start: int = 0, end: int | None = None) -> None:
         data = bytes(buffer[start:end])
-        self._transfer(len(data))
-        devices = self._answering(address)
+        if not self._locked:
+            self._check_lock()
+        self.transactions += 1
+        n = len(data)
+        cost_s = self._cost_s.get(n)
+        if cost_s is None:
+            cost_s = self._cost_s[n] = self._overhead_s + (n + 1) * 9 * self._bit_s
+        self._clock.advance(cost_s)
+        mux = self._mux
+        key = (address << 8 | mux.mask) if mux is not None else (address, tuple(m.mask for m in self._muxes))
+        devices = self._routes.get(key)
+        if devices is None:
+            devices = self._routes[key] = self._find(address)
+        if len(devices) == 1:
+            devices[0].write(data)
+            return
         if not devices:
             raise NackError(address)
         for device in devices:
             device.write(data)
 
     def readfrom_into(self, address: int, buffer, *, start: int = 0, end: int | None = None) -> None:
-        end = len(buffer) if end is None else end
-        self._transfer(end - start)
-        buffer[start:end] = self._read(address, end - start)
+        if end is None:
+            end = len(buffer)
+        n = end - start
+        if not self._locked:
+            self._check_lock()
+        self.transactions += 1
+        cost_s = self._cost_s.get(n)
+        if cost_s is None:
+            cost_s = self._cost_s[n] = self._overhead_s + (n + 1) * 9 * self._bit_s
+        self._clock.advance(cost_s)
+        mux = self._mux
+        key = (address << 8 | mux.mask) if mux is not None else (address, tuple(m.mask for m in self._muxes))
+        devices = self._routes.get(key)
+        if devices is None:
+            devices = self._routes[key] = self._find(address)
+        if len(devices) == 1:
+            buffer[start:end] = devices[0].read(n)
+        else:
+            buffer[start:end] = self._read(address, n)
 
     def writeto_then_readfrom(
         self,
@@ -118,9 +151,9 @@ class SimI2C:
 
     def _answering(self, address: int) -> list[SimDevice]:
         """The devices that acknowledge `address` now: on the bus itself, or behind a mux's open channels."""
-        muxes = self._muxes
         # (keyed on the control bytes as they are now: a test may set a mux's mask directly)
-        key = (address, muxes[0].mask if len(muxes) == 1 else tuple(m.mask for m in muxes))
+        mux = self._mux
+        key = (address << 8 | mux.mask) if mux is not None else (address, tuple(m.mask for m in self._muxes))
         found = self._routes.get(key)
         if found is None:
             found = self._routes[key] = self._find(address)

@@ -110,6 +110,7 @@ class SimMPRLS:
         self._pending = False
         self._count = 0
         self._status = STATUS_POWERED
+        self._reply: bytes | None = None  # what a read returns while neither busy nor integrity-failed
         self.conversions = 0
         # faults
         self.dead = False
@@ -157,29 +158,53 @@ class SimMPRLS:
         # An empty write is an address probe; other commands (standby) change nothing we model.
 
     def read(self, n: int) -> bytes:
-        now = self._clock.now()
-        busy = self.busy_forever or (self._pending and now < self._done_s)
-        if self._pending and not busy:
+        # (runs for every sensor every tick: the reply's bytes are made once per conversion, `_reply`)
+        if self._pending:
+            if self.busy_forever or self._clock.now() < self._done_s:
+                return self._busy_reply(n)
             self._finish_conversion()
-        status = self._status | (STATUS_BUSY if busy else 0) | (STATUS_INTEGRITY if self.integrity else 0)
-        c = self._count
-        return bytes((status, (c >> 16) & 0xFF, (c >> 8) & 0xFF, c & 0xFF, 0, 0, 0))[:n]
+        elif self.busy_forever:
+            return self._busy_reply(n)
+        reply = self._reply
+        if reply is None or self.integrity:
+            reply = self._make_reply(0)
+        return reply[:n]
+
+    def _busy_reply(self, n: int) -> bytes:
+        return self._make_reply(STATUS_BUSY)[:n]
+
+    def _make_reply(self, busy: int) -> bytes:
+        """Status (with the busy and integrity bits as they are now) + the 24-bit count + three padding bytes; kept in
+        `_reply` when neither bit is set (until the next conversion changes it)."""
+        status = self._status | busy | (STATUS_INTEGRITY if self.integrity else 0)
+        reply = (((status << 24) | self._count) << 24).to_bytes(7, "big")  # the count is within 0-0xFFFFFF
+        if status == self._status:
+            self._reply = reply
+        return reply
 
     def _finish_conversion(self) -> None:
         self._pending = False
         self.conversions += 1
         if self.stuck and self.conversions > 1:
             return  # the output register never changes again
-        sensed_hpa, noise_hpa = self._sensed_hpa(self._clock.now())
+        now_s = self._clock.now()
+        e = self.errors
+        if e.frozen_hpa is None and e.lag_s <= 0.0 and e.gain == 1.0 and not e.offset_hpa and not e.drifts:
+            sensed_hpa, noise_hpa = self._true_hpa(now_s), self._noise_hpa  # _sensed_hpa without errors
+        else:
+            sensed_hpa, noise_hpa = self._sensed_hpa(now_s)
         hpa = sensed_hpa + self._offset_hpa + self._rng.gauss(0.0, noise_hpa)
         if self.spikes and self.conversions % SPIKE_EVERY == 0:
             hpa += mmhg_to_hpa(SPIKE_MMHG)
-        count = psi_to_count(hpa / HPA_PER_PSI)
-        self._status = STATUS_POWERED
+        # psi_to_count(hpa / HPA_PER_PSI), written out
+        count = round(COUNT_MIN + hpa / HPA_PER_PSI / PSI_MAX * (COUNT_MAX - COUNT_MIN))
+        status = STATUS_POWERED
         if not 0 <= count <= 0xFFFFFF:
-            self._status |= STATUS_SATURATION
+            status |= STATUS_SATURATION
             count = min(max(count, 0), 0xFFFFFF)
+        self._status = status
         self._count = count
+        self._reply = None
 
     def _true_hpa(self, now_s: float) -> float:
         """The true pressure now, remembered for sensor-lag."""

@@ -112,6 +112,7 @@ class Pneumatics:
         self._inlets: tuple[bool, ...] = (False,) * len(self.names)
         self._exhausts: tuple[bool, ...] = (True,) * len(self.names)
         self._rigid_plan: tuple | None = None  # _plan_rigid's, until the inputs or the faults change
+        self._general_plan: tuple | None = None  # _plan_general's, likewise (where _plan_rigid's is ())
         self._pa = spec.ambient_hpa * MMHG_PER_HPA  # ambient, mmHg absolute
         # conductances in L/s per mmHg: each zone's valves (a zone may have its own)
         self._g_in = [_lps(z.spec.inlet_lpm_per_mmhg, spec.inlet_lpm_per_mmhg) for z in self.zones]
@@ -134,7 +135,7 @@ class Pneumatics:
         self._duty = pump_duty
         self._inlets = tuple(inlets_open)
         self._exhausts = tuple(exhausts_open)
-        self._rigid_plan = None
+        self._rigid_plan = self._general_plan = None
 
     # -- queries -------------------------------------------------------------------------------------------
     @property
@@ -209,10 +210,10 @@ class Pneumatics:
             if plan:
                 self._advance_rigid(remaining, plan)
             else:
-                while remaining > 1e-12:
-                    dt = min(remaining, MAX_SUBSTEP_S)
-                    self._step(dt)
-                    remaining -= dt
+                general = self._general_plan
+                if general is None:
+                    general = self._general_plan = self._plan_general()
+                self._advance_general(remaining, general)
         self._t = t_s
 
     def _plan_rigid(self) -> tuple | None:
@@ -293,6 +294,88 @@ class Pneumatics:
                     p_eq = drive / g
                     p = p_eq + (p - p_eq) * exp(-g * dt / cap)
                 z.hose_mmhg = z.bladder_mmhg = p
+            remaining -= dt
+        self.manifold_mmhg = pm
+
+    def _plan_general(self) -> tuple:
+        """What `_advance_general` needs that changes only with the inputs and the faults: `_step`'s sums worked out
+        once, in the same order (so the same values), per zone with the branch of `_step` it takes."""
+        zones = self.zones
+        spec = self.spec
+        inlets = [open_ or z.faults.inlet_stuck_open for open_, z in zip(self._inlets, zones, strict=False)]
+        q0 = self.pump_flow_lps(self._duty, 0.0)
+        slope = q0 / spec.pump_deadhead_mmhg if q0 > 0.0 else 0.0
+        g_open = slope
+        feeding = []
+        for open_, z, g_in in zip(inlets, zones, self._g_in, strict=False):
+            if open_:
+                g_open += g_in
+                feeding.append((z, g_in))
+        nodes = []
+        for i, z in enumerate(zones):
+            ex_open = self._exhausts[i] and not z.faults.exhaust_stuck_closed
+            g = 0.0
+            if inlets[i]:
+                g += self._g_in[i]
+            if ex_open:
+                g += self._g_ex[i]
+            leak = z.spec.leak_lpm_per_mmhg / 60.0
+            if z.faults.leak:
+                leak += LEAK_FAULT_LPM_PER_MMHG / 60.0
+            g_fill = self._g_in[i] if inlets[i] else None
+            if z.split:
+                if z.faults.disconnected:
+                    g += OPEN_PORT_LPM_PER_MMHG / 60.0
+                g_b = leak + (OPEN_PORT_LPM_PER_MMHG / 60.0 if z.faults.disconnected else 0.0)
+                nodes.append((z, True, g_fill, g, g_b, HOSE_VOLUME_L / self._pa))
+            else:
+                nodes.append((z, False, g_fill, g + leak, 0.0, 0.0))
+        return (q0, g_open, feeding, spec.relief_mmhg, self._g_relief, spec.manifold_volume_l / self._pa, nodes)
+
+    def _advance_general(self, remaining: float, plan: tuple) -> None:
+        """`_step` over `remaining` seconds, in the same substeps and the same arithmetic, for any build (a limb model,
+        a hose split from its bladder): what cannot change within one call comes worked out from `_plan_general`."""
+        q0, g_open, feeding, relief, g_relief, cap_m, nodes = plan
+        exp = math.exp
+        relax_on_limb = self._relax_on_limb
+        capacitance = self._capacitance
+        pm = self.manifold_mmhg
+        while remaining > 1e-12:
+            dt = remaining if remaining < MAX_SUBSTEP_S else MAX_SUBSTEP_S
+            # the manifold (as _step)
+            g_total = g_open
+            drive = q0
+            for z, g_in in feeding:
+                drive += g_in * z.hose_mmhg
+            if pm > relief:
+                g_total += g_relief
+                drive += g_relief * relief
+            if g_total <= 0.0:
+                pm_new = pm + drive * dt / cap_m
+            else:
+                p_eq = drive / g_total
+                pm_new = p_eq + (pm - p_eq) * exp(-g_total * dt / cap_m)
+            pm_mid = 0.5 * (pm + pm_new)
+            pm = pm_new
+            self.manifold_mmhg = pm  # (as _step: the zones' limbs read nothing of it, but keep the order of writes)
+            # the zones (as _step)
+            for z, split, g_fill, g, g_b, cap_h in nodes:
+                drive = 0.0 if g_fill is None else 0.0 + g_fill * pm_mid
+                tissue = z.tissue
+                if split:
+                    z.hose_mmhg = _relax(z.hose_mmhg, drive, g, cap_h, dt)
+                    if tissue is None:
+                        cap_b = capacitance(z.spec.volume_l, z.spec.compliance_l_per_mmhg, z.bladder_mmhg)
+                        z.bladder_mmhg = _relax(z.bladder_mmhg, 0.0, g_b, cap_b, dt)
+                    else:
+                        z.bladder_mmhg = relax_on_limb(tissue, z.spec, z.bladder_mmhg, 0.0, g_b, dt, hose=False)
+                else:
+                    if tissue is None:
+                        cap = capacitance(z.spec.volume_l + HOSE_VOLUME_L, z.spec.compliance_l_per_mmhg, z.hose_mmhg)
+                        z.hose_mmhg = _relax(z.hose_mmhg, drive, g, cap, dt)
+                    else:
+                        z.hose_mmhg = relax_on_limb(tissue, z.spec, z.hose_mmhg, drive, g, dt, hose=True)
+                    z.bladder_mmhg = z.hose_mmhg
             remaining -= dt
         self.manifold_mmhg = pm
 
@@ -394,10 +477,10 @@ class Pneumatics:
         if name in ("blocked", "disconnected") and not z.split:
             z.bladder_mmhg = z.hose_mmhg  # the two nodes part at the same pressure
         setattr(z.faults, name.replace("-", "_"), True)
-        self._rigid_plan = None
+        self._rigid_plan = self._general_plan = None
 
     def set_pump_fault(self, name: str) -> None:
-        self._rigid_plan = None
+        self._rigid_plan = self._general_plan = None
         if name == "pump-dead":
             self.pump.dead = True
         elif name == "pump-stuck-on":

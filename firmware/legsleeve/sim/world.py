@@ -28,6 +28,44 @@ SAMPLE_HOLD_S = 0.001
 PIN_HISTORY = 1000  # each pin's `states` keeps at least its last this many changes (and at most twice as many)
 
 
+class SimClock(VirtualClock):
+    """The world's virtual clock: a VirtualClock that makes the world's own check for a due fault or release itself, at
+    every advance, before calling the listeners (as the world's listener, registered first, was called before them).
+
+    The bus advances the clock at every transfer, twenty times a tick and more; a listener call for a comparison that
+    is almost always false cost about as much as the rest of `advance`. `due_s` is the earliest time anything is due
+    (inf: nothing), `on_due(t_s)` what runs once the clock reaches it.
+    """
+
+    def __init__(self, start_s: float = 0.0):
+        super().__init__(start_s)
+        self._t = float(start_s)
+        self._after: list[Callable[[float], None]] = []
+        self.due_s = math.inf
+        self.on_due: Callable[[float], None] | None = None
+
+    def now(self) -> float:
+        return self._t
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self.advance(seconds)
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError(f"time cannot run backwards ({seconds} s)")
+        self._t += seconds
+        t_s = self._t
+        if t_s >= self.due_s and self.on_due is not None:
+            self.on_due(t_s)
+        if self._after:
+            for listener in self._after:
+                listener(t_s)
+
+    def on_advance(self, listener: Callable[[float], None]) -> None:
+        self._after.append(listener)
+
+
 class SimPin(MockPWMPin):
     """gpiozero's MockPWMPin, as the simulated world's pin class (`MockFactory(pin_class=SimPin)`): it tells the
     world when it moves, and keeps a bounded history.
@@ -70,7 +108,7 @@ class SimWorld:
         for fault in pending:
             check_value(fault)  # a sensor error's size is refused before anything is built, not when it fires
         self.config = config
-        self.clock = VirtualClock()
+        self.clock = SimClock()
         self.pin_factory = MockFactory(pin_class=SimPin)
         sim = config.simulation
         rng = random.Random(seed)
@@ -121,9 +159,9 @@ class SimWorld:
 
         self._pending = pending
         self._releases: list[tuple[float, MockPin]] = []  # (when, pin): a pressed button let go
-        self._next_event_s = pending[0].at_s if pending else math.inf  # the earliest fault or release due
         self.fired: list[tuple[float, FaultSpec]] = []
-        self.clock.on_advance(self._on_time)
+        self.clock.on_due = self._events  # at every advance of the clock that reaches `clock.due_s`
+        self._due()
 
     # -- the pins as the air sees them -----------------------------------------------------------------------
     def _pin_moved(self) -> None:
@@ -160,7 +198,7 @@ class SimWorld:
         def source() -> float:
             # self.settle() and physics.zone_mmhg(index), written out: a chip asks this at every conversion
             now = clock.now()
-            if now - physics.now_s >= SAMPLE_HOLD_S:
+            if now - physics._t >= SAMPLE_HOLD_S:
                 physics.advance_to(now)
             return ambient + zone.hose_mmhg / MMHG_PER_HPA  # mmhg_to_hpa
 
@@ -171,12 +209,6 @@ class SimWorld:
         return self.config.simulation.ambient_hpa + mmhg_to_hpa(self.physics.manifold_mmhg)
 
     # -- time and faults -----------------------------------------------------------------------------------
-    def _on_time(self, t_s: float) -> None:
-        # Called at every advance of the clock (tens of times a tick): one comparison unless something is due.
-        # Pins need nothing here: a pin that moves brings the air up to its time itself (`_pin_moved`).
-        if t_s >= self._next_event_s:
-            self._events(t_s)
-
     def _events(self, t_s: float) -> None:
         while self._releases and self._releases[0][0] <= t_s:
             self._releases.pop(0)[1].drive_high()
@@ -187,7 +219,9 @@ class SimWorld:
         self._due()
 
     def _due(self) -> None:
-        self._next_event_s = min(
+        # the earliest fault or release due: the clock calls `_events` once it gets there (one comparison till then;
+        # pins need nothing there: a pin that moves brings the air up to its time itself, `_pin_moved`)
+        self.clock.due_s = min(
             self._pending[0].at_s if self._pending else math.inf,
             self._releases[0][0] if self._releases else math.inf,
         )
