@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from legsleeve.config.model import SimLimbSpec, SimSpec, SimZoneSpec
 from legsleeve.core.units import MMHG_PER_HPA
@@ -268,21 +269,7 @@ class Pneumatics:
         pm = self.manifold_mmhg
         while remaining > 1e-12:
             dt = remaining if remaining < MAX_SUBSTEP_S else MAX_SUBSTEP_S
-            # the manifold (as _step)
-            g_total = g_open
-            drive = q0
-            for z, g_in in feeding:
-                drive += g_in * z.hose_mmhg
-            if pm > relief:
-                g_total += g_relief
-                drive += g_relief * relief
-            if g_total <= 0.0:
-                pm_new = pm + drive * dt / cap_m
-            else:
-                p_eq = drive / g_total
-                pm_new = p_eq + (pm - p_eq) * exp(-g_total * dt / cap_m)
-            pm_mid = 0.5 * (pm + pm_new)
-            pm = pm_new
+            pm, pm_mid = _manifold_substep(pm, dt, q0, g_open, feeding, relief, g_relief, cap_m)
             # the zones (as _step's unsplit, rigid branch)
             for z, g_fill, g, volume_l, compliance in nodes:
                 p = z.hose_mmhg
@@ -336,27 +323,12 @@ class Pneumatics:
         """`_step` over `remaining` seconds, in the same substeps and the same arithmetic, for any build (a limb model,
         a hose split from its bladder): what cannot change within one call comes worked out from `_plan_general`."""
         q0, g_open, feeding, relief, g_relief, cap_m, nodes = plan
-        exp = math.exp
         relax_on_limb = self._relax_on_limb
         capacitance = self._capacitance
         pm = self.manifold_mmhg
         while remaining > 1e-12:
             dt = remaining if remaining < MAX_SUBSTEP_S else MAX_SUBSTEP_S
-            # the manifold (as _step)
-            g_total = g_open
-            drive = q0
-            for z, g_in in feeding:
-                drive += g_in * z.hose_mmhg
-            if pm > relief:
-                g_total += g_relief
-                drive += g_relief * relief
-            if g_total <= 0.0:
-                pm_new = pm + drive * dt / cap_m
-            else:
-                p_eq = drive / g_total
-                pm_new = p_eq + (pm - p_eq) * exp(-g_total * dt / cap_m)
-            pm_mid = 0.5 * (pm + pm_new)
-            pm = pm_new
+            pm, pm_mid = _manifold_substep(pm, dt, q0, g_open, feeding, relief, g_relief, cap_m)
             self.manifold_mmhg = pm  # (as _step: the zones' limbs read nothing of it, but keep the order of writes)
             # the zones (as _step)
             for z, split, g_fill, g, g_b, cap_h in nodes:
@@ -492,6 +464,33 @@ class Pneumatics:
 def _lps(zone_lpm_per_mmhg: float | None, build_lpm_per_mmhg: float) -> float:
     """A valve's conductance in L/s per mmHg: the zone's own, else the build's."""
     return (build_lpm_per_mmhg if zone_lpm_per_mmhg is None else zone_lpm_per_mmhg) / 60.0
+
+
+def _manifold_substep(
+    pm: float,
+    dt: float,
+    q0: float,
+    g_open: float,
+    feeding: Sequence[tuple[Any, float]],
+    relief: float,
+    g_relief: float,
+    cap_m: float,
+) -> tuple[float, float]:
+    """One substep of the manifold, as `_step` computes it, for the planned paths (rigid and general): its pressure
+    after `dt` and the mean over it, which the zones see. `feeding`: (zone, its inlet's conductance) per open inlet."""
+    g_total = g_open
+    drive = q0
+    for z, g_in in feeding:
+        drive += g_in * z.hose_mmhg
+    if pm > relief:
+        g_total += g_relief
+        drive += g_relief * relief
+    if g_total <= 0.0:
+        pm_new = pm + drive * dt / cap_m
+    else:
+        p_eq = drive / g_total
+        pm_new = p_eq + (pm - p_eq) * math.exp(-g_total * dt / cap_m)
+    return pm_new, 0.5 * (pm + pm_new)
 
 
 def _relax(p: float, drive: float, g: float, cap: float, dt: float) -> float:
