@@ -39,31 +39,19 @@ class SimClock(VirtualClock):
 
     def __init__(self, start_s: float = 0.0):
         super().__init__(start_s)
-        self._t = float(start_s)
-        self._after: list[Callable[[float], None]] = []
         self.due_s = math.inf
         self.on_due: Callable[[float], None] | None = None
-
-    def now(self) -> float:
-        return self._t
-
-    def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            self.advance(seconds)
 
     def advance(self, seconds: float) -> None:
         if seconds < 0:
             raise ValueError(f"time cannot run backwards ({seconds} s)")
-        self._t += seconds
-        t_s = self._t
+        self._now_s += seconds
+        t_s = self._now_s
         if t_s >= self.due_s and self.on_due is not None:
             self.on_due(t_s)
-        if self._after:
-            for listener in self._after:
+        if self._listeners:
+            for listener in self._listeners:
                 listener(t_s)
-
-    def on_advance(self, listener: Callable[[float], None]) -> None:
-        self._after.append(listener)
 
 
 class SimPin(MockPWMPin):
