@@ -217,6 +217,32 @@ class Pneumatics:
                 self._advance_general(remaining, general)
         self._t = t_s
 
+    def _plan_sums(self) -> tuple[list[bool], float, float, list[tuple[_Zone, float]], list[tuple[float, float]]]:
+        """The sums both planned paths share, in `_step`'s order (so the same values): each inlet open (or stuck
+        so), the pump's flow at zero back pressure, the manifold's conductance with every open inlet, (zone, its
+        inlet's conductance) per open inlet, and per zone (its valves' conductance, its leak's)."""
+        zones = self.zones
+        inlets = [open_ or z.faults.inlet_stuck_open for open_, z in zip(self._inlets, zones, strict=False)]
+        q0 = self.pump_flow_lps(self._duty, 0.0)
+        g_open = q0 / self.spec.pump_deadhead_mmhg if q0 > 0.0 else 0.0  # the pump's flow falls by this per mmHg
+        feeding = []
+        for open_, z, g_in in zip(inlets, zones, self._g_in, strict=False):
+            if open_:
+                g_open += g_in
+                feeding.append((z, g_in))
+        valves = []
+        for i, z in enumerate(zones):
+            g = 0.0
+            if inlets[i]:
+                g += self._g_in[i]
+            if self._exhausts[i] and not z.faults.exhaust_stuck_closed:
+                g += self._g_ex[i]
+            leak = z.spec.leak_lpm_per_mmhg / 60.0
+            if z.faults.leak:
+                leak += LEAK_FAULT_LPM_PER_MMHG / 60.0
+            valves.append((g, leak))
+        return inlets, q0, g_open, feeding, valves
+
     def _plan_rigid(self) -> tuple | None:
         """What `_advance_rigid` needs that changes only with the inputs and the faults (worked out again after
         `set_inputs`, `set_zone_fault` and `set_pump_fault`), or () where the rigid leg's loop does not apply (a limb
@@ -224,40 +250,22 @@ class Pneumatics:
         zones = self.zones
         if not all(z.tissue is None and not z.split for z in zones):
             return ()
-        spec = self.spec
-        pa = self._pa
-        inlets = [open_ or z.faults.inlet_stuck_open for open_, z in zip(self._inlets, zones, strict=False)]
-        q0 = self.pump_flow_lps(self._duty, 0.0)
-        slope = q0 / spec.pump_deadhead_mmhg if q0 > 0.0 else 0.0
-        g_open = slope
-        feeding = []  # (zone, its inlet's conductance) for each open inlet, in order
-        for open_, z, g_in in zip(inlets, zones, self._g_in, strict=False):
-            if open_:
-                g_open += g_in
-                feeding.append((z, g_in))
+        inlets, q0, g_open, feeding, valves = self._plan_sums()
         # per zone: (zone, inlet conductance or None when closed, total conductance, volume with hose, compliance)
         nodes = []
         for i, z in enumerate(zones):
-            ex_open = self._exhausts[i] and not z.faults.exhaust_stuck_closed
-            g = 0.0
-            if inlets[i]:
-                g += self._g_in[i]
-            if ex_open:
-                g += self._g_ex[i]
-            leak = z.spec.leak_lpm_per_mmhg / 60.0
-            if z.faults.leak:
-                leak += LEAK_FAULT_LPM_PER_MMHG / 60.0
-            g += leak
+            g, leak = valves[i]
             nodes.append(
                 (
                     z,
                     self._g_in[i] if inlets[i] else None,
-                    g,
+                    g + leak,
                     z.spec.volume_l + HOSE_VOLUME_L,
                     z.spec.compliance_l_per_mmhg,
                 )
             )
-        return (q0, g_open, feeding, spec.relief_mmhg, self._g_relief, spec.manifold_volume_l / pa, nodes)
+        spec = self.spec
+        return (q0, g_open, feeding, spec.relief_mmhg, self._g_relief, spec.manifold_volume_l / self._pa, nodes)
 
     def _advance_rigid(self, remaining: float, plan: tuple) -> None:
         """`_step` over `remaining` seconds, in the same substeps and the same arithmetic, for the common case of a
@@ -289,26 +297,10 @@ class Pneumatics:
         once, in the same order (so the same values), per zone with the branch of `_step` it takes."""
         zones = self.zones
         spec = self.spec
-        inlets = [open_ or z.faults.inlet_stuck_open for open_, z in zip(self._inlets, zones, strict=False)]
-        q0 = self.pump_flow_lps(self._duty, 0.0)
-        slope = q0 / spec.pump_deadhead_mmhg if q0 > 0.0 else 0.0
-        g_open = slope
-        feeding = []
-        for open_, z, g_in in zip(inlets, zones, self._g_in, strict=False):
-            if open_:
-                g_open += g_in
-                feeding.append((z, g_in))
+        inlets, q0, g_open, feeding, valves = self._plan_sums()
         nodes = []
         for i, z in enumerate(zones):
-            ex_open = self._exhausts[i] and not z.faults.exhaust_stuck_closed
-            g = 0.0
-            if inlets[i]:
-                g += self._g_in[i]
-            if ex_open:
-                g += self._g_ex[i]
-            leak = z.spec.leak_lpm_per_mmhg / 60.0
-            if z.faults.leak:
-                leak += LEAK_FAULT_LPM_PER_MMHG / 60.0
+            g, leak = valves[i]
             g_fill = self._g_in[i] if inlets[i] else None
             if z.split:
                 if z.faults.disconnected:
