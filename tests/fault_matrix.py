@@ -522,7 +522,6 @@ def run_branches(cells: Sequence[Cell], *, fork: bool = True, errors_as_problems
     from legsleeve.config.profiles import load_profile
     from legsleeve.errors import SleeveError
     from legsleeve.hw.backends import open_sim
-    from legsleeve.sim.faults import FaultSpec
 
     if not cells:
         return []
@@ -533,7 +532,7 @@ def run_branches(cells: Sequence[Cell], *, fork: bool = True, errors_as_problems
     if not fork or not hasattr(os, "fork") or not os.path.isdir("/proc/self/fd"):
         return [fresh_run(c) for c in cells]
     order = sorted(range(len(cells)), key=lambda i: cells[i].at_s)
-    pending = [i for i in order if cells[i].at_s > FORK_LEAD_S]
+    pending = [(i, cells[i]) for i in order if cells[i].at_s > FORK_LEAD_S]
     fresh = [i for i in order if cells[i].at_s <= FORK_LEAD_S]
     done: dict[int, Cell | str] = {}  # a judged Cell, or what went wrong in its child
     branch: list = []  # in a child: [its cell, the pipe to the trunk, its log]
@@ -548,21 +547,7 @@ def run_branches(cells: Sequence[Cell], *, fork: bool = True, errors_as_problems
         def on_advance(t_s: float) -> None:
             if branch:
                 return  # a child forks nothing
-            while pending and cells[pending[0]].at_s - t_s < FORK_LEAD_S:
-                i = pending.pop(0)
-                if cells[i].at_s <= t_s:
-                    fresh.append(i)  # the clock stepped over it: run it from scratch
-                    continue
-                child = _fork(cells[i], done, i, Path(tmp))
-                if child is not None:
-                    cell, fd, own_log = child
-                    branch[:] = [cell, fd, _own_log(log, own_log)]
-                    rig.world.schedule(FaultSpec(cell.fault, cell.zone, cell.at_s))
-                    return
-                if isinstance(done[i], str):
-                    raise _TrunkDone
-            if not pending:
-                raise _TrunkDone
+            _fork_due(t_s, pending, done, branch, rig, log, Path(tmp), fresh.append)
 
         rig.clock.on_advance(on_advance)
         outcome = None
@@ -593,7 +578,7 @@ def run_branches(cells: Sequence[Cell], *, fork: bool = True, errors_as_problems
     failed = [result for result in done.values() if isinstance(result, str)]
     if failed:
         raise RuntimeError(failed[0])
-    fresh += pending  # the trunk ended before their time
+    fresh += [i for i, _ in pending]  # the trunk ended before their time
     for i in fresh:
         done[i] = fresh_run(cells[i])
     out = [done[i] for i in range(len(cells))]
@@ -653,7 +638,6 @@ def run_planned(
     from legsleeve.config.profiles import load_profile
     from legsleeve.errors import SleeveError
     from legsleeve.hw.backends import open_sim
-    from legsleeve.sim.faults import FaultSpec
 
     if not hasattr(os, "fork") or not os.path.isdir("/proc/self/fd"):
         cfg, outcome, rows, truth = run_followed(config_dir, profile)
@@ -739,21 +723,7 @@ def run_planned(
             if not trunk:
                 return
             pending, _, done = trunk
-            while pending and pending[0][1].at_s - t_s < FORK_LEAD_S:
-                i, cell = pending.pop(0)
-                if cell.at_s <= t_s:
-                    done[i] = None  # the clock stepped over it: the run runs it from scratch
-                    continue
-                child = _fork(cell, done, i, Path(tmp))
-                if child is not None:
-                    cell, fd, own_log = child
-                    branch[:] = [cell, fd, _own_log(current_log[0], own_log)]
-                    rig.world.schedule(FaultSpec(cell.fault, cell.zone, cell.at_s))
-                    return
-                if isinstance(done[i], str):
-                    raise _TrunkDone
-            if not pending:
-                raise _TrunkDone
+            _fork_due(t_s, pending, done, branch, rig, current_log[0], Path(tmp), lambda i: done.__setitem__(i, None))
 
         rig.clock.on_advance(on_advance)
         outcome = None
@@ -873,6 +843,30 @@ def _fresh(cell: Cell, *, errors_as_problems: bool) -> Cell:
             raise
         cell.problems.append(f"raised {type(exc).__name__}: {exc}")
         return cell
+
+
+def _fork_due(t_s, pending, done, branch, rig, log: Path, tmp: Path, stepped_over) -> None:
+    """A trunk's clock listener's work (run_branches', run_planned's): fork every pending (index, cell) whose
+    injection is within FORK_LEAD_S of `t_s`. In the child, `branch` becomes [its cell, the pipe to the trunk, its own
+    log] and its fault is scheduled; a cell the clock stepped over goes to `stepped_over(index)` (run from scratch).
+    Raises _TrunkDone once nothing is pending, or when a child failed."""
+    from legsleeve.sim.faults import FaultSpec
+
+    while pending and pending[0][1].at_s - t_s < FORK_LEAD_S:
+        i, cell = pending.pop(0)
+        if cell.at_s <= t_s:
+            stepped_over(i)
+            continue
+        child = _fork(cell, done, i, tmp)
+        if child is not None:
+            cell, fd, own_log = child
+            branch[:] = [cell, fd, _own_log(log, own_log)]
+            rig.world.schedule(FaultSpec(cell.fault, cell.zone, cell.at_s))
+            return
+        if isinstance(done[i], str):
+            raise _TrunkDone
+    if not pending:
+        raise _TrunkDone
 
 
 def _fork(cell: Cell, done: dict[int, Cell | str], index: int, tmp: Path) -> tuple[Cell, int, Path] | None:
