@@ -246,7 +246,7 @@ class Pneumatics:
     def _plan_rigid(self) -> tuple | None:
         """What `_advance_rigid` needs that changes only with the inputs and the faults (worked out again after
         `set_inputs`, `set_zone_fault` and `set_pump_fault`), or () where the rigid leg's loop does not apply (a limb
-        model, or a hose split from its bladder): `_step` then."""
+        model, or a hose split from its bladder): `_advance_general` then."""
         zones = self.zones
         if not all(z.tissue is None and not z.split for z in zones):
             return ()
