@@ -42,10 +42,10 @@ class Rig:
     def read(self) -> Readings:
         """Every sensor in one sweep, and the panel's inputs."""
         assert self.sensors is not None
-        r = self.sensors.read()
+        t_s, zones, manifold = self.sensors.sweep()
         panel = self.panel
         stop = panel.button is not None and panel.button.is_pressed
-        return Readings(r.t_s, r.zones, r.manifold, panel.estop_pressed, stop)
+        return Readings(t_s, zones, manifold, panel.estop_pressed, stop)
 
     def apply(self, cmd: Commands) -> None:
         """Drive the outputs to `cmd`, safer changes first."""
