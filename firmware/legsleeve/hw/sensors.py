@@ -91,17 +91,18 @@ class Multiplexers:
             self._open.discard(address)
         self._selected = None
 
-    def open(self, address: int, channel: int) -> None:
-        """Open `channel` of the multiplexer at `address`, and no other channel anywhere. The caller holds the bus
-        lock, inside a transaction; a failed write raises (the caller then calls `forget`)."""
-        if self._selected == (address, channel):
+    def open(self, port: tuple[int, int]) -> None:
+        """Open channel `port[1]` of the multiplexer at `port[0]`, and no other channel anywhere. The caller holds the
+        bus lock, inside a transaction; a failed write raises (the caller then calls `forget`)."""
+        if self._selected == port:
             return
         self._selected = None
+        address = port[0]
         if self._several:  # (with one multiplexer there is nothing to close: see `_close_others`)
             self._close_others(address)
         self._open.add(address)
-        self._bus.writeto(address, self._select_bytes[channel])
-        self._selected = (address, channel)
+        self._bus.writeto(address, self._select_bytes[port[1]])
+        self._selected = port
 
     def before_driver(self, address: int) -> None:
         """Ready the bus for a stock driver about to open a channel of the multiplexer at `address` itself (inside a
@@ -251,8 +252,7 @@ class SensorArray:
         transaction to the next, releasing it at the end of the half: the same transfers as a lock per sensor, with
         a third of the lock calls. A failed transfer still releases the lock as its transaction ends (the next
         sensor takes it again), and so does anything that escapes. (It runs every tick, so it is written out: each
-        transaction is `DeadlineI2C.begin`/`end`/`abort` rather than a `with`, and a multiplexer channel already
-        open is seen here without a call.)
+        transaction is `DeadlineI2C.begin`/`end`/`abort` rather than a `with`.)
         """
         clock = self._clock
         bus = self._bus
@@ -267,8 +267,8 @@ class SensorArray:
                 try:
                     if not bus._held:
                         self._lock()
-                    if muxes is not None and muxes._selected != sensor.port:
-                        self._open(sensor)
+                    if muxes is not None:
+                        muxes.open(sensor.port)  # type: ignore[arg-type]  # every sensor has one: see `__init__`
                     bus.writeto(address, CMD_MEASURE)
                 except (OSError, RuntimeError, I2CDeadline) as exc:
                     bus.abort()
@@ -310,11 +310,6 @@ class SensorArray:
         while not self._bus.try_lock():
             pass  # DeadlineI2C raises once the deadline passes: this loop cannot hang
 
-    def _open(self, sensor: PressureSensor) -> None:
-        """Open this sensor's multiplexer channel, and no other (every sensor has one: see `__init__`)."""
-        assert self._muxes is not None and sensor.port is not None
-        self._muxes.open(*sensor.port)
-
     def _release(self) -> None:
         """The end of a half of the sweep: the lock its transactions shared goes back."""
         if self._bus.holds_lock:
@@ -333,8 +328,8 @@ class SensorArray:
         try:
             if not bus._held:
                 self._lock()
-            if muxes is not None and muxes._selected != sensor.port:
-                self._open(sensor)
+            if muxes is not None:
+                muxes.open(sensor.port)  # type: ignore[arg-type]  # every sensor has one: see `__init__`
             while True:
                 bus.readfrom_into(self._address, buf)
                 if not buf[0] & STATUS_BUSY:

@@ -102,7 +102,11 @@ class _Median3:
             last[k] = (b, (t_s, mmhg))
             if a is not None and b is not None:  # three
                 x, y = a[1], b[1]
-                value = max(min(x, y), min(max(x, y), mmhg))  # the middle of three, as sorted(...)[1] gives it
+                # the middle of three, max(min(x, y), min(max(x, y), mmhg)), with each min and max written out as
+                # the builtins decide (the first argument unless the second is less / greater: NaN included)
+                lo, hi = (y, x) if y < x else (x, y) if y > x else (x, x)
+                mid = mmhg if mmhg < hi else hi
+                value = mid if mid > lo else lo
                 append(r if value == mmhg else Reading(value, t_s))
             else:
                 append(r)
