@@ -13,6 +13,7 @@ import time
 import pytest
 
 from legsleeve.app import bench
+from legsleeve.app.replay import Replay, ReplayClock
 from legsleeve.core.units import MMHG_PER_HPA
 from legsleeve.hw.backends import open_sim
 from tests.helpers import CONFIG_DIR, ROOT
@@ -100,8 +101,8 @@ def test_the_replayed_tick_is_the_firmware_on_the_recorded_traffic(cfg):
     else would raise, and so would one that ended elsewhere."""
     figures, numbers = bench.firmware_tick(cfg, CONFIG_DIR, 0.5)
     assert figures[0].name == "firmware tick, median" and numbers["tick_median_us"] > 0
-    clock = bench._ReplayClock()
-    replay = bench._Replay([(("try_lock",), None, True, 0.001)], clock)
+    clock = ReplayClock()
+    replay = Replay([(("try_lock",), None, True, 0.001)], clock)
     replay.writeto(0x70, b"\x01")
     assert clock.now() == 0.001  # the recorded time after the call
     with pytest.raises(RuntimeError, match="diverged at call 0"):
