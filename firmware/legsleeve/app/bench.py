@@ -202,12 +202,58 @@ def firmware_tick(cfg: HardwareConfig, config_dir: Path, minutes: float = 10.0) 
             "µs",
             "≤ 40",
             med <= 40,
-            f"sweep code {sweep:.0f} µs (of which the played-back bus ~{playback:.0f}) + the rest; {len(ticks)} ticks "
-            "of gradient replayed from recorded bus traffic",
+            f"{build()}: sweep code {sweep:.0f} µs (of which the played-back bus ~{playback:.0f}) + the rest; "
+            f"{len(ticks)} ticks of gradient replayed from recorded bus traffic",
         ),
         Figure("firmware tick, 99th percentile", p99, "µs", "reported", None),
     ]
     return figures, {"tick_median_us": med, "tick_p99_us": p99, "sweep_median_us": sweep, "playback_us": playback}
+
+
+def build() -> str:
+    """Which build this process runs: the compiled copy (`make compiled`: its modules compiled by mypyc) or the
+    pure-Python sources (what the sleeve runs unless installed compiled)."""
+    import legsleeve
+
+    compiled = list(Path(legsleeve.__file__).parent.rglob("*.so"))
+    return f"compiled ({len(compiled)} modules, make compiled)" if compiled else "pure Python"
+
+
+def pure_tick(config_dir: Path, minutes: float = 10.0) -> list[Figure]:
+    """On the compiled build: the firmware tick of its pure-Python sources too, in a fresh interpreter (what the sleeve
+    runs unless installed compiled). Nothing on the sources themselves: the tick figure is theirs already."""
+    import legsleeve
+
+    here = Path(legsleeve.__file__).parent
+    stamp = here / "_compiled.json"
+    if not stamp.exists():
+        return []
+    source = Path(json.loads(stamp.read_text())["source"])
+    code = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from legsleeve.app.bench import firmware_tick\n"
+        "from legsleeve.config.hardware import load_hardware\n"
+        "config = Path(sys.argv[1])\n"
+        "_, numbers = firmware_tick(load_hardware(config), config, float(sys.argv[2]))\n"
+        "print(json.dumps(numbers))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(source.parent)}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(config_dir), str(minutes)], capture_output=True, text=True, env=env, check=True
+    ).stdout
+    numbers = json.loads(out.strip().splitlines()[-1])
+    return [
+        Figure(
+            "firmware tick, median, pure Python",
+            numbers["tick_median_us"],
+            "µs",
+            "reported",
+            None,
+            f"the same replay on the sources ({source}) in a fresh interpreter: what the sleeve runs unless installed "
+            f"compiled; sweep code {numbers['sweep_median_us']:.0f} µs of it",
+        )
+    ]
 
 
 def simulation_speed(cfg, config_dir, minutes: float = 60.0) -> tuple[list[Figure], dict]:
@@ -225,7 +271,8 @@ def simulation_speed(cfg, config_dir, minutes: float = 60.0) -> tuple[list[Figur
             "x real time",
             "≥ 300",
             ratio >= 300,
-            f"{virtual / 60:.1f} simulated min of gradient in {wall:.1f} s wall, {result.outcome.ticks} ticks; "
+            f"{build()}: {virtual / 60:.1f} simulated min of gradient in {wall:.1f} s wall, "
+            f"{result.outcome.ticks} ticks; "
             f"{wall / (virtual / 60) / cal:.2f} calibration loops a simulated minute",
         ),
     ]
@@ -656,6 +703,7 @@ def run_all(cfg, config_dir: Path, *, minutes: float = 60.0) -> list[Figure]:
     return (
         figures
         + tick
+        + pure_tick(config_dir, min(minutes, 10.0))
         + sensor_sweep(cfg)
         + fill_efficiency(cfg)
         + reaction(cfg)
