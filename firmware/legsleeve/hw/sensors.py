@@ -21,7 +21,7 @@ import adafruit_tca9548a
 from legsleeve.config.model import MUX_CHANNELS, HardwareConfig
 from legsleeve.core.clock import Clock
 from legsleeve.core.limits import AMBIENT_MAX_HPA, AMBIENT_MIN_HPA
-from legsleeve.core.readings import Reading, Readings
+from legsleeve.core.readings import Reading, Readings, new_reading
 from legsleeve.core.units import HPA_PER_PSI, MMHG_PER_HPA
 from legsleeve.errors import HardwareError, I2CDeadline, SensorFault
 from legsleeve.hw.i2c import DeadlineI2C
@@ -293,7 +293,7 @@ class SensorArray:
             for sensor, place in started:
                 try:
                     hpa = self._collect(sensor)
-                    results[place] = Reading(sensor.to_mmhg(hpa), clock.now())
+                    results[place] = new_reading(sensor.to_mmhg(hpa), clock.now(), None)
                 except SensorFault as fault:
                     sensor.faults += 1
                     results[place] = Reading(math.nan, clock.now(), str(fault))
