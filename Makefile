@@ -58,7 +58,7 @@ test: $(VENV)/.installed-test
 		"testing the pure-Python sources instead" >&2; fi; \
 	echo "PYTHONPATH=$$pp $(BIN)/python -m pytest -q"; PYTHONPATH=$$pp $(BIN)/python -m pytest -q
 
-# The same tests on the pure-Python source tree (what the sleeve runs unless installed compiled), all but the slow
+# The same tests on the pure-Python source tree (what the sleeve runs: make install installs it), all but the slow
 # end-to-end ones.
 test-pure: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -1,10 +1,10 @@
 """legsleeve: firmware for a do-it-yourself sequential air-compression leg sleeve."""
 
-from pathlib import Path as _Path
+import os as _os
 
 __version__ = "0.1.0"
 
-if (_Path(__file__).parent / "_compiled.json").exists():  # a compiled copy (`make compiled`): refused once stale
+if _os.path.exists(_os.path.join(_os.path.dirname(__file__), "_compiled.stamp")):  # a compiled copy (make compiled)
     from legsleeve._compiled import check as _check_compiled
 
-    _check_compiled(_Path(__file__).parent)
+    _check_compiled(_os.path.dirname(__file__))  # refused once older than its sources

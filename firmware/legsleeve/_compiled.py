@@ -1,19 +1,19 @@
 """The compiled build's guard: a copy of this package whose per-tick modules mypyc compiled (`make compiled`, into
 .compiled/) must not run once its sources have changed, or a test would pass on code that no longer exists.
 
-`make compiled` copies the package and stamps the copy (`stamp`): the source
-directory it came from and a digest of every source file in it. Importing `legsleeve` from a stamped copy checks the
-digest against the source directory as it is now (a few milliseconds) and refuses a copy that is stale. The source
-tree itself has no stamp: nothing is checked there.
+`make compiled` copies the package, compiles it and stamps the copy (`stamp`): the source directory it came from,
+a digest of every source file in it, and each file's size and modification time. Importing `legsleeve` from a
+stamped copy checks the source directory as it is now - the sizes and times settle it without reading a file (well
+under a millisecond); where they differ, the contents decide (a checkout that only touched the files is no change) -
+and refuses a copy that is stale. The source tree itself has no stamp: nothing is checked there. (Standard library
+only, and nothing costly to import: it runs before `legsleeve --help`.)
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from pathlib import Path
+import os
 
-STAMP = "_compiled.json"
+STAMP = "_compiled.stamp"
 _SUFFIXES = (".py", ".html", ".js", ".css")
 
 
@@ -21,28 +21,52 @@ class StaleBuild(ImportError):
     pass
 
 
-def digest(root: Path) -> str:
-    """A digest of every source file under `root` (names and contents, in a fixed order), caches left out."""
+def _sources(root: str, prefix: str = "") -> list[tuple[str, os.stat_result]]:
+    """Every source file under `root` as (name relative to it, its stat), sorted, caches left out."""
+    out = []
+    with os.scandir(os.path.join(root, prefix) if prefix else root) as entries:
+        for entry in entries:
+            name = prefix + entry.name
+            if entry.is_dir():
+                if entry.name != "__pycache__":
+                    out += _sources(root, name + "/")
+            elif entry.name.endswith(_SUFFIXES):
+                out.append((name, entry.stat()))
+    return sorted(out)
+
+
+def _listing(root: str) -> str:
+    return "\n".join(f"{name}\t{st.st_size}\t{st.st_mtime_ns}" for name, st in _sources(root))
+
+
+def digest(root: str) -> str:
+    """A digest of every source file under `root` (names and contents, in a fixed order)."""
+    import hashlib
+
     h = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.suffix in _SUFFIXES and "__pycache__" not in p.parts):
-        h.update(path.relative_to(root).as_posix().encode() + b"\0")
-        h.update(path.read_bytes() + b"\0")
+    for name, _ in _sources(root):
+        with open(os.path.join(root, name), "rb") as f:
+            h.update(name.encode() + b"\0" + f.read() + b"\0")
     return h.hexdigest()
 
 
-def stamp(source: str | Path, copy: str | Path) -> None:
-    source, copy = Path(source), Path(copy)
-    (copy / STAMP).write_text(json.dumps({"source": str(source.resolve()), "digest": digest(source)}) + "\n")
+def stamp(source: str, copy: str) -> None:
+    """Stamp the compiled copy `copy` (a package directory) as built from `source`: its path, digest and listing."""
+    source = os.path.abspath(source)
+    with open(os.path.join(copy, STAMP), "w", encoding="utf-8") as f:
+        f.write(f"{source}\n{digest(source)}\n{_listing(source)}\n")
 
 
-def check(package_dir: Path) -> None:
+def check(package_dir: str) -> None:
     """Raise StaleBuild if `package_dir` is a stamped compiled copy whose source directory has changed since."""
     try:
-        stamped = json.loads((package_dir / STAMP).read_text())
+        with open(os.path.join(package_dir, STAMP), encoding="utf-8") as f:
+            source, stamped_digest, stamped_listing = f.read().rstrip("\n").split("\n", 2)
     except FileNotFoundError:
         return  # the source tree, or an ordinary install: nothing compiled here
-    source = Path(stamped["source"])
-    if source.is_dir() and digest(source) != stamped["digest"]:
+    if not os.path.isdir(source) or _listing(source) == stamped_listing:
+        return
+    if digest(source) != stamped_digest:
         raise StaleBuild(
             f"{package_dir} is a compiled copy of {source}, which has changed since it was built: run `make compiled` "
             "(or leave PYTHONPATH without the compiled copy to run the sources)"

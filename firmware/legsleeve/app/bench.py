@@ -212,7 +212,7 @@ def firmware_tick(cfg: HardwareConfig, config_dir: Path, minutes: float = 10.0) 
 
 def build() -> str:
     """Which build this process runs: the compiled copy (`make compiled`: its modules compiled by mypyc) or the
-    pure-Python sources (what the sleeve runs unless installed compiled)."""
+    pure-Python sources (what the sleeve runs: `make install` installs the sources)."""
     import legsleeve
 
     compiled = list(Path(legsleeve.__file__).parent.rglob("*.so"))
@@ -221,14 +221,15 @@ def build() -> str:
 
 def pure_tick(config_dir: Path, minutes: float = 10.0) -> list[Figure]:
     """On the compiled build: the firmware tick of its pure-Python sources too, in a fresh interpreter (what the sleeve
-    runs unless installed compiled). Nothing on the sources themselves: the tick figure is theirs already."""
+    runs). Nothing on the sources themselves: the tick figure is theirs already."""
     import legsleeve
+    from legsleeve._compiled import STAMP
 
     here = Path(legsleeve.__file__).parent
-    stamp = here / "_compiled.json"
+    stamp = here / STAMP
     if not stamp.exists():
         return []
-    source = Path(json.loads(stamp.read_text())["source"])
+    source = Path(stamp.read_text().splitlines()[0])  # (the stamp's first line: the sources it was built from)
     code = (
         "import json, sys\n"
         "from pathlib import Path\n"
@@ -250,8 +251,8 @@ def pure_tick(config_dir: Path, minutes: float = 10.0) -> list[Figure]:
             "µs",
             "reported",
             None,
-            f"the same replay on the sources ({source}) in a fresh interpreter: what the sleeve runs unless installed "
-            f"compiled; sweep code {numbers['sweep_median_us']:.0f} µs of it",
+            f"the same replay on the sources ({source}) in a fresh interpreter: what the sleeve runs "
+            f"(make install installs the sources); sweep code {numbers['sweep_median_us']:.0f} µs of it",
         )
     ]
 
