@@ -64,7 +64,8 @@ ALLOWED = {
     "config": {"core", "config", "errors"},
     "hw": {"core", "config", "hw", "errors", "sim"},  # hw.backends is the composition root: it may open the sim
     "sim": {"core", "config", "hw", "sim", "errors"},
-    "app": {"core", "safety", "config", "hw", "app", "sim", "errors", "web"},  # cli.py starts `legsleeve web`
+    # cli.py starts `legsleeve web`; bench.py reads the compiled build's stamp (legsleeve._compiled)
+    "app": {"core", "safety", "config", "hw", "app", "sim", "errors", "web", "_compiled"},
     # the web page: a client of the control socket (app.control), with the firmware's own profile loader and plots
     "web": {"core", "config", "app", "web", "errors"},
 }
