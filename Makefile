@@ -24,7 +24,7 @@ demo: $(VENV)/.installed
 	$(BIN)/legsleeve check-config
 	$(BIN)/legsleeve simulate --cycles 3 --log $(OUT)/demo.csv --plot $(OUT)/demo.png
 
-# The compiled build (docs/performance.md): a copy of the package in $(COMPILED)/ whose per-tick modules - the control
+# The compiled build (README.md, Performance): a copy of the package in $(COMPILED)/ whose per-tick modules - the control
 # core, the safety rules, the sensor sweep, the loop, and the simulation's bus and physics - are compiled to C
 # extensions by mypyc (mypy's compiler, from the lint extra), beside the rest as Python. The source tree stays pure
 # Python. The copy is rebuilt whenever a source changes; running with PYTHONPATH=$(COMPILED) picks it up, and
