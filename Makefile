@@ -39,7 +39,7 @@ SOURCES := $(shell find firmware/legsleeve -name '*.py' -o -name '*.html' -o -na
 $(COMPILED)/.built: $(VENV)/.installed-test $(SOURCES)
 	rm -rf $(COMPILED)
 	mkdir -p $(COMPILED)
-	cp -r firmware/legsleeve $(COMPILED)/
+	cp -rp firmware/legsleeve $(COMPILED)/
 	find $(COMPILED) -name __pycache__ -prune -exec rm -rf {} +
 	cd $(COMPILED) && $(abspath $(BIN))/mypyc --config-file /dev/null --python-version 3.11 --ignore-missing-imports \
 		--check-untyped-defs $(COMPILED_MODULES:%=legsleeve/%.py) > build.log 2>&1 || { tail -40 build.log; rm -rf legsleeve; exit 1; }
@@ -54,7 +54,7 @@ compiled: $(COMPILED)/.built
 test: $(VENV)/.installed-test
 	@if $(MAKE) --no-print-directory compiled; then pp=$(COMPILED); \
 	elif [ -n "$$LEGSLEEVE_REQUIRE_COMPILED" ]; then echo "make test: the compiled build failed" >&2; exit 1; \
-	else pp=; echo "make test: the compiled build failed (it needs a C compiler and Python's headers):" \
+	else pp=; echo "make test: the compiled build failed (above; it needs a C compiler and Python's headers):" \
 		"testing the pure-Python sources instead" >&2; fi; \
 	echo "PYTHONPATH=$$pp $(BIN)/python -m pytest -q"; PYTHONPATH=$$pp $(BIN)/python -m pytest -q
 

@@ -1,8 +1,8 @@
 """The compiled build's guard: a copy of this package whose per-tick modules mypyc compiled (`make compiled`, into
 .compiled/) must not run once its sources have changed, or a test would pass on code that no longer exists.
 
-`make compiled` copies the package, compiles it and stamps the copy (`stamp`): the source directory it came from,
-a digest of every source file in it, and each file's size and modification time. Importing `legsleeve` from a
+`make compiled` copies the package (times kept), compiles it and stamps the copy (`stamp`): the source directory it
+came from, a digest of every source file copied, and each one's size and modification time. Importing `legsleeve` from a
 stamped copy checks the source directory as it is now - the sizes and times settle it without reading a file (well
 under a millisecond); where they differ, the contents decide (a checkout that only touched the files is no change) -
 and refuses a copy that is stale. The source tree itself has no stamp: nothing is checked there. (Standard library
@@ -51,10 +51,11 @@ def digest(root: str) -> str:
 
 
 def stamp(source: str, copy: str) -> None:
-    """Stamp the compiled copy `copy` (a package directory) as built from `source`: its path, digest and listing."""
-    source = os.path.abspath(source)
+    """Stamp the compiled copy `copy` (a package directory, copied from `source` with its files' times kept) as built
+    from `source`: the source's path, and the digest and listing of the copy's own sources - what the source was
+    when copied, whatever changed there during the build."""
     with open(os.path.join(copy, STAMP), "w", encoding="utf-8") as f:
-        f.write(f"{source}\n{digest(source)}\n{_listing(source)}\n")
+        f.write(f"{os.path.abspath(source)}\n{digest(copy)}\n{_listing(copy)}\n")
 
 
 def check(package_dir: str) -> None:
