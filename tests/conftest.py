@@ -12,6 +12,16 @@ from legsleeve.safety.supervisor import Supervisor
 from tests.helpers import CONFIG_DIR
 
 
+def _compiled() -> bool:
+    """Whether this run imports the compiled build (`make compiled`: PYTHONPATH=.compiled)."""
+    import legsleeve.core.controller
+
+    return not legsleeve.core.controller.__file__.endswith(".py")
+
+
+COMPILED = _compiled()
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked `slow` (the fault matrix) first, in their own order, then the rest as collected: pytest-xdist
     hands tests out in this order, so the long ones start at once and short ones fill the gaps at the end.
@@ -22,6 +32,11 @@ def pytest_collection_modifyitems(config, items):
         if vpi:
             config.hook.pytest_deselected(items=vpi)
             items[:] = [item for item in items if item.get_closest_marker("vpi") is None]
+    if COMPILED:  # tests that wrap a method of a compiled class run on the sources (`make test-pure`)
+        skip = pytest.mark.skip(reason="wraps a method of a class the compiled build compiles: runs in make test-pure")
+        for item in items:
+            if item.get_closest_marker("pure_only") is not None:
+                item.add_marker(skip)
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: the order within each is kept
 
 

@@ -138,6 +138,7 @@ def test_a_fresh_start_after_a_kill_begins_again_from_idle(quick_config, tmp_pat
     assert set(tmp_path.rglob("*")) - before == {log2}  # the run left nothing but its log
 
 
+@pytest.mark.pure_only  # it wraps Controller.step, which a compiled class does not allow
 def test_exception_inside_a_tick_exits_1_with_outputs_safe(quick_config, tmp_path):
     """An internal error mid-fill: exit 1, traceback in the log, outputs safe (the rig's pins are checked in
     test_session; here, the process's own report and log). The bug fires in the runner's tick only: the plan made

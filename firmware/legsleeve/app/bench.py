@@ -32,7 +32,6 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -124,218 +123,6 @@ def _session(cfg: HardwareConfig, config_dir: Path, minutes: float, profile: str
 
 # -- the firmware's own tick, the simulation excluded: recorded bus traffic replayed -----------------------------
 
-_Entry = tuple[tuple, bytes | None, object, float]  # (call, bytes read, result or exception, clock after)
-
-
-class _Recording:
-    """A `busio.I2C` look-alike between the firmware's DeadlineI2C and the simulated bus: every call is passed on,
-    and what it returned (the bytes read, a NACK) and the virtual time after it are recorded."""
-
-    def __init__(self, bus, clock):
-        self._bus = bus
-        self._clock = clock
-        self.entries: list[_Entry] = []
-
-    def _call(self, call: tuple, fn, buffer=None, start: int = 0, end: int | None = None):
-        try:
-            result = fn()
-        except OSError as exc:
-            self.entries.append((call, None, exc, self._clock.now()))
-            raise
-        read = None if buffer is None else bytes(buffer[start : len(buffer) if end is None else end])
-        self.entries.append((call, read, result, self._clock.now()))
-        return result
-
-    def try_lock(self) -> bool:
-        return self._call(("try_lock",), self._bus.try_lock)
-
-    def unlock(self) -> None:
-        self._call(("unlock",), self._bus.unlock)
-
-    def writeto(self, address, buffer, *, start=0, end=None):
-        data = bytes(buffer[start:end])
-        self._call(("writeto", address, data), lambda: self._bus.writeto(address, data))
-
-    def readfrom_into(self, address, buffer, *, start=0, end=None):
-        end = len(buffer) if end is None else end
-        self._call(
-            ("readfrom_into", address, end - start),
-            lambda: self._bus.readfrom_into(address, buffer, start=start, end=end),
-            buffer,
-            start,
-            end,
-        )
-
-    def writeto_then_readfrom(
-        self, address, buffer_out, buffer_in, *, out_start=0, out_end=None, in_start=0, in_end=None
-    ):
-        data = bytes(buffer_out[out_start:out_end])
-        in_end = len(buffer_in) if in_end is None else in_end
-        self._call(
-            ("writeto_then_readfrom", address, data, in_end - in_start),
-            lambda: self._bus.writeto_then_readfrom(address, data, buffer_in, in_start=in_start, in_end=in_end),
-            buffer_in,
-            in_start,
-            in_end,
-        )
-
-    def scan(self) -> list[int]:
-        return self._call(("scan",), self._bus.scan)
-
-    def deinit(self) -> None:
-        self._bus.deinit()
-
-
-_TRY_LOCK, _UNLOCK, _SCAN = ("try_lock",), ("unlock",), ("scan",)
-
-
-class _Replay:
-    """The recorded bus traffic played back: each call gets the recorded bytes or error and sets the clock to the
-    recorded time after it. Every call the firmware makes is kept, and `check()` compares them with the recorded
-    ones afterwards (the firmware is deterministic: given the same bytes at the same times it asks the same, and a
-    run that asked anything else is refused). No simulated chip, bus or air is left: what runs is the firmware.
-    (Checked afterwards, not call by call, so that the checking is not timed as the firmware's.)
-
-    Whatever a played-back call costs is timed as the firmware's, so it is kept to a minimum: the recording is
-    turned into (bytes read, error to raise, clock after) once, taken in turn from an iterator, and the four calls
-    a sweep makes play it out themselves rather than through `_play` (one Python call less each: a sweep makes
-    about twenty-five). `playback_ns()` measures what is left of it."""
-
-    def __init__(self, entries: list[_Entry], clock: _ReplayClock):
-        self._entries = entries
-        self._clock = clock
-        self.calls: list[tuple] = []
-        self._ask = self.calls.append
-        plays = [(read, r if isinstance(r, OSError) else None, r, t_s) for _, read, r, t_s in entries]
-        self._take = iter(plays).__next__
-
-    def _ended(self, call: tuple) -> RuntimeError:
-        return RuntimeError(f"replay: the firmware asked {call} after the recording ended")
-
-    def _play(self, call: tuple, buffer=None, start: int = 0):
-        self._ask(call)
-        try:
-            read, error, result, self._clock._now_s = self._take()
-        except StopIteration:
-            raise self._ended(call) from None
-        if read is not None:
-            buffer[start : start + len(read)] = read
-        elif error is not None:
-            raise error
-        return result
-
-    def playback_ns(self, chunk: int = 50) -> float:
-        """What one played-back call costs, ns: the calls asked played again on a fresh replay, with no firmware
-        around them, in chunks of `chunk` (about two sweeps' worth); the median chunk's time per call (a chunk the
-        scheduler interrupted is an outlier). Part of every timed tick, yet not the firmware's."""
-        again = _Replay(self._entries, _ReplayClock())
-        buffer = bytearray(8)
-        plays: list[tuple[Callable[..., object], tuple]] = []
-        for call in self.calls:
-            if call[0] == "try_lock":
-                plays.append((again.try_lock, ()))
-            elif call[0] == "unlock":
-                plays.append((again.unlock, ()))
-            elif call[0] == "writeto":
-                plays.append((again.writeto, call[1:]))
-            elif call[0] == "readfrom_into":
-                plays.append((again.readfrom_into, (call[1], memoryview(buffer)[: call[2]])))
-            else:
-                plays.append((again._play, (call, buffer)))
-        times = []
-        for k in range(0, len(plays) - chunk + 1, chunk):
-            t0 = time.perf_counter_ns()
-            for play, args in plays[k : k + chunk]:
-                try:
-                    play(*args)
-                except OSError:
-                    pass
-            times.append((time.perf_counter_ns() - t0) / chunk)
-        return statistics.median(times) if times else math.nan
-
-    def check(self) -> None:
-        """Raise unless the firmware asked exactly the recorded calls, all of them."""
-        recorded = [entry[0] for entry in self._entries]
-        if self.calls != recorded:
-            at = next((k for k, (a, b) in enumerate(zip(self.calls, recorded, strict=False)) if a != b), None)
-            if at is None:
-                raise RuntimeError(f"replay: {len(self.calls)} calls asked, {len(recorded)} recorded")
-            raise RuntimeError(f"replay diverged at call {at}: recorded {recorded[at]}, asked {self.calls[at]}")
-
-    # -- the busio.I2C interface: try_lock, unlock, writeto and readfrom_into are `_play` written out -------------
-    def try_lock(self) -> bool:
-        self._ask(_TRY_LOCK)
-        try:
-            _, error, result, self._clock._now_s = self._take()
-        except StopIteration:
-            raise self._ended(_TRY_LOCK) from None
-        if error is not None:
-            raise error
-        return bool(result)
-
-    def unlock(self) -> None:
-        self._ask(_UNLOCK)
-        try:
-            _, error, _, self._clock._now_s = self._take()
-        except StopIteration:
-            raise self._ended(_UNLOCK) from None
-        if error is not None:
-            raise error
-
-    def writeto(self, address, buffer, *, start=0, end=None):
-        call = ("writeto", address, bytes(buffer[start:end]))
-        self._ask(call)
-        try:
-            _, error, _, self._clock._now_s = self._take()
-        except StopIteration:
-            raise self._ended(call) from None
-        if error is not None:
-            raise error
-
-    def readfrom_into(self, address, buffer, *, start=0, end=None):
-        end = len(buffer) if end is None else end
-        call = ("readfrom_into", address, end - start)
-        self._ask(call)
-        try:
-            read, error, _, self._clock._now_s = self._take()
-        except StopIteration:
-            raise self._ended(call) from None
-        if read is not None:
-            buffer[start : start + len(read)] = read
-        elif error is not None:
-            raise error
-
-    def writeto_then_readfrom(
-        self, address, buffer_out, buffer_in, *, out_start=0, out_end=None, in_start=0, in_end=None
-    ):
-        in_end = len(buffer_in) if in_end is None else in_end
-        call = ("writeto_then_readfrom", address, bytes(buffer_out[out_start:out_end]), in_end - in_start)
-        self._play(call, buffer_in, in_start)
-
-    def scan(self) -> list[int]:
-        return self._play(_SCAN)
-
-    def deinit(self) -> None:
-        pass
-
-
-class _ReplayClock:
-    """A virtual clock the replayed bus sets to the recorded time after each call; the firmware's own sleeps move it
-    as they moved the recording's."""
-
-    def __init__(self) -> None:
-        self._now_s = 0.0
-
-    def now(self) -> float:
-        return self._now_s
-
-    def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            self._now_s += seconds
-
-    def jump_to(self, t_s: float) -> None:
-        self._now_s = t_s
-
 
 def firmware_tick(cfg: HardwareConfig, config_dir: Path, minutes: float = 10.0) -> tuple[list[Figure], dict]:
     """The firmware's own work per tick - the sensor sweep's code, the supervisor, the controller, the outputs on
@@ -347,6 +134,7 @@ def firmware_tick(cfg: HardwareConfig, config_dir: Path, minutes: float = 10.0) 
 
     from gpiozero.pins.mock import MockFactory, MockPWMPin
 
+    from legsleeve.app.replay import Recording, Replay, ReplayClock
     from legsleeve.app.session import run_session
     from legsleeve.config.profiles import load_profile
     from legsleeve.hw.rig import build_rig
@@ -354,7 +142,7 @@ def firmware_tick(cfg: HardwareConfig, config_dir: Path, minutes: float = 10.0) 
 
     profile = load_profile(config_dir, "gradient", cfg)
     world = SimWorld(cfg, seed=0)
-    recording = _Recording(world.bus, world.clock)
+    recording = Recording(world.bus, world.clock)
     rig = build_rig(cfg, clock=world.clock, pin_factory=world.pin_factory, i2c_bus=recording, world=world)
     world.connect_panel()
     with tempfile.TemporaryDirectory() as tmp:
@@ -368,8 +156,8 @@ def firmware_tick(cfg: HardwareConfig, config_dir: Path, minutes: float = 10.0) 
         # or its full collections would show as the firmware's worst ticks.
         gc.collect()
         gc.freeze()
-        clock = _ReplayClock()
-        replay = _Replay(recording.entries, clock)
+        clock = ReplayClock()
+        replay = Replay(recording.entries, clock)
         pins = MockFactory(pin_class=MockPWMPin)
         rig = build_rig(cfg, clock=clock, pin_factory=pins, i2c_bus=replay)
         if cfg.controls.estop is not None:
@@ -414,12 +202,59 @@ def firmware_tick(cfg: HardwareConfig, config_dir: Path, minutes: float = 10.0) 
             "µs",
             "≤ 40",
             med <= 40,
-            f"sweep code {sweep:.0f} µs (of which the played-back bus ~{playback:.0f}) + the rest; {len(ticks)} ticks "
-            "of gradient replayed from recorded bus traffic",
+            f"{build()}: sweep code {sweep:.0f} µs (of which the played-back bus ~{playback:.0f}) + the rest; "
+            f"{len(ticks)} ticks of gradient replayed from recorded bus traffic",
         ),
         Figure("firmware tick, 99th percentile", p99, "µs", "reported", None),
     ]
     return figures, {"tick_median_us": med, "tick_p99_us": p99, "sweep_median_us": sweep, "playback_us": playback}
+
+
+def build() -> str:
+    """Which build this process runs: the compiled copy (`make compiled`: its modules compiled by mypyc) or the
+    pure-Python sources (what the sleeve runs: `make install` installs the sources)."""
+    import legsleeve
+
+    compiled = list(Path(legsleeve.__file__).parent.rglob("*.so"))
+    return f"compiled ({len(compiled)} modules, make compiled)" if compiled else "pure Python"
+
+
+def pure_tick(config_dir: Path, minutes: float = 10.0) -> list[Figure]:
+    """On the compiled build: the firmware tick of its pure-Python sources too, in a fresh interpreter (what the sleeve
+    runs). Nothing on the sources themselves: the tick figure is theirs already."""
+    import legsleeve
+    from legsleeve._compiled import STAMP
+
+    here = Path(legsleeve.__file__).parent
+    stamp = here / STAMP
+    if not stamp.exists():
+        return []
+    source = Path(stamp.read_text().splitlines()[0])  # (the stamp's first line: the sources it was built from)
+    code = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from legsleeve.app.bench import firmware_tick\n"
+        "from legsleeve.config.hardware import load_hardware\n"
+        "config = Path(sys.argv[1])\n"
+        "_, numbers = firmware_tick(load_hardware(config), config, float(sys.argv[2]))\n"
+        "print(json.dumps(numbers))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(source.parent)}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(config_dir), str(minutes)], capture_output=True, text=True, env=env, check=True
+    ).stdout
+    numbers = json.loads(out.strip().splitlines()[-1])
+    return [
+        Figure(
+            "firmware tick, median, pure Python",
+            numbers["tick_median_us"],
+            "µs",
+            "reported",
+            None,
+            f"the same replay on the sources ({source}) in a fresh interpreter: what the sleeve runs "
+            f"(make install installs the sources); sweep code {numbers['sweep_median_us']:.0f} µs of it",
+        )
+    ]
 
 
 def simulation_speed(cfg, config_dir, minutes: float = 60.0) -> tuple[list[Figure], dict]:
@@ -437,7 +272,8 @@ def simulation_speed(cfg, config_dir, minutes: float = 60.0) -> tuple[list[Figur
             "x real time",
             "≥ 300",
             ratio >= 300,
-            f"{virtual / 60:.1f} simulated min of gradient in {wall:.1f} s wall, {result.outcome.ticks} ticks; "
+            f"{build()}: {virtual / 60:.1f} simulated min of gradient in {wall:.1f} s wall, "
+            f"{result.outcome.ticks} ticks; "
             f"{wall / (virtual / 60) / cal:.2f} calibration loops a simulated minute",
         ),
     ]
@@ -868,6 +704,7 @@ def run_all(cfg, config_dir: Path, *, minutes: float = 60.0) -> list[Figure]:
     return (
         figures
         + tick
+        + pure_tick(config_dir, min(minutes, 10.0))
         + sensor_sweep(cfg)
         + fill_efficiency(cfg)
         + reaction(cfg)

@@ -4,9 +4,10 @@ Columns: t_s, state, pump_duty, then per zone <zone>_mmhg, <zone>_inlet, <zone>_
 <zone>_target_mmhg (empty while vented), then manifold_mmhg (with a manifold sensor), cycle, and fault (empty
 unless tripped). Pressures are gauge mmHg; a missing reading is an empty cell.
 
-The file is the evidence of what the sleeve did, so it is written a row at a time: line-buffered (each row reaches
-the kernel as it is written, so a SIGKILL or a watchdog kill loses nothing the process had logged), and flushed to
-the disk itself (`sync`, an fsync) at a trip and at close, so a power cut right after a trip keeps the trip's rows.
+The file is the evidence of what the sleeve did, so it is written a row at a time: each row is one `os.write` to the
+file's descriptor, with no buffer in this process (a SIGKILL or a watchdog kill loses nothing the process had
+logged), and flushed to the disk itself (`sync`, an fsync) at a trip and at close, so a power cut right after a trip
+keeps the trip's rows.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
 
 from legsleeve.core.commands import FILL, VENT, Commands
 from legsleeve.core.readings import Readings
@@ -34,17 +34,29 @@ def _p(value: float | None) -> str:
     return "" if value is None or math.isnan(value) else f"{value:.2f}"
 
 
+_VALVES = {FILL: ",1,0,", VENT: ",0,1,"}  # an action's inlet and exhaust cells (1 = open), between its neighbours'
+_HELD = ",0,0,"  # HOLD: both closed
+
+
 class SessionLog:
     def __init__(self, path: Path, zone_names: Sequence[str], has_manifold: bool):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] = self.path.open("w", encoding="utf-8", newline="", buffering=1)  # a row at a time
+        # a descriptor, not a file object: each row is one write to the kernel, nothing held back in a buffer here
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
         self._n = len(zone_names)
         self._manifold = has_manifold
-        self._file.write(",".join(header(zone_names, has_manifold)) + "\n")
+        self._write(",".join(header(zone_names, has_manifold)) + "\n")
         self.rows = 0
         self._targets: tuple[float | None, ...] | None = None  # the last targets given as a tuple...
         self._target_cells: list[str] = []  # ...and their cells (a tuple cannot change: they are reused while it is)
+
+    def _write(self, text: str) -> None:
+        if self._fd is None:
+            raise ValueError(f"{self.path}: the session log is closed")
+        data = text.encode("utf-8")
+        while data:  # (a regular file takes it whole; a short write is finished rather than lost)
+            data = data[os.write(self._fd, data) :]
 
     def row(
         self,
@@ -64,30 +76,34 @@ class SessionLog:
         target_cells = self._target_cells
         zones = readings.zones
         actions = cmd.actions(self._n)
-        cells = [f"{t_s:.3f}", state, f"{cmd.pump_duty:.3f}"]
+        valves = _VALVES.get
+        line = f"{t_s:.3f},{state},{cmd.pump_duty:.3f}"
         for i in range(self._n):
-            action = actions[i]
-            # the inlet's and the exhaust's cells, 1 = open: `action.inlet_open` and `.exhaust_open`, as identity tests
-            valves = "1,0" if action is FILL else ("0,1" if action is VENT else "0,0")
-            cells.append(f"{_p(zones[i].mmhg)},{valves},{target_cells[i]}")
+            mmhg = zones[i].mmhg
+            # `_p(mmhg)`, written out: NaN is the only value unequal to itself
+            line += (
+                f",{mmhg:.2f}{valves(actions[i], _HELD)}{target_cells[i]}"
+                if mmhg == mmhg
+                else (f",{valves(actions[i], _HELD)}{target_cells[i]}")
+            )
         if self._manifold:
-            cells.append(_p(readings.manifold.mmhg if readings.manifold else None))
-        cells += [str(cycle), _quote(fault)]
-        self._file.write(",".join(cells) + "\n")
+            line += "," + _p(readings.manifold.mmhg if readings.manifold else None)
+        self._write(f"{line},{cycle},{_quote(fault) if fault else ''}\n")
         self.rows += 1
 
     def sync(self) -> None:
-        """Every row written so far onto the disk (flush, then fsync): the runner calls it at a trip."""
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        """Every row written so far onto the disk (fsync; nothing is buffered here): the runner calls it at a trip."""
+        if self._fd is not None:
+            os.fsync(self._fd)
 
     def close(self) -> None:
-        if self._file.closed:
+        if self._fd is None:
             return
         try:
             self.sync()
         finally:
-            self._file.close()
+            fd, self._fd = self._fd, None
+            os.close(fd)
 
 
 def _quote(text: str) -> str:

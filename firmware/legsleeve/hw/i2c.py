@@ -60,15 +60,25 @@ class DeadlineI2C:
         self._what = what
         return self._keeping if keep_lock else self._transaction
 
+    def begin(self, what: str) -> None:
+        """`with transaction(what, keep_lock=True):` without the `with`, for the sweep (twenty transactions a tick):
+        the deadline starts now. The caller ends it with `end()` on a normal way out, keeping any lock, and with
+        `abort()` on any exception, which releases a lock still held."""
+        self._expires_s = self._clock.now() + self.deadline_s
+        self._what = what
+
+    def end(self) -> None:
+        self._expires_s = math.inf
+
+    def abort(self) -> None:
+        self._expires_s = math.inf
+        if self._held:
+            self._recover_lock()
+
     @property
     def holds_lock(self) -> bool:
         """Whether the bus lock is ours (taken through this wrapper and not yet released)."""
         return self._held
-
-    def _end_transaction(self) -> None:
-        self._expires_s = math.inf
-        if self._held:
-            self._recover_lock()
 
     def _recover_lock(self) -> None:
         # A driver raised between lock and unlock (a failed mux deselect, say): free the bus ourselves.
@@ -97,15 +107,23 @@ class DeadlineI2C:
         self._held = False
         self.bus.unlock()
 
+    # (the whole buffer, the usual case, is passed without `start`/`end`: a call with keywords costs more, here and in
+    # busio, whose `writeto` then slices a memoryview)
     def writeto(self, address: int, buffer, *, start: int = 0, end: int | None = None) -> None:
         if self._clock.now() > self._expires_s:
             self._late()
-        self.bus.writeto(address, buffer, start=start, end=len(buffer) if end is None else end)
+        if start == 0 and end is None:
+            self.bus.writeto(address, buffer)
+        else:
+            self.bus.writeto(address, buffer, start=start, end=len(buffer) if end is None else end)
 
     def readfrom_into(self, address: int, buffer, *, start: int = 0, end: int | None = None) -> None:
         if self._clock.now() > self._expires_s:
             self._late()
-        self.bus.readfrom_into(address, buffer, start=start, end=len(buffer) if end is None else end)
+        if start == 0 and end is None:
+            self.bus.readfrom_into(address, buffer)
+        else:
+            self.bus.readfrom_into(address, buffer, start=start, end=len(buffer) if end is None else end)
 
     def writeto_then_readfrom(
         self,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from legsleeve.config.model import HardwareConfig
 from legsleeve.core.clock import Clock
 from legsleeve.core.commands import FILL, HOLD, SAFE, VENT, Commands
-from legsleeve.core.readings import Readings
+from legsleeve.core.readings import Readings, new_readings
 from legsleeve.hw.drivers import Panel, Pump, ZoneValves
 from legsleeve.hw.i2c import DeadlineI2C
 from legsleeve.hw.sensors import SensorArray, build_sensors
@@ -42,10 +42,10 @@ class Rig:
     def read(self) -> Readings:
         """Every sensor in one sweep, and the panel's inputs."""
         assert self.sensors is not None
-        r = self.sensors.read()
+        t_s, zones, manifold = self.sensors.sweep()
         panel = self.panel
         stop = panel.button is not None and panel.button.is_pressed
-        return Readings(r.t_s, r.zones, r.manifold, panel.estop_pressed, stop)
+        return new_readings(t_s, zones, manifold, panel.estop_pressed, stop)
 
     def apply(self, cmd: Commands) -> None:
         """Drive the outputs to `cmd`, safer changes first."""

@@ -21,7 +21,7 @@ import adafruit_tca9548a
 from legsleeve.config.model import MUX_CHANNELS, HardwareConfig
 from legsleeve.core.clock import Clock
 from legsleeve.core.limits import AMBIENT_MAX_HPA, AMBIENT_MIN_HPA
-from legsleeve.core.readings import Reading, Readings
+from legsleeve.core.readings import Reading, Readings, new_reading
 from legsleeve.core.units import HPA_PER_PSI, MMHG_PER_HPA
 from legsleeve.errors import HardwareError, I2CDeadline, SensorFault
 from legsleeve.hw.i2c import DeadlineI2C
@@ -91,17 +91,18 @@ class Multiplexers:
             self._open.discard(address)
         self._selected = None
 
-    def open(self, address: int, channel: int) -> None:
-        """Open `channel` of the multiplexer at `address`, and no other channel anywhere. The caller holds the bus
-        lock, inside a transaction; a failed write raises (the caller then calls `forget`)."""
-        if self._selected == (address, channel):
+    def open(self, port: tuple[int, int]) -> None:
+        """Open channel `port[1]` of the multiplexer at `port[0]`, and no other channel anywhere. The caller holds the
+        bus lock, inside a transaction; a failed write raises (the caller then calls `forget`)."""
+        if self._selected == port:
             return
         self._selected = None
+        address = port[0]
         if self._several:  # (with one multiplexer there is nothing to close: see `_close_others`)
             self._close_others(address)
         self._open.add(address)
-        self._bus.writeto(address, self._select_bytes[channel])
-        self._selected = (address, channel)
+        self._bus.writeto(address, self._select_bytes[port[1]])
+        self._selected = port
 
     def before_driver(self, address: int) -> None:
         """Ready the bus for a stock driver about to open a channel of the multiplexer at `address` itself (inside a
@@ -217,6 +218,10 @@ class SensorArray:
         self._muxes = muxes
         self._address = address
         self._buf = bytearray(4)
+        if muxes is not None:  # (build_sensors gives every sensor its channel when there is a multiplexer)
+            for sensor in self.all:
+                if sensor.port is None:
+                    raise HardwareError(f"sensor {sensor.name}: no multiplexer channel")
         # The sweep's order: the sensors of one multiplexer together (in the config's order), so a sweep changes
         # multiplexer as few times as it can - each change costs one more write, closing the one left behind.
         order = sorted(self.all, key=lambda s: 0 if s.port is None else s.port[0])
@@ -231,7 +236,13 @@ class SensorArray:
         return self.zones + ([self.manifold] if self.manifold else [])
 
     def read(self) -> Readings:
-        """One reading per sensor, in one sweep: start every conversion, wait one conversion time, read each.
+        """One reading per sensor, in one sweep (`sweep`)."""
+        return Readings(*self.sweep())
+
+    def sweep(self) -> tuple[float, tuple[Reading, ...], Reading | None]:
+        """One reading per sensor, in one sweep: start every conversion, wait one conversion time, read each. Returns
+        (the time at its end, the zones' readings, the manifold's or None): `Readings` but for the panel's inputs,
+        which the rig adds (`read` adds none).
 
         The stock driver waits out each sensor's conversion in turn (~5.7 ms x N: 29 ms for five sensors, more than
         a 20 ms tick). Starting them all first costs one conversion plus N short transfers. Every sensor's
@@ -239,26 +250,35 @@ class SensorArray:
 
         Each half of the sweep (the starts, then the reads) takes the bus lock once and keeps it from one sensor's
         transaction to the next, releasing it at the end of the half: the same transfers as a lock per sensor, with
-        a third of the lock calls (a sweep runs every tick). A failed transfer still releases the lock as its
-        transaction ends (the next sensor takes it again), and so does anything that escapes.
+        a third of the lock calls. A failed transfer still releases the lock as its transaction ends (the next
+        sensor takes it again), and so does anything that escapes. (It runs every tick, so it is written out: each
+        transaction is `DeadlineI2C.begin`/`end`/`abort` rather than a `with`.)
         """
         clock = self._clock
         bus = self._bus
         address = self._address
-        select = self._select
+        muxes = self._muxes
         started: list[tuple[PressureSensor, int]] = []
         failed: list[tuple[int, str]] = []
         first_start = None
         try:
             for sensor, place in self._order:
+                bus.begin(sensor.label)
                 try:
-                    with bus.transaction(sensor.label, keep_lock=True):
-                        select(sensor)
-                        bus.writeto(address, CMD_MEASURE)
+                    if not bus._held:
+                        self._lock()
+                    if muxes is not None:
+                        muxes.open(sensor.port)  # type: ignore[arg-type]  # every sensor has one: see `__init__`
+                    bus.writeto(address, CMD_MEASURE)
                 except (OSError, RuntimeError, I2CDeadline) as exc:
+                    bus.abort()
                     self._forget()
                     failed.append((place, str(SensorFault(sensor.name, _describe(exc)))))
                     continue
+                except BaseException:
+                    bus.abort()
+                    raise
+                bus.end()
                 if first_start is None:
                     first_start = clock.now()
                 started.append((sensor, place))
@@ -273,7 +293,7 @@ class SensorArray:
             for sensor, place in started:
                 try:
                     hpa = self._collect(sensor)
-                    results[place] = Reading(sensor.to_mmhg(hpa), clock.now())
+                    results[place] = new_reading(sensor.to_mmhg(hpa), clock.now(), None)
                 except SensorFault as fault:
                     sensor.faults += 1
                     results[place] = Reading(math.nan, clock.now(), str(fault))
@@ -283,20 +303,12 @@ class SensorArray:
         for place, message in failed:
             results[place] = Reading(math.nan, now, message)
         n = self._n_zones
-        return Readings(now, tuple(results[:n]), results[n] if self.manifold else None)
+        return now, tuple(results[:n]), results[n] if self.manifold else None
 
-    def _select(self, sensor: PressureSensor) -> None:
-        """Lock the bus (under the deadline) unless this half of the sweep holds it already, and open this sensor's
-        multiplexer channel, and no other."""
-        if not self._bus.holds_lock:
-            while not self._bus.try_lock():
-                pass  # DeadlineI2C raises once the deadline passes: this loop cannot hang
-        muxes = self._muxes
-        if muxes is not None:
-            port = sensor.port
-            if port is None:  # build_sensors gives every sensor its channel when there is a multiplexer
-                raise HardwareError(f"sensor {sensor.name}: no multiplexer channel")
-            muxes.open(*port)
+    def _lock(self) -> None:
+        """Lock the bus (under the deadline): this half of the sweep does not hold it yet."""
+        while not self._bus.try_lock():
+            pass  # DeadlineI2C raises once the deadline passes: this loop cannot hang
 
     def _release(self) -> None:
         """The end of a half of the sweep: the lock its transactions shared goes back."""
@@ -311,16 +323,25 @@ class SensorArray:
         """Read status + 24-bit count once the conversion is done; return absolute hPa."""
         buf = self._buf
         bus = self._bus
+        muxes = self._muxes
+        bus.begin(sensor.label)
         try:
-            with bus.transaction(sensor.label, keep_lock=True):
-                self._select(sensor)
-                while True:
-                    bus.readfrom_into(self._address, buf)
-                    if not buf[0] & STATUS_BUSY:
-                        break
+            if not bus._held:
+                self._lock()
+            if muxes is not None:
+                muxes.open(sensor.port)  # type: ignore[arg-type]  # every sensor has one: see `__init__`
+            while True:
+                bus.readfrom_into(self._address, buf)
+                if not buf[0] & STATUS_BUSY:
+                    break
         except (OSError, RuntimeError, I2CDeadline) as exc:
+            bus.abort()
             self._forget()  # the multiplexers may have heard anything
             raise SensorFault(sensor.name, _describe(exc)) from exc
+        except BaseException:
+            bus.abort()
+            raise
+        bus.end()
         status = buf[0]
         if not status & STATUS_POWERED:
             raise SensorFault(sensor.name, f"status: not powered (0x{status:02x})")

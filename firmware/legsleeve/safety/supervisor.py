@@ -18,7 +18,7 @@ from typing import Protocol
 
 from legsleeve.core.commands import FILL, HOLD, SAFE, Commands
 from legsleeve.core.limits import ABS_MAX_MMHG, MAX_SENSOR_NOISE_MMHG, Limits
-from legsleeve.core.readings import Reading, Readings
+from legsleeve.core.readings import Reading, Readings, new_reading, new_readings
 from legsleeve.safety.estop import EStop
 from legsleeve.safety.exposure import ReverseGradient, TimeUnderPressure
 from legsleeve.safety.leak import HoldLeak
@@ -102,13 +102,17 @@ class _Median3:
             last[k] = (b, (t_s, mmhg))
             if a is not None and b is not None:  # three
                 x, y = a[1], b[1]
-                value = max(min(x, y), min(max(x, y), mmhg))  # the middle of three, as sorted(...)[1] gives it
-                append(r if value == mmhg else Reading(value, t_s))
+                # the middle of three, max(min(x, y), min(max(x, y), mmhg)), with each min and max written out as
+                # the builtins decide (the first argument unless the second is less / greater: NaN included)
+                lo, hi = (y, x) if y < x else (x, y) if y > x else (x, x)
+                mid = mmhg if mmhg < hi else hi
+                value = mid if mid > lo else lo
+                append(r if value == mmhg else new_reading(value, t_s, None))
             else:
                 append(r)
         n = len(zones)
         manifold = out[n] if m is not None else None
-        return Readings(readings.t_s, tuple(out[:n]), manifold, readings.estop_pressed, readings.stop_pressed)
+        return new_readings(readings.t_s, tuple(out[:n]), manifold, readings.estop_pressed, readings.stop_pressed)
 
 
 NOISE_CLEARLY_ABOVE = 2.0  # x limits.sensor_noise_mmhg: a noise measured at the zero above this counts

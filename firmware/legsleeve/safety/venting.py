@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Final
 
 from legsleeve.core.commands import FILL, VENT, Commands, ZoneAction
 from legsleeve.core.limits import VENTED_MMHG
@@ -93,7 +94,7 @@ class ValveCheck:
     QUICK_S = 0.4
     QUICK_FROM_MMHG = 15.0
     QUICK_FRACTION = 0.25
-    QUICK_NOISE = 3.0 * math.sqrt(2.0)
+    QUICK_NOISE: Final = 3.0 * math.sqrt(2.0)  # (Final: a computed default would be an instance's, compiled)
     # A vent that levels off above 5 mmHg is being fed: at 5 mmHg a sound zone still falls ~1.7 mmHg/s.
     STALL_S = 1.0
     STALL_MMHG = 0.3
