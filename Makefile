@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 OUT ?= out
 
-.PHONY: demo test test-pure compiled lint venv clean install uninstall vpi
+.PHONY: demo test test-pure compiled bench lint venv clean install uninstall vpi
 
 # A virtual environment with legsleeve and the plotting and web extras, installed editable from this checkout.
 $(VENV)/.installed: pyproject.toml
@@ -57,6 +57,11 @@ test: $(VENV)/.installed-test
 	else pp=; echo "make test: the compiled build failed (above; it needs a C compiler and Python's headers):" \
 		"testing the pure-Python sources instead" >&2; fi; \
 	echo "PYTHONPATH=$$pp $(BIN)/python -m pytest -q"; PYTHONPATH=$$pp $(BIN)/python -m pytest -q
+
+# `legsleeve bench` on the compiled build, whose figures the performance targets are set for (README.md, Performance);
+# it also times the pure sources' tick.
+bench: $(COMPILED)/.built
+	PYTHONPATH=$(COMPILED) $(BIN)/legsleeve bench
 
 # The same tests on the pure-Python source tree (what the sleeve runs: make install installs it), all but the slow
 # end-to-end ones.
