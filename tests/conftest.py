@@ -22,6 +22,20 @@ def _compiled() -> bool:
 COMPILED = _compiled()
 
 
+def pytest_configure(config):
+    """`make test` and `make test-pure` name the build they mean to test (LEGSLEEVE_EXPECT_BUILD): a run that
+    imported another - a compiled copy missing, so the sources came in its place, or an inherited PYTHONPATH - stops."""
+    import os
+
+    expected = os.environ.get("LEGSLEEVE_EXPECT_BUILD")
+    if expected and expected != ("compiled" if COMPILED else "pure"):
+        import legsleeve.core.controller
+
+        raise pytest.UsageError(
+            f"LEGSLEEVE_EXPECT_BUILD={expected}, but this run imports {legsleeve.core.controller.__file__}"
+        )
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked `slow` (the fault matrix) first, in their own order, then the rest as collected: pytest-xdist
     hands tests out in this order, so the long ones start at once and short ones fill the gaps at the end.

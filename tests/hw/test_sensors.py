@@ -241,6 +241,52 @@ def test_single_sensor_build_without_mux(cfg):
         rig.close()
 
 
+class _Failing:
+    """The simulated bus, with one transfer failing and the lock's release failing while it is recovered: a double
+    fault (a NACK, then a bus that will not unlock)."""
+
+    def __init__(self, bus, fail_transfer: int):
+        self._bus = bus
+        self._transfers = 0
+        self._fail_transfer = fail_transfer
+        self._failing_unlock = False
+
+    def __getattr__(self, name):
+        return getattr(self._bus, name)
+
+    def writeto(self, address, buffer, **kw):
+        self._transfers += 1
+        if self._transfers == self._fail_transfer:
+            self._failing_unlock = True
+            raise OSError(121, "Remote I/O error")
+        self._bus.writeto(address, buffer, **kw)
+
+    def unlock(self):
+        if self._failing_unlock:
+            self._failing_unlock = False
+            raise RuntimeError("the bus will not unlock")
+        self._bus.unlock()
+
+
+@pytest.mark.parametrize("fail_transfer", [1, 2, 4, 7])
+def test_a_transfer_failing_and_then_its_lock_failing_to_release_is_a_sensor_fault(cfg, fail_transfer):
+    """A double fault inside the sweep - a transfer fails, and the lock will not release as its transaction is
+    aborted - is still a faulted reading of that sensor (SAFE-9), not an exception out of the sweep, and every
+    multiplexer counts as possibly open afterwards."""
+    rig = open_sim(cfg, seed=1)
+    try:
+        rig.zero_sensors()
+        rig.bus.bus = _Failing(rig.bus.bus, fail_transfer)
+        readings = rig.read()
+        faulted = [r for r in (*readings.zones, readings.manifold) if r is not None and not r.ok]
+        assert any("will not unlock" in r.fault for r in faulted), readings  # the sensor whose transfer failed
+        muxes = rig.sensors._muxes
+        assert muxes is not None and muxes._selected is None  # forgotten: any channel may be open
+        assert rig.bus.recovered_locks >= 1
+    finally:
+        rig.close()
+
+
 def test_deadline_wrapper_raises_on_a_spinning_lock():
     clock = VirtualClock()
     bus = SimI2C(clock, frequency_hz=400_000, overhead_s=1e-4)

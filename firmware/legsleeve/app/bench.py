@@ -23,6 +23,7 @@ safe state: nothing pneumatic happens.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import json
 import logging
@@ -701,16 +702,11 @@ def hardware(cfg) -> list[Figure]:
 def run_all(cfg, config_dir: Path, *, minutes: float = 60.0) -> list[Figure]:
     figures, _ = simulation_speed(cfg, config_dir, minutes)
     tick, _ = firmware_tick(cfg, config_dir, min(minutes, 10.0))
-    return (
-        figures
-        + tick
-        + pure_tick(config_dir, min(minutes, 10.0))
-        + sensor_sweep(cfg)
-        + fill_efficiency(cfg)
-        + reaction(cfg)
-        + footprint(config_dir)
-        + serve_day(config_dir)
-    )
+    rest = sensor_sweep(cfg) + fill_efficiency(cfg) + reaction(cfg) + footprint(config_dir) + serve_day(config_dir)
+    # every figure names the build it measured (the footprint's differ too: a compiled run loads more and faster)
+    here = build()
+    rest = [f if f.note.startswith(here) else dataclasses.replace(f, note=f"{here}: {f.note}") for f in rest]
+    return figures + tick + pure_tick(config_dir, min(minutes, 10.0)) + rest
 
 
 def table(figures: list[Figure]) -> str:

@@ -69,61 +69,63 @@ def run_session(
             status(f"self-test: {change}")
     stats = SessionStats(profile)
     session_log = SessionLog(log_path, cfg.zone_names, cfg.has_manifold_sensor) if log_path else None
-    steps: list[tuple[float, str]] = []
-    reported: list[Refill] = []
-    losses: list[str] = []  # the limbs whose sleeve loss check has been reported
-    start = rig.clock.now()
-    if status is not None:
-        status(f"self-test passed in {start - selftest_start:.1f} s; session {profile.name} starts: 0:00.0 from here")
-    if on_start is not None:
-        on_start(start)
-    cycles, minutes = profile.session_length(cycles, minutes)
-    total = f"/{cycles}" if cycles is not None else f" of {minutes:g} min" if minutes else ""
+    try:  # the log is closed whatever happens from here on (it holds a descriptor of its own)
+        steps: list[tuple[float, str]] = []
+        reported: list[Refill] = []
+        losses: list[str] = []  # the limbs whose sleeve loss check has been reported
+        start = rig.clock.now()
+        if status is not None:
+            status(
+                f"self-test passed in {start - selftest_start:.1f} s; session {profile.name} starts: 0:00.0 from here"
+            )
+        if on_start is not None:
+            on_start(start)
+        cycles, minutes = profile.session_length(cycles, minutes)
+        total = f"/{cycles}" if cycles is not None else f" of {minutes:g} min" if minutes else ""
 
-    def each_tick(runner: Runner, readings: Readings) -> None:
-        if on_tick is not None:
-            on_tick(runner, readings)
-        refills = runner.status.refills
-        if len(refills) > len(reported):
-            for refill in refills[len(reported) :]:
+        def each_tick(runner: Runner, readings: Readings) -> None:
+            if on_tick is not None:
+                on_tick(runner, readings)
+            refills = runner.status.refills
+            if len(refills) > len(reported):
+                for refill in refills[len(reported) :]:
+                    if status is not None:
+                        status(f"        {_mmss(readings.t_s - start)}  {describe_refill(refill)}")
+                    else:
+                        log.info("%s", describe_refill(refill))
+                reported[:] = refills
+            for limb, loss in runner.status.sleeve_losses[len(losses) :]:
                 if status is not None:
-                    status(f"        {_mmss(readings.t_s - start)}  {describe_refill(refill)}")
+                    status(f"        {_mmss(readings.t_s - start)}  {describe_loss(limb, loss)}")
                 else:
-                    log.info("%s", describe_refill(refill))
-            reported[:] = refills
-        for limb, loss in runner.status.sleeve_losses[len(losses) :]:
-            if status is not None:
-                status(f"        {_mmss(readings.t_s - start)}  {describe_loss(limb, loss)}")
-            else:
-                log.info("%s", describe_loss(limb, loss))
-            losses.append(limb)
-        state = "tripped" if runner.supervisor.tripped else runner.status.step
-        if not steps or steps[-1][1] != state:
-            steps.append((readings.t_s - start, state))
-            if status is not None and (state.startswith("fill") or state in ("done", "tripped")):
-                status(
-                    f"cycle {min(runner.status.cycle + (state != 'done'), cycles or 10**9)}{total} "
-                    f"{_mmss(readings.t_s - start)}  {state}"
-                )
+                    log.info("%s", describe_loss(limb, loss))
+                losses.append(limb)
+            state = "tripped" if runner.supervisor.tripped else runner.status.step
+            if not steps or steps[-1][1] != state:
+                steps.append((readings.t_s - start, state))
+                if status is not None and (state.startswith("fill") or state in ("done", "tripped")):
+                    status(
+                        f"cycle {min(runner.status.cycle + (state != 'done'), cycles or 10**9)}{total} "
+                        f"{_mmss(readings.t_s - start)}  {state}"
+                    )
 
-    if realtime and isinstance(rig.clock, VirtualClock):
-        RealTimePacer(rig.clock)
-    if annunciator is None:
-        annunciator = Annunciator(rig.panel, silence_s=cfg.limits.alarm_silence_s)
-    runner = build_session(
-        rig,
-        profile,
-        cycles=cycles,
-        minutes=minutes,
-        session_log=session_log,
-        stats=stats,
-        on_tick=each_tick,
-        liveness=liveness,
-        annunciator=annunciator,
-        poll=poll,
-        tick_costs_ns=tick_costs_ns,
-    )
-    try:
+        if realtime and isinstance(rig.clock, VirtualClock):
+            RealTimePacer(rig.clock)
+        if annunciator is None:
+            annunciator = Annunciator(rig.panel, silence_s=cfg.limits.alarm_silence_s)
+        runner = build_session(
+            rig,
+            profile,
+            cycles=cycles,
+            minutes=minutes,
+            session_log=session_log,
+            stats=stats,
+            on_tick=each_tick,
+            liveness=liveness,
+            annunciator=annunciator,
+            poll=poll,
+            tick_costs_ns=tick_costs_ns,
+        )
         outcome = runner.run()
     finally:
         if session_log is not None:

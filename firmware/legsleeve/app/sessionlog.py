@@ -56,7 +56,10 @@ class SessionLog:
             raise ValueError(f"{self.path}: the session log is closed")
         data = text.encode("utf-8")
         while data:  # (a regular file takes it whole; a short write is finished rather than lost)
-            data = data[os.write(self._fd, data) :]
+            written = os.write(self._fd, data)
+            if written == 0:
+                raise OSError(f"{self.path}: the session log takes no more")
+            data = data[written:]
 
     def row(
         self,
@@ -93,8 +96,9 @@ class SessionLog:
 
     def sync(self) -> None:
         """Every row written so far onto the disk (fsync; nothing is buffered here): the runner calls it at a trip."""
-        if self._fd is not None:
-            os.fsync(self._fd)
+        if self._fd is None:
+            raise ValueError(f"{self.path}: the session log is closed")
+        os.fsync(self._fd)
 
     def close(self) -> None:
         if self._fd is None:

@@ -252,7 +252,9 @@ class SensorArray:
         transaction to the next, releasing it at the end of the half: the same transfers as a lock per sensor, with
         a third of the lock calls. A failed transfer still releases the lock as its transaction ends (the next
         sensor takes it again), and so does anything that escapes. (It runs every tick, so it is written out: each
-        transaction is `DeadlineI2C.begin`/`end`/`abort` rather than a `with`.)
+        transaction is `DeadlineI2C.begin`/`end`/`abort` rather than a `with`: an exception aborts it first, and an
+        error from the abort itself (a lock that will not release) is then judged as the transfer's would be, as it was
+        when the `with` raised it.)
         """
         clock = self._clock
         bus = self._bus
@@ -265,19 +267,19 @@ class SensorArray:
             for sensor, place in self._order:
                 bus.begin(sensor.label)
                 try:
-                    if not bus._held:
-                        self._lock()
-                    if muxes is not None:
-                        muxes.open(sensor.port)  # type: ignore[arg-type]  # every sensor has one: see `__init__`
-                    bus.writeto(address, CMD_MEASURE)
+                    try:
+                        if not bus._held:
+                            self._lock()
+                        if muxes is not None:
+                            muxes.open(sensor.port)  # type: ignore[arg-type]  # every sensor has one: see `__init__`
+                        bus.writeto(address, CMD_MEASURE)
+                    except BaseException:
+                        bus.abort()  # (what leaving the `with` did: an error here is judged below, as one there was)
+                        raise
                 except (OSError, RuntimeError, I2CDeadline) as exc:
-                    bus.abort()
                     self._forget()
                     failed.append((place, str(SensorFault(sensor.name, _describe(exc)))))
                     continue
-                except BaseException:
-                    bus.abort()
-                    raise
                 bus.end()
                 if first_start is None:
                     first_start = clock.now()
@@ -326,21 +328,21 @@ class SensorArray:
         muxes = self._muxes
         bus.begin(sensor.label)
         try:
-            if not bus._held:
-                self._lock()
-            if muxes is not None:
-                muxes.open(sensor.port)  # type: ignore[arg-type]  # every sensor has one: see `__init__`
-            while True:
-                bus.readfrom_into(self._address, buf)
-                if not buf[0] & STATUS_BUSY:
-                    break
+            try:
+                if not bus._held:
+                    self._lock()
+                if muxes is not None:
+                    muxes.open(sensor.port)  # type: ignore[arg-type]  # every sensor has one: see `__init__`
+                while True:
+                    bus.readfrom_into(self._address, buf)
+                    if not buf[0] & STATUS_BUSY:
+                        break
+            except BaseException:
+                bus.abort()  # (what leaving the `with` did: an error here is judged below, as one there was)
+                raise
         except (OSError, RuntimeError, I2CDeadline) as exc:
-            bus.abort()
             self._forget()  # the multiplexers may have heard anything
             raise SensorFault(sensor.name, _describe(exc)) from exc
-        except BaseException:
-            bus.abort()
-            raise
         bus.end()
         status = buf[0]
         if not status & STATUS_POWERED:
