@@ -290,19 +290,27 @@ class ControlSocket:
 
     # -- the I/O thread ------------------------------------------------------------------------------------------
     def _listen(self) -> None:
-        """Bind the socket afresh. Only the lock's holder gets here, so a file at the path is a stale one."""
+        """Bind the socket afresh. Only the lock's holder gets here, so a file at the path is a stale one. The socket
+        is bound at a name beside the path, made private and listening, and only then renamed onto the path: a client
+        never finds the path bound yet not listening (it would be refused), nor open to all for a moment."""
+        fresh = self.path + ".new"
         try:
-            os.unlink(self.path)
+            os.unlink(fresh)  # left by a run that died between its bind and its rename
         except FileNotFoundError:
             pass
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
-            listener.bind(self.path)
-            os.chmod(self.path, 0o660)  # the service's user and group only
+            listener.bind(fresh)
+            os.chmod(fresh, 0o660)  # the service's user and group only
             listener.listen(64)
             listener.setblocking(False)
+            os.replace(fresh, self.path)  # atomic: the stale file, if any, goes as the live one arrives
         except BaseException:
             listener.close()
+            try:
+                os.unlink(fresh)
+            except FileNotFoundError:
+                pass
             raise
         self._listener, self._inode = listener, os.stat(self.path).st_ino
         self._sel.register(listener, selectors.EVENT_READ)
