@@ -25,8 +25,8 @@ demo: $(VENV)/.installed
 	$(BIN)/legsleeve simulate --cycles 3 --log $(OUT)/demo.csv --plot $(OUT)/demo.png
 
 # The compiled build (README.md, Performance): a copy of the package in $(COMPILED)/ whose per-tick modules - the control
-# core, the safety rules, the sensor sweep, the loop, and the simulation's bus and physics - are compiled to C
-# extensions by mypyc (mypy's compiler, from the lint extra), beside the rest as Python. The source tree stays pure
+# core, the safety rules, the sensor sweep, the loop, and the simulation (bus, chips, air, world, clock) - are compiled
+# to C extensions by mypyc (mypy's compiler, from the lint extra), beside the rest as Python. The source tree stays pure
 # Python. The copy is rebuilt whenever a source changes; running with PYTHONPATH=$(COMPILED) picks it up, and
 # `legsleeve` refuses a copy older than its sources (legsleeve/_compiled.py).
 COMPILED ?= .compiled
@@ -34,7 +34,7 @@ COMPILED_MODULES := core/commands core/readings core/controller core/refill core
 	safety/supervisor safety/estop safety/exposure safety/leak safety/occlusion safety/overpressure \
 	safety/plausibility safety/progress safety/sensors safety/shared safety/trip safety/venting \
 	hw/i2c hw/sensors app/runner app/sessionlog app/summary app/replay \
-	sim/physics sim/bus sim/faults
+	sim/physics sim/bus sim/faults sim/chips sim/world core/clock
 SOURCES := $(shell find firmware/legsleeve -name '*.py' -o -name '*.html' -o -name '*.js' -o -name '*.css')
 # Built in $(COMPILED).tmp and moved into place whole once stamped: an interrupted build leaves no copy to run.
 $(COMPILED)/.built: $(VENV)/.installed-test $(SOURCES) Makefile

@@ -1,10 +1,10 @@
-"""The simulated world's pins (sim/world.py `SimPin`): gpiozero's MockPWMPin, telling the world when they move, with
+"""The simulated world's pins (sim/pins.py `SimPin`): gpiozero's MockPWMPin, telling the world when they move, with
 a bounded history - a long `serve --sim` grew by every pin change it ever made (issue 15)."""
 
 from __future__ import annotations
 
 from legsleeve.hw.backends import open_sim
-from legsleeve.sim.world import PIN_HISTORY, SimPin
+from legsleeve.sim.pins import PIN_HISTORY, SimPin
 
 
 def test_a_pins_history_stays_bounded_and_keeps_its_latest(cfg):

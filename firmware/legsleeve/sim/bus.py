@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import TypeGuard
 
 from legsleeve.core.clock import VirtualClock
-from legsleeve.sim.chips import NackError, SimDevice, SimMux
+from legsleeve.sim.chips import SimDevice, SimMux
+from legsleeve.sim.nack import NackError
 
 SPIN_COST_S = 5e-6  # one failed try_lock() + sched_yield() round on a Pi
 

@@ -59,13 +59,6 @@ def psi_to_count(psi: float) -> int:
     return round(COUNT_MIN + psi / PSI_MAX * (COUNT_MAX - COUNT_MIN))
 
 
-class NackError(OSError):
-    """What Linux's i2c-dev raises when nobody acknowledges the address."""
-
-    def __init__(self, address: int):
-        super().__init__(121, f"Remote I/O error (no ACK from 0x{address:02x})")
-
-
 @dataclass
 class SensorErrors:
     """How far a chip's conversions stray from the truth: `reads = ambient + gain·(p − ambient) + zero`, where p is

@@ -1,10 +1,10 @@
 """The simulated world under the real drivers: mock pins, simulated chips on a simulated bus, air, one clock.
 
-The firmware's own driver classes are built on `pin_factory` (gpiozero's `MockFactory`; its pins are `SimPin`s,
-gpiozero's own `MockPWMPin` telling the world when they move) and on `bus` (a `busio.I2C` look-alike hosting simulated
-MPRLS chips behind simulated TCA9548As). The pneumatic model reads the mock pins' states and feeds the chips'
-pressures; everything runs on `clock`, a virtual clock, so an hour of therapy takes seconds. Faults fire at their
-virtual time.
+The firmware's own driver classes are built on `pin_factory` (gpiozero's `MockFactory`; its pins are `SimPin`s of
+sim/pins.py, gpiozero's own `MockPWMPin` telling the world when they move) and on `bus` (a `busio.I2C` look-alike
+hosting simulated MPRLS chips behind simulated TCA9548As). The pneumatic model reads the mock pins' states and feeds
+the chips' pressures; everything runs on `clock`, a virtual clock, so an hour of therapy takes seconds. Faults fire
+at their virtual time.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 import random
 from collections.abc import Callable, Iterable
 
-from gpiozero.pins.mock import MockFactory, MockPin, MockPWMPin
+from gpiozero.pins.mock import MockFactory, MockPin
 
 from legsleeve.config.model import HardwareConfig, ValveSpec
 from legsleeve.core.clock import VirtualClock
@@ -23,9 +23,9 @@ from legsleeve.sim.bus import SimI2C
 from legsleeve.sim.chips import SimMPRLS, SimTCA9548A
 from legsleeve.sim.faults import MANIFOLD, PUMP_FAULTS, SENSOR_ERRORS, SENSOR_FAULTS, FaultSpec, check_value
 from legsleeve.sim.physics import Pneumatics
+from legsleeve.sim.pins import SimPin
 
 SAMPLE_HOLD_S = 0.001
-PIN_HISTORY = 1000  # each pin's `states` keeps at least its last this many changes (and at most twice as many)
 
 
 class SimClock(VirtualClock):
@@ -52,33 +52,6 @@ class SimClock(VirtualClock):
         if self._listeners:
             for listener in self._listeners:
                 listener(t_s)
-
-
-class SimPin(MockPWMPin):
-    """gpiozero's MockPWMPin, as the simulated world's pin class (`MockFactory(pin_class=SimPin)`): it tells the
-    world when it moves, and keeps a bounded history.
-
-    The world used to sum the lengths of every actuator pin's `states` list at every clock advance to notice a
-    change, and those lists grew by an entry per change for as long as the process lived (about 14 MiB a simulated
-    day of `serve --sim`). Here a change of level or duty calls `on_change` (set by the world on the pins it
-    watches; as before, a change of function alone is taken up with the next change of level: the rig releases
-    its outputs only after driving them safe), and `states` keeps only its last PIN_HISTORY to 2 x PIN_HISTORY
-    entries (a list still: tests read whole histories of short runs, and slices of them).
-    """
-
-    def __init__(self, factory, info):
-        self.on_change: Callable[[], None] | None = None
-        super().__init__(factory, info)
-
-    def _change_state(self, value):
-        changed = super()._change_state(value)
-        if changed:
-            states = self.states
-            if len(states) > 2 * PIN_HISTORY:
-                del states[:PIN_HISTORY]
-            if self.on_change is not None:
-                self.on_change()
-        return changed
 
 
 _SENSOR_ATTR = {
