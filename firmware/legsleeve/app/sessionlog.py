@@ -47,6 +47,8 @@ class SessionLog:
         self._n = len(zone_names)
         self._manifold = has_manifold
         self._write(",".join(header(zone_names, has_manifold)) + "\n")
+        # a row with every zone read, as one %-format (each float as `f"{x:.2f}"` writes it: the same digits)
+        self._template = "%.3f,%s,%.3f" + ",%.2f%s%s" * self._n + (",%s" if has_manifold else "") + ",%d,%s\n"
         self.rows = 0
         self._targets: tuple[float | None, ...] | None = None  # the last targets given as a tuple...
         self._target_cells: list[str] = []  # ...and their cells (a tuple cannot change: they are reused while it is)
@@ -80,18 +82,22 @@ class SessionLog:
         zones = readings.zones
         actions = cmd.actions(self._n)
         valves = _VALVES.get
-        line = f"{t_s:.3f},{state},{cmd.pump_duty:.3f}"
+        cells: list[object] = [t_s, state, cmd.pump_duty]
+        every_zone_read = True
         for i in range(self._n):
             mmhg = zones[i].mmhg
-            # `_p(mmhg)`, written out: NaN is the only value unequal to itself
-            line += (
-                f",{mmhg:.2f}{valves(actions[i], _HELD)}{target_cells[i]}"
-                if mmhg == mmhg
-                else (f",{valves(actions[i], _HELD)}{target_cells[i]}")
-            )
+            every_zone_read = every_zone_read and mmhg == mmhg  # NaN is the only value unequal to itself
+            cells += (mmhg, valves(actions[i], _HELD), target_cells[i])
         if self._manifold:
-            line += "," + _p(readings.manifold.mmhg if readings.manifold else None)
-        self._write(f"{line},{cycle},{_quote(fault) if fault else ''}\n")
+            cells.append(_p(readings.manifold.mmhg if readings.manifold else None))
+        cells += (cycle, _quote(fault) if fault else "")
+        if every_zone_read:
+            self._write(self._template % tuple(cells))
+        else:  # a zone without a reading: its cell empty
+            line = f"{t_s:.3f},{state},{cmd.pump_duty:.3f}"
+            for i in range(self._n):
+                line += f",{_p(zones[i].mmhg)}{valves(actions[i], _HELD)}{target_cells[i]}"
+            self._write(line + "".join(f",{c}" for c in cells[3 + 3 * self._n :]) + "\n")  # manifold, cycle, fault
         self.rows += 1
 
     def sync(self) -> None:

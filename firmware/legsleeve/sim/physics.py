@@ -34,7 +34,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from legsleeve.config.model import SimLimbSpec, SimSpec, SimZoneSpec
 from legsleeve.core.units import MMHG_PER_HPA
@@ -97,6 +96,21 @@ class _Zone:
         return self.faults.blocked or self.faults.disconnected
 
 
+# The planned paths' plans (see `_plan_rigid`, `_plan_general`), typed: compiled (make compiled), their arithmetic
+# then runs on unboxed floats and their zones' attributes are read and written directly.
+# (zone, its inlet's conductance) per open inlet
+_Feeding = list[tuple[_Zone, float]]
+# per zone: (zone, inlet open, its conductance, total conductance, volume with hose, compliance)
+_RigidNode = tuple[_Zone, bool, float, float, float, float]
+# per zone: (zone, split from its hose, inlet open, its conductance, the hose's conductance, the bladder's, the hose's
+# capacitance)
+_GeneralNode = tuple[_Zone, bool, bool, float, float, float, float]
+# (pump flow at zero back pressure, the manifold's conductance, feeding, relief setting, relief conductance, the
+# manifold's capacitance, nodes)
+_RigidPlan = tuple[float, float, _Feeding, float, float, float, list[_RigidNode]]
+_GeneralPlan = tuple[float, float, _Feeding, float, float, float, list[_GeneralNode]]
+
+
 class Pneumatics:
     """The air side of the rig. Reads actuators through callbacks; exposes pressures in gauge mmHg."""
 
@@ -112,8 +126,9 @@ class Pneumatics:
         self._duty = 0.0
         self._inlets: tuple[bool, ...] = (False,) * len(self.names)
         self._exhausts: tuple[bool, ...] = (True,) * len(self.names)
-        self._rigid_plan: tuple | None = None  # _plan_rigid's, until the inputs or the faults change
-        self._general_plan: tuple | None = None  # _plan_general's, likewise (where _plan_rigid's is ())
+        self._planned = False  # the plans below are the inputs' and the faults' (set_inputs, set_*_fault: not)
+        self._rigid_plan: _RigidPlan | None = None  # _plan_rigid's (None: the rigid path does not apply)
+        self._general_plan: _GeneralPlan | None = None  # _plan_general's, where the rigid path does not apply
         self._pa = spec.ambient_hpa * MMHG_PER_HPA  # ambient, mmHg absolute
         # conductances in L/s per mmHg: each zone's valves (a zone may have its own)
         self._g_in = [_lps(z.spec.inlet_lpm_per_mmhg, spec.inlet_lpm_per_mmhg) for z in self.zones]
@@ -136,7 +151,7 @@ class Pneumatics:
         self._duty = pump_duty
         self._inlets = tuple(inlets_open)
         self._exhausts = tuple(exhausts_open)
-        self._rigid_plan = self._general_plan = None
+        self._planned = False
 
     # -- queries -------------------------------------------------------------------------------------------
     @property
@@ -205,19 +220,20 @@ class Pneumatics:
     def advance_to(self, t_s: float) -> None:
         remaining = t_s - self._t
         if remaining > 1e-12:
+            if not self._planned:
+                self._rigid_plan = self._plan_rigid()
+                self._general_plan = self._plan_general() if self._rigid_plan is None else None
+                self._planned = True
             plan = self._rigid_plan
-            if plan is None:
-                plan = self._rigid_plan = self._plan_rigid()
-            if plan:
+            if plan is not None:
                 self._advance_rigid(remaining, plan)
             else:
                 general = self._general_plan
-                if general is None:
-                    general = self._general_plan = self._plan_general()
+                assert general is not None
                 self._advance_general(remaining, general)
         self._t = t_s
 
-    def _plan_sums(self) -> tuple[list[bool], float, float, list[tuple[_Zone, float]], list[tuple[float, float]]]:
+    def _plan_sums(self) -> tuple[list[bool], float, float, _Feeding, list[tuple[float, float]]]:
         """The sums both planned paths share, in `_step`'s order (so the same values): each inlet open (or stuck
         so), the pump's flow at zero back pressure, the manifold's conductance with every open inlet, (zone, its
         inlet's conductance) per open inlet, and per zone (its valves' conductance, its leak's)."""
@@ -225,7 +241,7 @@ class Pneumatics:
         inlets = [open_ or z.faults.inlet_stuck_open for open_, z in zip(self._inlets, zones, strict=False)]
         q0 = self.pump_flow_lps(self._duty, 0.0)
         g_open = q0 / self.spec.pump_deadhead_mmhg if q0 > 0.0 else 0.0  # the pump's flow falls by this per mmHg
-        feeding = []
+        feeding: _Feeding = []
         for open_, z, g_in in zip(inlets, zones, self._g_in, strict=False):
             if open_:
                 g_open += g_in
@@ -243,22 +259,22 @@ class Pneumatics:
             valves.append((g, leak))
         return inlets, q0, g_open, feeding, valves
 
-    def _plan_rigid(self) -> tuple | None:
+    def _plan_rigid(self) -> _RigidPlan | None:
         """What `_advance_rigid` needs that changes only with the inputs and the faults (worked out again after
-        `set_inputs`, `set_zone_fault` and `set_pump_fault`), or () where the rigid leg's loop does not apply (a limb
+        `set_inputs`, `set_zone_fault` and `set_pump_fault`), or None where the rigid leg's loop does not apply (a limb
         model, or a hose split from its bladder): `_advance_general` then."""
         zones = self.zones
         if not all(z.tissue is None and not z.split for z in zones):
-            return ()
+            return None
         inlets, q0, g_open, feeding, valves = self._plan_sums()
-        # per zone: (zone, inlet conductance or None when closed, total conductance, volume with hose, compliance)
-        nodes = []
+        nodes: list[_RigidNode] = []
         for i, z in enumerate(zones):
             g, leak = valves[i]
             nodes.append(
                 (
                     z,
-                    self._g_in[i] if inlets[i] else None,
+                    inlets[i],
+                    self._g_in[i] if inlets[i] else 0.0,
                     g + leak,
                     z.spec.volume_l + HOSE_VOLUME_L,
                     z.spec.compliance_l_per_mmhg,
@@ -267,7 +283,7 @@ class Pneumatics:
         spec = self.spec
         return (q0, g_open, feeding, spec.relief_mmhg, self._g_relief, spec.manifold_volume_l / self._pa, nodes)
 
-    def _advance_rigid(self, remaining: float, plan: tuple) -> None:
+    def _advance_rigid(self, remaining: float, plan: _RigidPlan) -> None:
         """`_step` over `remaining` seconds, in the same substeps and the same arithmetic, for the common case of a
         rigid leg with every hose on its bladder. What cannot change within one call (the inputs, the faults, the
         pump's flow at zero back pressure, each zone's conductance) comes worked out from `_plan_rigid`."""
@@ -279,9 +295,9 @@ class Pneumatics:
             dt = remaining if remaining < MAX_SUBSTEP_S else MAX_SUBSTEP_S
             pm, pm_mid = _manifold_substep(pm, dt, q0, g_open, feeding, relief, g_relief, cap_m)
             # the zones (as _step's unsplit, rigid branch)
-            for z, g_fill, g, volume_l, compliance in nodes:
+            for z, fills, g_fill, g, volume_l, compliance in nodes:
                 p = z.hose_mmhg
-                drive = 0.0 if g_fill is None else 0.0 + g_fill * pm_mid
+                drive = 0.0 + g_fill * pm_mid if fills else 0.0
                 cap = (volume_l + compliance * (pa + 2.0 * (p if p > 0.0 else 0.0))) / pa
                 if g <= 0.0:
                     p = p + drive * dt / cap
@@ -292,26 +308,26 @@ class Pneumatics:
             remaining -= dt
         self.manifold_mmhg = pm
 
-    def _plan_general(self) -> tuple:
+    def _plan_general(self) -> _GeneralPlan:
         """What `_advance_general` needs that changes only with the inputs and the faults: `_step`'s sums worked out
         once, in the same order (so the same values), per zone with the branch of `_step` it takes."""
         zones = self.zones
         spec = self.spec
         inlets, q0, g_open, feeding, valves = self._plan_sums()
-        nodes = []
+        nodes: list[_GeneralNode] = []
         for i, z in enumerate(zones):
             g, leak = valves[i]
-            g_fill = self._g_in[i] if inlets[i] else None
+            g_fill = self._g_in[i] if inlets[i] else 0.0
             if z.split:
                 if z.faults.disconnected:
                     g += OPEN_PORT_LPM_PER_MMHG / 60.0
                 g_b = leak + (OPEN_PORT_LPM_PER_MMHG / 60.0 if z.faults.disconnected else 0.0)
-                nodes.append((z, True, g_fill, g, g_b, HOSE_VOLUME_L / self._pa))
+                nodes.append((z, True, inlets[i], g_fill, g, g_b, HOSE_VOLUME_L / self._pa))
             else:
-                nodes.append((z, False, g_fill, g + leak, 0.0, 0.0))
+                nodes.append((z, False, inlets[i], g_fill, g + leak, 0.0, 0.0))
         return (q0, g_open, feeding, spec.relief_mmhg, self._g_relief, spec.manifold_volume_l / self._pa, nodes)
 
-    def _advance_general(self, remaining: float, plan: tuple) -> None:
+    def _advance_general(self, remaining: float, plan: _GeneralPlan) -> None:
         """`_step` over `remaining` seconds, in the same substeps and the same arithmetic, for any build (a limb model,
         a hose split from its bladder): what cannot change within one call comes worked out from `_plan_general`."""
         q0, g_open, feeding, relief, g_relief, cap_m, nodes = plan
@@ -323,8 +339,8 @@ class Pneumatics:
             pm, pm_mid = _manifold_substep(pm, dt, q0, g_open, feeding, relief, g_relief, cap_m)
             self.manifold_mmhg = pm  # (as _step: the zones' limbs read nothing of it, but keep the order of writes)
             # the zones (as _step)
-            for z, split, g_fill, g, g_b, cap_h in nodes:
-                drive = 0.0 if g_fill is None else 0.0 + g_fill * pm_mid
+            for z, split, fills, g_fill, g, g_b, cap_h in nodes:
+                drive = 0.0 + g_fill * pm_mid if fills else 0.0
                 tissue = z.tissue
                 if split:
                     z.hose_mmhg = _relax(z.hose_mmhg, drive, g, cap_h, dt)
@@ -441,10 +457,10 @@ class Pneumatics:
         if name in ("blocked", "disconnected") and not z.split:
             z.bladder_mmhg = z.hose_mmhg  # the two nodes part at the same pressure
         setattr(z.faults, name.replace("-", "_"), True)
-        self._rigid_plan = self._general_plan = None
+        self._planned = False
 
     def set_pump_fault(self, name: str) -> None:
-        self._rigid_plan = self._general_plan = None
+        self._planned = False
         if name == "pump-dead":
             self.pump.dead = True
         elif name == "pump-stuck-on":
@@ -463,7 +479,7 @@ def _manifold_substep(
     dt: float,
     q0: float,
     g_open: float,
-    feeding: Sequence[tuple[Any, float]],
+    feeding: _Feeding,
     relief: float,
     g_relief: float,
     cap_m: float,
