@@ -37,12 +37,14 @@ COMPILED_MODULES := core/commands core/readings core/controller core/refill core
 	sim/physics sim/bus sim/faults sim/chips sim/world core/clock
 SOURCES := $(shell find firmware/legsleeve -name '*.py' -o -name '*.html' -o -name '*.js' -o -name '*.css')
 # Built in $(COMPILED).tmp and moved into place whole once stamped: an interrupted build leaves no copy to run.
+# -ffp-contract=off: no fused multiply-add (aarch64's compilers fuse by default), so that compiled arithmetic rounds as
+# Python's does, step by step, and a compiled session logs what the sources log on any machine.
 $(COMPILED)/.built: $(VENV)/.installed-test $(SOURCES) Makefile
 	rm -rf $(COMPILED) $(COMPILED).tmp
 	mkdir -p $(COMPILED).tmp
 	cp -rp firmware/legsleeve $(COMPILED).tmp/
 	find $(COMPILED).tmp -name __pycache__ -prune -exec rm -rf {} +
-	cd $(COMPILED).tmp && $(abspath $(BIN))/mypyc --config-file /dev/null --python-version 3.11 --ignore-missing-imports \
+	cd $(COMPILED).tmp && CFLAGS="$$CFLAGS -ffp-contract=off" $(abspath $(BIN))/mypyc --config-file /dev/null --python-version 3.11 --ignore-missing-imports \
 		--check-untyped-defs $(COMPILED_MODULES:%=legsleeve/%.py) > build.log 2>&1 || { tail -40 build.log; exit 1; }
 	$(BIN)/python -c 'import sys; from legsleeve._compiled import stamp; stamp(*sys.argv[1:])' \
 		firmware/legsleeve $(COMPILED).tmp/legsleeve $(COMPILED)/legsleeve

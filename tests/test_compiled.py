@@ -21,6 +21,7 @@ SESSIONS = {
     "blocked": ["--cycles", "1", "--fault", "blocked:calf@20"],
     "leak": ["--profile", "pulse", "--cycles", "1", "--fault", "leak:knee@25"],
     "one-sensor": ["--config", str(CONFIG_DIR / "examples" / "one-sensor"), "--cycles", "1"],
+    "sensor-dead": ["--cycles", "1", "--fault", "sensor-dead:calf@20"],  # rows with a zone unread
     "two-legs": [
         "--config",
         str(CONFIG_DIR / "examples" / "two-legs"),

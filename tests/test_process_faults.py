@@ -51,14 +51,15 @@ def _start(config, log, *extra):
     )
 
 
-def _wait_for_pump(proc) -> list[str]:
-    """Block on the process's own status lines until it announces its first fill (no sleeping, no polling)."""
+def _wait_for_pump(proc, step: str = "fill ankle") -> list[str]:
+    """Block on the process's own status lines until it announces `step` (by default its first fill; no sleeping, no
+    polling)."""
     seen = []
     for line in proc.stderr:
         seen.append(line)
-        if "fill ankle" in line:
+        if step in line:
             return seen
-    raise AssertionError("session never started filling:\n" + "".join(seen))
+    raise AssertionError(f"session never reached {step}:\n" + "".join(seen))
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
@@ -89,7 +90,10 @@ def test_a_second_signal_ends_the_vent_wait_at_once(quick_config, tmp_path):
     """A second Ctrl-C while the sleeve vents: out at once, outputs safe (SAFE-1), the last row saying why."""
     log = tmp_path / "s.csv"
     proc = _start(quick_config, log)
-    _wait_for_pump(proc)
+    # the ankle full (the calf's fill begins 6 s in): its vent then lasts seconds, time enough for the second signal
+    # to land in it (from the first fill's start, the sleeve was empty within a tick or two, and the second signal
+    # could come after the session had ended: CI saw it once, the last row plain "stopped")
+    _wait_for_pump(proc, "fill calf")
     proc.send_signal(signal.SIGINT)
     for line in proc.stderr:  # the runner's word that it stopped and vents
         if "session stopped, venting" in line:

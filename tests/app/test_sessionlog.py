@@ -9,7 +9,7 @@ import os
 from legsleeve.app.builder import build_session
 from legsleeve.app.sessionlog import SessionLog, read_log
 from legsleeve.config.profiles import load_profile
-from legsleeve.core.commands import SAFE
+from legsleeve.core.commands import FILL, HOLD, SAFE, VENT, Commands
 from legsleeve.core.readings import Reading, Readings
 from legsleeve.hw.backends import open_sim
 from legsleeve.sim.faults import FaultSpec
@@ -34,6 +34,25 @@ def test_each_row_is_in_the_file_before_close(tmp_path):
         log.close()
     assert [r["t_s"] for r in read_log(path)] == ["0.000", "0.020", "0.040"]
     log.close()  # twice: harmless
+
+
+def test_a_row_is_written_cell_for_cell_with_or_without_every_reading(tmp_path):
+    """The bytes of a row, pinned: a row with every zone read (one %-format of the log's template) and a row with a
+    zone unread and no manifold reading (its cells empty), with a fault that needs quoting."""
+    path = tmp_path / "s.csv"
+    log = SessionLog(path, ("ankle", "calf"), has_manifold=True)
+    targets = (45.0, None)
+    try:
+        read = Readings(1.25, (Reading(12.5, 1.25), Reading(7.0, 1.25)), Reading(20.0, 1.25))
+        log.row(1.25, "fill ankle", Commands(0.5, (FILL, HOLD)), read, targets, 2)
+        unread = Readings(2.0, (Reading(-0.0, 2.0), Reading(math.nan, 2.0, "stale")), None)
+        log.row(2.0, "tripped", Commands(0.0, (VENT, VENT)), unread, targets, 3, 'SAFE-9 calf: x, "y"')
+    finally:
+        log.close()
+    assert path.read_text().splitlines()[1:] == [
+        "1.250,fill ankle,0.500,12.50,1,0,45.00,7.00,0,0,,20.00,2,",
+        '2.000,tripped,0.000,-0.00,0,1,45.00,,0,1,,,3,"SAFE-9 calf: x, ""y"""',
+    ]
 
 
 def test_the_log_is_synced_at_the_trip_tick_and_at_close(cfg, tmp_path, monkeypatch):

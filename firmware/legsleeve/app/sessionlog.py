@@ -47,8 +47,9 @@ class SessionLog:
         self._n = len(zone_names)
         self._manifold = has_manifold
         self._write(",".join(header(zone_names, has_manifold)) + "\n")
-        # a row with every zone read, as one %-format (each float as `f"{x:.2f}"` writes it: the same digits)
-        self._template = "%.3f,%s,%.3f" + ",%.2f%s%s" * self._n + (",%s" if has_manifold else "") + ",%d,%s\n"
+        # a row with every zone read, as one %-format (each float as `f"{x:.2f}"` writes it: the same digits; the
+        # cycle as `f"{cycle}"`, %s)
+        self._template = "%.3f,%s,%.3f" + ",%.2f%s%s" * self._n + (",%s" if has_manifold else "") + ",%s,%s\n"
         self.rows = 0
         self._targets: tuple[float | None, ...] | None = None  # the last targets given as a tuple...
         self._target_cells: list[str] = []  # ...and their cells (a tuple cannot change: they are reused while it is)
