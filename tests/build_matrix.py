@@ -21,7 +21,9 @@ Per build (`run_build`, or `run_matrix` over a process pool):
    DIR/calibration.yaml for `load_hardware(DIR)` to fit the limits with. A failed calibration fails the build.
 2. every shipped profile fault-free, 2 cycles, seed 11, judged on the simulator's true pressures: no trip, no zone
    above limits.max_mmhg + 5, every zone below 5 mmHg within limits.vent_timeout_s of the end. A refused self-test
-   is a false trip too.
+   is a false trip too. The second cycle is no repeat of the first: it starts from what the first left (air in a
+   slow bladder, the rules' history), and uncalibrated, 8 of the 25 false trips of the 144 sessions came in it
+   (2026-11-25; the summary gives each false trip's cycle).
 3. every fault kind of fault_matrix.EXPECTED once, run and judged as fault_matrix.run_cell does (its rules, zone and
    detection bound), planned from that build's own fault-free run of the profile (fault_matrix.Reference). Build b
    of MATRIX injects fault kind f in (profile, phase) number (b + 7 f) mod 24 of PROFILES x PHASES: over the 24 builds
@@ -205,6 +207,7 @@ class FaultFree:
     trip: str | None = None  # the trip's text (or why the session never started), if any
     rule: str | None = None
     trip_s: float | None = None
+    trip_cycle: int | None = None  # the cycle (1: the first) the trip came in, from the log's `cycle` (cycles done)
     peak_mmhg: float = math.nan  # the highest true pressure of any zone
     vent_s: float | None = None  # after the trip or the end, until every zone's truth was below VENTED_MMHG
     injections: dict[str, tuple[float, str]] = field(default_factory=dict)  # phase -> (time, zone), as planned
@@ -246,12 +249,20 @@ def _never_started(out: FaultFree, e: SleeveError) -> None:
     out.problems.append(f"never started: {out.trip}")
 
 
+def trip_cycle(rows: list[dict]) -> int | None:
+    """The cycle a session's trip came in (1: the first), from its log: the first row with a fault, whose `cycle`
+    counts the cycles done (None: no row has one)."""
+    tripped = next((r for r in rows if r["fault"]), None)
+    return int(tripped["cycle"]) + 1 if tripped is not None else None
+
+
 def _judge_fault_free(out: FaultFree, config_dir: Path, cfg, outcome, rows: list[dict], truth) -> None:
     """Judge a fault-free run (its outcome, log rows and truth) into `out`, and plan its injections from its log."""
     end = outcome.trip.t_s if outcome.trip else outcome.end_s
     if outcome.trip is not None:
         out.trip, out.rule, out.trip_s = str(outcome.trip), outcome.trip.rule, outcome.trip.t_s
-        out.problems.append(f"tripped {outcome.trip}")
+        out.trip_cycle = trip_cycle(rows)
+        out.problems.append(f"tripped {outcome.trip}" + (f" (cycle {out.trip_cycle})" if out.trip_cycle else ""))
     out.peak_mmhg, out.vent_s, problems = judge_truth(truth, end, cfg.limits.max_mmhg, cfg.limits.vent_timeout_s)
     out.problems += problems
     healthy = [r for r in rows if not r["fault"]]  # up to a trip, if any: a phase it never reached is left out
@@ -474,7 +485,9 @@ def summary(results: list[BuildResult]) -> str:
             verdict = "calibration failed | -"
         else:
             ft = ", ".join(
-                f"{ff.profile} {ff.rule or 'no trip'}" + ("" if ff.rule else ": " + "; ".join(ff.problems))
+                f"{ff.profile} {ff.rule or 'no trip'}"
+                + (f" (cycle {ff.trip_cycle})" if ff.trip_cycle else "")
+                + ("" if ff.rule else ": " + "; ".join(ff.problems))
                 for ff in r.false_trips
             )
             failing, planned = len(r.failed_cells) + len(r.not_run), len(r.cells) + len(r.not_run)
@@ -487,6 +500,7 @@ def summary(results: list[BuildResult]) -> str:
             f"| {r.name} | " + " | ".join(_fmt(values[d]) for d in COLUMNS) + f" | {verdict} | {r.cpu_s:.0f} |"
         )
     failed = sum(r.calibration_failed is not None for r in results)
+    later = sum((ff.trip_cycle or 1) > 1 for ff in trips)
     by_rule: dict[str, int] = {}
     for ff in trips:
         by_rule[ff.rule or "truth"] = by_rule.get(ff.rule or "truth", 0) + 1
@@ -496,6 +510,7 @@ def summary(results: list[BuildResult]) -> str:
         f"{failed} calibration{'s' if failed != 1 else ''} failed; "
         f"false trips in {len(trips)} of {sessions} fault-free sessions"
         + (f" ({', '.join(f'{k} {v}' for k, v in sorted(by_rule.items()))})" if by_rule else "")
+        + (f", {later} of them after the first cycle" if later else "")
         + f"; fault cells: {sum(not c.problems for c in cells)} pass, {sum(bool(c.problems) for c in cells)} fail, "
         f"{len(not_run)} not run (no healthy reference for their phase), of {len(cells) + len(not_run)}",
         f"CPU {sum(r.cpu_s for r in results):.0f} s in the runs",

@@ -30,6 +30,7 @@ from tests.build_matrix import (
     plan_cells,
     run_fault_free,
     summary,
+    trip_cycle,
 )
 from tests.builds import BUILDS, write_build
 from tests.fault_matrix import EXPECTED, PHASES, ZONE_FAULTS, reference
@@ -191,6 +192,16 @@ def test_cells_are_planned_where_the_assignment_says_and_a_phase_never_reached_i
         (f, p, ph) for f, (p, ph) in where.items() if (p, ph) == (profile, phase)
     ]
     assert "leak" not in {c.fault for c in cells} and "SAFE-7 at 30.0 s" in not_run[0].why
+
+
+def test_a_false_trip_is_reported_with_the_cycle_it_came_in(tmp_path):
+    rows = [{"cycle": "0", "fault": ""}, {"cycle": "1", "fault": ""}, {"cycle": "1", "fault": "SAFE-8 thigh: x"}]
+    assert trip_cycle(rows) == 2 and trip_cycle(rows[:2]) is None
+    late = FaultFree("lhs-01", "pulse", trip="SAFE-8 thigh: x", rule="SAFE-8", trip_cycle=2, problems=["tripped"])
+    early = FaultFree("lhs-01", "gentle", trip="SAFE-8 thigh: y", rule="SAFE-8", trip_cycle=1, problems=["tripped"])
+    text = summary([BuildResult("lhs-01", tmp_path, fault_free=[early, late])])
+    assert "gentle SAFE-8 (cycle 1), pulse SAFE-8 (cycle 2)" in text
+    assert "false trips in 2 of 2 fault-free sessions (SAFE-8 2), 1 of them after the first cycle" in text
 
 
 def test_the_calibration_hook_runs_legsleeve_calibrate_and_a_failure_fails_the_build_clearly(tmp_path):
