@@ -35,8 +35,13 @@ def served(tmp_path) -> Iterator[tuple[Any, int]]:
     try:
         yield service, server.effective_port
     finally:
+        # Everything in the server's loop - its socket, its trigger, the connections - closed in the loop's own thread
+        # (a thunk its trigger runs there), and the loop, with nothing left, ends: closed from this thread while the
+        # loop waits in select() on them, the select failed with EBADF in the server's thread.
+        server.trigger.pull_trigger(lambda: [d.close() for d in list(server._map.values())])
+        thread.join(timeout=10)
+        assert not thread.is_alive(), "waitress's loop did not end"
         server.task_dispatcher.shutdown()
-        server.close()
 
 
 def _ask(port: int, data: bytes, *, source: str = "127.0.0.1", timeout: float = 10.0) -> bytes:
