@@ -37,7 +37,7 @@ class YList(list):
     item_lines: list
 
 
-# libyaml's parser where PyYAML was built with it (its wheels are, for the Pi too), else PyYAML's own: the same
+# libyaml's parser where PyYAML was built with it (PyPI's wheels are, aarch64 too), else PyYAML's own: the same
 # resolver and constructors on either, so the same values and lines; libyaml parses hardware.yaml in 0.6 ms, PyYAML's
 # own in 5.8 (and a test session loads config thousands of times).
 _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
